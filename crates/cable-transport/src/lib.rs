@@ -1,1 +1,41 @@
-//! Placeholder; see the workspace README.
+//! Async WebSocket tunnel connections for the hybrid (caBLE v2) transport.
+//!
+//! Both roles reach each other through a tunnel server ("relay"). The phone opens
+//! `/cable/new/<TUNNEL_ID>` and learns the relay's 3-byte routing id from the
+//! `X-caBLE-Routing-ID` response header; the computer opens
+//! `/cable/connect/<ROUTING_ID>/<TUNNEL_ID>`. Both request the `fido.cable` subprotocol and
+//! fail unless the relay selects it. After the upgrade the tunnel carries whole binary
+//! messages, relayed 1:1.
+//!
+//! What this crate is: DNS + TCP (with `TCP_NODELAY`) + TLS (rustls with the ring provider,
+//! public web PKI roots plus optional private CAs) + the WebSocket upgrade and its caBLE
+//! headers, then a message pipe with per-call deadlines and typed errors that tell a normal
+//! close from a lost connection.
+//!
+//! What it deliberately does not do: any caBLE cryptography or message parsing (that is
+//! `cable-proto`, a sans-IO crate), retries, redirects, or HTTP/2. Plaintext `ws://` is for
+//! loopback relays and tests; other hosts need an explicit opt-in.
+//!
+//! Central types:
+//! - [`Connector`]: configured once (trust roots, limits), opens connections:
+//!   [`Connector::open_new_tunnel`] (phone) and [`Connector::connect_tunnel`] (computer).
+//! - [`TunnelConnection`]: `send`/`recv`/`close` of binary messages, each with a deadline.
+//! - [`RelayUrl`]: a relay base URL and the tunnel paths built on it.
+//! - [`TransportError`]: every failure, typed.
+//!
+//! Deadlines are absolute [`tokio::time::Instant`]s so a caller can give a whole protocol phase
+//! one deadline. Cancellation is by dropping the future (e.g. in `tokio::select!` with a
+//! `tokio_util::sync::CancellationToken`); `recv` is cancel-safe.
+
+mod connection;
+mod connector;
+mod error;
+mod relay_url;
+
+pub use connection::TunnelConnection;
+pub use connector::{
+    Connector, ConnectorBuilder, MAX_MESSAGE_SIZE, ROUTING_ID_HEADER, SUBPROTOCOL,
+};
+pub use error::{Operation, RoutingIdProblem, TransportError, UrlProblem, WebSocketError};
+pub use relay_url::RelayUrl;
+pub use tokio::time::Instant;
