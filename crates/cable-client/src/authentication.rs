@@ -1,0 +1,243 @@
+//! Authentication: WebAuthn request options → CTAP2 getAssertion → authentication response.
+//!
+//! Pure: no I/O. The session feeds it the phone's getInfo and the phone's reply bytes.
+
+use ciborium::Value;
+
+use crate::cbor::{int, map_get_int, map_get_text, text, to_canonical_vec};
+use crate::ctap::{split_status, AuthenticatorData, AuthenticatorInfo, CMD_GET_ASSERTION};
+use crate::error::ClientError;
+use crate::registration::{descriptor_list, uv_decision};
+use crate::webauthn::client_data::{CeremonyKind, ClientData, Origin};
+use crate::webauthn::options::{RequestOptions, UserVerification};
+use crate::webauthn::response::AuthenticationResponse;
+
+/// An authentication whose options were validated and whose client data was built.
+#[derive(Debug, Clone)]
+pub struct PreparedAuthentication {
+    options: RequestOptions,
+    rp_id: String,
+    client_data: ClientData,
+}
+
+impl PreparedAuthentication {
+    /// Validates `options_json` for `origin` and builds the client data.
+    pub fn new(options_json: &str, origin: &str) -> Result<Self, ClientError> {
+        let options = RequestOptions::from_json(options_json)?;
+        Self::from_options(options, origin)
+    }
+
+    /// As [`Self::new`], from already decoded options.
+    pub fn from_options(options: RequestOptions, origin: &str) -> Result<Self, ClientError> {
+        let origin = Origin::parse(origin)?;
+        let rp_id = origin.rp_id_for(options.rp_id.as_deref())?;
+        let client_data = ClientData::new(CeremonyKind::Get, &options.challenge, &origin);
+        Ok(PreparedAuthentication {
+            options,
+            rp_id,
+            client_data,
+        })
+    }
+
+    /// The effective relying party id.
+    pub fn rp_id(&self) -> &str {
+        &self.rp_id
+    }
+
+    /// The decoded options.
+    pub fn options(&self) -> &RequestOptions {
+        &self.options
+    }
+
+    /// The client data this assertion signs over.
+    pub fn client_data(&self) -> &ClientData {
+        &self.client_data
+    }
+
+    /// The tunnel payload of the request: command byte ‖ canonical CBOR parameters.
+    ///
+    /// Always `up: true`: a hybrid phone shows UI for every request, so a silent probe
+    /// (`up: false`) would only time out.
+    pub fn ctap_request(&self, info: &AuthenticatorInfo) -> Result<Vec<u8>, ClientError> {
+        let uv = uv_decision(self.options.user_verification, info)?;
+        let mut params = vec![
+            (int(1), text(&self.rp_id)),
+            (int(2), Value::Bytes(self.client_data.hash().to_vec())),
+        ];
+        if !self.options.allow_credentials.is_empty() {
+            params.push((int(3), descriptor_list(&self.options.allow_credentials)));
+        }
+        params.push((
+            int(5),
+            Value::Map(vec![
+                (text("up"), Value::Bool(true)),
+                (text("uv"), Value::Bool(uv)),
+            ]),
+        ));
+        let mut out = vec![CMD_GET_ASSERTION];
+        out.extend(to_canonical_vec(Value::Map(params)));
+        Ok(out)
+    }
+
+    /// Turns the phone's reply (`status ‖ CBOR`) into the authentication response.
+    pub fn finish(
+        &self,
+        info: &AuthenticatorInfo,
+        reply: &[u8],
+    ) -> Result<AuthenticationResponse, ClientError> {
+        const WHAT: &str = "getAssertion response";
+        let bad = |why| ClientError::MalformedResponse { what: WHAT, why };
+        let uv = uv_decision(self.options.user_verification, info)?;
+        let body = split_status(reply)?;
+        let Value::Map(map) = crate::cbor::decode_exact(body, WHAT)? else {
+            return Err(bad("not a map"));
+        };
+        let allow = &self.options.allow_credentials;
+        let credential_id = match map_get_int(&map, 1) {
+            Some(Value::Map(cred)) => match map_get_text(cred, "id") {
+                Some(Value::Bytes(id)) => id.clone(),
+                _ => return Err(bad("credential id missing or not bytes")),
+            },
+            Some(_) => return Err(bad("credential is not a map")),
+            // CTAP2 lets the authenticator omit it when the allow list had exactly one entry.
+            None if allow.len() == 1 => allow[0].clone(),
+            None => return Err(bad("credential missing")),
+        };
+        if !allow.is_empty() && !allow.contains(&credential_id) {
+            return Err(bad("credential was not in the allow list"));
+        }
+        let Some(Value::Bytes(auth_data)) = map_get_int(&map, 2) else {
+            return Err(bad("authData missing or not bytes"));
+        };
+        let Some(Value::Bytes(signature)) = map_get_int(&map, 3) else {
+            return Err(bad("signature missing or not bytes"));
+        };
+        let user_handle = match map_get_int(&map, 4) {
+            Some(Value::Map(user)) => match map_get_text(user, "id") {
+                Some(Value::Bytes(id)) => Some(id.clone()),
+                _ => return Err(bad("user id missing or not bytes")),
+            },
+            Some(_) => return Err(bad("user is not a map")),
+            None => None,
+        };
+        if allow.is_empty() && user_handle.is_none() {
+            return Err(bad("discoverable credential without a user handle"));
+        }
+        let parsed = AuthenticatorData::parse(auth_data, &self.rp_id)?;
+        if parsed.flags & crate::ctap::flags::USER_PRESENT == 0 {
+            return Err(bad("user presence flag not set"));
+        }
+        if uv
+            && self.options.user_verification == UserVerification::Required
+            && parsed.flags & crate::ctap::flags::USER_VERIFIED == 0
+        {
+            return Err(bad("user verification was required but not performed"));
+        }
+        Ok(AuthenticationResponse {
+            credential_id,
+            client_data_json: self.client_data.json().to_vec(),
+            authenticator_data: auth_data.clone(),
+            signature: signature.clone(),
+            user_handle,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctap::tests::{auth_data, CHROME_GET_INFO};
+
+    fn chrome_info() -> AuthenticatorInfo {
+        AuthenticatorInfo::parse(&hex::decode(CHROME_GET_INFO).unwrap()).unwrap()
+    }
+
+    const DISCOVERABLE: &str =
+        r#"{"challenge": "AAECAw", "rpId": "example.com", "userVerification": "required"}"#;
+
+    #[test]
+    fn get_assertion_request_is_canonical_cbor() {
+        let auth = PreparedAuthentication::new(DISCOVERABLE, "https://example.com").unwrap();
+        let req = auth.ctap_request(&chrome_info()).unwrap();
+        let expected = format!(
+            "02a3016b6578616d706c652e636f6d025820{}05a2627570f5627576f5",
+            hex::encode(auth.client_data().hash())
+        );
+        assert_eq!(hex::encode(req), expected);
+    }
+
+    #[test]
+    fn allow_list_is_sent_and_checked() {
+        let opts = r#"{"challenge": "AAECAw", "rpId": "example.com",
+            "allowCredentials": [{"type": "public-key", "id": "AQ"}]}"#;
+        let auth = PreparedAuthentication::new(opts, "https://example.com").unwrap();
+        let req = auth.ctap_request(&chrome_info()).unwrap();
+        assert!(hex::encode(&req).contains("0381a2626964410164747970656a7075626c69632d6b6579"));
+        let ad = auth_data("example.com", 0x05, None);
+        // Credential omitted: the single allowed id is implied.
+        let implied = reply(None, &ad, None);
+        assert_eq!(
+            auth.finish(&chrome_info(), &implied).unwrap().credential_id,
+            vec![1]
+        );
+        let other = reply(Some(&[2]), &ad, None);
+        assert!(auth.finish(&chrome_info(), &other).is_err());
+    }
+
+    fn reply(cred: Option<&[u8]>, ad: &[u8], user: Option<&[u8]>) -> Vec<u8> {
+        let mut m = Vec::new();
+        if let Some(id) = cred {
+            m.push((
+                int(1),
+                Value::Map(vec![
+                    (text("id"), Value::Bytes(id.to_vec())),
+                    (text("type"), text("public-key")),
+                ]),
+            ));
+        }
+        m.push((int(2), Value::Bytes(ad.to_vec())));
+        m.push((int(3), Value::Bytes(vec![0x30, 0x01])));
+        if let Some(u) = user {
+            m.push((
+                int(4),
+                Value::Map(vec![(text("id"), Value::Bytes(u.to_vec()))]),
+            ));
+        }
+        let mut out = vec![0];
+        out.extend(to_canonical_vec(Value::Map(m)));
+        out
+    }
+
+    #[test]
+    fn finish_discoverable() {
+        let auth = PreparedAuthentication::new(DISCOVERABLE, "https://example.com").unwrap();
+        let info = chrome_info();
+        let ad = auth_data("example.com", 0x05, None);
+        let r = auth
+            .finish(&info, &reply(Some(&[9]), &ad, Some(&[4, 4])))
+            .unwrap();
+        assert_eq!(r.credential_id, vec![9]);
+        assert_eq!(r.user_handle, Some(vec![4, 4]));
+        assert_eq!(r.signature, vec![0x30, 0x01]);
+        assert_eq!(r.authenticator_data, ad);
+        assert_eq!(r.client_data_json, auth.client_data().json());
+        // Without a user handle a discoverable assertion is useless to the RP.
+        assert!(auth.finish(&info, &reply(Some(&[9]), &ad, None)).is_err());
+        // UV required but not performed.
+        let no_uv = auth_data("example.com", 0x01, None);
+        assert!(auth
+            .finish(&info, &reply(Some(&[9]), &no_uv, Some(&[4])))
+            .is_err());
+        let wrong_rp = auth_data("evil.com", 0x05, None);
+        assert!(auth
+            .finish(&info, &reply(Some(&[9]), &wrong_rp, Some(&[4])))
+            .is_err());
+        assert!(matches!(
+            auth.finish(&info, &[0x2e]),
+            Err(ClientError::Authenticator { status: 0x2e })
+        ));
+        for garbage in [&[0u8][..], &[0, 0xa0], &[0, 0x80], &[0, 0xa1, 0x01, 0x01]] {
+            assert!(auth.finish(&info, garbage).is_err());
+        }
+    }
+}

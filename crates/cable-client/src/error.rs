@@ -1,0 +1,107 @@
+//! The one error type of this crate.
+//!
+//! Every failure of a ceremony comes back as a `ClientError` from the call that ran it; the
+//! progress stream only reports what happened, it never carries the only copy of an error.
+//! Failures of the connection say in which [`Phase`] they happened.
+
+use std::fmt;
+
+/// The phases of a hybrid ceremony, in order; each has its own deadline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Waiting for the phone's BLE advert after showing the QR code.
+    Scan,
+    /// Opening the WebSocket to the relay named by the advert.
+    Connect,
+    /// Noise handshake and the phone's post-handshake message.
+    Handshake,
+    /// Waiting for the phone to answer the CTAP request (the person is deciding).
+    Reply,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::Scan => "scanning for the phone's advert",
+            Phase::Connect => "connecting to the tunnel relay",
+            Phase::Handshake => "handshake with the phone",
+            Phase::Reply => "waiting for the phone's answer",
+        })
+    }
+}
+
+/// Why a ceremony (or one of its pure building blocks) failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    // ----- WebAuthn input -----
+    /// The options are not JSON of the expected shape.
+    #[error("the {what} are not valid WebAuthn JSON: {source}")]
+    OptionsJson {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// A binary field is not base64url.
+    #[error("`{field}` is not valid base64url")]
+    BadBase64 { field: &'static str },
+    /// The caller's origin is not a secure web origin.
+    #[error("origin {origin:?} is not an https origin (or http on localhost)")]
+    BadOrigin { origin: String },
+    /// The relying party id does not belong to the origin.
+    #[error("relying party id {rp_id:?} is not a registrable suffix of origin {origin}")]
+    RpIdMismatch { rp_id: String, origin: String },
+    /// `user.id` must be 1 to 64 bytes (WebAuthn).
+    #[error("user.id must be 1 to 64 bytes, got {len}")]
+    BadUserId { len: usize },
+    /// The challenge is empty.
+    #[error("the challenge is empty")]
+    EmptyChallenge,
+    /// `pubKeyCredParams` lists no `public-key` algorithm.
+    #[error("pubKeyCredParams lists no public-key credential type")]
+    NoSupportedAlgorithm,
+    /// A request needs an authenticator feature the phone does not offer.
+    #[error("the phone's authenticator does not support {what}")]
+    Unsupported { what: &'static str },
+
+    // ----- Authenticator replies -----
+    /// Bytes that should be CBOR are not.
+    #[error("malformed CBOR in {what}")]
+    MalformedCbor { what: &'static str },
+    /// The authenticator's reply is well-formed CBOR but not what CTAP2 specifies.
+    #[error("the authenticator's {what} is invalid: {why}")]
+    MalformedResponse {
+        what: &'static str,
+        why: &'static str,
+    },
+    /// The authenticator answered with a CTAP2 error status.
+    #[error("the authenticator refused: CTAP status {status:#04x} ({})", ctap_status_name(*status))]
+    Authenticator { status: u8 },
+}
+
+/// CTAP2 status names for the codes a hybrid phone realistically returns.
+pub fn ctap_status_name(status: u8) -> &'static str {
+    match status {
+        0x00 => "CTAP2_OK",
+        0x01 => "CTAP1_ERR_INVALID_COMMAND",
+        0x02 => "CTAP1_ERR_INVALID_PARAMETER",
+        0x03 => "CTAP1_ERR_INVALID_LENGTH",
+        0x11 => "CTAP2_ERR_CBOR_UNEXPECTED_TYPE",
+        0x12 => "CTAP2_ERR_INVALID_CBOR",
+        0x14 => "CTAP2_ERR_MISSING_PARAMETER",
+        0x19 => "CTAP2_ERR_CREDENTIAL_EXCLUDED",
+        0x26 => "CTAP2_ERR_UNSUPPORTED_ALGORITHM",
+        0x27 => "CTAP2_ERR_OPERATION_DENIED",
+        0x28 => "CTAP2_ERR_KEY_STORE_FULL",
+        0x2B => "CTAP2_ERR_UNSUPPORTED_OPTION",
+        0x2C => "CTAP2_ERR_INVALID_OPTION",
+        0x2D => "CTAP2_ERR_KEEPALIVE_CANCEL",
+        0x2E => "CTAP2_ERR_NO_CREDENTIALS",
+        0x2F => "CTAP2_ERR_USER_ACTION_TIMEOUT",
+        0x36 => "CTAP2_ERR_PIN_REQUIRED",
+        0x3C => "CTAP2_ERR_UV_BLOCKED",
+        0x3F => "CTAP2_ERR_UV_INVALID",
+        0x7F => "CTAP1_ERR_OTHER",
+        _ => "unknown status",
+    }
+}

@@ -1,0 +1,468 @@
+//! Registration: WebAuthn creation options → CTAP2 makeCredential → registration response.
+//!
+//! Pure: no I/O. The session feeds it the phone's getInfo and the phone's reply bytes.
+
+use ciborium::Value;
+use p256::pkcs8::EncodePublicKey;
+
+use crate::cbor::{int, map_get_int, text, to_canonical_vec};
+use crate::ctap::{split_status, AuthenticatorData, AuthenticatorInfo, CMD_MAKE_CREDENTIAL};
+use crate::error::ClientError;
+use crate::webauthn::client_data::{CeremonyKind, ClientData, Origin};
+use crate::webauthn::options::{Attestation, CreationOptions, ResidentKey, UserVerification};
+use crate::webauthn::response::RegistrationResponse;
+
+/// A registration whose options were validated and whose client data was built.
+#[derive(Debug, Clone)]
+pub struct PreparedRegistration {
+    options: CreationOptions,
+    rp_id: String,
+    client_data: ClientData,
+}
+
+/// What the client decided to ask the phone for, from the options and the phone's getInfo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Decisions {
+    rk: bool,
+    uv: bool,
+    cred_protect: Option<u8>,
+}
+
+impl PreparedRegistration {
+    /// Validates `options_json` for `origin` and builds the client data.
+    pub fn new(options_json: &str, origin: &str) -> Result<Self, ClientError> {
+        let options = CreationOptions::from_json(options_json)?;
+        Self::from_options(options, origin)
+    }
+
+    /// As [`Self::new`], from already decoded options.
+    pub fn from_options(options: CreationOptions, origin: &str) -> Result<Self, ClientError> {
+        let origin = Origin::parse(origin)?;
+        let rp_id = origin.rp_id_for(options.rp_id.as_deref())?;
+        let client_data = ClientData::new(CeremonyKind::Create, &options.challenge, &origin);
+        Ok(PreparedRegistration {
+            options,
+            rp_id,
+            client_data,
+        })
+    }
+
+    /// The effective relying party id.
+    pub fn rp_id(&self) -> &str {
+        &self.rp_id
+    }
+
+    /// The decoded options.
+    pub fn options(&self) -> &CreationOptions {
+        &self.options
+    }
+
+    /// The client data this registration signs over.
+    pub fn client_data(&self) -> &ClientData {
+        &self.client_data
+    }
+
+    fn decide(&self, info: &AuthenticatorInfo) -> Result<Decisions, ClientError> {
+        let rk = match self.options.resident_key {
+            ResidentKey::Required if info.option("rk") != Some(true) => {
+                return Err(ClientError::Unsupported {
+                    what: "discoverable credentials",
+                })
+            }
+            ResidentKey::Required => true,
+            ResidentKey::Preferred => info.option("rk") == Some(true),
+            ResidentKey::Discouraged => false,
+        };
+        let uv = uv_decision(self.options.user_verification, info)?;
+        let ext = self.options.extensions;
+        let cred_protect = match ext.cred_protect {
+            Some(level) if info.has_extension("credProtect") => Some(level),
+            Some(level) if ext.enforce_cred_protect && level > 1 => {
+                return Err(ClientError::Unsupported {
+                    what: "the credProtect extension",
+                })
+            }
+            _ => None,
+        };
+        Ok(Decisions {
+            rk,
+            uv,
+            cred_protect,
+        })
+    }
+
+    /// The tunnel payload of the request: command byte ‖ canonical CBOR parameters.
+    pub fn ctap_request(&self, info: &AuthenticatorInfo) -> Result<Vec<u8>, ClientError> {
+        let d = self.decide(info)?;
+        let o = &self.options;
+        let mut params = vec![
+            (int(1), Value::Bytes(self.client_data.hash().to_vec())),
+            (
+                int(2),
+                Value::Map(vec![
+                    (text("id"), text(&self.rp_id)),
+                    (text("name"), text(&o.rp_name)),
+                ]),
+            ),
+            (
+                int(3),
+                // Chrome-for-Android requires all three user members.
+                Value::Map(vec![
+                    (text("id"), Value::Bytes(o.user_id.clone())),
+                    (text("name"), text(&o.user_name)),
+                    (text("displayName"), text(&o.user_display_name)),
+                ]),
+            ),
+            (
+                int(4),
+                Value::Array(
+                    o.algorithms
+                        .iter()
+                        .map(|&alg| {
+                            Value::Map(vec![
+                                (text("alg"), int(alg)),
+                                (text("type"), text("public-key")),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+        ];
+        if !o.exclude_credentials.is_empty() {
+            params.push((int(5), descriptor_list(&o.exclude_credentials)));
+        }
+        if let Some(level) = d.cred_protect {
+            params.push((
+                int(6),
+                Value::Map(vec![(text("credProtect"), int(i64::from(level)))]),
+            ));
+        }
+        params.push((
+            int(7),
+            Value::Map(vec![
+                (text("rk"), Value::Bool(d.rk)),
+                (text("uv"), Value::Bool(d.uv)),
+            ]),
+        ));
+        let mut out = vec![CMD_MAKE_CREDENTIAL];
+        out.extend(to_canonical_vec(Value::Map(params)));
+        Ok(out)
+    }
+
+    /// Turns the phone's reply (`status ‖ CBOR`) into the registration response.
+    pub fn finish(
+        &self,
+        info: &AuthenticatorInfo,
+        reply: &[u8],
+    ) -> Result<RegistrationResponse, ClientError> {
+        const WHAT: &str = "makeCredential response";
+        let bad = |why| ClientError::MalformedResponse { what: WHAT, why };
+        let d = self.decide(info)?;
+        let body = split_status(reply)?;
+        let Value::Map(map) = crate::cbor::decode_exact(body, WHAT)? else {
+            return Err(bad("not a map"));
+        };
+        let Some(Value::Text(fmt)) = map_get_int(&map, 1) else {
+            return Err(bad("fmt missing or not text"));
+        };
+        let Some(Value::Bytes(auth_data)) = map_get_int(&map, 2) else {
+            return Err(bad("authData missing or not bytes"));
+        };
+        let Some(att_stmt @ Value::Map(_)) = map_get_int(&map, 3) else {
+            return Err(bad("attStmt missing or not a map"));
+        };
+        let parsed = AuthenticatorData::parse(auth_data, &self.rp_id)?;
+        let Some(attested) = parsed.attested else {
+            return Err(bad("authData has no attested credential"));
+        };
+        if d.uv
+            && self.options.user_verification == UserVerification::Required
+            && parsed.flags & crate::ctap::flags::USER_VERIFIED == 0
+        {
+            return Err(bad("user verification was required but not performed"));
+        }
+        let (alg, der) = public_key_info(&attested.public_key)?;
+        if !self.options.algorithms.contains(&alg) {
+            return Err(bad("credential algorithm was not requested"));
+        }
+        // With conveyance "none" the client replaces the statement (WebAuthn §5.1.3 step 20);
+        // authData stays as signed, so no signature elsewhere is invalidated.
+        let (fmt, att_stmt) = match self.options.attestation {
+            Attestation::None => ("none".to_owned(), Value::Map(Vec::new())),
+            _ => (fmt.clone(), att_stmt.clone()),
+        };
+        let attestation_object = to_canonical_vec(Value::Map(vec![
+            (text("fmt"), Value::Text(fmt)),
+            (text("attStmt"), att_stmt),
+            (text("authData"), Value::Bytes(auth_data.clone())),
+        ]));
+        Ok(RegistrationResponse {
+            credential_id: attested.credential_id,
+            client_data_json: self.client_data.json().to_vec(),
+            attestation_object,
+            authenticator_data: auth_data.clone(),
+            public_key_der: der,
+            public_key_algorithm: alg,
+            cred_props_rk: self.options.extensions.cred_props.then_some(d.rk),
+        })
+    }
+}
+
+pub(crate) fn uv_decision(
+    requirement: UserVerification,
+    info: &AuthenticatorInfo,
+) -> Result<bool, ClientError> {
+    Ok(match requirement {
+        UserVerification::Required if info.option("uv") != Some(true) => {
+            return Err(ClientError::Unsupported {
+                what: "user verification",
+            })
+        }
+        UserVerification::Required => true,
+        UserVerification::Preferred => info.option("uv") == Some(true),
+        UserVerification::Discouraged => false,
+    })
+}
+
+pub(crate) fn descriptor_list(ids: &[Vec<u8>]) -> Value {
+    Value::Array(
+        ids.iter()
+            .map(|id| {
+                Value::Map(vec![
+                    (text("id"), Value::Bytes(id.clone())),
+                    (text("type"), text("public-key")),
+                ])
+            })
+            .collect(),
+    )
+}
+
+/// `(COSE alg, SubjectPublicKeyInfo DER)` of a COSE_Key; DER only for ES256 and EdDSA.
+fn public_key_info(cose: &Value) -> Result<(i64, Option<Vec<u8>>), ClientError> {
+    const WHAT: &str = "credential public key";
+    let bad = |why| ClientError::MalformedResponse { what: WHAT, why };
+    let Value::Map(map) = cose else {
+        return Err(bad("not a map"));
+    };
+    let alg = match map_get_int_signed(map, 3) {
+        Some(Value::Integer(a)) => i64::try_from(*a).map_err(|_| bad("alg out of range"))?,
+        _ => return Err(bad("alg missing")),
+    };
+    let bytes_at = |key: i64| match map_get_int_signed(map, key) {
+        Some(Value::Bytes(b)) => Some(b.as_slice()),
+        _ => None,
+    };
+    let der = match alg {
+        -7 => {
+            let (Some(x), Some(y)) = (bytes_at(-2), bytes_at(-3)) else {
+                return Err(bad("EC2 key lacks x or y"));
+            };
+            if x.len() != 32 || y.len() != 32 {
+                return Err(bad("EC2 coordinates are not 32 bytes"));
+            }
+            let mut sec1 = Vec::with_capacity(65);
+            sec1.push(0x04);
+            sec1.extend_from_slice(x);
+            sec1.extend_from_slice(y);
+            let key = p256::PublicKey::from_sec1_bytes(&sec1)
+                .map_err(|_| bad("EC2 point is not on P-256"))?;
+            let der = key
+                .to_public_key_der()
+                .map_err(|_| bad("EC2 key cannot be DER-encoded"))?;
+            Some(der.as_bytes().to_vec())
+        }
+        -8 => {
+            let Some(x) = bytes_at(-2).filter(|x| x.len() == 32) else {
+                return Err(bad("OKP key lacks a 32-byte x"));
+            };
+            // RFC 8410 SubjectPublicKeyInfo prefix for Ed25519.
+            let mut der = vec![
+                0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+            ];
+            der.extend_from_slice(x);
+            Some(der)
+        }
+        _ => None,
+    };
+    Ok((alg, der))
+}
+
+fn map_get_int_signed(map: &[(Value, Value)], key: i64) -> Option<&Value> {
+    if key >= 0 {
+        return map_get_int(map, key as u64);
+    }
+    map.iter().find_map(|(k, v)| match k {
+        Value::Integer(i) if i64::try_from(*i).ok() == Some(key) => Some(v),
+        _ => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ctap::tests::{auth_data, cose_es256, CHROME_GET_INFO};
+    use p256::elliptic_curve::sec1::ToEncodedPoint;
+
+    const OPTIONS: &str = r#"{
+        "rp": {"id": "example.com", "name": "Example"},
+        "user": {"id": "AQID", "name": "ada", "displayName": "Ada"},
+        "challenge": "AAECAw",
+        "pubKeyCredParams": [{"type": "public-key", "alg": -7}],
+        "excludeCredentials": [{"type": "public-key", "id": "qg"}],
+        "authenticatorSelection": {"residentKey": "required", "userVerification": "required"},
+        "extensions": {"credProps": true}
+    }"#;
+
+    fn chrome_info() -> AuthenticatorInfo {
+        AuthenticatorInfo::parse(&hex::decode(CHROME_GET_INFO).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn make_credential_request_is_canonical_cbor() {
+        let reg = PreparedRegistration::new(OPTIONS, "https://example.com").unwrap();
+        let req = reg.ctap_request(&chrome_info()).unwrap();
+        let hash = hex::encode(reg.client_data().hash());
+        let expected = format!(
+            "01a6\
+             015820{hash}\
+             02a2626964{rp}646e616d65674578616d706c65\
+             03a362696443010203646e616d65636164616b646973706c61794e616d6563416461\
+             0481a263616c672664747970656a7075626c69632d6b6579\
+             0581a262696441aa64747970656a7075626c69632d6b6579\
+             07a262726bf5627576f5",
+            rp = hex::encode(b"\x6bexample.com"),
+        )
+        .replace(' ', "");
+        assert_eq!(hex::encode(req), expected);
+    }
+
+    #[test]
+    fn preferred_and_discouraged_follow_get_info() {
+        let opts = OPTIONS
+            .replace(
+                "\"residentKey\": \"required\"",
+                "\"residentKey\": \"preferred\"",
+            )
+            .replace(
+                "\"userVerification\": \"required\"",
+                "\"userVerification\": \"discouraged\"",
+            );
+        let reg = PreparedRegistration::new(&opts, "https://example.com").unwrap();
+        let req = reg.ctap_request(&chrome_info()).unwrap();
+        assert!(hex::encode(&req).ends_with("07a262726bf5627576f4"));
+        let no_rk = AuthenticatorInfo::parse(&hex::decode("a104a0").unwrap()).unwrap();
+        let req = reg.ctap_request(&no_rk).unwrap();
+        assert!(hex::encode(&req).ends_with("07a262726bf4627576f4"));
+        let strict = PreparedRegistration::new(OPTIONS, "https://example.com").unwrap();
+        assert!(matches!(
+            strict.ctap_request(&no_rk),
+            Err(ClientError::Unsupported { .. })
+        ));
+    }
+
+    #[test]
+    fn cred_protect_is_forwarded_or_enforced() {
+        let opts = OPTIONS.replace(
+            "\"credProps\": true",
+            "\"credentialProtectionPolicy\": \"userVerificationRequired\", \"enforceCredentialProtectionPolicy\": true",
+        );
+        let reg = PreparedRegistration::new(&opts, "https://example.com").unwrap();
+        assert!(matches!(
+            reg.ctap_request(&chrome_info()),
+            Err(ClientError::Unsupported { .. })
+        ));
+        // a2 01 f5 ... options {rk, uv}, extensions {"credProtect": 3}
+        let info = AuthenticatorInfo::parse(
+            &hex::decode("a202816b6372656450726f7465637404a262726bf5627576f5").unwrap(),
+        )
+        .unwrap();
+        let req = reg.ctap_request(&info).unwrap();
+        assert!(hex::encode(&req).contains("06a16b6372656450726f7465637403"));
+    }
+
+    #[test]
+    fn rejects_rp_id_of_another_site() {
+        assert!(matches!(
+            PreparedRegistration::new(OPTIONS, "https://evil.com"),
+            Err(ClientError::RpIdMismatch { .. })
+        ));
+    }
+
+    fn reply(auth: &[u8], fmt: &str) -> Vec<u8> {
+        let mut out = vec![0];
+        out.extend(to_canonical_vec(Value::Map(vec![
+            (int(1), text(fmt)),
+            (int(2), Value::Bytes(auth.to_vec())),
+            (int(3), Value::Map(vec![(text("alg"), int(-7))])),
+        ])));
+        out
+    }
+
+    fn test_key() -> ([u8; 32], [u8; 32]) {
+        let sk = p256::SecretKey::from_slice(&[7u8; 32]).unwrap();
+        let pt = sk.public_key().to_encoded_point(false);
+        let b = pt.as_bytes();
+        (b[1..33].try_into().unwrap(), b[33..65].try_into().unwrap())
+    }
+
+    #[test]
+    fn finish_builds_none_attestation_and_spki() {
+        let reg = PreparedRegistration::new(OPTIONS, "https://example.com").unwrap();
+        let (x, y) = test_key();
+        let auth = auth_data("example.com", 0x45, Some((&[5, 6], cose_es256(x, y))));
+        let resp = reg.finish(&chrome_info(), &reply(&auth, "packed")).unwrap();
+        assert_eq!(resp.credential_id, vec![5, 6]);
+        assert_eq!(resp.authenticator_data, auth);
+        assert_eq!(resp.client_data_json, reg.client_data().json());
+        assert_eq!(resp.public_key_algorithm, -7);
+        assert_eq!(resp.cred_props_rk, Some(true));
+        let der = resp.public_key_der.unwrap();
+        assert_eq!(der.len(), 91);
+        assert_eq!(&der[26..], [&[4u8][..], &x, &y].concat().as_slice());
+        // {"fmt": "none", "attStmt": {}, "authData": h'…'}
+        let mut expected =
+            hex::decode("a363666d74646e6f6e656761747453746d74a068617574684461746158").unwrap();
+        expected.push(auth.len() as u8);
+        expected.extend_from_slice(&auth);
+        assert_eq!(resp.attestation_object, expected);
+    }
+
+    #[test]
+    fn finish_keeps_attestation_when_asked() {
+        let opts = OPTIONS.replace(
+            "\"extensions\"",
+            "\"attestation\": \"direct\", \"extensions\"",
+        );
+        let reg = PreparedRegistration::new(&opts, "https://example.com").unwrap();
+        let (x, y) = test_key();
+        let auth = auth_data("example.com", 0x45, Some((&[5], cose_es256(x, y))));
+        let resp = reg.finish(&chrome_info(), &reply(&auth, "packed")).unwrap();
+        assert!(hex::encode(&resp.attestation_object).contains(&hex::encode("packed")));
+    }
+
+    #[test]
+    fn finish_rejects_bad_replies() {
+        let reg = PreparedRegistration::new(OPTIONS, "https://example.com").unwrap();
+        let info = chrome_info();
+        let (x, y) = test_key();
+        assert!(matches!(
+            reg.finish(&info, &[0x27]),
+            Err(ClientError::Authenticator { status: 0x27 })
+        ));
+        let wrong_rp = auth_data("evil.com", 0x45, Some((&[5], cose_es256(x, y))));
+        assert!(reg.finish(&info, &reply(&wrong_rp, "none")).is_err());
+        let no_uv = auth_data("example.com", 0x41, Some((&[5], cose_es256(x, y))));
+        assert!(reg.finish(&info, &reply(&no_uv, "none")).is_err());
+        let no_cred = auth_data("example.com", 0x05, None);
+        assert!(reg.finish(&info, &reply(&no_cred, "none")).is_err());
+        let off_curve = auth_data(
+            "example.com",
+            0x45,
+            Some((&[5], cose_es256([1; 32], [2; 32]))),
+        );
+        assert!(reg.finish(&info, &reply(&off_curve, "none")).is_err());
+        for garbage in [&[0u8][..], &[0, 0xa0], &[0, 0x01], &[0, 0xa1, 0x01, 0x01]] {
+            assert!(reg.finish(&info, garbage).is_err());
+        }
+    }
+}

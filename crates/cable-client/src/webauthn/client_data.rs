@@ -1,0 +1,227 @@
+//! The caller's origin, the relying party id it may claim, and `clientDataJSON`.
+//!
+//! `clientDataJSON` is produced in the exact member order of WebAuthn's JSON-compatible
+//! serialisation (`type`, `challenge`, `origin`, `crossOrigin`) so that relying parties using
+//! the spec's limited verification algorithm accept it. Its SHA-256 is what the phone signs.
+
+use sha2::{Digest, Sha256};
+use url::{Host, Url};
+
+use super::options::b64url;
+use crate::error::ClientError;
+
+/// A web origin the ceremony runs for: `https://host[:port]`, or `http://localhost[:port]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    serialized: String,
+    host: String,
+    is_ip: bool,
+}
+
+impl Origin {
+    /// Parses an origin (a URL with a path is reduced to its origin).
+    pub fn parse(origin: &str) -> Result<Self, ClientError> {
+        let bad = || ClientError::BadOrigin {
+            origin: origin.to_owned(),
+        };
+        let url = Url::parse(origin).map_err(|_| bad())?;
+        let host = url.host().ok_or_else(bad)?;
+        let (host, is_ip) = match host {
+            Host::Domain(d) => (d.to_ascii_lowercase(), false),
+            Host::Ipv4(ip) => (ip.to_string(), true),
+            Host::Ipv6(ip) => (ip.to_string(), true),
+        };
+        let secure = match url.scheme() {
+            "https" => true,
+            // Browsers treat loopback as a secure context.
+            "http" => host == "localhost" || host.ends_with(".localhost") || host == "127.0.0.1",
+            _ => false,
+        };
+        if !secure {
+            return Err(bad());
+        }
+        Ok(Origin {
+            serialized: url.origin().ascii_serialization(),
+            host,
+            is_ip,
+        })
+    }
+
+    /// The serialised origin, e.g. `https://login.example.com`.
+    pub fn as_str(&self) -> &str {
+        &self.serialized
+    }
+
+    /// The host (lower-case domain or IP literal).
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Resolves the relying party id: the one the options name, else the origin's host.
+    ///
+    /// The id must equal the host or be a parent domain of it at a label boundary. Without the
+    /// public suffix list a bare top-level label such as `com` cannot be told apart from a
+    /// registrable domain, so single-label ids are accepted only when they equal the host.
+    pub fn rp_id_for(&self, requested: Option<&str>) -> Result<String, ClientError> {
+        let Some(rp_id) = requested else {
+            return Ok(self.host.clone());
+        };
+        let rp = rp_id.to_ascii_lowercase();
+        let ok = rp == self.host
+            || (!self.is_ip
+                && rp.contains('.')
+                && !rp.starts_with('.')
+                && self.host.ends_with(&format!(".{rp}")));
+        if ok {
+            Ok(rp)
+        } else {
+            Err(ClientError::RpIdMismatch {
+                rp_id: rp_id.to_owned(),
+                origin: self.serialized.clone(),
+            })
+        }
+    }
+}
+
+/// Which ceremony the client data is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CeremonyKind {
+    /// `webauthn.create`
+    Create,
+    /// `webauthn.get`
+    Get,
+}
+
+impl CeremonyKind {
+    fn type_str(self) -> &'static str {
+        match self {
+            CeremonyKind::Create => "webauthn.create",
+            CeremonyKind::Get => "webauthn.get",
+        }
+    }
+}
+
+/// `clientDataJSON` bytes and their SHA-256.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientData {
+    json: Vec<u8>,
+    hash: [u8; 32],
+}
+
+impl ClientData {
+    /// Builds the client data for a same-origin ceremony.
+    pub fn new(kind: CeremonyKind, challenge: &[u8], origin: &Origin) -> Self {
+        let json = format!(
+            "{{\"type\":{},\"challenge\":{},\"origin\":{},\"crossOrigin\":false}}",
+            json_string(kind.type_str()),
+            json_string(&b64url(challenge)),
+            json_string(origin.as_str()),
+        )
+        .into_bytes();
+        let hash = Sha256::digest(&json).into();
+        ClientData { json, hash }
+    }
+
+    /// The exact bytes handed to the relying party.
+    pub fn json(&self) -> &[u8] {
+        &self.json
+    }
+
+    /// SHA-256 of [`Self::json`]; the `clientDataHash` of the CTAP request.
+    pub fn hash(&self) -> &[u8; 32] {
+        &self.hash
+    }
+}
+
+/// WebAuthn's CCDToString: quote, escape `"` and `\`, and `\uXXXX` for control characters.
+fn json_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_data_json_has_spec_member_order() {
+        let origin = Origin::parse("https://example.com").unwrap();
+        let cd = ClientData::new(CeremonyKind::Create, &[0xfb, 0xff], &origin);
+        assert_eq!(
+            std::str::from_utf8(cd.json()).unwrap(),
+            r#"{"type":"webauthn.create","challenge":"-_8","origin":"https://example.com","crossOrigin":false}"#
+        );
+        let expected: [u8; 32] = Sha256::digest(cd.json()).into();
+        assert_eq!(cd.hash(), &expected);
+        let get = ClientData::new(CeremonyKind::Get, &[1], &origin);
+        assert!(std::str::from_utf8(get.json())
+            .unwrap()
+            .starts_with(r#"{"type":"webauthn.get","challenge":"AQ","#));
+    }
+
+    #[test]
+    fn json_string_escapes() {
+        assert_eq!(json_string("a\"b\\c\n"), r#""a\"b\\c\u000a""#);
+    }
+
+    #[test]
+    fn origins() {
+        let o = Origin::parse("https://Login.Example.com:8443/path?q").unwrap();
+        assert_eq!(o.as_str(), "https://login.example.com:8443");
+        assert_eq!(o.host(), "login.example.com");
+        assert!(Origin::parse("http://localhost:3000").is_ok());
+        assert!(Origin::parse("http://127.0.0.1:3000").is_ok());
+        for bad in [
+            "http://example.com",
+            "ftp://example.com",
+            "not a url",
+            "file:///x",
+            "",
+        ] {
+            assert!(
+                matches!(Origin::parse(bad), Err(ClientError::BadOrigin { .. })),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn rp_id_must_belong_to_origin() {
+        let o = Origin::parse("https://login.example.com").unwrap();
+        assert_eq!(o.rp_id_for(None).unwrap(), "login.example.com");
+        assert_eq!(o.rp_id_for(Some("example.com")).unwrap(), "example.com");
+        assert_eq!(
+            o.rp_id_for(Some("Login.Example.COM")).unwrap(),
+            "login.example.com"
+        );
+        for bad in [
+            "com",
+            "ample.com",
+            "evil.com",
+            "other.login.example.com",
+            ".example.com",
+        ] {
+            assert!(
+                matches!(
+                    o.rp_id_for(Some(bad)),
+                    Err(ClientError::RpIdMismatch { .. })
+                ),
+                "{bad}"
+            );
+        }
+        let local = Origin::parse("http://localhost:8080").unwrap();
+        assert_eq!(local.rp_id_for(Some("localhost")).unwrap(), "localhost");
+        let ip = Origin::parse("https://10.1.2.3").unwrap();
+        assert!(ip.rp_id_for(Some("2.3")).is_err());
+    }
+}

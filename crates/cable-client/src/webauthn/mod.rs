@@ -1,0 +1,5 @@
+//! WebAuthn JSON in and out, and the client data a ceremony signs over.
+
+pub mod client_data;
+pub mod options;
+pub mod response;
