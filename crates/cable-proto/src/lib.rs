@@ -1,1 +1,63 @@
-//! Placeholder; see the workspace README.
+//! # cable-proto: the sans-IO core of the FIDO hybrid transport (caBLE v2)
+//!
+//! Every byte format, key derivation, handshake and cipher of CTAP 2.2
+//! "hybrid", as Chromium implements it, in plain functions and small state
+//! machines. Bytes go in, bytes come out.
+//!
+//! **What it does not do:** no sockets, no async, no BLE, no clock and no
+//! global randomness. Callers pass an RNG (`rand_core::CryptoRngCore`) where
+//! randomness is needed and the Unix time where a timestamp is needed, so
+//! every output can be pinned by a test vector. The WebSocket tunnel, the BLE
+//! scanner/advertiser and the CTAP authenticator live in other crates.
+//!
+//! ## A QR transaction, computer side
+//! 1. [`qr::QrKey::generate`] → show [`qr::QrKey::to_uri`].
+//! 2. For each BLE service-data payload: [`advert::decrypt_advert`] with
+//!    [`qr::QrSecret::eid_key`]; the hit gives routing id and domain
+//!    ([`advert::DecryptedAdvert::eid`]).
+//! 3. [`domain::connect_url`] with [`domain::host_for_domain_id`] and
+//!    [`qr::QrSecret::tunnel_id`].
+//! 4. [`handshake::Initiator::new_qr`] with [`qr::QrSecret::psk`] of the EID
+//!    plaintext → send msg1; [`handshake::Initiator::finish`] on msg2 →
+//!    [`handshake::HandshakeOutput`] (crypter + handshake hash).
+//! 5. Decrypt the first message into [`message::PostHandshake`]; then
+//!    exchange [`message::Message`]s wrapping [`ctap::CtapRequest`] /
+//!    [`ctap::CtapResponse`]; verify linking data with
+//!    [`message::LinkingInfo::verify`].
+//!
+//! The phone side mirrors it: [`qr::QrCode::parse`], [`advert::Eid`] +
+//! [`advert::encrypt_eid`], [`handshake::Responder::respond_qr`],
+//! [`message::PostHandshake::encode`].
+//!
+//! ## Central types
+//! * [`qr::QrKey`] / [`qr::QrCode`]: the desktop's key and the QR contents.
+//! * [`handshake::Initiator`], [`handshake::Responder`]: Noise KNpsk0/NKpsk0 via `snow`.
+//! * [`crypter::Crypter`]: the padded AES-GCM transport cipher.
+//! * [`cbor::Value`]: canonical CTAP2 CBOR, strictly decoded.
+//! * [`Error`]: the one error type; parsers never panic.
+//!
+//! Secrets ([`qr::QrSecret`], [`derive::Psk`], [`derive::EidKey`],
+//! [`message::LinkSecret`], private keys) are zeroized on drop and redacted
+//! in `Debug`; tags and signatures are compared in constant time.
+
+pub mod advert;
+pub mod cbor;
+pub mod crypter;
+pub mod ctap;
+pub mod derive;
+pub mod digits;
+pub mod domain;
+mod error;
+pub mod handshake;
+pub mod ids;
+pub mod keys;
+pub mod message;
+pub mod qr;
+mod secret;
+
+pub use error::{CborErrorKind, Error, Result};
+
+/// Re-exported so callers can name key types without depending on `p256` directly.
+pub use p256::{PublicKey, SecretKey};
+/// Re-exported RNG traits (rand_core 0.6, the version `p256` and `snow` use).
+pub use rand_core;
