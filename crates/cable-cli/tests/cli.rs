@@ -1,0 +1,125 @@
+//! The `cable` binary as a user runs it: exit codes, stdout and stderr.
+
+#![allow(clippy::unwrap_used)]
+
+use std::process::{Command, Output};
+
+fn cable(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cable"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run cable")
+}
+
+fn vectors() -> serde_json::Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../tests/vectors/hybrid.json"
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8(o.stdout.clone()).unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8(o.stderr.clone()).unwrap()
+}
+
+/// Bad input: exit code 2 and exactly one line on stderr naming the problem.
+fn assert_bad_input(o: &Output, needle: &str) {
+    assert_eq!(o.status.code(), Some(2), "stderr: {}", stderr(o));
+    let err = stderr(o);
+    assert_eq!(err.lines().count(), 1, "one line expected: {err:?}");
+    assert!(err.contains(needle), "{err:?} should mention {needle:?}");
+    assert!(o.stdout.is_empty());
+}
+
+#[test]
+fn qr_prints_a_code_and_a_uri_that_inspects_back() {
+    let o = cable(&["qr", "--hint", "mc"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = stdout(&o);
+    let uri = text.lines().last().unwrap();
+    assert!(uri.starts_with("FIDO:/"));
+    assert!(text.contains('█'));
+    let o = cable(&["inspect", "qr", uri]);
+    assert!(o.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["hint"], "mc");
+    assert_eq!(json["state_assisted"], true);
+    assert_eq!(json["known_domains"], 2);
+    assert_eq!(json["secret"].as_str().unwrap().len(), 32);
+}
+
+#[test]
+fn qr_writes_png_and_svg_files() {
+    let dir = std::env::temp_dir().join(format!("cable-cli-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (format, magic) in [("png", &b"\x89PNG"[..]), ("svg", &b"<?xml"[..])] {
+        let path = dir.join(format!("code.{format}"));
+        let o = cable(&["qr", "--format", format, "--out", path.to_str().unwrap()]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        assert!(stdout(&o).trim().starts_with("FIDO:/"));
+        assert!(std::fs::read(&path).unwrap().starts_with(magic));
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn inspect_qr_vector() {
+    let v = vectors();
+    let t = &v["transcripts"]["qr_knpsk0"];
+    let o = cable(&["inspect", "qr", t["qr_uri"].as_str().unwrap()]);
+    assert!(o.status.success());
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["tunnel_id"], t["tunnel_id"]);
+    assert_eq!(json["public_key"], t["qr_public_key_compressed"]);
+}
+
+#[test]
+fn inspect_advert_vector() {
+    let v = vectors();
+    let t = &v["transcripts"]["qr_knpsk0"];
+    let o = cable(&[
+        "inspect",
+        "advert",
+        "--qr",
+        t["qr_uri"].as_str().unwrap(),
+        t["advert"].as_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(json["connect_url"], t["connect_url"]);
+    assert_eq!(json["routing_id"], "010203");
+}
+
+#[test]
+fn inspect_domain() {
+    let o = cable(&["inspect", "domain", "266"]);
+    assert!(o.status.success());
+    assert_eq!(stdout(&o), "cable.wufkweyy3uaxb.com\n");
+}
+
+#[test]
+fn invalid_inputs_exit_2_with_one_line() {
+    assert_bad_input(&cable(&["inspect", "qr", "FIDO:/1234"]), "invalid QR code");
+    assert_bad_input(
+        &cable(&["inspect", "qr", "https://example.com"]),
+        "invalid QR code",
+    );
+    assert_bad_input(&cable(&["inspect", "domain", "7"]), "domain");
+    assert_bad_input(&cable(&["inspect", "domain", "seven"]), "domain id");
+    let v = vectors();
+    let uri = v["transcripts"]["qr_knpsk0"]["qr_uri"].as_str().unwrap();
+    assert_bad_input(
+        &cable(&["inspect", "advert", "--qr", uri, "xyz"]),
+        "not hex",
+    );
+    assert_bad_input(
+        &cable(&["inspect", "advert", "--qr", uri, &"00".repeat(20)]),
+        "invalid advert",
+    );
+}
