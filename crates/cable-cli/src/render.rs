@@ -154,6 +154,38 @@ mod tests {
     }
 
     #[test]
+    fn png_scans_back_to_the_same_text() {
+        let bytes = Rendered::new(URI).unwrap().png(4).unwrap();
+        let img = image::load_from_memory(&bytes).unwrap().to_luma8();
+        let mut prepared = rqrr::PreparedImage::prepare(img);
+        let grids = prepared.detect_grids();
+        assert_eq!(grids.len(), 1);
+        let (_, text) = grids[0].decode().unwrap();
+        assert_eq!(text, URI);
+    }
+
+    #[test]
+    fn terminal_modules_match_the_code() {
+        // Rebuild the module matrix from the half blocks and compare it with the code.
+        let r = Rendered::new(URI).unwrap();
+        let text = r.terminal(TerminalStyle::Plain);
+        let q = QUIET_ZONE as isize;
+        for (row, line) in text.lines().enumerate() {
+            for (col, ch) in line.chars().enumerate() {
+                let (x, y) = (col as isize - q, 2 * row as isize - q);
+                let (top, bottom) = match ch {
+                    '█' => (true, true),
+                    '▀' => (true, false),
+                    '▄' => (false, true),
+                    _ => (false, false),
+                };
+                assert_eq!(top, r.is_dark(x, y));
+                assert_eq!(bottom, r.is_dark(x, y + 1));
+            }
+        }
+    }
+
+    #[test]
     fn svg_is_an_svg_document() {
         let svg = Rendered::new(URI).unwrap().svg();
         assert!(svg.contains("<svg") && svg.trim_end().ends_with("</svg>"));
