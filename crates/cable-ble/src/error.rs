@@ -52,6 +52,16 @@ pub enum BleError {
         available: Vec<String>,
     },
 
+    /// The adapter cannot send LE advertisements (no `LEAdvertisingManager1` in BlueZ).
+    #[error(
+        "Bluetooth adapter {adapter} cannot advertise (needs a Bluetooth LE controller and \
+         BlueZ 5.48 or later)"
+    )]
+    AdvertisingNotSupported {
+        /// Name of the adapter.
+        adapter: String,
+    },
+
     /// The selected backend does not exist on this platform or in this build.
     #[error("the {backend} Bluetooth backend is not available on this platform or build")]
     Unsupported {

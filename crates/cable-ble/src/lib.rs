@@ -16,14 +16,29 @@
 //!
 //! Errors are one enum, [`BleError`], whose variants say what a person should do.
 
+mod adapter;
 mod advert;
 mod advertise;
 mod air;
+#[cfg(all(target_os = "linux", feature = "bluez"))]
+mod bluez_advertiser;
+#[cfg(feature = "btleplug")]
+mod btleplug_scanner;
+#[cfg(all(target_os = "linux", any(feature = "btleplug", feature = "bluez")))]
+mod dbus_errors;
 mod error;
 mod scan;
+#[cfg(all(target_os = "linux", feature = "mock-bluez"))]
+pub mod testing;
 
+pub use adapter::{AdapterChoice, AdapterReport};
 pub use advert::{CableServiceUuid, ReceivedAdvert, ADVERT_LEN};
 pub use advertise::{AdvertControl, AdvertGuard, Advertiser};
 pub use air::{Air, AirAdvertiser, AirScanner, DEFAULT_REPEAT_INTERVAL};
 pub use error::{BackendCause, BleError};
 pub use scan::{AdvertStream, ScanFeed, ScanStopped, Scanner};
+
+#[cfg(all(target_os = "linux", feature = "bluez"))]
+pub use bluez_advertiser::BluezAdvertiser;
+#[cfg(feature = "btleplug")]
+pub use btleplug_scanner::{diagnose, scan_filter, BtleplugScanner, Diagnosis};

@@ -29,6 +29,8 @@ pub trait Scanner: Send + Sync + fmt::Debug {
 /// waits until the backend has stopped.
 pub struct AdvertStream {
     rx: mpsc::Receiver<Result<ReceivedAdvert, BleError>>,
+    /// Yields `None` once every [`ScanFeed`] is gone, i.e. the backend has finished.
+    done: mpsc::Receiver<()>,
 }
 
 /// The backend's end of an [`AdvertStream`]: the scan runs while this is alive and the
@@ -36,6 +38,7 @@ pub struct AdvertStream {
 #[derive(Debug, Clone)]
 pub struct ScanFeed {
     tx: mpsc::Sender<Result<ReceivedAdvert, BleError>>,
+    _alive: mpsc::Sender<()>,
 }
 
 /// The consumer has stopped listening; the backend should stop scanning.
@@ -47,7 +50,8 @@ impl AdvertStream {
     /// scan and drops it after the adapter has stopped scanning.
     pub fn channel(capacity: usize) -> (ScanFeed, AdvertStream) {
         let (tx, rx) = mpsc::channel(capacity.max(1));
-        (ScanFeed { tx }, AdvertStream { rx })
+        let (alive, done) = mpsc::channel(1);
+        (ScanFeed { tx, _alive: alive }, AdvertStream { rx, done })
     }
 
     /// The next advert; `None` once the scan has ended. An `Err` item is the last one.
@@ -59,7 +63,7 @@ impl AdvertStream {
     pub async fn stop(mut self) {
         self.rx.close();
         // The backend drops its feed only after stopping the adapter's scan.
-        while self.rx.recv().await.is_some() {}
+        while self.done.recv().await.is_some() {}
     }
 }
 

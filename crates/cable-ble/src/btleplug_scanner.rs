@@ -1,0 +1,373 @@
+//! The computer side on real hardware: scanning with btleplug (BlueZ, CoreBluetooth, WinRT).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::pin::Pin;
+
+use btleplug::api::{
+    Central, CentralEvent, CentralState, Manager as _, Peripheral as _, ScanFilter,
+};
+use btleplug::platform::{Adapter, Manager};
+use futures_util::future::BoxFuture;
+use futures_util::{Stream, StreamExt};
+use uuid::Uuid;
+
+use crate::{
+    AdapterChoice, AdapterReport, AdvertStream, BleError, CableServiceUuid, ReceivedAdvert,
+    ScanFeed, Scanner,
+};
+
+/// The scan filter handed to the platform: deliberately empty.
+///
+/// BlueZ matches discovery-filter UUIDs only against the advertised service-UUID list, never
+/// against service-data UUIDs, and iOS sends caBLE adverts as service data only, so a filtered
+/// scan on Linux misses them (PROTOCOL.md §12 item 11). Windows' UUID filter is reported
+/// broken too. Adverts are filtered in user space instead ([`ReceivedAdvert::from_service_data`]).
+pub fn scan_filter() -> ScanFilter {
+    ScanFilter::default()
+}
+
+/// A btleplug-backed [`Scanner`] bound to one adapter.
+pub struct BtleplugScanner {
+    adapter: Adapter,
+    report: AdapterReport,
+}
+
+impl BtleplugScanner {
+    /// Connects to the platform's Bluetooth service and picks an adapter, failing with a typed
+    /// error when there is no service, no (matching) adapter, or the adapter is off.
+    pub async fn open(choice: &AdapterChoice) -> Result<Self, BleError> {
+        let adapters = list_adapters().await?;
+        let (adapter, report) = select(adapters, choice)?;
+        if report.powered == Some(false) {
+            return Err(BleError::AdapterPoweredOff {
+                adapter: report.name,
+            });
+        }
+        Ok(BtleplugScanner { adapter, report })
+    }
+
+    /// The adapter this scanner uses.
+    pub fn adapter(&self) -> &AdapterReport {
+        &self.report
+    }
+}
+
+impl fmt::Debug for BtleplugScanner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BtleplugScanner")
+            .field("adapter", &self.report)
+            .finish()
+    }
+}
+
+type EventStream = Pin<Box<dyn Stream<Item = CentralEvent> + Send>>;
+
+impl Scanner for BtleplugScanner {
+    fn start_scan(&self) -> BoxFuture<'_, Result<AdvertStream, BleError>> {
+        Box::pin(async move {
+            let adapter = self.adapter.clone();
+            let name = self.report.name.clone();
+            // btleplug powers the adapter on by itself; switching the user's radio on is the
+            // user's call, so refuse instead.
+            if let Ok(CentralState::PoweredOff) = adapter.adapter_state().await {
+                return Err(BleError::AdapterPoweredOff { adapter: name });
+            }
+            // Subscribe before starting so that no advert between the two is lost.
+            let events = adapter
+                .events()
+                .await
+                .map_err(|e| with_adapter(classify("subscribe to adapter events", e), &name))?;
+            adapter
+                .start_scan(scan_filter())
+                .await
+                .map_err(|e| with_adapter(classify("start scan", e), &name))?;
+            tracing::debug!(adapter = %name, "BLE scan started");
+            let (feed, stream) = AdvertStream::channel(64);
+            tokio::spawn(run_scan(adapter, name, events, feed));
+            Ok(stream)
+        })
+    }
+}
+
+/// Owns a running scan: forwards adverts, then always stops the adapter's scan.
+async fn run_scan(adapter: Adapter, name: String, mut events: EventStream, feed: ScanFeed) {
+    let outcome = forward_adverts(&adapter, &name, &mut events, &feed).await;
+    match adapter.stop_scan().await {
+        Ok(()) => tracing::debug!(adapter = %name, "BLE scan stopped"),
+        Err(e) => tracing::debug!(adapter = %name, error = %e, "stopping the BLE scan failed"),
+    }
+    if let Err(error) = outcome {
+        feed.fail(error).await;
+    }
+}
+
+async fn forward_adverts(
+    adapter: &Adapter,
+    name: &str,
+    events: &mut EventStream,
+    feed: &ScanFeed,
+) -> Result<(), BleError> {
+    loop {
+        let event = tokio::select! {
+            _ = feed.stopped() => return Ok(()),
+            event = events.next() => event,
+        };
+        let adverts = match event {
+            None => {
+                return Err(BleError::backend(
+                    "scan",
+                    "the Bluetooth service stopped sending events",
+                ))
+            }
+            // New devices, and devices the stack cached before this scan (possibly stale:
+            // callers try them and ignore failures). Their data is only in the properties.
+            Some(CentralEvent::DeviceDiscovered(id)) => {
+                let properties = match adapter.peripheral(&id).await {
+                    Ok(peripheral) => peripheral.properties().await,
+                    Err(e) => Err(e),
+                };
+                match properties {
+                    Ok(Some(p)) => {
+                        cable_adverts(&p.service_data, Some(p.address.to_string()), p.local_name)
+                    }
+                    // A cached device may vanish between the event and the read.
+                    Ok(None) | Err(_) => continue,
+                }
+            }
+            // Repeated adverts from a known device.
+            Some(CentralEvent::ServiceDataAdvertisement { id, service_data }) => {
+                cable_adverts(&service_data, Some(id.to_string()), None)
+            }
+            Some(CentralEvent::StateUpdate(CentralState::PoweredOff)) => {
+                return Err(BleError::AdapterPoweredOff {
+                    adapter: name.to_owned(),
+                })
+            }
+            Some(_) => continue,
+        };
+        for advert in adverts {
+            tracing::trace!(?advert, "caBLE advert");
+            if feed.send(advert).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// The caBLE adverts in one device's service data, `0xFDE2` first as Chromium looks it up.
+fn cable_adverts(
+    service_data: &HashMap<Uuid, Vec<u8>>,
+    address: Option<String>,
+    name: Option<String>,
+) -> Vec<ReceivedAdvert> {
+    CableServiceUuid::ALL
+        .iter()
+        .filter_map(|service| {
+            let uuid = service.uuid();
+            let data = service_data.get(&uuid)?;
+            ReceivedAdvert::from_service_data(&uuid, data)
+                .map(|a| a.with_peer(address.clone(), name.clone()))
+        })
+        .collect()
+}
+
+/// Checks what is there, the same way [`BtleplugScanner::open`] does, but reports everything
+/// it finds instead of stopping at the first problem.
+pub async fn diagnose(choice: &AdapterChoice) -> Diagnosis {
+    let adapters = match list_adapters().await {
+        Ok(adapters) => adapters,
+        Err(problem) => {
+            return Diagnosis {
+                adapters: Vec::new(),
+                selected: None,
+                problem: Some(problem),
+            }
+        }
+    };
+    let reports: Vec<AdapterReport> = adapters.iter().map(|(_, r)| r.clone()).collect();
+    let (selected, problem) = match select(adapters, choice) {
+        Ok((_, report)) if report.powered == Some(false) => {
+            let problem = BleError::AdapterPoweredOff {
+                adapter: report.name.clone(),
+            };
+            (Some(report.name), Some(problem))
+        }
+        Ok((_, report)) => (Some(report.name), None),
+        Err(problem) => (None, Some(problem)),
+    };
+    Diagnosis {
+        adapters: reports,
+        selected,
+        problem,
+    }
+}
+
+/// The outcome of [`diagnose`]: what was found and the first thing in the way of scanning.
+#[derive(Debug)]
+pub struct Diagnosis {
+    /// Every adapter the Bluetooth service reported.
+    pub adapters: Vec<AdapterReport>,
+    /// The adapter a scan would use.
+    pub selected: Option<String>,
+    /// Why a scan would fail; `None` when it should work.
+    pub problem: Option<BleError>,
+}
+
+impl Diagnosis {
+    /// Whether a scan should be able to start.
+    pub fn is_ready(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+impl fmt::Display for Diagnosis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for a in &self.adapters {
+            let power = match a.powered {
+                Some(true) => "powered on",
+                Some(false) => "powered off",
+                None => "power state unknown",
+            };
+            let selected = if self.selected.as_deref() == Some(a.name.as_str()) {
+                " (selected)"
+            } else {
+                ""
+            };
+            writeln!(
+                f,
+                "adapter {} [{}]: {}{}",
+                a.name,
+                a.address.as_deref().unwrap_or("address unknown"),
+                power,
+                selected
+            )?;
+        }
+        match &self.problem {
+            None => write!(f, "Bluetooth: ready to scan"),
+            Some(problem) => write!(f, "Bluetooth: not usable: {problem}"),
+        }
+    }
+}
+
+async fn list_adapters() -> Result<Vec<(Adapter, AdapterReport)>, BleError> {
+    let manager = Manager::new()
+        .await
+        .map_err(|e| match classify("connect", e) {
+            // Any failure to reach the system's Bluetooth service at all means there is none.
+            BleError::Backend { source, .. } => BleError::NoBluetoothService {
+                detail: source.to_string(),
+            },
+            other => other,
+        })?;
+    let adapters = manager
+        .adapters()
+        .await
+        .map_err(|e| classify("list adapters", e))?;
+    let mut out = Vec::with_capacity(adapters.len());
+    for adapter in adapters {
+        let info = adapter
+            .adapter_info()
+            .await
+            .map_err(|e| classify("read adapter properties", e))?;
+        // BlueZ reports "hci0 (usb:v1D6Bp0245d050A)".
+        let name = info.split(" (").next().unwrap_or(&info).to_owned();
+        let address = adapter
+            .adapter_address()
+            .await
+            .ok()
+            .flatten()
+            .map(|a| a.to_string());
+        let powered = match adapter.adapter_state().await {
+            Ok(CentralState::PoweredOn) => Some(true),
+            Ok(CentralState::PoweredOff) => Some(false),
+            Ok(CentralState::Unknown) | Err(_) => None,
+        };
+        out.push((
+            adapter,
+            AdapterReport {
+                name,
+                address,
+                powered,
+            },
+        ));
+    }
+    Ok(out)
+}
+
+fn select(
+    mut adapters: Vec<(Adapter, AdapterReport)>,
+    choice: &AdapterChoice,
+) -> Result<(Adapter, AdapterReport), BleError> {
+    adapters.sort_by(|a, b| a.1.name.cmp(&b.1.name));
+    let reports: Vec<AdapterReport> = adapters.iter().map(|(_, r)| r.clone()).collect();
+    let index = choice.pick(&reports)?;
+    Ok(adapters.swap_remove(index))
+}
+
+fn with_adapter(error: BleError, name: &str) -> BleError {
+    match error {
+        BleError::AdapterPoweredOff { .. } => BleError::AdapterPoweredOff {
+            adapter: name.to_owned(),
+        },
+        other => other,
+    }
+}
+
+/// Maps btleplug's errors onto [`BleError`], looking through to the D-Bus error on Linux.
+fn classify(operation: &'static str, error: btleplug::Error) -> BleError {
+    match error {
+        btleplug::Error::PermissionDenied => BleError::PermissionDenied {
+            detail: "the operating system refused Bluetooth access".to_owned(),
+        },
+        btleplug::Error::NoAdapterAvailable => BleError::NoAdapter,
+        #[cfg(target_os = "linux")]
+        btleplug::Error::Other(inner) => match inner.downcast::<bluez_async::BluetoothError>() {
+            Ok(bluez) => match *bluez {
+                bluez_async::BluetoothError::DbusError(e) => {
+                    crate::dbus_errors::classify(operation, e)
+                }
+                bluez_async::BluetoothError::NoBluetoothAdapters => BleError::NoAdapter,
+                other => BleError::backend(operation, other),
+            },
+            Err(inner) => BleError::Backend {
+                operation,
+                source: inner,
+            },
+        },
+        other => BleError::backend(operation, other),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scan_filter_has_no_service_uuids() {
+        // A UUID filter makes BlueZ drop service-data-only adverts (iOS): see `scan_filter`.
+        assert!(scan_filter().services.is_empty());
+        assert_eq!(scan_filter(), ScanFilter::default());
+    }
+
+    #[test]
+    fn cable_adverts_keeps_both_uuids_google_first_and_drops_the_rest() {
+        let mut data = HashMap::new();
+        data.insert(CableServiceUuid::Fido.uuid(), vec![1; 20]);
+        data.insert(CableServiceUuid::Google.uuid(), vec![2; 22]);
+        data.insert(
+            Uuid::from_u128(0x0000_180f_0000_1000_8000_0080_5f9b_34fb),
+            vec![3; 20],
+        );
+        let adverts = cable_adverts(&data, Some("AA".into()), None);
+        assert_eq!(adverts.len(), 2);
+        assert_eq!(adverts[0].service(), CableServiceUuid::Google);
+        assert_eq!(adverts[0].suffix(), &[2, 2]);
+        assert_eq!(adverts[1].service(), CableServiceUuid::Fido);
+        assert_eq!(adverts[1].peer_address.as_deref(), Some("AA"));
+
+        data.insert(CableServiceUuid::Fido.uuid(), vec![1; 19]);
+        let adverts = cable_adverts(&data, None, None);
+        assert_eq!(adverts.len(), 1);
+    }
+}
