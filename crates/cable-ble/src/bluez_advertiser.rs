@@ -162,9 +162,21 @@ fn register_advertisement_interface(cr: &mut Crossroads) -> IfaceToken<Advertise
                 );
                 Ok(map)
             });
-        // Nothing else: the advert must fit the 31-byte legacy PDU (no name, no TX power).
+        // Also listed as a service UUID, as Chrome on Android does, for scanners that filter
+        // on the service-UUID list. 4 + 24 bytes: fits the 31-byte legacy PDU, so nothing
+        // else may be included (no name, no TX power).
+        b.property("ServiceUUIDs")
+            .get(|_, _: &mut AdvertisementData| {
+                Ok(vec![CableServiceUuid::Fido.uuid().to_string()])
+            });
         b.property("Includes")
             .get(|_, _: &mut AdvertisementData| Ok(Vec::<String>::new()));
+        // Chrome advertises in low-latency mode (100 ms); BlueZ's default is far slower.
+        // BlueZ versions that do not know these properties never read them.
+        b.property("MinInterval")
+            .get(|_, _: &mut AdvertisementData| Ok(100u32));
+        b.property("MaxInterval")
+            .get(|_, _: &mut AdvertisementData| Ok(150u32));
         b.method("Release", (), (), |_, _: &mut AdvertisementData, ()| {
             tracing::debug!("BlueZ released the caBLE advertisement");
             Ok(())

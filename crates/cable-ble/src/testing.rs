@@ -413,18 +413,26 @@ fn spawn_error(what: &str, e: io::Error) -> io::Error {
 }
 
 /// Runs one test of the current test binary in a child process whose system bus is
-/// `bus_address` (libdbus fixes the bus address per process). The child sees
-/// [`CHILD_ENV`] set to `test_name`; see [`is_test_child`].
+/// `bus_address` (libdbus fixes the bus address per process), and waits for it. The child
+/// sees [`CHILD_ENV`] set to `test_name`; see [`is_test_child`].
 ///
-/// `test_name` is the test's path as cargo prints it (e.g. `scan::finds_new_device`).
+/// `test_name` is the test's path as cargo prints it (e.g. `scan::finds_new_device`). Check
+/// that the output says `1 passed`: a misspelt name runs no test and still succeeds.
 pub fn run_test_in_child(test_name: &str, bus_address: &str) -> io::Result<Output> {
-    let exe = std::env::current_exe()?;
-    Command::new(exe)
-        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
-        .env("DBUS_SYSTEM_BUS_ADDRESS", bus_address)
-        .env(CHILD_ENV, test_name)
+    test_child_command(test_name, bus_address)?
         .stdin(Stdio::null())
         .output()
+}
+
+/// The command [`run_test_in_child`] runs, for callers that need to run several children at
+/// once or talk to them (stdin, kill).
+pub fn test_child_command(test_name: &str, bus_address: &str) -> io::Result<Command> {
+    let mut command = Command::new(std::env::current_exe()?);
+    command
+        .args(["--exact", test_name, "--nocapture", "--test-threads=1"])
+        .env("DBUS_SYSTEM_BUS_ADDRESS", bus_address)
+        .env(CHILD_ENV, test_name);
+    Ok(command)
 }
 
 /// Whether this process is the child started for `test_name` by [`run_test_in_child`].

@@ -4,6 +4,8 @@
 //! mock, then runs its body in a child process of this test binary pointed at that bus.
 
 use std::future::Future;
+use std::io::{BufRead, BufReader, Read};
+use std::process::Stdio;
 use std::time::Duration;
 
 use cable_ble::testing::{self, MockBluez, MockControl, MockOptions};
@@ -476,8 +478,18 @@ fn advertiser_registers_a_broadcast_advert_that_scanners_see() {
                 adverts[0].service_data.get(&FIDO.uuid().to_string()),
                 Some(&payload(42))
             );
-            // Nothing else that would not fit a legacy advertising PDU.
-            assert!(!adverts[0].properties.iter().any(|p| p == "LocalName"));
+            // Nothing that would not fit a legacy advertising PDU (no name, no TX power).
+            assert_eq!(
+                adverts[0].properties,
+                [
+                    "Includes",
+                    "MaxInterval",
+                    "MinInterval",
+                    "ServiceData",
+                    "ServiceUUIDs",
+                    "Type"
+                ]
+            );
 
             // The mock puts it on the air; it repeats until withdrawn.
             let mut scan = open_scanner().await.start_scan().await.expect("scan");
@@ -519,4 +531,100 @@ fn dropping_the_guard_unregisters_the_advert() {
             .await;
         },
     );
+}
+
+const PHONE_PAYLOAD: [u8; 20] = [0x5a; 20];
+
+/// Phone and computer in two processes on one mock bus, as the CLI end-to-end test runs them.
+#[test]
+fn advert_from_one_process_reaches_a_scanner_in_another() {
+    if std::env::var(testing::CHILD_ENV).is_ok() {
+        return;
+    }
+    let mock = MockBluez::start().expect("mock");
+    hci0(&mock.control().expect("control"));
+    let mut phone = testing::test_child_command("cross_process_phone", mock.bus_address())
+        .expect("command")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn phone");
+    // The phone says when its advert is registered.
+    let mut phone_out = BufReader::new(phone.stdout.take().expect("stdout"));
+    let mut seen = String::new();
+    while !seen.contains("advertising") {
+        let mut line = String::new();
+        if phone_out.read_line(&mut line).expect("read") == 0 {
+            let mut err = String::new();
+            let _ = phone
+                .stderr
+                .take()
+                .expect("stderr")
+                .read_to_string(&mut err);
+            panic!("phone exited early:\n{seen}\n{err}\n{}", mock.log());
+        }
+        seen.push_str(&line);
+    }
+    let computer =
+        testing::run_test_in_child("cross_process_computer", mock.bus_address()).expect("computer");
+    // Closing stdin tells the phone to stop advertising.
+    drop(phone.stdin.take());
+    let phone = phone.wait_with_output().expect("phone");
+    let computer_out = String::from_utf8_lossy(&computer.stdout);
+    assert!(
+        computer.status.success() && computer_out.contains("1 passed"),
+        "computer failed:\n{computer_out}\n{}\n{}",
+        String::from_utf8_lossy(&computer.stderr),
+        mock.log()
+    );
+    let mut rest = String::new();
+    phone_out.read_to_string(&mut rest).expect("read");
+    assert!(
+        phone.status.success() && rest.contains("1 passed"),
+        "phone failed:\n{seen}{rest}\n{}",
+        String::from_utf8_lossy(&phone.stderr)
+    );
+}
+
+#[test]
+fn cross_process_phone() {
+    if !testing::is_test_child("cross_process_phone") {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let control = MockControl::from_env().expect("control");
+        let advertiser = BluezAdvertiser::open(&AdapterChoice::Default)
+            .await
+            .expect("open advertiser");
+        let guard = advertiser
+            .start_advertising(PHONE_PAYLOAD)
+            .await
+            .expect("advertise");
+        println!("advertising");
+        // Until the parent closes stdin.
+        tokio::task::spawn_blocking(|| std::io::stdin().read_to_end(&mut Vec::new()))
+            .await
+            .expect("join")
+            .expect("stdin");
+        guard.stop().await.expect("unregister");
+        assert!(control.advertisements("hci0").expect("list").is_empty());
+    });
+}
+
+#[test]
+fn cross_process_computer() {
+    if !testing::is_test_child("cross_process_computer") {
+        return;
+    }
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    runtime.block_on(async {
+        let mut scan = open_scanner().await.start_scan().await.expect("scan");
+        // The first report creates the device, the next ones are repeats.
+        for _ in 0..3 {
+            assert_eq!(next(&mut scan).await.payload(), PHONE_PAYLOAD);
+        }
+        scan.stop().await;
+    });
 }
