@@ -127,11 +127,23 @@ def AddAdapter(self, device_name, system_name):
     adapter = mockobject.objects[path]
     adapter.discovery_filter = None
     adapter.faults = {}
+    adapter.discovery_clients = {}
     adapter.AddMethods(ADAPTER_IFACE, [
-        ('StartDiscovery', '', '', _start_discovery),
-        ('StopDiscovery', '', '', _stop_discovery),
         ('SetDiscoveryFilter', 'a{sv}', '', _set_discovery_filter),
     ])
+
+    # Discovery is tracked per client (bus name), as bluetoothd does: the adapter is
+    # discovering while any client wants it; a client that leaves the bus stops wanting it.
+    @dbus.service.method(ADAPTER_IFACE, in_signature='', out_signature='', sender_keyword='sender')
+    def StartDiscovery(obj, sender=None):
+        _start_discovery(obj, str(sender))
+
+    @dbus.service.method(ADAPTER_IFACE, in_signature='', out_signature='', sender_keyword='sender')
+    def StopDiscovery(obj, sender=None):
+        _stop_discovery(obj, str(sender))
+
+    adapter.methods[ADAPTER_IFACE]['StartDiscovery'] = ('', '', '', StartDiscovery)
+    adapter.methods[ADAPTER_IFACE]['StopDiscovery'] = ('', '', '', StopDiscovery)
     adapter.AddProperties(LE_ADV_MANAGER_IFACE, {
         'ActiveInstances': dbus.Byte(0, variant_level=1),
         'SupportedInstances': dbus.Byte(SUPPORTED_INSTANCES, variant_level=1),
@@ -187,6 +199,9 @@ def SetAdapterPowered(self, adapter_name, powered):
     changed = {'Powered': dbus.Boolean(powered, variant_level=1)}
     if not powered:
         changed['Discovering'] = dbus.Boolean(False, variant_level=1)
+        for watch in adapter.discovery_clients.values():
+            watch.cancel()
+        adapter.discovery_clients.clear()
     _set_adapter_props(adapter, changed)
 
 
@@ -226,19 +241,39 @@ def SetFault(self, adapter_name, method, error_name):
 
 # --- Adapter1 discovery --------------------------------------------------------------
 
-def _start_discovery(adapter):
+def _start_discovery(adapter, sender):
+    adapter.log(f'StartDiscovery from {sender}')
     _raise_fault(adapter, 'StartDiscovery')
     if not adapter.props[ADAPTER_IFACE]['Powered']:
         raise dbus.exceptions.DBusException('Resource Not Ready', name='org.bluez.Error.NotReady')
-    _set_adapter_props(adapter, {'Discovering': dbus.Boolean(True, variant_level=1)})
+    if sender in adapter.discovery_clients:
+        raise dbus.exceptions.DBusException('Operation already in progress',
+                                            name='org.bluez.Error.InProgress')
+    adapter.discovery_clients[sender] = adapter.connection.watch_name_owner(
+        sender, lambda owner: owner == '' and _forget_discovery_client(adapter, sender))
+    _update_discovering(adapter)
     _tick()
 
 
-def _stop_discovery(adapter):
+def _stop_discovery(adapter, sender):
+    adapter.log(f'StopDiscovery from {sender}')
     _raise_fault(adapter, 'StopDiscovery')
-    if not adapter.props[ADAPTER_IFACE]['Discovering']:
+    if sender not in adapter.discovery_clients:
         raise dbus.exceptions.DBusException('No discovery started', name='org.bluez.Error.Failed')
-    _set_adapter_props(adapter, {'Discovering': dbus.Boolean(False, variant_level=1)})
+    _forget_discovery_client(adapter, sender)
+
+
+def _forget_discovery_client(adapter, sender):
+    watch = adapter.discovery_clients.pop(sender, None)
+    if watch is not None:
+        watch.cancel()
+    _update_discovering(adapter)
+
+
+def _update_discovering(adapter):
+    discovering = bool(adapter.discovery_clients) and bool(adapter.props[ADAPTER_IFACE]['Powered'])
+    if bool(adapter.props[ADAPTER_IFACE]['Discovering']) != discovering:
+        _set_adapter_props(adapter, {'Discovering': dbus.Boolean(discovering, variant_level=1)})
 
 
 def _set_discovery_filter(adapter, discovery_filter):

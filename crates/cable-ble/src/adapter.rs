@@ -1,5 +1,9 @@
 //! Choosing and describing a local Bluetooth adapter (shared by scanner and advertiser).
 
+use std::fmt;
+
+use crate::BleError;
+
 /// Which local Bluetooth adapter to use.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum AdapterChoice {
@@ -23,9 +27,9 @@ impl AdapterChoice {
 
     /// Index of the chosen adapter in `adapters` (sorted by name by the caller).
     #[cfg_attr(not(any(feature = "btleplug", feature = "bluez")), allow(dead_code))]
-    pub(crate) fn pick(&self, adapters: &[AdapterReport]) -> Result<usize, crate::BleError> {
+    pub(crate) fn pick(&self, adapters: &[AdapterReport]) -> Result<usize, BleError> {
         if adapters.is_empty() {
-            return Err(crate::BleError::NoAdapter);
+            return Err(BleError::NoAdapter);
         }
         match self {
             AdapterChoice::Default => {
@@ -39,7 +43,7 @@ impl AdapterChoice {
                             .as_deref()
                             .is_some_and(|addr| addr.eq_ignore_ascii_case(wanted))
                 })
-                .ok_or_else(|| crate::BleError::AdapterNotFound {
+                .ok_or_else(|| BleError::AdapterNotFound {
                     wanted: wanted.clone(),
                     available: adapters.iter().map(|a| a.name.clone()).collect(),
                 }),
@@ -58,10 +62,56 @@ pub struct AdapterReport {
     pub powered: Option<bool>,
 }
 
+/// The outcome of [`crate::diagnose`]: what was found and the first thing in the way of scanning.
+#[derive(Debug)]
+pub struct Diagnosis {
+    /// Every adapter the Bluetooth service reported.
+    pub adapters: Vec<AdapterReport>,
+    /// The adapter a scan would use.
+    pub selected: Option<String>,
+    /// Why a scan would fail; `None` when it should work.
+    pub problem: Option<BleError>,
+}
+
+impl Diagnosis {
+    /// Whether a scan should be able to start.
+    pub fn is_ready(&self) -> bool {
+        self.problem.is_none()
+    }
+}
+
+impl fmt::Display for Diagnosis {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for a in &self.adapters {
+            let power = match a.powered {
+                Some(true) => "powered on",
+                Some(false) => "powered off",
+                None => "power state unknown",
+            };
+            let selected = if self.selected.as_deref() == Some(a.name.as_str()) {
+                " (selected)"
+            } else {
+                ""
+            };
+            writeln!(
+                f,
+                "adapter {} [{}]: {}{}",
+                a.name,
+                a.address.as_deref().unwrap_or("address unknown"),
+                power,
+                selected
+            )?;
+        }
+        match &self.problem {
+            None => write!(f, "Bluetooth: ready to scan"),
+            Some(problem) => write!(f, "Bluetooth: not usable: {problem}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::BleError;
 
     fn report(name: &str, address: &str) -> AdapterReport {
         AdapterReport {

@@ -3,6 +3,8 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
 
 use btleplug::api::{
     Central, CentralEvent, CentralState, Manager as _, Peripheral as _, ScanFilter,
@@ -13,8 +15,8 @@ use futures_util::{Stream, StreamExt};
 use uuid::Uuid;
 
 use crate::{
-    AdapterChoice, AdapterReport, AdvertStream, BleError, CableServiceUuid, ReceivedAdvert,
-    ScanFeed, Scanner,
+    AdapterChoice, AdapterReport, AdvertStream, BleError, CableServiceUuid, Diagnosis,
+    ReceivedAdvert, ScanFeed, Scanner,
 };
 
 /// The scan filter handed to the platform: deliberately empty.
@@ -31,7 +33,13 @@ pub fn scan_filter() -> ScanFilter {
 pub struct BtleplugScanner {
     adapter: Adapter,
     report: AdapterReport,
+    /// Held by the running scan until the adapter has stopped it: a dropped stream stops its
+    /// scan in the background, and that stop must not land after the next scan's start.
+    scan_slot: Arc<tokio::sync::Mutex<()>>,
 }
+
+/// How long a new scan waits for the previous one on the same scanner to finish stopping.
+const PREVIOUS_SCAN_WAIT: Duration = Duration::from_secs(5);
 
 impl BtleplugScanner {
     /// Connects to the platform's Bluetooth service and picks an adapter, failing with a typed
@@ -44,7 +52,11 @@ impl BtleplugScanner {
                 adapter: report.name,
             });
         }
-        Ok(BtleplugScanner { adapter, report })
+        Ok(BtleplugScanner {
+            adapter,
+            report,
+            scan_slot: Arc::new(tokio::sync::Mutex::new(())),
+        })
     }
 
     /// The adapter this scanner uses.
@@ -68,6 +80,12 @@ impl Scanner for BtleplugScanner {
         Box::pin(async move {
             let adapter = self.adapter.clone();
             let name = self.report.name.clone();
+            let slot =
+                tokio::time::timeout(PREVIOUS_SCAN_WAIT, self.scan_slot.clone().lock_owned())
+                    .await
+                    .map_err(|_| BleError::ScanAlreadyRunning {
+                        adapter: name.clone(),
+                    })?;
             // btleplug powers the adapter on by itself; switching the user's radio on is the
             // user's call, so refuse instead.
             if let Ok(CentralState::PoweredOff) = adapter.adapter_state().await {
@@ -84,7 +102,10 @@ impl Scanner for BtleplugScanner {
                 .map_err(|e| with_adapter(classify("start scan", e), &name))?;
             tracing::debug!(adapter = %name, "BLE scan started");
             let (feed, stream) = AdvertStream::channel(64);
-            tokio::spawn(run_scan(adapter, name, events, feed));
+            tokio::spawn(async move {
+                run_scan(adapter, name, events, feed).await;
+                drop(slot);
+            });
             Ok(stream)
         })
     }
@@ -174,7 +195,7 @@ fn cable_adverts(
 
 /// Checks what is there, the same way [`BtleplugScanner::open`] does, but reports everything
 /// it finds instead of stopping at the first problem.
-pub async fn diagnose(choice: &AdapterChoice) -> Diagnosis {
+pub(crate) async fn diagnose(choice: &AdapterChoice) -> Diagnosis {
     let adapters = match list_adapters().await {
         Ok(adapters) => adapters,
         Err(problem) => {
@@ -200,53 +221,6 @@ pub async fn diagnose(choice: &AdapterChoice) -> Diagnosis {
         adapters: reports,
         selected,
         problem,
-    }
-}
-
-/// The outcome of [`diagnose`]: what was found and the first thing in the way of scanning.
-#[derive(Debug)]
-pub struct Diagnosis {
-    /// Every adapter the Bluetooth service reported.
-    pub adapters: Vec<AdapterReport>,
-    /// The adapter a scan would use.
-    pub selected: Option<String>,
-    /// Why a scan would fail; `None` when it should work.
-    pub problem: Option<BleError>,
-}
-
-impl Diagnosis {
-    /// Whether a scan should be able to start.
-    pub fn is_ready(&self) -> bool {
-        self.problem.is_none()
-    }
-}
-
-impl fmt::Display for Diagnosis {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for a in &self.adapters {
-            let power = match a.powered {
-                Some(true) => "powered on",
-                Some(false) => "powered off",
-                None => "power state unknown",
-            };
-            let selected = if self.selected.as_deref() == Some(a.name.as_str()) {
-                " (selected)"
-            } else {
-                ""
-            };
-            writeln!(
-                f,
-                "adapter {} [{}]: {}{}",
-                a.name,
-                a.address.as_deref().unwrap_or("address unknown"),
-                power,
-                selected
-            )?;
-        }
-        match &self.problem {
-            None => write!(f, "Bluetooth: ready to scan"),
-            Some(problem) => write!(f, "Bluetooth: not usable: {problem}"),
-        }
     }
 }
 

@@ -62,6 +62,13 @@ pub enum BleError {
         adapter: String,
     },
 
+    /// A scan is still running on this scanner (its stream was neither dropped nor stopped).
+    #[error("a scan is already running on Bluetooth adapter {adapter} in this process")]
+    ScanAlreadyRunning {
+        /// Name of the adapter.
+        adapter: String,
+    },
+
     /// The selected backend does not exist on this platform or in this build.
     #[error("the {backend} Bluetooth backend is not available on this platform or build")]
     Unsupported {

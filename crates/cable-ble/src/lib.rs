@@ -28,17 +28,19 @@ mod btleplug_scanner;
 mod dbus_errors;
 mod error;
 mod scan;
+mod system;
 #[cfg(all(target_os = "linux", feature = "mock-bluez"))]
 pub mod testing;
 
-pub use adapter::{AdapterChoice, AdapterReport};
+pub use adapter::{AdapterChoice, AdapterReport, Diagnosis};
 pub use advert::{CableServiceUuid, ReceivedAdvert, ADVERT_LEN};
 pub use advertise::{AdvertControl, AdvertGuard, Advertiser};
 pub use air::{Air, AirAdvertiser, AirScanner, DEFAULT_REPEAT_INTERVAL};
 pub use error::{BackendCause, BleError};
 pub use scan::{AdvertStream, ScanFeed, ScanStopped, Scanner};
+pub use system::{diagnose, system_advertiser, system_scanner};
 
 #[cfg(all(target_os = "linux", feature = "bluez"))]
 pub use bluez_advertiser::BluezAdvertiser;
 #[cfg(feature = "btleplug")]
-pub use btleplug_scanner::{diagnose, scan_filter, BtleplugScanner, Diagnosis};
+pub use btleplug_scanner::{scan_filter, BtleplugScanner};

@@ -82,6 +82,7 @@ impl MockBluez {
             .prefix("cable-ble-mock")
             .tempdir()?;
         let socket = dir.path().join("bus");
+        let daemon_log = std::fs::File::create(dir.path().join("dbus-daemon.log"))?;
         let mut daemon = Command::new("dbus-daemon")
             .arg("--session")
             .arg(format!("--address=unix:path={}", socket.display()))
@@ -89,7 +90,7 @@ impl MockBluez {
             .arg("--print-address=1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
+            .stderr(daemon_log)
             .spawn()
             .map_err(|e| spawn_error("dbus-daemon (Debian package `dbus`)", e))?;
         // The daemon prints its address once it listens.

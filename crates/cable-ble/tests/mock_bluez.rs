@@ -458,6 +458,39 @@ fn dropping_the_stream_stops_discovery() {
 }
 
 #[test]
+fn a_new_scan_right_after_a_dropped_one_keeps_discovering() {
+    isolated(
+        "a_new_scan_right_after_a_dropped_one_keeps_discovering",
+        Bus::Bluez(hci0),
+        |control| async move {
+            let control = control.expect("control");
+            let scanner = open_scanner().await;
+            for round in 0..3u8 {
+                let scan = scanner.start_scan().await.expect("scan");
+                // Dropped, not stopped: its scan ends in the background.
+                drop(scan);
+                let mut scan = scanner.start_scan().await.expect("restart");
+                let address = format!("C0:00:00:00:01:{round:02X}");
+                control
+                    .add_le_device("hci0", &address, &[(FIDO.uuid(), payload(round))])
+                    .expect("device");
+                // The first scan's stop must not have ended the second one.
+                let advert = loop {
+                    let advert = next(&mut scan).await;
+                    if advert.peer_address.as_deref() == Some(address.as_str()) {
+                        break advert;
+                    }
+                };
+                assert_eq!(advert.payload().to_vec(), payload(round));
+                assert!(control.is_discovering("hci0").expect("state"));
+                scan.stop().await;
+                assert!(!control.is_discovering("hci0").expect("state"));
+            }
+        },
+    );
+}
+
+#[test]
 fn advertiser_registers_a_broadcast_advert_that_scanners_see() {
     isolated(
         "advertiser_registers_a_broadcast_advert_that_scanners_see",
