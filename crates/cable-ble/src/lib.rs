@@ -2,19 +2,31 @@
 //! phone is ready on the tunnel.
 //!
 //! What it is: two small traits and their implementations.
-//! - [`Scanner`] (computer side) yields [`ReceivedAdvert`]s: service data under `0xFFF9` or
-//!   `0xFDE2`, at least 20 bytes (a longer suffix is kept). Implementations: [`AirScanner`]
-//!   and, with the `btleplug` feature, a btleplug scanner for Linux, macOS and Windows.
+//! - [`Scanner`] (computer side) yields an [`AdvertStream`] of [`ReceivedAdvert`]s: service
+//!   data under `0xFFF9` or `0xFDE2`, at least 20 bytes (a longer suffix is kept). Dropping
+//!   the stream ends the scan. Implementations: [`AirScanner`] and, with the `btleplug`
+//!   feature, [`BtleplugScanner`] (BlueZ on Linux, CoreBluetooth, WinRT). On every platform
+//!   it scans without a service-UUID filter and filters in user space ([`scan_filter`]).
 //! - [`Advertiser`] (phone side) sends a 20-byte payload under `0xFFF9`, non-connectable,
-//!   until its [`AdvertGuard`] goes. Implementations: [`AirAdvertiser`] and, with the
-//!   `bluez` feature on Linux, a BlueZ `LEAdvertisingManager1` advertiser.
-//! - [`Air`] is an in-memory radio shared by both, for tests and demos.
+//!   until its [`AdvertGuard`] is stopped or dropped. Implementations: [`AirAdvertiser`] and,
+//!   with the `bluez` feature on Linux, [`BluezAdvertiser`] (`LEAdvertisingManager1`).
+//! - [`Air`] is an in-memory radio shared by both within one process, for tests and demos.
+//! - [`system_scanner`], [`system_advertiser`] and [`diagnose`] pick the platform's radio
+//!   for callers that should not care (`--ble bluez`, `cable doctor`).
+//! - `testing` (feature `mock-bluez`, Linux) runs a private D-Bus with a mock BlueZ so that
+//!   the real backends can be tested, also across processes, without a radio.
 //!
 //! What it deliberately does not do: decrypt or build adverts (that is `cable-proto`), keep
-//! deadlines (callers wrap calls in timeouts), or connect to devices (caBLE v2 only uses
-//! adverts; everything else goes through the tunnel server).
+//! deadlines (callers wrap calls in timeouts), switch a powered-off adapter on (that is the
+//! user's call: it reports [`BleError::AdapterPoweredOff`]), or connect to devices (caBLE v2
+//! only uses adverts; everything else goes through the tunnel server).
 //!
 //! Errors are one enum, [`BleError`], whose variants say what a person should do.
+//!
+//! Platform notes: on macOS a command-line program is killed by the system unless the
+//! terminal application has Bluetooth permission (Privacy & Security settings); btleplug
+//! cannot report that as an error. libdbus is built from source (`libdbus-sys/vendored`), so
+//! Linux builds need no D-Bus headers.
 
 mod adapter;
 mod advert;

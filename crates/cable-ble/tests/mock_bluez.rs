@@ -1,3 +1,4 @@
+#![cfg(target_os = "linux")]
 //! The real btleplug scanner and BlueZ advertiser against a mock BlueZ on a private D-Bus.
 //!
 //! libdbus fixes the system bus address once per process, so every test starts its own bus and
