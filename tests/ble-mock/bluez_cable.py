@@ -12,7 +12,8 @@ Loads the stock `bluez5` template and adds to it:
 - Discovery that behaves like bluetoothd where clients notice: StartDiscovery works
   without a prior SetDiscoveryFilter, fails with org.bluez.Error.NotReady on a powered-off
   adapter, and the last discovery filter can be read back (GetDiscoveryFilter).
-- Fault injection (SetFault) to make a method fail with a given D-Bus error name.
+- Fault injection (SetFault) to make a method fail with a given D-Bus error name, and
+  adapters that cannot advertise (DisableAdvertising).
 
 Parameters (JSON): {"repeat_ms": 100}.
 '''
@@ -226,6 +227,16 @@ def ListAdvertisements(self, adapter_name):
         props['Path'] = dbus.ObjectPath(path)
         out.append(dbus.Dictionary(props, signature='sv'))
     return dbus.Array(out, signature='a{sv}')
+
+
+@dbus.service.method(BLUEZ_MOCK_IFACE, in_signature='s', out_signature='')
+def DisableAdvertising(self, adapter_name):
+    '''Removes LEAdvertisingManager1 from an adapter (old BlueZ, controller without LE).'''
+    adapter = _adapter(adapter_name)
+    adapter.props.pop(LE_ADV_MANAGER_IFACE, None)
+    adapter.methods.pop(LE_ADV_MANAGER_IFACE, None)
+    mockobject.objects['/'].EmitSignal(OBJECT_MANAGER_IFACE, 'InterfacesRemoved', 'oas', [
+        dbus.ObjectPath(adapter.__dbus_object_path__), [LE_ADV_MANAGER_IFACE]])
 
 
 @dbus.service.method(BLUEZ_MOCK_IFACE, in_signature='sss', out_signature='')

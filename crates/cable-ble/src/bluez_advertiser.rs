@@ -268,6 +268,11 @@ async fn keep_advertising(
             tracing::debug!(%path, "caBLE advert unregistered");
             control.finish(Ok(()));
         }
+        // BlueZ already dropped it (it calls Release first, e.g. when the adapter went away).
+        Err(e) if e.name() == Some("org.bluez.Error.DoesNotExist") => {
+            tracing::debug!(%path, "caBLE advert was already gone");
+            control.finish(Ok(()));
+        }
         Err(e) => control.finish(Err(classify("unregister advertisement", e))),
     }
 }

@@ -193,8 +193,8 @@ fn cable_adverts(
         .collect()
 }
 
-/// Checks what is there, the same way [`BtleplugScanner::open`] does, but reports everything
-/// it finds instead of stopping at the first problem.
+/// Checks what is there, the same way [`BtleplugScanner::open`] does, plus a scan that is
+/// stopped at once, and reports everything it finds instead of stopping at the first problem.
 pub(crate) async fn diagnose(choice: &AdapterChoice) -> Diagnosis {
     let adapters = match list_adapters().await {
         Ok(adapters) => adapters,
@@ -214,7 +214,12 @@ pub(crate) async fn diagnose(choice: &AdapterChoice) -> Diagnosis {
             };
             (Some(report.name), Some(problem))
         }
-        Ok((_, report)) => (Some(report.name), None),
+        Ok((adapter, report)) => {
+            // Permission problems (D-Bus policy, macOS privacy settings) only show once a
+            // scan is asked for, so ask for one and stop it at once.
+            let problem = probe_scan(&adapter, &report.name).await.err();
+            (Some(report.name), problem)
+        }
         Err(problem) => (None, Some(problem)),
     };
     Diagnosis {
@@ -222,6 +227,17 @@ pub(crate) async fn diagnose(choice: &AdapterChoice) -> Diagnosis {
         selected,
         problem,
     }
+}
+
+async fn probe_scan(adapter: &Adapter, name: &str) -> Result<(), BleError> {
+    adapter
+        .start_scan(scan_filter())
+        .await
+        .map_err(|e| with_adapter(classify("start scan", e), name))?;
+    adapter
+        .stop_scan()
+        .await
+        .map_err(|e| with_adapter(classify("stop scan", e), name))
 }
 
 async fn list_adapters() -> Result<Vec<(Adapter, AdapterReport)>, BleError> {

@@ -344,6 +344,11 @@ impl MockControl {
         Ok(adverts.iter().map(parse_advertisement).collect())
     }
 
+    /// Takes `LEAdvertisingManager1` away from an adapter, as on a controller without LE.
+    pub fn disable_advertising(&self, adapter: &str) -> io::Result<()> {
+        self.mock_call("DisableAdvertising", (adapter,))
+    }
+
     /// Makes an adapter method (`StartDiscovery`, `RegisterAdvertisement`, …) fail with the
     /// given D-Bus error name; an empty name clears it.
     pub fn set_fault(&self, adapter: &str, method: &str, error_name: &str) -> io::Result<()> {

@@ -120,6 +120,10 @@ fn new_device_is_found_and_scan_uses_no_uuid_filter() {
         Bus::Bluez(hci0),
         |control| async move {
             let control = control.expect("control");
+            let report = diagnose(&AdapterChoice::Default).await;
+            assert!(report.is_ready(), "{report}");
+            assert_eq!(report.selected.as_deref(), Some("hci0"));
+            assert!(!control.is_discovering("hci0").expect("state"));
             let scanner = open_scanner().await;
             let mut scan = scanner.start_scan().await.expect("start scan");
             assert!(control.is_discovering("hci0").expect("state"));
@@ -387,6 +391,12 @@ fn permission_denied_is_reported() {
         "permission_denied_is_reported",
         Bus::Bluez(setup),
         |_| async move {
+            let report = diagnose(&AdapterChoice::Default).await;
+            assert!(
+                matches!(report.problem, Some(BleError::PermissionDenied { .. })),
+                "{report:?}"
+            );
+            assert!(report.to_string().contains("permission"), "{report}");
             let scanner = open_scanner().await;
             assert!(matches!(
                 scanner.start_scan().await,
@@ -399,6 +409,27 @@ fn permission_denied_is_reported() {
                 advertiser.start_advertising([0; 20]).await,
                 Err(BleError::PermissionDenied { .. })
             ));
+        },
+    );
+}
+
+#[test]
+fn adapter_without_le_advertising_is_reported() {
+    fn setup(control: &MockControl) {
+        hci0(control);
+        control.disable_advertising("hci0").expect("disable");
+    }
+    isolated(
+        "adapter_without_le_advertising_is_reported",
+        Bus::Bluez(setup),
+        |_| async move {
+            match BluezAdvertiser::open(&AdapterChoice::Default).await {
+                Err(BleError::AdvertisingNotSupported { adapter }) => assert_eq!(adapter, "hci0"),
+                other => panic!("expected AdvertisingNotSupported, got {other:?}"),
+            }
+            // Scanning does not need it.
+            let report = diagnose(&AdapterChoice::Default).await;
+            assert!(report.is_ready(), "{report}");
         },
     );
 }
