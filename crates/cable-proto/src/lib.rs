@@ -29,6 +29,43 @@
 //! [`advert::encrypt_eid`], [`handshake::Responder::respond_qr`],
 //! [`message::PostHandshake::encode`].
 //!
+//! ```
+//! use cable_proto::advert::{decrypt_advert, encrypt_eid, Eid};
+//! use cable_proto::handshake::{Initiator, Responder};
+//! use cable_proto::ids::RoutingId;
+//! use cable_proto::message::{Message, PostHandshake};
+//! use cable_proto::qr::{QrCode, QrKey, RequestHint};
+//! use cable_proto::rand_core::OsRng;
+//!
+//! // Desktop: show a QR code.
+//! let qr_key = QrKey::generate(&mut OsRng, 1_700_000_000, RequestHint::GetAssertion);
+//! let uri = qr_key.to_uri();
+//!
+//! // Phone: scan it, advertise.
+//! let code = QrCode::parse(&uri)?;
+//! let eid = Eid::new(&mut OsRng, RoutingId::from_bytes([1, 2, 3]), 0);
+//! let advert = encrypt_eid(&code.secret.eid_key(), &eid.to_bytes());
+//!
+//! // Desktop: recognise the advert, start the handshake.
+//! let seen = decrypt_advert(&qr_key.secret().eid_key(), &advert)?;
+//! let psk = qr_key.secret().psk(&seen.plaintext);
+//! let (initiator, msg1) = Initiator::new_qr(&qr_key, &psk, &mut OsRng)?;
+//!
+//! // Phone: answer and send the post-handshake message.
+//! let (msg2, mut phone) =
+//!     Responder::respond_qr(&code.public_key, &code.secret.psk(&eid.to_bytes()), &msg1, &mut OsRng)?;
+//! let first = phone.crypter.encrypt(&PostHandshake::new(vec![0xa0]).encode())?;
+//!
+//! // Desktop: finish and read it.
+//! let mut desktop = initiator.finish(&msg2)?;
+//! assert_eq!(desktop.handshake_hash, phone.handshake_hash);
+//! let (post, _revision) = PostHandshake::decode(&desktop.crypter.decrypt(&first)?)?;
+//! assert!(post.supports_ctap());
+//! let shutdown = desktop.crypter.encrypt(&Message::Shutdown.encode())?;
+//! assert_eq!(Message::decode(&phone.crypter.decrypt(&shutdown)?)?, Message::Shutdown);
+//! # Ok::<(), cable_proto::Error>(())
+//! ```
+//!
 //! ## Central types
 //! * [`qr::QrKey`] / [`qr::QrCode`]: the desktop's key and the QR contents.
 //! * [`handshake::Initiator`], [`handshake::Responder`]: Noise KNpsk0/NKpsk0 via `snow`.
