@@ -1,0 +1,43 @@
+//! The one error type of this crate.
+
+/// Why an instance list could not be read or rendered.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    /// A line is not `ROUTING_ID=HOST:PORT [admin=PORT]`.
+    #[error("line {line}: expected `ROUTING_ID=HOST:PORT [admin=PORT]`, got {got:?}")]
+    Syntax { line: usize, got: String },
+    /// The routing id is not exactly 6 hex digits (3 bytes).
+    #[error("line {line}: routing id {got:?} is not 6 hex digits")]
+    RoutingId { line: usize, got: String },
+    /// The host is neither an IP address nor a DNS name.
+    #[error("line {line}: host {got:?} is not an IP address or a DNS name")]
+    Host { line: usize, got: String },
+    /// A port is missing, zero, or not a number below 65536.
+    #[error("line {line}: port {got:?} is not a number from 1 to 65535")]
+    Port { line: usize, got: String },
+    /// An option after the address is not known.
+    #[error("line {line}: unknown option {got:?} (known: admin=PORT)")]
+    Option { line: usize, got: String },
+    /// Two instances claim the same routing id.
+    #[error(
+        "line {line}: routing id {routing_id} already belongs to the instance on line {first}"
+    )]
+    DuplicateRoutingId {
+        line: usize,
+        first: usize,
+        routing_id: String,
+    },
+    /// Two routing ids point at the same relay address; one instance owns one routing id.
+    #[error("line {line}: {address} already serves the routing id on line {first}")]
+    DuplicateAddress {
+        line: usize,
+        first: usize,
+        address: String,
+    },
+    /// The list names no instance.
+    #[error("no instances given")]
+    Empty,
+    /// A free-form setting would break out of the generated configuration.
+    #[error("{setting} {got:?} contains characters that are not allowed here")]
+    UnsafeSetting { setting: &'static str, got: String },
+}

@@ -1,0 +1,26 @@
+//! Deployment support for the caBLE tunnel relay: turns a list of relay instances
+//! (routing id → address) into load-balancer configuration, so that operators never edit
+//! routing maps by hand.
+//!
+//! One relay instance owns one routing id. A balancer spreads `/cable/new/*` over every
+//! ready instance and sends `/cable/connect/<routing id>/*` to the owner; that map is what
+//! this crate generates, for nginx ([`nginx::render`]), HAProxy ([`haproxy::render_map`],
+//! [`haproxy::render_config`]) and a Kubernetes Ingress ([`ingress::render`]). The static
+//! parts (nginx `location` blocks, TLS, `global`/`defaults`) live as files under `deploy/`.
+//!
+//! What it deliberately does not do: discover instances (the input is an explicit list),
+//! reload the balancer, or touch the relay itself.
+//!
+//! Central types: [`Instances`] (a validated list of [`Instance`]s), [`RoutingId`], and
+//! [`ConfigError`]. The binary `cable-lbconf` is a thin command-line front end.
+
+mod error;
+pub mod haproxy;
+pub mod ingress;
+mod instance;
+pub mod nginx;
+mod routing_id;
+
+pub use error::ConfigError;
+pub use instance::{Host, Instance, Instances};
+pub use routing_id::RoutingId;

@@ -1,0 +1,181 @@
+//! `cable-lbconf`: generates nginx, HAProxy and Kubernetes Ingress routing for a set of
+//! relay instances. See `cable-lbconf --help` and deploy/README.md.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use cable_deploy::haproxy::{self, HaproxyOptions};
+use cable_deploy::ingress::{self, IngressOptions};
+use cable_deploy::{nginx, Instances};
+use clap::{Args, Parser, Subcommand};
+
+/// Generate load-balancer routing for caBLE tunnel relays from a list of
+/// `ROUTING_ID=HOST:PORT [admin=PORT]` entries (one instance owns one routing id).
+#[derive(Debug, Parser)]
+#[command(name = "cable-lbconf", version)]
+struct Cli {
+    #[command(flatten)]
+    input: Input,
+    /// Write here (atomically, via a temporary file and rename) instead of standard output.
+    #[arg(short, long, global = true, value_name = "FILE")]
+    output: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+#[group(required = true, multiple = false)]
+struct Input {
+    /// File with one `ROUTING_ID=HOST:PORT [admin=PORT]` per line (`#` comments); `-` reads
+    /// standard input.
+    #[arg(long, value_name = "FILE", global = true)]
+    instances: Option<PathBuf>,
+    /// One instance, e.g. `000001=10.0.0.11:8080 admin=9090`; repeat for each.
+    #[arg(long = "instance", value_name = "SPEC", global = true)]
+    instance: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// nginx `http`-level include: upstreams and the routing-id map (use with
+    /// deploy/nginx/cable-locations.conf).
+    Nginx,
+    /// HAProxy map file: routing id → backend.
+    HaproxyMap,
+    /// HAProxy frontend and backends (load with a second `-f` after your haproxy.cfg).
+    Haproxy {
+        /// Frontend `bind` line(s), e.g. `:443 ssl crt /etc/haproxy/certs/cable.pem alpn http/1.1`.
+        #[arg(long, required = true)]
+        bind: Vec<String>,
+        /// Absolute path where the map from `haproxy-map` is installed.
+        #[arg(long, default_value = "/etc/haproxy/cable-routing.map")]
+        map_file: String,
+        /// Idle limit of an upgraded connection, seconds (relay tunnel lifetime + margin).
+        #[arg(long, default_value_t = 130)]
+        tunnel_timeout: u32,
+        /// Requests per source address per 10 s before the edge answers 429; 0 = off.
+        #[arg(long, default_value_t = 200)]
+        rate_limit_per_10s: u32,
+    },
+    /// Kubernetes Ingress (networking.k8s.io/v1); each instance's host is its per-pod Service.
+    Ingress {
+        /// Public host name (the domain's `cable.…` name).
+        #[arg(long)]
+        host: String,
+        /// Ingress object name.
+        #[arg(long, default_value = "cable-relay")]
+        name: String,
+        /// TLS Secret for the host.
+        #[arg(long)]
+        tls_secret: Option<String>,
+        /// Ingress class.
+        #[arg(long, default_value = "nginx")]
+        class: String,
+        /// Service over all ready pods, for `/cable/new/`.
+        #[arg(long, default_value = "cable-relay-new")]
+        new_service: String,
+        /// Tunnel port of the Services.
+        #[arg(long, default_value_t = 8080)]
+        service_port: u16,
+        /// Idle limit of an upgraded connection at the controller, seconds.
+        #[arg(long, default_value_t = 130)]
+        tunnel_timeout: u32,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("cable-lbconf: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let instances = read_instances(&cli.input)?;
+    let text = match cli.command {
+        Command::Nginx => nginx::render(&instances),
+        Command::HaproxyMap => haproxy::render_map(&instances),
+        Command::Haproxy {
+            bind,
+            map_file,
+            tunnel_timeout,
+            rate_limit_per_10s,
+        } => haproxy::render_config(
+            &instances,
+            &HaproxyOptions {
+                binds: bind,
+                map_file,
+                tunnel_timeout_secs: tunnel_timeout,
+                rate_limit_per_10s,
+            },
+        )
+        .map_err(|e| e.to_string())?,
+        Command::Ingress {
+            host,
+            name,
+            tls_secret,
+            class,
+            new_service,
+            service_port,
+            tunnel_timeout,
+        } => ingress::render(
+            &instances,
+            &IngressOptions {
+                name,
+                host,
+                tls_secret,
+                class,
+                new_service,
+                service_port,
+                tunnel_timeout_secs: tunnel_timeout,
+            },
+        )
+        .map_err(|e| e.to_string())?,
+    };
+    match cli.output {
+        Some(path) => write_atomically(&path, &text)
+            .map_err(|e| format!("cannot write {}: {e}", path.display())),
+        None => std::io::stdout()
+            .write_all(text.as_bytes())
+            .map_err(|e| format!("cannot write standard output: {e}")),
+    }
+}
+
+fn read_instances(input: &Input) -> Result<Instances, String> {
+    match &input.instances {
+        Some(path) => {
+            let mut text = String::new();
+            let result = if path == Path::new("-") {
+                std::io::stdin().read_to_string(&mut text).map(|_| ())
+            } else {
+                std::fs::File::open(path).and_then(|mut f| f.read_to_string(&mut text).map(|_| ()))
+            };
+            result.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            Instances::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+        }
+        None => Instances::from_specs(&input.instance).map_err(|e| format!("--instance: {e}")),
+    }
+}
+
+/// A balancer reloading while the file is written must see the old or the new file whole.
+fn write_atomically(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let name = path
+        .file_name()
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "no file name"))?;
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(".tmp");
+    let tmp = dir.map_or_else(|| PathBuf::from(&tmp_name), |d| d.join(&tmp_name));
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)
+}
