@@ -9,5 +9,8 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(digits::encode(&bytes), text);
         }
     }
-    assert_eq!(digits::decode(&digits::encode(data)).expect("round trip"), data);
+    assert_eq!(
+        digits::decode(&digits::encode(data)).expect("round trip"),
+        data
+    );
 });

@@ -8,7 +8,17 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let (psk, qr) = (psk(), qr_key());
-    let _ = Responder::respond_qr(qr.public_key(), &psk, data, &mut PatternRng(PHONE_EPHEMERAL));
-    let _ = Responder::respond_linked(qr.private_key(), &psk, data, &mut PatternRng(PHONE_EPHEMERAL));
+    let _ = Responder::respond_qr(
+        qr.public_key(),
+        &psk,
+        data,
+        &mut PatternRng(PHONE_EPHEMERAL),
+    );
+    let _ = Responder::respond_linked(
+        qr.private_key(),
+        &psk,
+        data,
+        &mut PatternRng(PHONE_EPHEMERAL),
+    );
     let _ = keys::public_key_from_sec1(data);
 });

@@ -4,7 +4,9 @@ use cable_proto::qr::QrCode;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = core::str::from_utf8(data) else { return };
+    let Ok(text) = core::str::from_utf8(data) else {
+        return;
+    };
     if let Ok(code) = QrCode::parse(text) {
         let again = QrCode::parse(&code.to_uri()).expect("re-encoded QR must parse");
         assert_eq!(again, code);

@@ -17,7 +17,10 @@ fuzz_target!(|data: &[u8]| {
         let _ = LinkingInfo::from_value(&value);
     }
     if let Ok(payload) = ClientPayload::from_cbor(data) {
-        assert_eq!(ClientPayload::from_header_value(&payload.to_header_value()).as_ref(), Ok(&payload));
+        assert_eq!(
+            ClientPayload::from_header_value(&payload.to_header_value()).as_ref(),
+            Ok(&payload)
+        );
     }
     if let Ok(text) = core::str::from_utf8(data) {
         let _ = ClientPayload::from_header_value(text);

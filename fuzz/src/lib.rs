@@ -8,11 +8,14 @@ use cable_proto::qr::{QrKey, QrSecret, RequestHint};
 use rand_core::{CryptoRng, RngCore};
 
 /// Desktop ephemeral private key of the QR transcript.
-pub const DESKTOP_EPHEMERAL: [u8; 32] = hex32("7ef8db61464bb984b73ddb3ae205d06af8d66647408ccce75856fbe4c2349542");
+pub const DESKTOP_EPHEMERAL: [u8; 32] =
+    hex32("7ef8db61464bb984b73ddb3ae205d06af8d66647408ccce75856fbe4c2349542");
 /// Phone ephemeral private key of the QR transcript.
-pub const PHONE_EPHEMERAL: [u8; 32] = hex32("6d264925ad9f66f87b2ec6c562c3abeea2f3547fa35022402e6f03cb40a9415f");
+pub const PHONE_EPHEMERAL: [u8; 32] =
+    hex32("6d264925ad9f66f87b2ec6c562c3abeea2f3547fa35022402e6f03cb40a9415f");
 /// EID plaintext of the QR transcript (the PSK salt).
-pub const EID_PLAINTEXT: [u8; 16] = *b"\x00\xa0\xa1\xa2\xa3\xa4\xa5\xa6\xa7\xa8\xa9\x01\x02\x03\x00\x00";
+pub const EID_PLAINTEXT: [u8; 16] =
+    *b"\x00\xa0\xa1\xa2\xa3\xa4\xa5\xa6\xa7\xa8\xa9\x01\x02\x03\x00\x00";
 
 const fn hex32(s: &str) -> [u8; 32] {
     const fn nibble(c: u8) -> u8 {
@@ -62,8 +65,14 @@ impl CryptoRng for PatternRng {}
 
 /// The QR key of the shared QR transcript (seed 11…11, secret 00…0f).
 pub fn qr_key() -> QrKey {
-    let secret = QrSecret::from_bytes(*b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f");
-    match QrKey::from_seed(&[0x11; 32], secret, 1_700_000_000, RequestHint::GetAssertion) {
+    let secret =
+        QrSecret::from_bytes(*b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f");
+    match QrKey::from_seed(
+        &[0x11; 32],
+        secret,
+        1_700_000_000,
+        RequestHint::GetAssertion,
+    ) {
         Ok(key) => key,
         Err(e) => panic!("fixed seed must derive a key: {e}"),
     }
