@@ -176,6 +176,12 @@ pub enum TransportError {
     /// A WebSocket protocol violation or an invalid upgrade response.
     #[error("WebSocket protocol error")]
     Protocol(#[source] WebSocketError),
+    /// A received message did not decrypt (tampered, replayed, wrong key) or unpad.
+    #[error("could not decrypt a tunnel message")]
+    Decrypt(#[source] cable_proto::Error),
+    /// A message could not be encrypted (the sequence counter is exhausted).
+    #[error("could not encrypt a tunnel message")]
+    Encrypt(#[source] cable_proto::Error),
     /// Any other I/O error on an established connection.
     #[error("I/O error on the tunnel")]
     Io(#[source] io::Error),

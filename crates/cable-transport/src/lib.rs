@@ -12,14 +12,17 @@
 //! headers, then a message pipe with per-call deadlines and typed errors that tell a normal
 //! close from a lost connection.
 //!
-//! What it deliberately does not do: any caBLE cryptography or message parsing (that is
-//! `cable-proto`, a sans-IO crate), retries, redirects, or HTTP/2. Plaintext `ws://` is for
+//! What it deliberately does not do: the Noise handshake or any message parsing (that is
+//! `cable-proto`, a sans-IO crate; [`EncryptedChannel`] only applies its `Crypter`), retries,
+//! redirects, or HTTP/2. Plaintext `ws://` is for
 //! loopback relays and tests; other hosts need an explicit opt-in.
 //!
 //! Central types:
 //! - [`Connector`]: configured once (trust roots, limits), opens connections:
 //!   [`Connector::open_new_tunnel`] (phone) and [`Connector::connect_tunnel`] (computer).
 //! - [`TunnelConnection`]: `send`/`recv`/`close` of binary messages, each with a deadline.
+//! - [`EncryptedChannel`]: a connection plus `cable-proto`'s `Crypter` after the handshake:
+//!   plaintext in and out.
 //! - [`RelayUrl`]: a relay base URL and the tunnel paths built on it.
 //! - [`TransportError`]: every failure, typed.
 //!
@@ -29,6 +32,7 @@
 
 mod connection;
 mod connector;
+mod encrypted;
 mod error;
 mod relay_url;
 
@@ -36,6 +40,7 @@ pub use connection::TunnelConnection;
 pub use connector::{
     Connector, ConnectorBuilder, MAX_MESSAGE_SIZE, ROUTING_ID_HEADER, SUBPROTOCOL,
 };
+pub use encrypted::EncryptedChannel;
 pub use error::{Operation, RoutingIdProblem, TransportError, UrlProblem, WebSocketError};
 pub use relay_url::RelayUrl;
 pub use tokio::time::Instant;

@@ -332,3 +332,39 @@ async fn wss_with_untrusted_certificate_fails_tls() {
         .unwrap_err();
     assert!(matches!(err, TransportError::Tls { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn encrypted_channel_round_trip_and_tamper_detection() {
+    use cable_proto::crypter::Crypter;
+    use cable_transport::EncryptedChannel;
+    let (k1, k2) = ([1u8; 32], [2u8; 32]);
+    let server = serve(cable_upgrade(&["000000"]), move |mut ws| async move {
+        let mut peer = Crypter::new(&k1, &k2);
+        let Some(Ok(Message::Binary(ct))) = ws.next().await else {
+            panic!("expected a binary message")
+        };
+        // Padded to 32 bytes plus the 16-byte tag.
+        assert_eq!(ct.len(), 48);
+        let plain = peer.decrypt(&ct).unwrap();
+        assert_eq!(plain, b"ping");
+        let mut reply = peer.encrypt(b"pong").unwrap();
+        ws.send(Message::binary(reply.clone())).await.unwrap();
+        // Then a tampered message.
+        reply = peer.encrypt(b"again").unwrap();
+        reply[3] ^= 1;
+        ws.send(Message::binary(reply)).await.unwrap();
+        ws.next().await;
+    })
+    .await;
+    let (conn, _) = Connector::new()
+        .unwrap()
+        .open_new_tunnel(&relay(server.addr), &TUNNEL, soon())
+        .await
+        .unwrap();
+    let mut channel = EncryptedChannel::new(conn, Crypter::new(&k2, &k1));
+    channel.send(b"ping", soon()).await.unwrap();
+    assert_eq!(channel.recv(soon()).await.unwrap(), b"pong");
+    let err = channel.recv(soon()).await.unwrap_err();
+    assert!(matches!(err, TransportError::Decrypt(_)), "{err:?}");
+    assert!(!channel.is_open());
+}
