@@ -1,1 +1,84 @@
-//! Placeholder.
+//! The caBLE v2 (FIDO hybrid) tunnel relay.
+//!
+//! A phone opens a tunnel with `GET /cable/new/<tunnel id>`; a computer joins it with
+//! `GET /cable/connect/<routing id>/<tunnel id>`; the relay then forwards binary WebSocket
+//! messages between the two, one message in, one message out, in order. Everything it relays
+//! is end-to-end encrypted by the two peers: the relay never decrypts, inspects or logs payload
+//! bytes, and refers to tunnels in logs only by a short hash of their id.
+//!
+//! What it deliberately does not do: `/cable/contact/` (state-assisted transactions; answered
+//! with 404), routing between instances (one instance owns one routing id; a standard load
+//! balancer routes `connect` by the routing id in the path), HTTP/2, and anything beyond the
+//! three admin endpoints.
+//!
+//! # Protocol behaviour
+//! - Requests must be `GET` (else 405) WebSocket upgrades (else 400) offering the subprotocol
+//!   `fido.cable` (else 400); the 101 selects `fido.cable`. Unknown paths: 404.
+//! - `new`: the 101 carries `X-caBLE-Routing-ID` (this instance's id, 6 upper-case hex). The
+//!   tunnel is registered before the 101 is sent. A tunnel id already in use: 409.
+//! - `connect`: another instance's routing id, an unknown tunnel or one already joined: 404.
+//!   Hex is accepted in either case.
+//! - Messages the phone sends before the computer joins are buffered (bounded) and delivered
+//!   first. Pings are answered by the relay and not forwarded.
+//!
+//! # Close codes sent to clients
+//! | code | reason text | when |
+//! |---|---|---|
+//! | 1000 | `peer closed` / `peer disconnected` | the other side sent a close frame / dropped its connection |
+//! | 1001 | `relay shutting down` | drain deadline passed, or [`RunningRelay::stop`] |
+//! | 1002 | `protocol error` | this side broke the WebSocket protocol (peer gets 1000 `peer protocol error`) |
+//! | 1008 | `text frames are not allowed` | this side sent a text frame (peer: 1008 `peer sent a text frame`) |
+//! | 1008 | `message limit reached` | either direction exceeded its message count (both sides) |
+//! | 1008 | `tunnel lifetime exceeded` | the lifetime counted from `new` ran out (both sides) |
+//! | 1008 | `no peer joined in time` | unjoined expiry (phone) |
+//! | 1008 | `too many messages before peer joined` | the pre-join buffer is full (phone) |
+//! | 1009 | `message too big` | this side sent a message over the size limit (peer: 1009 `peer sent a message too big`) |
+//! | 1011 | `peer failed to join` | the computer's handshake broke after it claimed the tunnel |
+//!
+//! # HTTP statuses
+//! 400 not a WebSocket upgrade / no `fido.cable` / malformed; 404 unknown path, `contact`, wrong
+//! routing id, unknown or already joined tunnel; 405 not GET; 409 duplicate tunnel id; 429
+//! per-source rate limit; 431 request head too large; 503 too many pending tunnels, too many
+//! connections, or draining (`new` only). A request head not complete within the handshake
+//! timeout gets its connection closed without an answer.
+//!
+//! # In-process use (tests of other crates)
+//! ```no_run
+//! # async fn example() -> Result<(), cable_tunnel_server::RelayError> {
+//! use cable_tunnel_server::{Relay, RelayConfig};
+//! let relay = Relay::bind(RelayConfig::default()).await?; // 127.0.0.1:0, routing id 000000
+//! let base = relay.url(); // "ws://127.0.0.1:<port>"
+//! let routing_id = relay.routing_id().to_hex(); // "000000"
+//! // phone:    {base}/cable/new/<32 hex>                  (subprotocol fido.cable)
+//! // computer: {base}/cable/connect/{routing_id}/<32 hex>
+//! relay.drain(); // readyz 503, `new` refused, live tunnels kept until the drain deadline
+//! relay.shutdown().await?; // or: close everything now and wait for exit
+//! # Ok(()) }
+//! ```
+//! Central types: [`RelayConfig`] (with [`Limits`]), [`Relay::bind`] → [`RunningRelay`]
+//! (addresses, [`RelayHandle`] for drain/stop, [`Metrics`]), and [`RelayError`].
+
+mod admin;
+mod config;
+mod error;
+mod handshake;
+mod ids;
+mod metrics;
+mod rate_limit;
+mod route;
+mod server;
+mod stream;
+mod tls;
+mod tunnel;
+
+pub use config::{Limits, RelayConfig};
+pub use error::RelayError;
+pub use handshake::SUBPROTOCOL;
+pub use ids::{RoutingId, ShortHash, TunnelId};
+pub use metrics::{CloseReason, Metrics, RejectReason};
+pub use route::Route;
+pub use server::{Relay, RelayHandle, RunningRelay};
+pub use tls::server_config_from_pem;
+
+/// Response header carrying the routing id on `new`.
+pub const ROUTING_ID_HEADER: &str = "X-caBLE-Routing-ID";

@@ -1,0 +1,282 @@
+//! `cable-tunnel-server`: runs the caBLE tunnel relay. See the library documentation for the
+//! protocol behaviour, status codes and close codes.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use cable_tunnel_server::{Limits, Relay, RelayConfig, RelayError, RoutingId};
+use clap::{Parser, ValueEnum};
+
+/// WebSocket relay for FIDO hybrid (caBLE v2) tunnels: pairs a phone (`/cable/new/<id>`) with a
+/// computer (`/cable/connect/<routing id>/<id>`) and forwards their encrypted messages.
+///
+/// Every setting can also be given in the environment variable named after it. Durations take
+/// a unit: ms, s, m or h (e.g. `120s`, `500ms`).
+#[derive(Debug, Parser)]
+#[command(name = "cable-tunnel-server", version, max_term_width = 100)]
+struct Args {
+    /// Address of the tunnel listener (HTTP/1.1 WebSocket upgrades; TLS if --tls-cert is set).
+    #[arg(long, env = "CABLE_RELAY_LISTEN", default_value = "0.0.0.0:8080")]
+    listen: SocketAddr,
+
+    /// Address of the /healthz, /readyz and /metrics listener. Keep it off the public
+    /// internet.
+    #[arg(long, env = "CABLE_RELAY_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
+    admin_listen: SocketAddr,
+
+    /// This instance's 3-byte routing id (6 hex digits). Sent to phones in X-caBLE-Routing-ID
+    /// and required in /cable/connect/ paths; a load balancer routes connects by it. Give every
+    /// instance behind one hostname its own id (e.g. from the StatefulSet ordinal).
+    #[arg(long, env = "CABLE_RELAY_ROUTING_ID", default_value = "000000")]
+    routing_id: RoutingId,
+
+    /// PEM certificate chain for in-process TLS (needs --tls-key). Without it the listener
+    /// speaks plain HTTP/1.1, for use behind a TLS-terminating load balancer.
+    #[arg(long, env = "CABLE_RELAY_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1) for --tls-cert.
+    #[arg(long, env = "CABLE_RELAY_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+
+    /// Maximum lifetime of a tunnel, counted from its `new` request; then both sides are
+    /// closed with 1008.
+    #[arg(long, env = "CABLE_RELAY_TUNNEL_LIFETIME", default_value = "120s", value_parser = parse_duration)]
+    tunnel_lifetime: Duration,
+
+    /// How long a tunnel waits for its computer to connect; then the phone is closed with 1008.
+    #[arg(long, env = "CABLE_RELAY_UNJOINED_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    unjoined_timeout: Duration,
+
+    /// Maximum size of one message in bytes; a bigger one closes the tunnel with 1009.
+    #[arg(long, env = "CABLE_RELAY_MAX_MESSAGE_SIZE", default_value_t = 16384)]
+    max_message_size: usize,
+
+    /// Maximum messages relayed per direction per tunnel; one more closes it with 1008.
+    #[arg(long, env = "CABLE_RELAY_MAX_MESSAGES", default_value_t = 1024)]
+    max_messages_per_direction: u32,
+
+    /// Messages a phone may send before its computer joins (buffered, then delivered first);
+    /// one more closes the phone with 1008.
+    #[arg(long, env = "CABLE_RELAY_PREJOIN_MAX_MESSAGES", default_value_t = 16)]
+    prejoin_max_messages: usize,
+
+    /// Bytes a phone may send before its computer joins.
+    #[arg(long, env = "CABLE_RELAY_PREJOIN_MAX_BYTES", default_value_t = 32768)]
+    prejoin_max_bytes: usize,
+
+    /// Time allowed for the TLS handshake plus the complete HTTP request head (slowloris
+    /// guard); a slower client is disconnected without an answer.
+    #[arg(long, env = "CABLE_RELAY_HANDSHAKE_TIMEOUT", default_value = "10s", value_parser = parse_duration)]
+    handshake_timeout: Duration,
+
+    /// Maximum size of an HTTP request head in bytes; larger gets 431.
+    #[arg(long, env = "CABLE_RELAY_MAX_REQUEST_HEAD", default_value_t = 4096)]
+    max_request_head: usize,
+
+    /// Maximum open client connections (each tunnel uses two); more get 503. Mind the
+    /// process's open-file limit.
+    #[arg(long, env = "CABLE_RELAY_MAX_CONNECTIONS", default_value_t = 50000)]
+    max_connections: usize,
+
+    /// Maximum tunnels waiting for their computer; more `new` requests get 503.
+    #[arg(long, env = "CABLE_RELAY_MAX_PENDING", default_value_t = 25000)]
+    max_pending_tunnels: usize,
+
+    /// Sustained new+connect requests per second allowed per source address (IPv6: per /64);
+    /// more get 429. 0 turns the limit off (e.g. when every request comes from a proxy).
+    #[arg(long, env = "CABLE_RELAY_RATE_LIMIT", default_value_t = 20.0)]
+    rate_limit_per_second: f64,
+
+    /// Burst allowance of the per-source rate limit, in requests.
+    #[arg(long, env = "CABLE_RELAY_RATE_BURST", default_value_t = 100)]
+    rate_limit_burst: u32,
+
+    /// On SIGTERM/SIGINT: refuse `new` (readyz 503) but keep serving joins and live tunnels for
+    /// this long, then close what is left with 1001 and exit. A second signal exits at once.
+    #[arg(long, env = "CABLE_RELAY_DRAIN_TIMEOUT", default_value = "125s", value_parser = parse_duration)]
+    drain_timeout: Duration,
+
+    /// Time to wait for a client's close reply after the relay sent its close frame.
+    #[arg(long, env = "CABLE_RELAY_CLOSE_TIMEOUT", default_value = "2s", value_parser = parse_duration)]
+    close_timeout: Duration,
+
+    /// Listen backlog of the tunnel listener (capped by net.core.somaxconn). A small backlog
+    /// drops SYNs when many clients arrive at once.
+    #[arg(long, env = "CABLE_RELAY_BACKLOG", default_value_t = 4096)]
+    listen_backlog: u32,
+
+    /// WebSocket read buffer per socket, in bytes. caBLE messages are small; larger buffers
+    /// cost memory on every idle connection (bigger messages still work).
+    #[arg(long, env = "CABLE_RELAY_WS_READ_BUFFER", default_value_t = 2048)]
+    ws_read_buffer: usize,
+
+    /// Runtime worker threads; 0 = one per CPU the process may run on.
+    #[arg(long, env = "CABLE_RELAY_WORKER_THREADS", default_value_t = 0)]
+    worker_threads: usize,
+
+    /// Log format: human-readable lines or one JSON object per line.
+    #[arg(long, env = "CABLE_RELAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+
+    /// Log filter (tracing EnvFilter syntax). One info line is logged per tunnel lifetime.
+    #[arg(long, env = "CABLE_RELAY_LOG", default_value = "info")]
+    log: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, RelayError> {
+    let bad = || RelayError::BadDuration {
+        text: text.to_owned(),
+    };
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| bad())?;
+    match unit.trim() {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => n.checked_mul(60).map(Duration::from_secs).ok_or_else(bad),
+        "h" => n.checked_mul(3600).map(Duration::from_secs).ok_or_else(bad),
+        _ => Err(bad()),
+    }
+}
+
+fn config(args: &Args) -> Result<RelayConfig, RelayError> {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(cable_tunnel_server::server_config_from_pem(cert, key)?),
+        (None, None) => None,
+        _ => return Err(RelayError::TlsIncomplete),
+    };
+    Ok(RelayConfig {
+        listen: args.listen,
+        admin_listen: Some(args.admin_listen),
+        routing_id: args.routing_id,
+        tls,
+        limits: Limits {
+            tunnel_lifetime: args.tunnel_lifetime,
+            unjoined_timeout: args.unjoined_timeout,
+            max_message_size: args.max_message_size,
+            max_messages_per_direction: args.max_messages_per_direction,
+            prejoin_max_messages: args.prejoin_max_messages,
+            prejoin_max_bytes: args.prejoin_max_bytes,
+            handshake_timeout: args.handshake_timeout,
+            max_connections: args.max_connections,
+            max_pending_tunnels: args.max_pending_tunnels,
+            rate_limit_per_second: args.rate_limit_per_second,
+            rate_limit_burst: args.rate_limit_burst,
+            max_request_head: args.max_request_head,
+            close_timeout: args.close_timeout,
+        },
+        drain_timeout: args.drain_timeout,
+        listen_backlog: args.listen_backlog,
+        ws_read_buffer: args.ws_read_buffer,
+    })
+}
+
+fn init_logging(args: &Args) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match args.log_format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_logging(&args);
+    let config = match config(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "invalid configuration");
+            return ExitCode::from(2);
+        }
+    };
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all();
+    if args.worker_threads > 0 {
+        runtime.worker_threads(args.worker_threads);
+    }
+    let runtime = match runtime.build() {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot start the runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "relay failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: RelayConfig) -> Result<(), RelayError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let relay = Relay::bind(config).await?;
+    let handle = relay.handle();
+    let term = signal(SignalKind::terminate());
+    let int = signal(SignalKind::interrupt());
+    if let (Ok(mut term), Ok(mut int)) = (term, int) {
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::info!("signal received: draining");
+            handle.drain();
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+            tracing::info!("second signal: stopping now");
+            handle.stop();
+        });
+    } else {
+        tracing::warn!("cannot install signal handlers");
+    }
+    relay.join().await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("120s").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        for bad in ["", "s", "12", "12x", "-1s", "1.5s"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn help_and_defaults() {
+        use clap::CommandFactory;
+        Args::command().debug_assert();
+        let args = Args::try_parse_from(["cable-tunnel-server"]).unwrap();
+        let c = config(&args).unwrap();
+        assert_eq!(c.limits.tunnel_lifetime, Duration::from_secs(120));
+        assert_eq!(c.limits.max_message_size, 16384);
+        assert!(c.tls.is_none());
+        assert!(Args::try_parse_from(["x", "--tls-cert", "a.pem"]).is_err());
+        assert!(Args::try_parse_from(["x", "--routing-id", "12345"]).is_err());
+    }
+}

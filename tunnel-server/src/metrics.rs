@@ -1,0 +1,381 @@
+//! Prometheus metrics. Label children are resolved once at start-up so that the relay's hot
+//! path only does relaxed atomic adds (no label hashing, no locks).
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+/// Why a request was refused before it became a WebSocket (or why its handshake failed).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectReason {
+    /// Path the relay does not serve (404).
+    UnknownPath,
+    /// `/cable/contact/` is not served yet (404).
+    ContactUnsupported,
+    /// Method other than GET (405).
+    MethodNotAllowed,
+    /// Not a valid WebSocket upgrade request (400).
+    NotWebSocket,
+    /// `Sec-WebSocket-Protocol: fido.cable` missing (400).
+    MissingSubprotocol,
+    /// Unparseable HTTP request (400).
+    MalformedRequest,
+    /// Request head larger than the configured maximum (431).
+    HeadTooLarge,
+    /// `connect` names another instance's routing id (404).
+    WrongRoutingId,
+    /// `connect` to a tunnel id nobody opened (404).
+    UnknownTunnel,
+    /// `connect` to a tunnel that already has its computer (404).
+    AlreadyJoined,
+    /// `new` with a tunnel id that is in use (409).
+    DuplicateTunnel,
+    /// Per-source rate limit exceeded (429).
+    RateLimited,
+    /// Too many pending tunnels (503).
+    PendingLimit,
+    /// Too many open connections (503).
+    ConnectionLimit,
+    /// `new` while draining (503).
+    Draining,
+    /// TLS handshake plus request head not done within the handshake timeout (connection closed).
+    HandshakeTimeout,
+    /// TLS handshake failed (connection closed).
+    TlsFailed,
+    /// Client went away or broke the connection during the handshake.
+    HandshakeIo,
+}
+
+impl RejectReason {
+    const ALL: [RejectReason; 18] = [
+        Self::UnknownPath,
+        Self::ContactUnsupported,
+        Self::MethodNotAllowed,
+        Self::NotWebSocket,
+        Self::MissingSubprotocol,
+        Self::MalformedRequest,
+        Self::HeadTooLarge,
+        Self::WrongRoutingId,
+        Self::UnknownTunnel,
+        Self::AlreadyJoined,
+        Self::DuplicateTunnel,
+        Self::RateLimited,
+        Self::PendingLimit,
+        Self::ConnectionLimit,
+        Self::Draining,
+        Self::HandshakeTimeout,
+        Self::TlsFailed,
+        Self::HandshakeIo,
+    ];
+
+    /// Label value used in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UnknownPath => "unknown_path",
+            Self::ContactUnsupported => "contact_unsupported",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::NotWebSocket => "not_websocket",
+            Self::MissingSubprotocol => "missing_subprotocol",
+            Self::MalformedRequest => "malformed_request",
+            Self::HeadTooLarge => "head_too_large",
+            Self::WrongRoutingId => "wrong_routing_id",
+            Self::UnknownTunnel => "unknown_tunnel",
+            Self::AlreadyJoined => "already_joined",
+            Self::DuplicateTunnel => "duplicate_tunnel",
+            Self::RateLimited => "rate_limited",
+            Self::PendingLimit => "pending_limit",
+            Self::ConnectionLimit => "connection_limit",
+            Self::Draining => "draining",
+            Self::HandshakeTimeout => "handshake_timeout",
+            Self::TlsFailed => "tls_failed",
+            Self::HandshakeIo => "handshake_io",
+        }
+    }
+
+    /// HTTP status sent for this reason, if one is sent at all.
+    pub fn status(self) -> Option<(u16, &'static str)> {
+        Some(match self {
+            Self::UnknownPath
+            | Self::ContactUnsupported
+            | Self::WrongRoutingId
+            | Self::UnknownTunnel
+            | Self::AlreadyJoined => (404, "Not Found"),
+            Self::MethodNotAllowed => (405, "Method Not Allowed"),
+            Self::NotWebSocket | Self::MissingSubprotocol | Self::MalformedRequest => {
+                (400, "Bad Request")
+            }
+            Self::HeadTooLarge => (431, "Request Header Fields Too Large"),
+            Self::DuplicateTunnel => (409, "Conflict"),
+            Self::RateLimited => (429, "Too Many Requests"),
+            Self::PendingLimit | Self::ConnectionLimit | Self::Draining => {
+                (503, "Service Unavailable")
+            }
+            Self::HandshakeTimeout | Self::TlsFailed | Self::HandshakeIo => return None,
+        })
+    }
+}
+
+/// Why a tunnel ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CloseReason {
+    /// One side sent a close frame.
+    PeerClosed,
+    /// One side dropped its connection without a close frame.
+    PeerDisconnected,
+    /// The phone left before any computer joined.
+    LeftBeforeJoin,
+    /// A text frame was sent (policy violation).
+    TextFrame,
+    /// A message exceeded the size limit.
+    MessageTooBig,
+    /// A direction exceeded its message count limit.
+    MessageLimit,
+    /// The phone sent more than allowed before the computer joined.
+    PrejoinBufferFull,
+    /// The tunnel lifetime ran out.
+    LifetimeExceeded,
+    /// No computer joined in time.
+    UnjoinedExpired,
+    /// The drain deadline passed (relay shutting down).
+    Shutdown,
+    /// A side violated the WebSocket protocol.
+    ProtocolError,
+    /// The computer's handshake failed after it had claimed the tunnel.
+    JoinFailed,
+}
+
+impl CloseReason {
+    const ALL: [CloseReason; 12] = [
+        Self::PeerClosed,
+        Self::PeerDisconnected,
+        Self::LeftBeforeJoin,
+        Self::TextFrame,
+        Self::MessageTooBig,
+        Self::MessageLimit,
+        Self::PrejoinBufferFull,
+        Self::LifetimeExceeded,
+        Self::UnjoinedExpired,
+        Self::Shutdown,
+        Self::ProtocolError,
+        Self::JoinFailed,
+    ];
+
+    /// Label value used in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PeerClosed => "peer_closed",
+            Self::PeerDisconnected => "peer_disconnected",
+            Self::LeftBeforeJoin => "left_before_join",
+            Self::TextFrame => "text_frame",
+            Self::MessageTooBig => "message_too_big",
+            Self::MessageLimit => "message_limit",
+            Self::PrejoinBufferFull => "prejoin_buffer_full",
+            Self::LifetimeExceeded => "lifetime_exceeded",
+            Self::UnjoinedExpired => "unjoined_expired",
+            Self::Shutdown => "shutdown",
+            Self::ProtocolError => "protocol_error",
+            Self::JoinFailed => "join_failed",
+        }
+    }
+}
+
+/// Direction of relayed traffic.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// From the side that opened the tunnel (`new`) to the side that joined (`connect`).
+    NewToConnect = 0,
+    /// From the joining side to the opening side.
+    ConnectToNew = 1,
+}
+
+/// All metrics of one relay instance.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub(crate) created: Counter,
+    pub(crate) joined: Counter,
+    pub(crate) expired_unjoined: Counter,
+    closed: Vec<Counter>,
+    rejects: Vec<Counter>,
+    messages: [Counter; 2],
+    bytes: [Counter; 2],
+    pub(crate) duration: Histogram,
+    pub(crate) pending: Gauge,
+    pub(crate) active: Gauge,
+    pub(crate) connections: Gauge,
+}
+
+impl Metrics {
+    pub(crate) fn new() -> Self {
+        let mut registry = Registry::with_prefix("cable_relay");
+        let created = Counter::default();
+        let joined = Counter::default();
+        let expired_unjoined = Counter::default();
+        let closed_family = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        let rejects_family = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        let messages_family = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        let bytes_family = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        let duration = Histogram::new([
+            0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+        ]);
+        let pending = Gauge::default();
+        let active = Gauge::default();
+        let connections = Gauge::default();
+
+        registry.register(
+            "tunnels_created",
+            "Tunnels opened with new",
+            created.clone(),
+        );
+        registry.register(
+            "tunnels_joined",
+            "Tunnels joined with connect",
+            joined.clone(),
+        );
+        registry.register(
+            "tunnels_expired_unjoined",
+            "Tunnels closed because no computer joined in time",
+            expired_unjoined.clone(),
+        );
+        registry.register(
+            "tunnels_closed",
+            "Tunnels ended, by reason",
+            closed_family.clone(),
+        );
+        registry.register(
+            "tunnel_duration_seconds",
+            "Lifetime of tunnels from new to close",
+            duration.clone(),
+        );
+        registry.register(
+            "messages_relayed",
+            "Binary WebSocket messages relayed, by direction",
+            messages_family.clone(),
+        );
+        registry.register(
+            "bytes_relayed",
+            "Payload bytes relayed, by direction",
+            bytes_family.clone(),
+        );
+        registry.register(
+            "rejects",
+            "Requests or connections refused, by reason",
+            rejects_family.clone(),
+        );
+        registry.register(
+            "tunnels_pending",
+            "Tunnels waiting for a computer",
+            pending.clone(),
+        );
+        registry.register("tunnels_active", "Joined tunnels relaying", active.clone());
+        registry.register(
+            "connections",
+            "Open client connections",
+            connections.clone(),
+        );
+
+        let closed = CloseReason::ALL
+            .iter()
+            .map(|r| {
+                closed_family
+                    .get_or_create(&[("reason", r.as_str())])
+                    .clone()
+            })
+            .collect();
+        let rejects = RejectReason::ALL
+            .iter()
+            .map(|r| {
+                rejects_family
+                    .get_or_create(&[("reason", r.as_str())])
+                    .clone()
+            })
+            .collect();
+        // Each guard returned by `get_or_create` must be dropped before the next call.
+        let dir = |f: &Family<[(&'static str, &'static str); 1], Counter>| {
+            let a = f.get_or_create(&[("direction", "new_to_connect")]).clone();
+            let b = f.get_or_create(&[("direction", "connect_to_new")]).clone();
+            [a, b]
+        };
+        let messages = dir(&messages_family);
+        let bytes = dir(&bytes_family);
+        Self {
+            registry,
+            created,
+            joined,
+            expired_unjoined,
+            closed,
+            rejects,
+            messages,
+            bytes,
+            duration,
+            pending,
+            active,
+            connections,
+        }
+    }
+
+    pub(crate) fn reject(&self, reason: RejectReason) {
+        if let Some(c) = RejectReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .and_then(|i| self.rejects.get(i))
+        {
+            c.inc();
+        }
+    }
+
+    pub(crate) fn closed(&self, reason: CloseReason) {
+        if let Some(c) = CloseReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .and_then(|i| self.closed.get(i))
+        {
+            c.inc();
+        }
+    }
+
+    #[inline]
+    pub(crate) fn relayed(&self, dir: Direction, len: usize) {
+        self.messages[dir as usize].inc();
+        self.bytes[dir as usize].inc_by(len as u64);
+    }
+
+    /// Current value of a reject counter (for tests and the load tool).
+    pub fn rejects(&self, reason: RejectReason) -> u64 {
+        RejectReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .and_then(|i| self.rejects.get(i))
+            .map_or(0, Counter::get)
+    }
+
+    /// Current value of a close counter.
+    pub fn closes(&self, reason: CloseReason) -> u64 {
+        CloseReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .and_then(|i| self.closed.get(i))
+            .map_or(0, Counter::get)
+    }
+
+    /// Tunnels currently waiting for a computer.
+    pub fn pending(&self) -> i64 {
+        self.pending.get()
+    }
+
+    /// Tunnels currently joined.
+    pub fn active(&self) -> i64 {
+        self.active.get()
+    }
+
+    /// Prometheus text exposition of all metrics.
+    pub fn encode(&self) -> String {
+        let mut out = String::with_capacity(4096);
+        // Writing into a String cannot fail.
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}
