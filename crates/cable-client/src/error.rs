@@ -74,6 +74,44 @@ pub enum ClientError {
         what: &'static str,
         why: &'static str,
     },
+    /// The phone's post-handshake message does not offer CTAP2.
+    #[error("the phone does not offer CTAP2 over this tunnel")]
+    NoCtapSupport,
+
+    // ----- The session -----
+    /// A phase did not finish before its deadline.
+    #[error("timed out {phase}")]
+    Timeout { phase: Phase },
+    /// The caller cancelled the ceremony.
+    #[error("cancelled while {phase}")]
+    Cancelled { phase: Phase },
+    /// The Bluetooth scanner failed.
+    #[error("Bluetooth scan failed: {source}")]
+    Ble {
+        #[source]
+        source: cable_ble::BleError,
+    },
+    /// The scanner stopped delivering adverts before the phone's arrived.
+    #[error("the Bluetooth scan ended before the phone's advert was seen")]
+    ScanEnded,
+    /// The tunnel connection failed.
+    #[error("tunnel failed while {phase}: {source}")]
+    Transport {
+        phase: Phase,
+        #[source]
+        source: cable_transport::TransportError,
+    },
+    /// A protocol step failed (e.g. the Noise handshake did not authenticate: wrong QR code).
+    #[error("protocol error while {phase}: {source}")]
+    Protocol {
+        phase: Phase,
+        #[source]
+        source: cable_proto::Error,
+    },
+    /// The phone sent a message that is not allowed at this point.
+    #[error("unexpected {what} while {phase}")]
+    UnexpectedMessage { phase: Phase, what: &'static str },
+
     /// The authenticator answered with a CTAP2 error status.
     #[error("the authenticator refused: CTAP status {status:#04x} ({})", ctap_status_name(*status))]
     Authenticator { status: u8 },
