@@ -8,15 +8,10 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let (psk, qr) = (psk(), qr_key());
-    let _ = Responder::respond_qr(
-        qr.public_key(),
-        &psk,
-        data,
-        &mut PatternRng(PHONE_EPHEMERAL),
-    );
+    let _ = Responder::respond_qr(qr.public_key(), psk, data, &mut PatternRng(PHONE_EPHEMERAL));
     let _ = Responder::respond_linked(
         qr.private_key(),
-        &psk,
+        psk,
         data,
         &mut PatternRng(PHONE_EPHEMERAL),
     );

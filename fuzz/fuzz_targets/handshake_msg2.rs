@@ -7,11 +7,11 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let (psk, qr) = (psk(), qr_key());
-    if let Ok((initiator, _)) = Initiator::new_qr(&qr, &psk, &mut PatternRng(DESKTOP_EPHEMERAL)) {
+    if let Ok((initiator, _)) = Initiator::new_qr(qr, psk, &mut PatternRng(DESKTOP_EPHEMERAL)) {
         let _ = initiator.finish(data);
     }
     if let Ok((initiator, _)) =
-        Initiator::new_linked(qr.public_key(), &psk, &mut PatternRng(DESKTOP_EPHEMERAL))
+        Initiator::new_linked(qr.public_key(), psk, &mut PatternRng(DESKTOP_EPHEMERAL))
     {
         let _ = initiator.finish(data);
     }

@@ -7,7 +7,7 @@ use libfuzzer_sys::fuzz_target;
 fuzz_target!(|data: &[u8]| {
     if let Ok(update) = UpdateMessage::decode_payload(data) {
         if let Some(linking) = &update.linking {
-            let _ = linking.verify(&cable_proto_fuzz::qr_key(), &[0; 32]);
+            let _ = linking.verify(cable_proto_fuzz::qr_key(), &[0; 32]);
         }
         let framed = update.encode();
         let again = UpdateMessage::decode_payload(&framed[1..]).expect("re-encoded update");

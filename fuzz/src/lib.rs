@@ -63,8 +63,14 @@ impl RngCore for PatternRng {
 
 impl CryptoRng for PatternRng {}
 
-/// The QR key of the shared QR transcript (seed 11…11, secret 00…0f).
-pub fn qr_key() -> QrKey {
+/// The QR key of the shared QR transcript (seed 11…11, secret 00…0f),
+/// derived once: a P-256 multiplication per input would slow fuzzing down.
+pub fn qr_key() -> &'static QrKey {
+    static KEY: std::sync::OnceLock<QrKey> = std::sync::OnceLock::new();
+    KEY.get_or_init(derive_qr_key)
+}
+
+fn derive_qr_key() -> QrKey {
     let secret =
         QrSecret::from_bytes(*b"\x00\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f");
     match QrKey::from_seed(
@@ -79,8 +85,9 @@ pub fn qr_key() -> QrKey {
 }
 
 /// The QR transcript's PSK.
-pub fn psk() -> Psk {
-    qr_key().secret().psk(&EID_PLAINTEXT)
+pub fn psk() -> &'static Psk {
+    static PSK: std::sync::OnceLock<Psk> = std::sync::OnceLock::new();
+    PSK.get_or_init(|| qr_key().secret().psk(&EID_PLAINTEXT))
 }
 
 /// Transport key desktop → phone of the QR transcript.
