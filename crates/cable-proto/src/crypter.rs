@@ -112,8 +112,7 @@ impl Crypter {
                     aad,
                 },
             )
-            // AES-GCM only fails for plaintexts beyond 64 GiB.
-            .map_err(|_| Error::DecryptFailed)?;
+            .map_err(|_| Error::EncryptFailed)?;
         self.write_sequence += 1;
         Ok(ciphertext)
     }

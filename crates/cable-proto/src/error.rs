@@ -219,6 +219,9 @@ pub enum Error {
         /// The decrypted length.
         len: usize,
     },
+    /// AES-GCM refused to encrypt (only possible for plaintexts beyond 64 GiB).
+    #[error("transport message could not be encrypted")]
+    EncryptFailed,
     /// More than 2^24 - 1 messages in one direction.
     #[error("transport message counter exhausted")]
     CounterExhausted,
