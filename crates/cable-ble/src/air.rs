@@ -85,6 +85,7 @@ impl Air {
 
     /// Puts arbitrary service data under any UUID on the air, repeated like a real advert.
     /// Meant for tests of what scanners and clients ignore (other UUIDs, wrong lengths).
+    /// Must be called within a Tokio runtime (the repeats run as a task).
     pub fn advertise_raw(&self, service_uuid: Uuid, service_data: Vec<u8>) -> AdvertGuard {
         let id = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let frame = AirFrame {
