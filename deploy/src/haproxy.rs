@@ -79,6 +79,8 @@ pub fn render_config(instances: &Instances, opts: &HaproxyOptions) -> Result<Str
     }
     out.push_str(
         "    option h1-case-adjust-bogus-client\n\
+         \x20   # No request line in the log: paths carry tunnel ids.\n\
+         \x20   log-format \"%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %tsc %ac/%fc/%bc/%sc/%rc\"\n\
          \x20   timeout client 30s\n\
          \x20   timeout http-request 10s\n\
          \x20   timeout client-fin 5s\n",

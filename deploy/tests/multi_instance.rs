@@ -1,0 +1,741 @@
+//! Three relays with distinct routing ids behind nginx, and behind HAProxy, on loopback,
+//! configured by `cable-lbconf` and `deploy/nginx/cable-locations.conf` exactly as an
+//! operator would deploy them.
+//!
+//! Needs `nginx` and `haproxy` (Debian `nginx-light`, `haproxy`) and a built relay binary:
+//! `CABLE_TUNNEL_SERVER_BIN`, or else `cable-tunnel-server` next to this test's target
+//! directory (`cargo build -p cable-tunnel-server` with the same `CARGO_TARGET_DIR`).
+//! Ignored in a plain `cargo test --workspace` because of those outside programs;
+//! `.ci/run` runs it through `deploy/tests/run-multi-instance.sh`.
+
+#![allow(clippy::unwrap_used)] // test harness: a failed step is a failed test
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures_util::{SinkExt, StreamExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::process::{Child, Command};
+use tokio::time::timeout;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// Two routing ids with hex letters, so that case handling at the edge is exercised, and one
+/// that the container entrypoint derives from a StatefulSet pod name (`cable-relay-3`).
+const ROUTING_IDS: [&str; 3] = ["0A0001", "0B0002", "000003"];
+const POD_NAME_OF_LAST: &str = "cable-relay-3";
+/// Drain deadline given to the relays: long enough to prove a live tunnel survives SIGTERM,
+/// short enough to keep the test quick.
+const DRAIN: Duration = Duration::from_secs(3);
+/// Upper bound for any single step; nothing here should come close.
+const STEP: Duration = Duration::from_secs(10);
+const PAIRS: usize = 48;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Balancer {
+    Nginx,
+    Haproxy,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "spawns nginx and three relays; run by deploy/tests/run-multi-instance.sh"]
+async fn three_relays_behind_nginx() {
+    scenario(Balancer::Nginx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "spawns HAProxy and three relays; run by deploy/tests/run-multi-instance.sh"]
+async fn three_relays_behind_haproxy() {
+    scenario(Balancer::Haproxy).await;
+}
+
+async fn scenario(kind: Balancer) {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("cable-deploy-{kind:?}-"))
+        .tempdir()
+        .unwrap();
+    let mut relays = Vec::new();
+    for (i, rid) in ROUTING_IDS.into_iter().enumerate() {
+        let via_entrypoint = i == ROUTING_IDS.len() - 1;
+        relays.push(Relay::start(rid, dir.path(), via_entrypoint).await);
+    }
+    // The image's HEALTHCHECK command against a real relay.
+    let health = std::process::Command::new("bash")
+        .arg(entrypoint())
+        .arg("healthcheck")
+        .env("CABLE_RELAY_ADMIN_LISTEN", relays[0].admin.to_string())
+        .status()
+        .unwrap();
+    assert!(
+        health.success(),
+        "entrypoint healthcheck failed against a live relay"
+    );
+    let balancer = BalancerProcess::start(kind, &relays, dir.path()).await;
+    let base = format!("ws://{}", balancer.addr);
+    let ids = TunnelIds::new(kind);
+
+    // 1. Many pairs, concurrently, spread over all instances and relayed verbatim.
+    let mut tasks = Vec::new();
+    for i in 0..PAIRS {
+        let base = base.clone();
+        let tid = ids.next();
+        tasks.push(tokio::spawn(async move { run_pair(&base, &tid, i).await }));
+    }
+    let mut per_rid = [0usize; 3];
+    for t in tasks {
+        let rid = t.await.unwrap();
+        per_rid[index_of(&rid)] += 1;
+    }
+    assert!(
+        per_rid.iter().all(|&n| n > 0),
+        "{kind:?}: /cable/new/ did not reach every instance: {per_rid:?}"
+    );
+    assert_eq!(per_rid.iter().sum::<usize>(), PAIRS);
+
+    // 2. Rejections: unknown routing id at the edge; unknown tunnel and missing subprotocol
+    //    at the owner, passed through.
+    assert_eq!(
+        status_of(&format!("{base}/cable/connect/ffffff/{}", ids.next()), true).await,
+        404
+    );
+    assert_eq!(
+        status_of(
+            &format!("{base}/cable/connect/{}/{}", ROUTING_IDS[1], ids.next()),
+            true
+        )
+        .await,
+        404
+    );
+    assert_eq!(
+        status_of(&format!("{base}/cable/new/{}", ids.next()), false).await,
+        400
+    );
+    assert_eq!(
+        status_of(&format!("{base}/cable/contact/AAAA"), true).await,
+        404
+    );
+    assert_eq!(status_of(&format!("{base}/cable/new/xyz"), true).await, 404);
+    // The routing-id header arrives with its usual spelling and an unchanged value.
+    let (head, _raw) = raw_upgrade(balancer.addr, &format!("/cable/new/{}", ids.next())).await;
+    assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+    assert!(
+        head.contains("\r\nSec-WebSocket-Protocol: fido.cable\r\n")
+            || head.contains("\r\nsec-websocket-protocol: fido.cable\r\n"),
+        "{head}"
+    );
+    let rid_line = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("x-cable-routing-id:"))
+        .unwrap_or_else(|| panic!("no routing id header in {head}"));
+    assert!(rid_line.starts_with("X-caBLE-Routing-ID: "), "{rid_line}");
+    assert!(ROUTING_IDS.contains(&rid_line["X-caBLE-Routing-ID: ".len()..].trim()));
+
+    // 3. A killed relay: its tunnels end promptly on both sides, /new keeps working on the
+    //    others, joins for its routing id fail fast, other tunnels are untouched.
+    let mut live = open_one_per_instance(&base, &ids).await;
+    let victim = 0;
+    relays[victim].kill().await;
+    let (mut phone, mut computer) = live.remove(victim).1;
+    for (side, ws) in [("phone", &mut phone), ("computer", &mut computer)] {
+        let end = timeout(STEP, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("{kind:?}: {side} of a killed relay's tunnel still open"));
+        assert!(
+            matches!(end, None | Some(Err(_)) | Some(Ok(Message::Close(_)))),
+            "{kind:?}: {side} got {end:?} after its relay was killed"
+        );
+    }
+    for (rid, (phone, computer)) in &mut live {
+        exchange(phone, computer, rid.as_bytes(), 3).await;
+    }
+    for _ in 0..6 {
+        let tid = ids.next();
+        let (_phone, rid) = open_new(&base, &tid).await;
+        assert_ne!(
+            rid, ROUTING_IDS[victim],
+            "{kind:?}: /new reached a killed relay"
+        );
+    }
+    let started = Instant::now();
+    let status = status_of(
+        &format!(
+            "{base}/cable/connect/{}/{}",
+            ROUTING_IDS[victim],
+            ids.next()
+        ),
+        true,
+    )
+    .await;
+    assert!(
+        status == 502 || status == 503,
+        "{kind:?}: connect to a dead instance gave {status}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+
+    // 4. SIGTERM drains: /new moves to the remaining instance, the draining one still serves
+    //    joins and keeps its live tunnels until the deadline, then closes them with 1001 and
+    //    exits.
+    let drained = 1;
+    let (rid, (mut phone, mut computer)) = live.remove(0);
+    assert_eq!(rid, ROUTING_IDS[drained]);
+    // A phone waiting on the instance about to drain (one that lands elsewhere just leaves).
+    let (mut pending_phone, pending_tid) = loop {
+        let tid = ids.next();
+        let (p, r) = open_new(&base, &tid).await;
+        if r == ROUTING_IDS[drained] {
+            break (p, tid);
+        }
+    };
+    let sigterm_at = Instant::now();
+    relays[drained].signal("TERM").await;
+    relays[drained].wait_not_ready().await;
+    for _ in 0..6 {
+        let (_p, r) = open_new(&base, &ids.next()).await;
+        assert_eq!(
+            r, ROUTING_IDS[2],
+            "{kind:?}: /new reached an instance that is draining or dead"
+        );
+    }
+    let mut pending_computer = open_connect(&base, ROUTING_IDS[drained], &pending_tid).await;
+    exchange(
+        &mut pending_phone,
+        &mut pending_computer,
+        b"joined while draining",
+        2,
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    exchange(
+        &mut phone,
+        &mut computer,
+        b"still relayed while draining",
+        2,
+    )
+    .await;
+    assert!(
+        sigterm_at.elapsed() < DRAIN,
+        "test too slow to observe the drain window"
+    );
+    for (side, ws) in [("phone", &mut phone), ("computer", &mut computer)] {
+        let code = expect_close(ws).await;
+        assert_eq!(code, Some(CloseCode::Away), "{kind:?}: {side} close code");
+    }
+    assert!(
+        sigterm_at.elapsed() >= DRAIN,
+        "{kind:?}: a live tunnel was cut {:?} after SIGTERM, before the {DRAIN:?} deadline",
+        sigterm_at.elapsed()
+    );
+    let status = relays[drained].wait_exit().await;
+    assert!(
+        status.success(),
+        "{kind:?}: drained relay exited with {status}"
+    );
+
+    // The last instance still works end to end.
+    let tid = ids.next();
+    let rid = run_pair(&base, &tid, 0).await;
+    assert_eq!(rid, ROUTING_IDS[2]);
+    drop(balancer);
+}
+
+fn index_of(rid: &str) -> usize {
+    ROUTING_IDS
+        .iter()
+        .position(|r| r.eq_ignore_ascii_case(rid))
+        .unwrap_or_else(|| panic!("routing id {rid} is not one of ours"))
+}
+
+/// Unique 32-hex tunnel ids per test process and scenario.
+struct TunnelIds {
+    prefix: u64,
+    counter: AtomicU64,
+}
+
+impl TunnelIds {
+    fn new(kind: Balancer) -> Self {
+        Self {
+            prefix: (u64::from(std::process::id()) << 8) | kind as u64,
+            counter: AtomicU64::new(1),
+        }
+    }
+
+    fn next(&self) -> String {
+        format!(
+            "{:016X}{:016X}",
+            self.prefix,
+            self.counter.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+}
+
+fn free_port() -> u16 {
+    StdListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn relay_binary() -> PathBuf {
+    if let Some(p) = std::env::var_os("CABLE_TUNNEL_SERVER_BIN") {
+        return PathBuf::from(p);
+    }
+    // <target>/debug/deps/multi_instance-<hash> → <target>/debug/cable-tunnel-server
+    let exe = std::env::current_exe().unwrap();
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("cable-tunnel-server"))
+        .unwrap();
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build -p cable-tunnel-server` with the same target directory or set CABLE_TUNNEL_SERVER_BIN",
+        path.display()
+    );
+    path
+}
+
+fn program(name: &str) -> PathBuf {
+    for dir in ["/usr/sbin", "/usr/local/sbin", "/usr/bin", "/usr/local/bin"] {
+        let p = Path::new(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} is not installed (Debian: apt-get install nginx-light haproxy)");
+}
+
+struct Relay {
+    routing_id: &'static str,
+    addr: SocketAddr,
+    admin: SocketAddr,
+    child: Child,
+}
+
+impl Relay {
+    /// `via_entrypoint`: start through deploy/docker/entrypoint.sh with only a pod name, so
+    /// the routing id is the one the entrypoint derives.
+    async fn start(routing_id: &'static str, dir: &Path, via_entrypoint: bool) -> Self {
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let log = std::fs::File::create(dir.join(format!("relay-{routing_id}.log"))).unwrap();
+        let mut cmd = if via_entrypoint {
+            let mut cmd = Command::new("bash");
+            cmd.arg(entrypoint())
+                .arg(relay_binary())
+                .args(relay_args(None, addr, admin))
+                .env("POD_NAME", POD_NAME_OF_LAST)
+                .env_remove("CABLE_RELAY_ROUTING_ID");
+            cmd
+        } else {
+            let mut cmd = Command::new(relay_binary());
+            cmd.args(relay_args(Some(routing_id), addr, admin));
+            cmd
+        };
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let relay = Self {
+            routing_id,
+            addr,
+            admin,
+            child,
+        };
+        let deadline = Instant::now() + STEP;
+        while admin_status(relay.admin, "/readyz").await != Some(200) {
+            assert!(
+                Instant::now() < deadline,
+                "relay {routing_id} not ready; log in {}",
+                dir.display()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        relay
+    }
+
+    async fn kill(&mut self) {
+        self.child.kill().await.unwrap();
+    }
+
+    async fn signal(&self, name: &str) {
+        let pid = self.child.id().unwrap();
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!("kill -{name} {pid}"))
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success());
+    }
+
+    async fn wait_not_ready(&self) {
+        let deadline = Instant::now() + STEP;
+        while admin_status(self.admin, "/readyz").await == Some(200) {
+            assert!(
+                Instant::now() < deadline,
+                "{} stayed ready",
+                self.routing_id
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn wait_exit(&mut self) -> std::process::ExitStatus {
+        timeout(STEP, self.child.wait()).await.unwrap().unwrap()
+    }
+}
+
+/// The relay's command line, with short limits for the test.
+fn relay_args(routing_id: Option<&str>, addr: SocketAddr, admin: SocketAddr) -> Vec<String> {
+    let mut args: Vec<String> = [
+        "--listen".to_owned(),
+        addr.to_string(),
+        "--admin-listen".to_owned(),
+        admin.to_string(),
+        "--drain-timeout".to_owned(),
+        format!("{}s", DRAIN.as_secs()),
+        // Behind a balancer every request comes from the balancer's address.
+        "--rate-limit-per-second".to_owned(),
+        "0".to_owned(),
+    ]
+    .into();
+    if let Some(rid) = routing_id {
+        args.extend(["--routing-id".to_owned(), rid.to_owned()]);
+    }
+    args
+}
+
+fn entrypoint() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/entrypoint.sh")
+}
+
+/// GET on the admin listener; `None` if nothing answers.
+async fn admin_status(addr: SocketAddr, path: &str) -> Option<u16> {
+    let mut tcp = TcpStream::connect(addr).await.ok()?;
+    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .ok()?;
+    let mut buf = Vec::new();
+    timeout(STEP, tcp.read_to_end(&mut buf)).await.ok()?.ok()?;
+    let text = String::from_utf8_lossy(&buf);
+    text.get(9..12)?.parse().ok()
+}
+
+struct BalancerProcess {
+    addr: SocketAddr,
+    _child: Child,
+}
+
+impl BalancerProcess {
+    async fn start(kind: Balancer, relays: &[Relay], dir: &Path) -> Self {
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let mut specs = Vec::new();
+        for r in relays {
+            specs.push("--instance".to_owned());
+            specs.push(format!(
+                "{}={} admin={}",
+                r.routing_id,
+                r.addr,
+                r.admin.port()
+            ));
+        }
+        let lbconf = |args: &[&str]| {
+            let out = std::process::Command::new(env!("CARGO_BIN_EXE_cable-lbconf"))
+                .args(&specs)
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "cable-lbconf {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let d = dir.display();
+        let log = std::fs::File::create(dir.join(format!("{kind:?}.log"))).unwrap();
+        let mut cmd = match kind {
+            Balancer::Nginx => {
+                let upstreams = dir.join("upstreams.conf");
+                lbconf(&["nginx", "-o", upstreams.to_str().unwrap()]);
+                let locations =
+                    Path::new(env!("CARGO_MANIFEST_DIR")).join("nginx/cable-locations.conf");
+                // One process (no master): killing it on drop leaves no orphaned workers.
+                let conf = format!(
+                    "pid {d}/nginx.pid;\nerror_log {d}/nginx-error.log info;\ndaemon off;\n\
+                     master_process off;\n\
+                     events {{ worker_connections 4096; }}\n\
+                     http {{\n  access_log off;\n\
+                     \x20 client_body_temp_path {d}/client-body;\n  proxy_temp_path {d}/proxy;\n\
+                     \x20 fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+                     \x20 include {up};\n\
+                     \x20 server {{\n    listen {addr};\n    include {loc};\n  }}\n}}\n",
+                    up = upstreams.display(),
+                    loc = locations.display(),
+                );
+                let path = dir.join("nginx.conf");
+                std::fs::write(&path, conf).unwrap();
+                let mut cmd = Command::new(program("nginx"));
+                cmd.arg("-e")
+                    .arg(dir.join("nginx-error.log"))
+                    .arg("-p")
+                    .arg(dir)
+                    .arg("-c")
+                    .arg(&path);
+                cmd
+            }
+            Balancer::Haproxy => {
+                let map = dir.join("cable-routing.map");
+                let cfg = dir.join("cable.cfg");
+                lbconf(&["haproxy-map", "-o", map.to_str().unwrap()]);
+                lbconf(&[
+                    "haproxy",
+                    "--bind",
+                    &addr.to_string(),
+                    "--map-file",
+                    map.to_str().unwrap(),
+                    "--rate-limit-per-10s",
+                    "0",
+                    "-o",
+                    cfg.to_str().unwrap(),
+                ]);
+                let main = dir.join("haproxy.cfg");
+                std::fs::write(
+                    &main,
+                    format!(
+                        "global\n    maxconn 4096\n    pidfile {d}/haproxy.pid\n\
+                         defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n"
+                    ),
+                )
+                .unwrap();
+                let mut cmd = Command::new(program("haproxy"));
+                // -db: foreground, one process.
+                cmd.arg("-db").arg("-f").arg(&main).arg("-f").arg(&cfg);
+                cmd
+            }
+        };
+        let child = cmd
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        // Ready when a phone can open a tunnel through it.
+        let deadline = Instant::now() + STEP;
+        let probe = TunnelIds::new(kind);
+        loop {
+            let url = format!("ws://{addr}/cable/new/FFFF{}", &probe.next()[4..]);
+            if let Ok(Ok((_ws, _))) = timeout(STEP, connect(&url, true)).await {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{kind:?} did not start; logs in {}",
+                dir.display()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Self {
+            addr,
+            _child: child,
+        }
+    }
+}
+
+async fn connect(
+    url: &str,
+    subprotocol: bool,
+) -> Result<
+    (
+        Ws,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    WsError,
+> {
+    let mut req = url.into_client_request()?;
+    if subprotocol {
+        req.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static("fido.cable"),
+        );
+    }
+    tokio_tungstenite::connect_async(req).await
+}
+
+/// HTTP status of a failed upgrade (or 101 on success).
+async fn status_of(url: &str, subprotocol: bool) -> u16 {
+    match timeout(STEP, connect(url, subprotocol)).await.unwrap() {
+        Ok((_, resp)) => resp.status().as_u16(),
+        Err(WsError::Http(resp)) => resp.status().as_u16(),
+        Err(e) => panic!("{url}: {e}"),
+    }
+}
+
+/// Phone side: opens the tunnel, returns it with the routing id the relay announced.
+async fn open_new(base: &str, tid: &str) -> (Ws, String) {
+    let url = format!("{base}/cable/new/{tid}");
+    let (ws, resp) = timeout(STEP, connect(&url, true))
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    assert_eq!(
+        resp.headers().get("sec-websocket-protocol").unwrap(),
+        "fido.cable"
+    );
+    let rids: Vec<_> = resp
+        .headers()
+        .get_all("x-cable-routing-id")
+        .iter()
+        .collect();
+    assert_eq!(rids.len(), 1, "exactly one routing id header: {rids:?}");
+    let rid = rids[0].to_str().unwrap().to_owned();
+    assert!(
+        ROUTING_IDS.contains(&rid.as_str()),
+        "unexpected routing id {rid}"
+    );
+    (ws, rid)
+}
+
+/// Computer side: joins the tunnel through the routing id.
+async fn open_connect(base: &str, rid: &str, tid: &str) -> Ws {
+    let url = format!("{base}/cable/connect/{rid}/{tid}");
+    let (ws, resp) = timeout(STEP, connect(&url, true))
+        .await
+        .unwrap()
+        .unwrap_or_else(|e| panic!("{url}: {e}"));
+    assert_eq!(
+        resp.headers().get("sec-websocket-protocol").unwrap(),
+        "fido.cable"
+    );
+    ws
+}
+
+/// One complete pair: a message before the join, several both ways, a close. Returns the
+/// routing id the tunnel was on. Alternates upper- and lower-case ids in the `connect` URL.
+async fn run_pair(base: &str, tid: &str, i: usize) -> String {
+    let (mut phone, rid) = open_new(base, tid).await;
+    let early = format!("before the join {i}").into_bytes();
+    phone.send(Message::binary(early.clone())).await.unwrap();
+    let (rid_in_url, tid_in_url) = if i % 2 == 0 {
+        (rid.to_ascii_lowercase(), tid.to_ascii_lowercase())
+    } else {
+        (rid.clone(), tid.to_owned())
+    };
+    let mut computer = open_connect(base, &rid_in_url, &tid_in_url).await;
+    assert_eq!(recv_binary(&mut computer).await, early);
+    exchange(&mut phone, &mut computer, tid.as_bytes(), 4).await;
+    computer.send(Message::Close(None)).await.unwrap();
+    assert_eq!(expect_close(&mut phone).await, Some(CloseCode::Normal));
+    rid
+}
+
+/// `rounds` messages each way, of varying sizes, checked byte for byte and in order.
+async fn exchange(phone: &mut Ws, computer: &mut Ws, tag: &[u8], rounds: usize) {
+    for round in 0..rounds {
+        let size = 1 + (round * 997) % 3000;
+        let to_phone: Vec<u8> = tag
+            .iter()
+            .copied()
+            .chain((0..size).map(|b| (b * 7 + round) as u8))
+            .collect();
+        computer
+            .send(Message::binary(to_phone.clone()))
+            .await
+            .unwrap();
+        computer
+            .send(Message::binary(vec![round as u8]))
+            .await
+            .unwrap();
+        assert_eq!(recv_binary(phone).await, to_phone);
+        assert_eq!(recv_binary(phone).await, vec![round as u8]);
+        let to_computer: Vec<u8> = to_phone.iter().rev().copied().collect();
+        phone
+            .send(Message::binary(to_computer.clone()))
+            .await
+            .unwrap();
+        assert_eq!(recv_binary(computer).await, to_computer);
+    }
+}
+
+async fn recv_binary(ws: &mut Ws) -> Vec<u8> {
+    loop {
+        match timeout(STEP, ws.next()).await.expect("no message in time") {
+            Some(Ok(Message::Binary(b))) => return b.to_vec(),
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected a binary message, got {other:?}"),
+        }
+    }
+}
+
+/// Waits for the relay's close frame (answering it) and returns its code.
+async fn expect_close(ws: &mut Ws) -> Option<CloseCode> {
+    loop {
+        match timeout(STEP, ws.next()).await.expect("no close in time") {
+            Some(Ok(Message::Close(frame))) => {
+                let _ = ws.close(None).await;
+                return frame.map(|f| f.code);
+            }
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
+/// A joined tunnel on every instance, as (routing id, (phone, computer)), in ROUTING_IDS order.
+async fn open_one_per_instance(base: &str, ids: &TunnelIds) -> Vec<(String, (Ws, Ws))> {
+    let mut slots: Vec<Option<(Ws, Ws)>> = (0..ROUTING_IDS.len()).map(|_| None).collect();
+    for _ in 0..30 {
+        if slots.iter().all(Option::is_some) {
+            break;
+        }
+        let tid = ids.next();
+        let (phone, rid) = open_new(base, &tid).await;
+        let slot = &mut slots[index_of(&rid)];
+        if slot.is_none() {
+            let computer = open_connect(base, &rid, &tid).await;
+            *slot = Some((phone, computer));
+        }
+    }
+    slots
+        .into_iter()
+        .zip(ROUTING_IDS)
+        .map(|(s, rid)| {
+            (
+                rid.to_owned(),
+                s.expect("round robin never reached an instance"),
+            )
+        })
+        .collect()
+}
+
+/// Sends a raw upgrade request and returns the response head as text.
+async fn raw_upgrade(addr: SocketAddr, path: &str) -> (String, TcpStream) {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: fido.cable\r\n\r\n"
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = timeout(STEP, tcp.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "connection closed before the response head");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    (String::from_utf8_lossy(&buf).into_owned(), tcp)
+}
