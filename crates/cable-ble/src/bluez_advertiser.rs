@@ -35,12 +35,26 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// An [`Advertiser`] on one BlueZ adapter, with its own D-Bus connection.
 pub struct BluezAdvertiser {
-    conn: Arc<SyncConnection>,
+    bus: Arc<BusConnection>,
     crossroads: Arc<Mutex<Crossroads>>,
     token: IfaceToken<AdvertisementData>,
     adapter_path: Path<'static>,
     adapter: AdapterReport,
     next_id: AtomicU64,
+}
+
+/// The D-Bus connection and the task that drives it. The task holds the connection too, so
+/// it is aborted when the advertiser and all its guards are gone; BlueZ then sees this client
+/// leave and drops anything still registered.
+struct BusConnection {
+    conn: Arc<SyncConnection>,
+    driver: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for BusConnection {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
 }
 
 /// What the exported advertisement object serves.
@@ -60,9 +74,13 @@ impl BluezAdvertiser {
                     other => other,
                 }
             })?;
-        tokio::spawn(async move {
+        let driver = tokio::spawn(async move {
             let lost = resource.await;
             tracing::debug!(error = %lost, "D-Bus connection for advertising closed");
+        });
+        let bus = Arc::new(BusConnection {
+            conn: conn.clone(),
+            driver,
         });
 
         let root = Proxy::new(BLUEZ, "/", CALL_TIMEOUT, conn.clone());
@@ -116,7 +134,7 @@ impl BluezAdvertiser {
         );
 
         Ok(BluezAdvertiser {
-            conn,
+            bus,
             crossroads,
             token,
             adapter_path,
@@ -135,7 +153,7 @@ impl BluezAdvertiser {
             BLUEZ,
             self.adapter_path.clone(),
             CALL_TIMEOUT,
-            self.conn.clone(),
+            self.bus.conn.clone(),
         )
     }
 }
@@ -224,6 +242,7 @@ impl Advertiser for BluezAdvertiser {
 
             let (guard, control) = AdvertGuard::new();
             tokio::spawn(keep_advertising(
+                self.bus.clone(),
                 self.manager(),
                 self.crossroads.clone(),
                 path,
@@ -246,6 +265,8 @@ impl BluezAdvertiser {
 
 /// Waits for the guard to go, then unregisters the advertisement and removes its object.
 async fn keep_advertising(
+    // Keeps the connection up while the advert is registered.
+    _bus: Arc<BusConnection>,
     manager: Proxy<'static, Arc<SyncConnection>>,
     crossroads: Arc<Mutex<Crossroads>>,
     path: Path<'static>,

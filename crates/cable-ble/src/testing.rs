@@ -243,7 +243,8 @@ impl MockControl {
         Self::connect(&address)
     }
 
-    fn has_owner(&self, name: &str) -> io::Result<bool> {
+    /// Whether `name` (a well-known or unique bus name) is on the bus.
+    pub fn has_owner(&self, name: &str) -> io::Result<bool> {
         let (owned,): (bool,) = self
             .conn
             .with_proxy(

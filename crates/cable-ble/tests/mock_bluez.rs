@@ -589,9 +589,19 @@ fn dropping_the_guard_unregisters_the_advert() {
                 control.advertisements("hci0").expect("list").len() == 1
             })
             .await;
+            let owner = control.advertisements("hci0").expect("list")[0]
+                .owner
+                .clone();
             drop(second);
             wait_until("no advert left", || {
                 control.advertisements("hci0").expect("list").is_empty()
+            })
+            .await;
+            // With the advertiser gone too, its D-Bus connection closes.
+            assert!(control.has_owner(&owner).expect("owner"));
+            drop(advertiser);
+            wait_until("connection closed", || {
+                !control.has_owner(&owner).expect("owner")
             })
             .await;
         },
