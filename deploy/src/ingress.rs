@@ -23,6 +23,10 @@ pub struct IngressOptions {
     pub service_port: u16,
     /// Seconds an upgraded connection may stay idle at the controller (ingress-nginx annotation).
     pub tunnel_timeout_secs: u32,
+    /// Requests per second per client address at the controller (ingress-nginx `limit-rps`,
+    /// which allows bursts of five times this); 0 leaves it out. The relays see only the
+    /// controller's address, so the per-client limit belongs here.
+    pub limit_rps: u32,
 }
 
 /// Renders the Ingress. Each instance's host must be the name of its per-pod Service in the
@@ -55,13 +59,21 @@ pub fn render(instances: &Instances, opts: &IngressOptions) -> Result<String, Co
          \x20 annotations:\n\
          \x20   nginx.ingress.kubernetes.io/proxy-read-timeout: \"{t}\"\n\
          \x20   nginx.ingress.kubernetes.io/proxy-send-timeout: \"{t}\"\n\
-         \x20   nginx.ingress.kubernetes.io/proxy-next-upstream: \"error timeout http_503\"\n\
+         \x20   nginx.ingress.kubernetes.io/proxy-next-upstream: \"error timeout http_503\"{limit}\n\
          spec:\n\
          \x20 ingressClassName: {class}",
         n = instances.len(),
         name = opts.name,
         t = opts.tunnel_timeout_secs,
         class = opts.class,
+        limit = if opts.limit_rps > 0 {
+            format!(
+                "\n    nginx.ingress.kubernetes.io/limit-rps: \"{}\"",
+                opts.limit_rps
+            )
+        } else {
+            String::new()
+        },
     );
     if let Some(secret) = &opts.tls_secret {
         let _ = writeln!(
@@ -150,6 +162,7 @@ mod tests {
             new_service: "cable-relay-new".into(),
             service_port: 8080,
             tunnel_timeout_secs: 130,
+            limit_rps: 20,
         }
     }
 
@@ -164,6 +177,10 @@ mod tests {
         assert!(y.contains("path: /cable/connect/00000a/"));
         assert!(y.contains("path: /cable/connect/00000A/"));
         assert!(y.contains("secretName: cable-tls"));
+        assert!(y.contains("nginx.ingress.kubernetes.io/limit-rps: \"20\"\n"));
+        let mut o = opts();
+        o.limit_rps = 0;
+        assert!(!render(&list, &o).unwrap().contains("limit-rps"));
     }
 
     #[test]

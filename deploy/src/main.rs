@@ -81,6 +81,9 @@ enum Command {
         /// Idle limit of an upgraded connection at the controller, seconds.
         #[arg(long, default_value_t = 130)]
         tunnel_timeout: u32,
+        /// Requests per second per client at the controller; 0 = no limit.
+        #[arg(long, default_value_t = 20)]
+        limit_rps: u32,
     },
 }
 
@@ -123,6 +126,7 @@ fn run(cli: Cli) -> Result<(), String> {
             new_service,
             service_port,
             tunnel_timeout,
+            limit_rps,
         } => ingress::render(
             &instances,
             &IngressOptions {
@@ -133,6 +137,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 new_service,
                 service_port,
                 tunnel_timeout_secs: tunnel_timeout,
+                limit_rps,
             },
         )
         .map_err(|e| e.to_string())?,

@@ -79,6 +79,7 @@ async fn scenario(kind: Balancer) {
         health.success(),
         "entrypoint healthcheck failed against a live relay"
     );
+    alert_rules_name_real_metrics(relays[0].admin).await;
     let balancer = BalancerProcess::start(kind, &relays, dir.path()).await;
     let base = format!("ws://{}", balancer.addr);
     let ids = TunnelIds::new(kind);
@@ -245,6 +246,54 @@ async fn scenario(kind: Balancer) {
     let rid = run_pair(&base, &tid, 0).await;
     assert_eq!(rid, ROUTING_IDS[2]);
     drop(balancer);
+}
+
+/// Every metric and reason label the shipped Prometheus alert rules use exists on a relay.
+async fn alert_rules_name_real_metrics(admin: SocketAddr) {
+    let rules = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("prometheus/cable-relay-alerts.yml"),
+    )
+    .unwrap();
+    let mut tcp = TcpStream::connect(admin).await.unwrap();
+    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = String::new();
+    timeout(STEP, tcp.read_to_string(&mut body))
+        .await
+        .unwrap()
+        .unwrap();
+    let words = |text: &str, start: &str| -> Vec<String> {
+        text.match_indices(start)
+            .map(|(i, _)| {
+                text[i..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect()
+            })
+            .collect()
+    };
+    let names = words(&rules, "cable_relay_");
+    assert!(names.len() > 5);
+    for name in names {
+        assert!(
+            body.contains(&format!("\n{name}")),
+            "alert rules use unknown metric {name}"
+        );
+    }
+    for (i, _) in rules.match_indices("reason=") {
+        let value: String = rules[i + "reason=".len()..]
+            .trim_start_matches(['"', '~'])
+            .chars()
+            .take_while(|c| *c != '"')
+            .collect();
+        for reason in value.split('|') {
+            assert!(
+                body.contains(&format!("reason=\"{reason}\"")),
+                "alert rules use unknown reason {reason}"
+            );
+        }
+    }
 }
 
 fn index_of(rid: &str) -> usize {
