@@ -1,1 +1,43 @@
-//! Placeholder; see the workspace README.
+//! The phone (authenticator) side of a FIDO hybrid (caBLE v2) ceremony.
+//!
+//! What it is: a [`PhoneSession`] that takes the text of a scanned `FIDO:/` QR code and
+//! completes one ceremony with the computer that showed it:
+//!
+//! 1. parse the QR code (refusing stale ones), derive the tunnel id;
+//! 2. open `/cable/new/<tunnel id>` on a relay and read the routing id;
+//! 3. encrypt an EID naming the relay and hand the 20-byte advert to an
+//!    [`Advertiser`](cable_ble::Advertiser);
+//! 4. answer the computer's KNpsk0 handshake and stop advertising;
+//! 5. send the post-handshake message `{1: getInfo, 3: ["ctap"]}`;
+//! 6. serve exactly one CTAP request through an [`Authenticator`], reply, and close the
+//!    WebSocket (a phone never sends the shutdown message).
+//!
+//! Each phase has a deadline ([`Deadlines`]); the caller cancels with a
+//! [`tokio_util::sync::CancellationToken`]; failures are [`PhoneError`]s naming the [`Phase`];
+//! [`Progress`] events arrive on a channel taken with [`PhoneSession::progress`] before
+//! running.
+//!
+//! It also bundles [`SoftwareAuthenticator`], an [`Authenticator`] built on
+//! passkey-authenticator (1Password passkey-rs): ES256, resident credentials in a
+//! [`PasskeyStore`] that can persist to a file, and a [`UserApproval`] hook for presence and
+//! verification. Its getInfo lists no PIN protocols, `rk` and `uv` true, and the transports
+//! `internal` and `hybrid`.
+//!
+//! What it deliberately does not do: state-assisted (linked) sessions, sending linking data,
+//! digital-credential (JSON) requests, more than one request per session, or any
+//! cryptography of its own (that is `cable-proto`; sockets are `cable-transport`).
+
+mod authenticator;
+mod error;
+mod progress;
+mod session;
+pub mod software;
+
+pub use authenticator::{Authenticator, CtapStatus};
+pub use error::{Phase, PhoneError, StoreError};
+pub use progress::{Progress, RequestKind};
+pub use session::{Deadlines, Outcome, PhoneSession, DEFAULT_RELAY};
+pub use software::{
+    AlwaysApprove, AlwaysDeny, PasskeyStore, Prompt, SoftwareAuthenticator, UserApproval,
+};
+pub use tokio_util::sync::CancellationToken;

@@ -1,0 +1,187 @@
+//! The one error type of this crate, and the phases it names.
+
+use std::fmt;
+
+use cable_transport::TransportError;
+
+/// A step of a phone session; every error says which one failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Reading the scanned `FIDO:/` text.
+    ParseQr,
+    /// Opening `/cable/new/<tunnel id>` on the relay.
+    OpenTunnel,
+    /// Putting the advert on the air.
+    Advertise,
+    /// Waiting for the computer to join the tunnel and send its handshake message.
+    AwaitComputer,
+    /// Answering the Noise handshake.
+    Handshake,
+    /// Sending the post-handshake message.
+    PostHandshake,
+    /// Waiting for the CTAP request.
+    AwaitRequest,
+    /// The authenticator (and its user) handling the request.
+    Authenticate,
+    /// Sending the CTAP response.
+    Reply,
+    /// Closing the tunnel.
+    Close,
+    /// The storage behind the software authenticator.
+    Store,
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Phase::ParseQr => "reading the QR code",
+            Phase::OpenTunnel => "opening the tunnel",
+            Phase::Advertise => "advertising",
+            Phase::AwaitComputer => "waiting for the computer",
+            Phase::Handshake => "handshake",
+            Phase::PostHandshake => "sending the post-handshake message",
+            Phase::AwaitRequest => "waiting for the request",
+            Phase::Authenticate => "authenticating",
+            Phase::Reply => "replying",
+            Phase::Close => "closing",
+            Phase::Store => "credential storage",
+        })
+    }
+}
+
+/// Everything that can make a phone session fail.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PhoneError {
+    /// The scanned text is not a valid caBLE QR code.
+    #[error("invalid QR code")]
+    InvalidQr(#[source] cable_proto::Error),
+    /// The QR code's timestamp (key 3) is outside the accepted window.
+    #[error("QR code is stale: generated {age_secs} s ago, accepted up to {max_age_secs} s")]
+    StaleQr {
+        /// Seconds between the QR's timestamp and now (negative: from the future).
+        age_secs: i64,
+        /// The configured window.
+        max_age_secs: u64,
+    },
+    /// A tunnel operation failed.
+    #[error("{phase}: tunnel error")]
+    Transport {
+        /// Where it happened.
+        phase: Phase,
+        /// What the transport reported.
+        #[source]
+        source: TransportError,
+    },
+    /// The phase's deadline passed.
+    #[error("{phase}: timed out")]
+    Timeout {
+        /// The phase that ran out of time.
+        phase: Phase,
+    },
+    /// The caller cancelled the session.
+    #[error("{phase}: cancelled")]
+    Cancelled {
+        /// The phase that was running.
+        phase: Phase,
+    },
+    /// The advert could not be put on the air.
+    #[error("advertising failed")]
+    Advertise(#[source] cable_ble::BleError),
+    /// The computer's handshake message did not authenticate (wrong QR secret, tampered or
+    /// malformed message).
+    #[error("handshake with the computer failed")]
+    Handshake(#[source] cable_proto::Error),
+    /// A decrypted message could not be parsed.
+    #[error("{phase}: malformed message from the computer")]
+    Protocol {
+        /// Where it happened.
+        phase: Phase,
+        /// The parser's error.
+        #[source]
+        source: cable_proto::Error,
+    },
+    /// The computer sent a message type this phone does not serve (e.g. JSON).
+    #[error("{phase}: unsupported message type {message_type} from the computer")]
+    UnsupportedMessage {
+        /// Where it happened.
+        phase: Phase,
+        /// The type byte.
+        message_type: u8,
+    },
+    /// The computer sent a CTAP command this phone does not serve.
+    #[error("unsupported CTAP command {command:#04x}")]
+    UnsupportedCommand {
+        /// The command byte.
+        command: u8,
+    },
+    /// The computer left (shutdown or closed tunnel) while the request was being handled.
+    #[error("{phase}: the computer left")]
+    ComputerLeft {
+        /// Where it happened.
+        phase: Phase,
+    },
+    /// The computer sent more getInfo requests than any real client does.
+    #[error("too many getInfo requests")]
+    TooManyRequests,
+    /// The credential store could not be read or written.
+    #[error("credential store {path}")]
+    Store {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What went wrong.
+        #[source]
+        source: StoreError,
+    },
+}
+
+impl PhoneError {
+    /// The phase this error belongs to.
+    pub fn phase(&self) -> Phase {
+        match self {
+            PhoneError::InvalidQr(_) | PhoneError::StaleQr { .. } => Phase::ParseQr,
+            PhoneError::Transport { phase, .. }
+            | PhoneError::Timeout { phase }
+            | PhoneError::Cancelled { phase }
+            | PhoneError::Protocol { phase, .. }
+            | PhoneError::UnsupportedMessage { phase, .. }
+            | PhoneError::ComputerLeft { phase } => *phase,
+            PhoneError::Advertise(_) => Phase::Advertise,
+            PhoneError::Handshake(_) => Phase::Handshake,
+            PhoneError::UnsupportedCommand { .. } | PhoneError::TooManyRequests => {
+                Phase::AwaitRequest
+            }
+            PhoneError::Store { .. } => Phase::Store,
+        }
+    }
+
+    pub(crate) fn transport(phase: Phase, source: TransportError) -> Self {
+        match source {
+            TransportError::Timeout(_) => PhoneError::Timeout { phase },
+            source => PhoneError::Transport { phase, source },
+        }
+    }
+}
+
+/// Why the credential store file could not be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// Reading or writing the file failed.
+    #[error("I/O error")]
+    Io(#[from] std::io::Error),
+    /// The file is not a credential store of a supported version.
+    #[error("not a valid credential store file")]
+    Format(#[from] serde_json::Error),
+    /// A field of a stored credential is not valid.
+    #[error("stored credential {index} has an invalid {field}")]
+    BadCredential {
+        /// Position in the file.
+        index: usize,
+        /// Which field.
+        field: &'static str,
+    },
+    /// The file has a version this code does not know.
+    #[error("unsupported store version {0}")]
+    UnsupportedVersion(u32),
+}

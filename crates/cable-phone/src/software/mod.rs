@@ -1,0 +1,251 @@
+//! A software authenticator on passkey-authenticator (1Password passkey-rs).
+//!
+//! ES256 only, every credential resident, `none` attestation, no PIN protocols; user presence
+//! and verification come from a [`UserApproval`] the embedding application answers.
+
+mod cbor_bridge;
+mod store;
+
+use std::fmt;
+use std::sync::Arc;
+
+use cable_proto::cbor::Value;
+use cable_proto::ctap::status;
+use passkey_authenticator::{UiHint, UserCheck, UserValidationMethod};
+use passkey_crypto::iana;
+use passkey_crypto::rust_crypto::RustCryptoBackend;
+use passkey_types::ctap2::{get_assertion, make_credential, Aaguid, Ctap2Error, StatusCode};
+use passkey_types::Passkey;
+
+use crate::authenticator::{Authenticator, CtapStatus};
+use cbor_bridge::{from_ciborium, to_ciborium};
+
+pub use store::{CredentialInfo, PasskeyStore};
+
+/// What the user is asked to approve (or told).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Prompt {
+    /// Create a passkey.
+    Register {
+        /// Relying party id.
+        rp_id: String,
+        /// Relying party name, if given.
+        rp_name: Option<String>,
+        /// User name, if given.
+        user_name: Option<String>,
+        /// User display name, if given.
+        user_display_name: Option<String>,
+    },
+    /// Sign in with a stored passkey.
+    SignIn {
+        /// Relying party id.
+        rp_id: String,
+        /// The stored user name, if any.
+        user_name: Option<String>,
+    },
+    /// Informational: no passkey for this request (the request fails with "no credentials").
+    NoCredentials,
+    /// Informational: a passkey in the exclude list already exists (registration refused).
+    AlreadyRegistered {
+        /// Relying party id.
+        rp_id: String,
+    },
+}
+
+/// The embedding application's answer to "is the user here, and is it really them?".
+///
+/// Returning `true` for [`Prompt::Register`] or [`Prompt::SignIn`] asserts both user presence
+/// and user verification (the application did its own check: biometrics, a device PIN, a
+/// terminal confirmation). The informational prompts' answers are ignored.
+#[async_trait::async_trait]
+pub trait UserApproval: Send + Sync + fmt::Debug {
+    /// Asks the user.
+    async fn approve(&self, prompt: &Prompt) -> bool;
+}
+
+#[async_trait::async_trait]
+impl<T: UserApproval + ?Sized> UserApproval for Arc<T> {
+    async fn approve(&self, prompt: &Prompt) -> bool {
+        (**self).approve(prompt).await
+    }
+}
+
+/// Approves everything (tests, demos, `--yes`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AlwaysApprove;
+
+#[async_trait::async_trait]
+impl UserApproval for AlwaysApprove {
+    async fn approve(&self, _prompt: &Prompt) -> bool {
+        true
+    }
+}
+
+/// Declines everything.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct AlwaysDeny;
+
+#[async_trait::async_trait]
+impl UserApproval for AlwaysDeny {
+    async fn approve(&self, _prompt: &Prompt) -> bool {
+        false
+    }
+}
+
+struct ApprovalBridge(Arc<dyn UserApproval>);
+
+#[async_trait::async_trait]
+impl UserValidationMethod for ApprovalBridge {
+    type PasskeyItem = Passkey;
+
+    async fn check_user<'a>(
+        &self,
+        hint: UiHint<'a, Passkey>,
+        presence: bool,
+        verification: bool,
+    ) -> Result<UserCheck, Ctap2Error> {
+        let prompt = match hint {
+            UiHint::RequestNewCredential(user, rp) => Prompt::Register {
+                rp_id: rp.id.clone(),
+                rp_name: rp.name.clone(),
+                user_name: user.name.clone(),
+                user_display_name: user.display_name.clone(),
+            },
+            UiHint::RequestExistingCredential(passkey) => Prompt::SignIn {
+                rp_id: passkey.rp_id.clone(),
+                user_name: passkey.username.clone(),
+            },
+            UiHint::InformNoCredentialsFound => {
+                self.0.approve(&Prompt::NoCredentials).await;
+                return Err(Ctap2Error::NoCredentials);
+            }
+            UiHint::InformExcludedCredentialFound(passkey) => {
+                self.0
+                    .approve(&Prompt::AlreadyRegistered {
+                        rp_id: passkey.rp_id.clone(),
+                    })
+                    .await;
+                // passkey-authenticator 0.6 would go on to register; CTAP says refuse.
+                return Err(Ctap2Error::CredentialExcluded);
+            }
+        };
+        let approved = self.0.approve(&prompt).await;
+        if !approved {
+            return Err(Ctap2Error::OperationDenied);
+        }
+        Ok(UserCheck {
+            presence: presence || approved,
+            verification: verification || approved,
+        })
+    }
+
+    fn is_presence_enabled(&self) -> bool {
+        true
+    }
+
+    fn is_verification_enabled(&self) -> Option<bool> {
+        Some(true)
+    }
+}
+
+type Inner = passkey_authenticator::Authenticator<PasskeyStore, ApprovalBridge, RustCryptoBackend>;
+
+/// The bundled [`Authenticator`]: passkey-authenticator with a [`PasskeyStore`] and a
+/// [`UserApproval`] hook.
+pub struct SoftwareAuthenticator {
+    inner: Inner,
+}
+
+impl fmt::Debug for SoftwareAuthenticator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SoftwareAuthenticator")
+            .field("store", self.inner.store())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The AAGUID this authenticator reports: all zero, as Chrome on Android does.
+pub const AAGUID: [u8; 16] = [0; 16];
+
+impl SoftwareAuthenticator {
+    /// An authenticator over `store` asking `approval`.
+    pub fn new(store: PasskeyStore, approval: impl UserApproval + 'static) -> Self {
+        Self::with_shared_approval(store, Arc::new(approval))
+    }
+
+    /// As [`SoftwareAuthenticator::new`] with a shared approval hook.
+    pub fn with_shared_approval(store: PasskeyStore, approval: Arc<dyn UserApproval>) -> Self {
+        let mut inner = passkey_authenticator::Authenticator::new(
+            Aaguid::from(AAGUID),
+            store,
+            ApprovalBridge(approval),
+            RustCryptoBackend,
+        );
+        // ES256 only: every relying party supports it and the wire format is well trodden.
+        if inner.set_algorithms(&[iana::Algorithm::ES256]).is_err() {
+            unreachable!("the RustCrypto backend supports ES256");
+        }
+        Self { inner }
+    }
+
+    /// The credential store.
+    pub fn store(&self) -> &PasskeyStore {
+        self.inner.store()
+    }
+}
+
+fn status_of(code: StatusCode) -> CtapStatus {
+    CtapStatus(u8::from(code))
+}
+
+fn decode_params<T: serde::de::DeserializeOwned>(params: Value) -> Result<T, CtapStatus> {
+    let value = to_ciborium(params);
+    value.deserialized().map_err(|e| {
+        tracing::debug!(error = %e, "request parameters do not match the command");
+        // Most mismatches are absent required members.
+        CtapStatus(status::MISSING_PARAMETER)
+    })
+}
+
+fn encode_response<T: serde::Serialize>(response: &T) -> Result<Value, CtapStatus> {
+    let value = ciborium::value::Value::serialized(response).map_err(|e| {
+        tracing::error!(error = %e, "could not serialize a response");
+        CtapStatus(status::OTHER)
+    })?;
+    from_ciborium(value).map_err(|_| CtapStatus(status::OTHER))
+}
+
+#[async_trait::async_trait]
+impl Authenticator for SoftwareAuthenticator {
+    async fn get_info(&self) -> Value {
+        let info = self.inner.get_info().await;
+        match encode_response(&*info) {
+            Ok(v) => v,
+            // getInfo is built from constants; keep the session alive with the bare minimum.
+            Err(_) => Value::map([
+                (
+                    Value::Unsigned(1),
+                    Value::Array(vec![Value::Text("FIDO_2_0".into())]),
+                ),
+                (Value::Unsigned(3), Value::Bytes(AAGUID.to_vec())),
+            ]),
+        }
+    }
+
+    async fn make_credential(&mut self, params: Value) -> Result<Value, CtapStatus> {
+        let request: make_credential::Request = decode_params(params)?;
+        let response = self
+            .inner
+            .make_credential(request)
+            .await
+            .map_err(status_of)?;
+        encode_response(&response)
+    }
+
+    async fn get_assertion(&mut self, params: Value) -> Result<Value, CtapStatus> {
+        let request: get_assertion::Request = decode_params(params)?;
+        let response = self.inner.get_assertion(request).await.map_err(status_of)?;
+        encode_response(&response)
+    }
+}
