@@ -113,7 +113,8 @@ struct Args {
     #[arg(long, env = "CABLE_RELAY_WS_READ_BUFFER", default_value_t = 2048)]
     ws_read_buffer: usize,
 
-    /// Runtime worker threads; 0 = one per CPU the process may run on.
+    /// Runtime worker threads; 0 = one per CPU the process may run on (see taskset/cpusets).
+    /// With one, a single-threaded scheduler is used.
     #[arg(long, env = "CABLE_RELAY_WORKER_THREADS", default_value_t = 0)]
     worker_threads: usize,
 
@@ -203,11 +204,20 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    let threads = match args.worker_threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    // With one core the single-threaded scheduler does the same work with less
+    // synchronisation than a one-worker multi-threaded one.
+    let mut runtime = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
     runtime.enable_all();
-    if args.worker_threads > 0 {
-        runtime.worker_threads(args.worker_threads);
-    }
     let runtime = match runtime.build() {
         Ok(r) => r,
         Err(e) => {

@@ -1,0 +1,118 @@
+//! In-process TLS (rustls from PEM files) with a real WebSocket client.
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+
+use cable_tunnel_server::{server_config_from_pem, Relay, RelayConfig, RelayError};
+use futures_util::{SinkExt, StreamExt};
+use rustls::pki_types::ServerName;
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+
+fn temp_dir() -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "cable-relay-tls-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn relays_over_tls() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = temp_dir();
+    let cert_path = dir.join("cert.pem");
+    let key_path = dir.join("key.pem");
+    std::fs::write(&cert_path, certified.cert.pem()).unwrap();
+    std::fs::write(&key_path, certified.key_pair.serialize_pem()).unwrap();
+
+    let relay = Relay::bind(RelayConfig {
+        tls: Some(server_config_from_pem(&cert_path, &key_path).unwrap()),
+        ..RelayConfig::default()
+    })
+    .await
+    .unwrap();
+    assert!(relay.url().starts_with("wss://"));
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(certified.cert.der().clone()).unwrap();
+    let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+
+    let port = relay.local_addr().port();
+    let open = |path: String| {
+        let connector = connector.clone();
+        async move {
+            let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let tls = connector
+                .connect(ServerName::try_from("localhost").unwrap(), tcp)
+                .await
+                .unwrap();
+            let mut req = format!("wss://localhost:{port}{path}")
+                .into_client_request()
+                .unwrap();
+            req.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                HeaderValue::from_static("fido.cable"),
+            );
+            tokio_tungstenite::client_async(req, tls).await.unwrap()
+        }
+    };
+    let tunnel = "0123456789ABCDEF0123456789ABCDEF";
+    let (mut phone, resp) = open(format!("/cable/new/{tunnel}")).await;
+    assert_eq!(resp.headers()["x-cable-routing-id"], "000000");
+    let (mut computer, _) = open(format!("/cable/connect/000000/{tunnel}")).await;
+    phone.send(Message::binary(vec![1, 2, 3])).await.unwrap();
+    assert_eq!(
+        computer.next().await.unwrap().unwrap(),
+        Message::binary(vec![1, 2, 3])
+    );
+    computer.send(Message::binary(vec![4])).await.unwrap();
+    assert_eq!(
+        phone.next().await.unwrap().unwrap(),
+        Message::binary(vec![4])
+    );
+
+    // A client that does not speak TLS is refused without a tunnel.
+    let plain = tokio_tungstenite::client_async(
+        format!("ws://127.0.0.1:{port}/cable/new/{tunnel}"),
+        TcpStream::connect(("127.0.0.1", port)).await.unwrap(),
+    )
+    .await;
+    assert!(plain.is_err());
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn pem_errors_are_typed() {
+    let dir = temp_dir();
+    let missing = dir.join("missing.pem");
+    assert!(matches!(
+        server_config_from_pem(&missing, &missing),
+        Err(RelayError::ReadFile { .. })
+    ));
+    let empty = dir.join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    assert!(matches!(
+        server_config_from_pem(&empty, &empty),
+        Err(RelayError::NoCertificate { .. })
+    ));
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let cert = dir.join("cert.pem");
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    assert!(matches!(
+        server_config_from_pem(&cert, &cert),
+        Err(RelayError::NoPrivateKey { .. })
+    ));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
