@@ -138,6 +138,8 @@ impl TunnelConnection {
             }
             while let Some(next) = self.ws.next().await {
                 match next {
+                    // The handshake is complete; waiting for the relay to drop TCP adds nothing.
+                    Ok(Message::Close(_)) => break,
                     Ok(_) => continue,
                     Err(WsError::ConnectionClosed | WsError::AlreadyClosed) => break,
                     Err(e) if is_abrupt(&e) => break,
