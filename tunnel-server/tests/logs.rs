@@ -1,0 +1,83 @@
+//! One info line per tunnel lifetime, naming the tunnel only by a short hash, never payloads.
+#![allow(clippy::unwrap_used)]
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+use cable_tunnel_server::{Relay, RelayConfig, TunnelId};
+use futures_util::{SinkExt, StreamExt};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+
+#[derive(Clone, Default)]
+struct Capture(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn one_info_line_per_tunnel_without_ids_or_payloads() {
+    let capture = Capture::default();
+    let writer = capture.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_max_level(tracing::Level::INFO)
+        .with_writer(move || writer.clone())
+        .finish();
+    // The test runtime is single-threaded, so the relay's tasks log through this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let relay = Relay::bind(RelayConfig::default()).await.unwrap();
+    let tunnel = "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf";
+    let open = |path: String| {
+        let addr = relay.local_addr();
+        async move {
+            let mut req = format!("ws://{addr}{path}").into_client_request().unwrap();
+            req.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                HeaderValue::from_static("fido.cable"),
+            );
+            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+            tokio_tungstenite::client_async(req, tcp).await.unwrap().0
+        }
+    };
+    let mut phone = open(format!("/cable/new/{tunnel}")).await;
+    let mut computer = open(format!("/cable/connect/000000/{tunnel}")).await;
+    phone
+        .send(Message::binary(b"SECRETPAYLOAD".to_vec()))
+        .await
+        .unwrap();
+    computer.next().await.unwrap().unwrap();
+    computer.close(None).await.unwrap();
+    while let Some(Ok(_)) = phone.next().await {}
+    relay.shutdown().await.unwrap();
+
+    let logs = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<_> = logs
+        .lines()
+        .filter(|l| l.contains("tunnel closed"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{logs}");
+    let line: serde_json::Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(line["level"], "INFO");
+    assert_eq!(line["fields"]["reason"], "peer_closed");
+    assert_eq!(line["fields"]["joined"], true);
+    assert_eq!(line["fields"]["bytes_new_to_connect"], 13);
+    let hash = TunnelId::parse_hex(tunnel)
+        .unwrap()
+        .short_hash()
+        .to_string();
+    assert!(lines[0].contains(&hash));
+    let lower = logs.to_lowercase();
+    assert!(!lower.contains(tunnel));
+    assert!(!logs.contains("SECRETPAYLOAD"));
+    assert!(!logs.contains("83, 69, 67")); // the payload as a byte list
+}
