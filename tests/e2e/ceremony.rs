@@ -1,0 +1,111 @@
+//! Register a passkey on a phone and sign in with it, through the real relay over loopback
+//! WebSockets and the in-memory air; both responses verified by webauthn_rp.
+#![allow(clippy::unwrap_used)]
+
+use cable_client::{Ceremony, Progress};
+use cable_e2e::{test_deadlines, Harness, RelyingParty};
+use cable_phone::PasskeyStore;
+use tokio_util::sync::CancellationToken;
+
+const RP_ID: &str = "example.com";
+const ORIGIN: &str = "https://example.com";
+
+fn drain<T>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> Vec<T> {
+    let mut out = Vec::new();
+    while let Ok(p) = rx.try_recv() {
+        out.push(p);
+    }
+    out
+}
+
+#[tokio::test]
+async fn register_then_sign_in_verified_by_an_independent_rp() {
+    let harness = Harness::start().await.unwrap();
+    let rp = RelyingParty::new(RP_ID, ORIGIN).unwrap();
+    let store = PasskeyStore::in_memory();
+
+    // Registration.
+    let options = rp.start_registration("ada", "Ada Lovelace").unwrap();
+    let config = harness.client_config(test_deadlines()).unwrap();
+    let (ceremony, mut progress) = Ceremony::register(config, &options, ORIGIN).unwrap();
+    let uri = ceremony.qr_uri();
+    assert!(uri.starts_with("FIDO:/"));
+    let phone = harness.phone(&uri, store.clone());
+    let cancel = CancellationToken::new();
+    let (computer, phone) = tokio::join!(ceremony.run(cancel.clone()), phone.run(cancel.clone()));
+    let registration = computer.unwrap();
+    phone.unwrap();
+    let credential_id = rp
+        .finish_registration(&registration.to_json_string())
+        .unwrap();
+    assert_eq!(credential_id, registration.credential_id);
+    let json = registration.to_json();
+    assert_eq!(json["authenticatorAttachment"], "cross-platform");
+    assert_eq!(
+        json["response"]["transports"],
+        serde_json::json!(["hybrid"])
+    );
+    let events = drain(&mut progress);
+    assert_eq!(events.first(), Some(&Progress::Scanning));
+    for expected in [
+        Progress::TunnelConnected,
+        Progress::RequestSent,
+        Progress::ReplyReceived,
+        Progress::Finished,
+    ] {
+        assert!(
+            events.contains(&expected),
+            "{expected:?} missing in {events:?}"
+        );
+    }
+
+    // Sign in with the passkey the phone now holds.
+    let options = rp.start_authentication().unwrap();
+    let config = harness.client_config(test_deadlines()).unwrap();
+    let (ceremony, _progress) = Ceremony::authenticate(config, &options, ORIGIN).unwrap();
+    let phone = harness.phone(&ceremony.qr_uri(), store.clone());
+    let (computer, phone) = tokio::join!(ceremony.run(cancel.clone()), phone.run(cancel.clone()));
+    let assertion = computer.unwrap();
+    phone.unwrap();
+    assert_eq!(assertion.credential_id, credential_id);
+    assert!(assertion.user_handle.is_some());
+    let signed_in = rp
+        .finish_authentication(&assertion.to_json_string())
+        .unwrap();
+    assert_eq!(signed_in, credential_id);
+}
+
+#[tokio::test]
+async fn rp_rejects_a_response_for_another_challenge() {
+    // The verification above must be able to fail: replaying a registration against a new
+    // ceremony (different challenge) is refused.
+    let harness = Harness::start().await.unwrap();
+    let rp = RelyingParty::new(RP_ID, ORIGIN).unwrap();
+    let options = rp.start_registration("bob", "Bob").unwrap();
+    let config = harness.client_config(test_deadlines()).unwrap();
+    let (ceremony, _p) = Ceremony::register(config, &options, ORIGIN).unwrap();
+    let phone = harness.phone(&ceremony.qr_uri(), PasskeyStore::in_memory());
+    let cancel = CancellationToken::new();
+    let (computer, _) = tokio::join!(ceremony.run(cancel.clone()), phone.run(cancel.clone()));
+    let registration = computer.unwrap();
+    rp.start_registration("bob", "Bob").unwrap();
+    assert!(rp
+        .finish_registration(&registration.to_json_string())
+        .is_err());
+}
+
+#[tokio::test]
+async fn sign_in_without_a_passkey_reports_the_phone_refusal() {
+    let harness = Harness::start().await.unwrap();
+    let rp = RelyingParty::new(RP_ID, ORIGIN).unwrap();
+    let options = rp.start_authentication().unwrap();
+    let config = harness.client_config(test_deadlines()).unwrap();
+    let (ceremony, _p) = Ceremony::authenticate(config, &options, ORIGIN).unwrap();
+    let phone = harness.phone(&ceremony.qr_uri(), PasskeyStore::in_memory());
+    let cancel = CancellationToken::new();
+    let (computer, _) = tokio::join!(ceremony.run(cancel.clone()), phone.run(cancel.clone()));
+    match computer {
+        Err(cable_client::ClientError::Authenticator { status }) => assert_eq!(status, 0x2e),
+        other => panic!("expected CTAP2_ERR_NO_CREDENTIALS, got {other:?}"),
+    }
+}

@@ -1,0 +1,110 @@
+//! Relay + in-memory air + computer + phone, wired together in one process.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cable_ble::Air;
+use cable_client::{CeremonyConfig, Deadlines};
+use cable_phone::{AlwaysApprove, PasskeyStore, PhoneSession, SoftwareAuthenticator};
+use cable_transport::{Connector, RelayUrl};
+use cable_tunnel_server::{Relay, RelayConfig, RelayError, RunningRelay};
+
+/// An in-process relay on 127.0.0.1 and a shared in-memory air.
+#[derive(Debug)]
+pub struct Harness {
+    relay: RunningRelay,
+    relay_url: RelayUrl,
+    air: Air,
+}
+
+/// Why the harness could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    #[error("relay: {0}")]
+    Relay(#[from] RelayError),
+    #[error("relay URL: {0}")]
+    Url(#[from] cable_transport::TransportError),
+}
+
+/// Short deadlines for tests: every failure shows up in well under a second.
+pub fn test_deadlines() -> Deadlines {
+    Deadlines {
+        scan: Duration::from_secs(5),
+        connect: Duration::from_secs(5),
+        handshake: Duration::from_secs(5),
+        reply: Duration::from_secs(10),
+    }
+}
+
+impl Harness {
+    /// Starts a relay with the default configuration and an air repeating adverts every 20 ms.
+    pub async fn start() -> Result<Self, HarnessError> {
+        Self::start_with(RelayConfig::default()).await
+    }
+
+    /// Starts a relay with `config`.
+    pub async fn start_with(config: RelayConfig) -> Result<Self, HarnessError> {
+        let relay = Relay::bind(config).await?;
+        let relay_url = RelayUrl::parse(&relay.url())?;
+        Ok(Harness {
+            relay,
+            relay_url,
+            air: Air::with_interval(Duration::from_millis(20)),
+        })
+    }
+
+    /// The relay's base URL (`ws://127.0.0.1:<port>`).
+    pub fn relay_url(&self) -> &RelayUrl {
+        &self.relay_url
+    }
+
+    /// The relay (metrics, shutdown).
+    pub fn relay(&self) -> &RunningRelay {
+        &self.relay
+    }
+
+    /// The shared air.
+    pub fn air(&self) -> &Air {
+        &self.air
+    }
+
+    /// A computer-side configuration: scans this air, connects to this relay whatever domain
+    /// the advert names, short linger.
+    pub fn client_config(&self, deadlines: Deadlines) -> Result<CeremonyConfig, HarnessError> {
+        client_config_for(&self.air, self.relay_url.clone(), deadlines)
+    }
+
+    /// A phone for `qr_uri` on this relay and air, answering with a software authenticator
+    /// over `store` that approves everything.
+    pub fn phone(&self, qr_uri: &str, store: PasskeyStore) -> PhoneSession {
+        let authenticator = SoftwareAuthenticator::new(store, AlwaysApprove);
+        PhoneSession::new(qr_uri, self.air.advertiser(), authenticator)
+            .relay(self.relay_url.clone())
+            .domain_id(0)
+    }
+
+    /// Stops the relay and waits for it.
+    pub async fn shutdown(self) -> Result<(), RelayError> {
+        self.relay.shutdown().await
+    }
+}
+
+/// A computer-side configuration for any air and relay.
+pub fn client_config_for(
+    air: &Air,
+    relay: RelayUrl,
+    deadlines: Deadlines,
+) -> Result<CeremonyConfig, HarnessError> {
+    Ok(CeremonyConfig {
+        scanner: Arc::new(air.scanner()),
+        connector: Arc::new(loopback_connector()?),
+        relay_override: Some(relay),
+        deadlines,
+        linger: Duration::from_millis(200),
+    })
+}
+
+/// A connector for loopback relays (plaintext `ws://` is allowed on loopback).
+pub fn loopback_connector() -> Result<Connector, HarnessError> {
+    Ok(Connector::builder().public_roots(false).build()?)
+}
