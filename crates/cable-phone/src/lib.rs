@@ -12,6 +12,9 @@
 //! 6. serve exactly one CTAP request through an [`Authenticator`], reply, and close the
 //!    WebSocket (a phone never sends the shutdown message).
 //!
+//! [`PrintAdvertiser`] writes the advert as a line `advert: <hex>` instead, for another program
+//! to broadcast (or for debugging); `cable_ble::Air` is the in-memory radio for tests and demos.
+//!
 //! Each phase has a deadline ([`Deadlines`]); the caller cancels with a
 //! [`tokio_util::sync::CancellationToken`]; failures are [`PhoneError`]s naming the [`Phase`];
 //! [`Progress`] events arrive on a channel taken with [`PhoneSession::progress`] before
@@ -29,12 +32,14 @@
 
 mod authenticator;
 mod error;
+mod print_advertiser;
 mod progress;
 mod session;
 pub mod software;
 
 pub use authenticator::{Authenticator, CtapStatus};
 pub use error::{Phase, PhoneError, StoreError};
+pub use print_advertiser::PrintAdvertiser;
 pub use progress::{Progress, RequestKind};
 pub use session::{Deadlines, Outcome, PhoneSession, DEFAULT_RELAY};
 pub use software::{
