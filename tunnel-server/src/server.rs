@@ -584,6 +584,36 @@ fn decide(
     Ok((decision, key, tail))
 }
 
-async fn websocket(shared: &Shared, stream: ClientStream, tail: Vec<u8>) -> tunnel::Ws {
-    WebSocketStream::from_partially_read(stream, tail, Role::Server, Some(shared.ws_config)).await
+async fn websocket(shared: &Shared, stream: ClientStream, tail: Vec<u8>) -> Box<tunnel::Ws> {
+    Box::new(
+        WebSocketStream::from_partially_read(stream, tail, Role::Server, Some(shared.ws_config))
+            .await,
+    )
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    /// Every pending tunnel is one task whose allocation is sized by this future; RSS per
+    /// pending tunnel (BENCHMARKS.md) depends on keeping it small (sockets are boxed, the
+    /// handshake and the relay phase are boxed and only allocated while they run).
+    #[tokio::test]
+    async fn connection_task_stays_small() {
+        let relay = super::Relay::bind(crate::RelayConfig::default())
+            .await
+            .unwrap();
+        let shared = relay.shared.clone();
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let tcp = tokio::net::TcpStream::connect(l.local_addr().unwrap())
+            .await
+            .unwrap();
+        let addr = tcp.local_addr().unwrap();
+        shared
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let guard = super::ConnGuard(shared.clone());
+        let task = super::handle_connection(shared.clone(), tcp, addr, guard, false);
+        let size = std::mem::size_of_val(&task);
+        assert!(size <= 1536, "connection task future grew to {size} bytes");
+    }
 }

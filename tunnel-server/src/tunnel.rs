@@ -14,7 +14,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::{Sink, SinkExt, StreamExt};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -30,9 +30,13 @@ use crate::stream::ClientStream;
 pub(crate) type Ws = WebSocketStream<ClientStream>;
 
 /// A client socket together with its slot in the connection count.
+///
+/// The socket is boxed so that moving a `Peer` between tasks and through the tunnel's phases
+/// moves a pointer: async state machines reserve space for every place a value lives, and
+/// an inline socket would be reserved several times over in every tunnel task.
 #[derive(Debug)]
 pub(crate) struct Peer {
-    pub(crate) ws: Ws,
+    pub(crate) ws: Box<Ws>,
     pub(crate) _guard: ConnGuard,
 }
 
@@ -173,33 +177,46 @@ async fn run_inner(
     };
     let joined = pending.await;
     shared.left_pending();
-    if !matches!(joined, Ok(Ok(_))) {
-        // Free the id before the close handshake, so that a late `connect` gets its 404 now.
-        shared.unregister(id);
-    }
-    let computer = match joined {
-        Ok(Ok(computer)) => computer,
-        Ok(Err(_)) => {
-            close(
-                &mut phone.ws,
-                Some(frame(CloseCode::Error, "peer failed to join")),
-                limits.close_timeout,
-            )
+    let (reason, frame) = match joined {
+        Ok(Ok(computer)) => {
+            tally.joined = true;
+            shared.joined();
+            // Boxed: a pending tunnel's task does not carry the relay phase's state.
+            return Box::pin(relay(
+                shared,
+                phone,
+                computer,
+                up,
+                lifetime_deadline,
+                stop,
+                tally,
+            ))
             .await;
-            return CloseReason::JoinFailed;
         }
-        Err((reason, frame)) => {
-            close(&mut phone.ws, frame, limits.close_timeout).await;
-            tally.up = (up.messages, up.bytes);
-            return reason;
-        }
+        Ok(Err(_)) => (
+            CloseReason::JoinFailed,
+            Some(frame(CloseCode::Error, "peer failed to join")),
+        ),
+        Err(failed) => failed,
     };
-    tally.joined = true;
-    shared.joined();
-    let mut computer = computer;
+    // Free the id before the close handshake, so that a late `connect` gets its 404 now.
+    shared.unregister(id);
+    tally.up = (up.messages, up.bytes);
+    Box::pin(close(&mut phone.ws, frame, limits.close_timeout)).await;
+    reason
+}
 
-    // Relaying.
-    sleep.as_mut().reset(lifetime_deadline);
+/// Relays between the two sides until one leaves or a limit is hit, then closes both.
+async fn relay(
+    shared: &Shared,
+    mut phone: Peer,
+    mut computer: Peer,
+    mut up: Flow,
+    lifetime_deadline: Instant,
+    mut stop: watch::Receiver<Phase>,
+    tally: &mut Tally,
+) -> CloseReason {
+    let limits = &shared.config.limits;
     let mut down = Flow::default();
     let max_messages = limits.max_messages_per_direction;
     let metrics = &shared.metrics;
@@ -229,7 +246,7 @@ async fn run_inner(
         tokio::select! {
             biased;
             end = relay => end,
-            () = &mut sleep => End::Lifetime,
+            () = tokio::time::sleep_until(lifetime_deadline) => End::Lifetime,
             _ = stop.wait_for(|p| *p == Phase::Stopping) => End::Shutdown,
         }
     };
