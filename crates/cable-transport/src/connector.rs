@@ -25,6 +25,10 @@ use crate::relay_url::RelayUrl;
 pub const SUBPROTOCOL: &str = "fido.cable";
 /// The response header carrying the relay instance's routing id on `/cable/new/`.
 pub const ROUTING_ID_HEADER: &str = "x-cable-routing-id";
+/// The request header carrying the state-assisted client payload on `/cable/contact/`.
+pub const CLIENT_PAYLOAD_HEADER: &str = "x-cable-client-payload";
+/// The request header asking the relay to signal the phone's arrival; echoed if supported.
+pub const SIGNAL_CONNECTION_HEADER: &str = "x-cable-signal-connection";
 /// The largest message accepted or sent, as in Chromium's WebSocket adapter (1 MiB).
 pub const MAX_MESSAGE_SIZE: usize = 1 << 20;
 
@@ -155,7 +159,7 @@ impl Connector {
         deadline: Instant,
     ) -> Result<(TunnelConnection, [u8; 3]), TransportError> {
         let url = relay.new_tunnel_url(tunnel_id);
-        let (conn, response) = self.open(relay, &url, deadline).await?;
+        let (conn, response) = self.open(relay, &url, &[], deadline).await?;
         let routing_id = routing_id_from(&response)?;
         Ok((conn, routing_id))
     }
@@ -170,14 +174,44 @@ impl Connector {
         deadline: Instant,
     ) -> Result<TunnelConnection, TransportError> {
         let url = relay.connect_url(routing_id, tunnel_id);
-        let (conn, _) = self.open(relay, &url, deadline).await?;
+        let (conn, _) = self.open(relay, &url, &[], deadline).await?;
         Ok(conn)
+    }
+
+    /// Computer, state-assisted flow: opens `<relay>/cable/contact/<base64url(contact_id)>`
+    /// with `X-caBLE-Client-Payload` (the hex of the client-payload CBOR, as built by
+    /// `cable-proto`) and `X-caBLE-Signal-Connection: true`.
+    ///
+    /// Returns whether the relay echoed the signal header: if it did, the first message on the
+    /// connection will be the single byte `00` when the phone joins. A relay answering 410 Gone
+    /// ([`TransportError::Gone`]) means the pairing is dead and should be forgotten.
+    pub async fn open_contact(
+        &self,
+        relay: &RelayUrl,
+        contact_id: &[u8],
+        client_payload_hex: &str,
+        deadline: Instant,
+    ) -> Result<(TunnelConnection, bool), TransportError> {
+        let payload = HeaderValue::from_str(client_payload_hex).map_err(|_| {
+            TransportError::InvalidHeaderValue {
+                header: CLIENT_PAYLOAD_HEADER,
+            }
+        })?;
+        let url = relay.contact_url(contact_id);
+        let headers = [
+            (CLIENT_PAYLOAD_HEADER, payload),
+            (SIGNAL_CONNECTION_HEADER, HeaderValue::from_static("true")),
+        ];
+        let (conn, response) = self.open(relay, &url, &headers, deadline).await?;
+        let echoed = response.headers().contains_key(SIGNAL_CONNECTION_HEADER);
+        Ok((conn, echoed))
     }
 
     async fn open(
         &self,
         relay: &RelayUrl,
         url: &str,
+        headers: &[(&'static str, HeaderValue)],
         deadline: Instant,
     ) -> Result<(TunnelConnection, Response<Option<Vec<u8>>>), TransportError> {
         if !relay.is_secure() && !relay.is_loopback() && !self.allow_plaintext {
@@ -185,7 +219,7 @@ impl Connector {
                 host: relay.host().to_owned(),
             });
         }
-        tokio::time::timeout_at(deadline, self.open_inner(relay, url))
+        tokio::time::timeout_at(deadline, self.open_inner(relay, url, headers))
             .await
             .map_err(|_| TransportError::Timeout(Operation::Connect))?
     }
@@ -194,6 +228,7 @@ impl Connector {
         &self,
         relay: &RelayUrl,
         url: &str,
+        headers: &[(&'static str, HeaderValue)],
     ) -> Result<(TunnelConnection, Response<Option<Vec<u8>>>), TransportError> {
         let tcp = connect_tcp(relay).await?;
         let stream: TunnelStream = if relay.is_secure() {
@@ -221,6 +256,9 @@ impl Connector {
             "Sec-WebSocket-Protocol",
             HeaderValue::from_static(SUBPROTOCOL),
         );
+        for (name, value) in headers {
+            request.headers_mut().insert(*name, value.clone());
+        }
         let config = WebSocketConfig::default()
             .read_buffer_size(READ_BUFFER_SIZE)
             .write_buffer_size(0)

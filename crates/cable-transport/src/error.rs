@@ -150,6 +150,12 @@ pub enum TransportError {
     /// A deadline passed.
     #[error("timed out {0}")]
     Timeout(Operation),
+    /// A caller-supplied header value contains characters HTTP does not allow.
+    #[error("invalid value for header {header}")]
+    InvalidHeaderValue {
+        /// The header name.
+        header: &'static str,
+    },
     /// The peer (relay) closed the WebSocket with a close frame.
     #[error("tunnel closed by the relay (code {code:?})")]
     PeerClosed {

@@ -19,7 +19,8 @@
 //!
 //! Central types:
 //! - [`Connector`]: configured once (trust roots, limits), opens connections:
-//!   [`Connector::open_new_tunnel`] (phone) and [`Connector::connect_tunnel`] (computer).
+//!   [`Connector::open_new_tunnel`] (phone) and [`Connector::connect_tunnel`] (computer);
+//!   [`Connector::open_contact`] for the computer's state-assisted `/cable/contact/`.
 //! - [`TunnelConnection`]: `send`/`recv`/`close` of binary messages, each with a deadline.
 //! - [`EncryptedChannel`]: a connection plus `cable-proto`'s `Crypter` after the handshake:
 //!   plaintext in and out.
@@ -38,7 +39,8 @@ mod relay_url;
 
 pub use connection::TunnelConnection;
 pub use connector::{
-    Connector, ConnectorBuilder, MAX_MESSAGE_SIZE, ROUTING_ID_HEADER, SUBPROTOCOL,
+    Connector, ConnectorBuilder, CLIENT_PAYLOAD_HEADER, MAX_MESSAGE_SIZE, ROUTING_ID_HEADER,
+    SIGNAL_CONNECTION_HEADER, SUBPROTOCOL,
 };
 pub use encrypted::EncryptedChannel;
 pub use error::{Operation, RoutingIdProblem, TransportError, UrlProblem, WebSocketError};

@@ -101,6 +101,15 @@ impl RelayUrl {
             hex::encode_upper(tunnel_id)
         )
     }
+
+    /// `<base>/cable/contact/<base64url(contact_id), no padding>`.
+    pub fn contact_url(&self, contact_id: &[u8]) -> String {
+        use base64::Engine;
+        format!(
+            "{self}/cable/contact/{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(contact_id)
+        )
+    }
 }
 
 impl fmt::Display for RelayUrl {

@@ -368,3 +368,53 @@ async fn encrypted_channel_round_trip_and_tamper_detection() {
     assert!(matches!(err, TransportError::Decrypt(_)), "{err:?}");
     assert!(!channel.is_open());
 }
+
+#[tokio::test]
+async fn contact_sends_payload_and_reports_the_signal_echo() {
+    for echo in [true, false] {
+        let upgrade: Upgrade = Box::new(move |_req, mut resp| {
+            let h = resp.headers_mut();
+            h.insert("Sec-WebSocket-Protocol", "fido.cable".parse().unwrap());
+            if echo {
+                h.insert("X-caBLE-Signal-Connection", "true".parse().unwrap());
+            }
+            Ok(resp)
+        });
+        let server = serve(upgrade, |_ws| async {}).await;
+        let (conn, echoed) = Connector::new()
+            .unwrap()
+            .open_contact(&relay(server.addr), &[0xfb, 0xff, 0x01], "A3010203", soon())
+            .await
+            .unwrap();
+        assert!(conn.is_open());
+        assert_eq!(echoed, echo);
+        let seen = server.seen.await.unwrap();
+        assert_eq!(seen.path, "/cable/contact/-_8B");
+        assert_eq!(seen.client_payload.as_deref(), Some("A3010203"));
+        assert_eq!(seen.signal_connection.as_deref(), Some("true"));
+    }
+    assert!(matches!(
+        Connector::new()
+            .unwrap()
+            .open_contact(
+                &relay(serve(refuse(410), |_ws| async {}).await.addr),
+                b"x",
+                "00",
+                soon()
+            )
+            .await,
+        Err(TransportError::Gone)
+    ));
+    assert!(matches!(
+        Connector::new()
+            .unwrap()
+            .open_contact(
+                &relay(serve(refuse(410), |_ws| async {}).await.addr),
+                b"x",
+                "0\n0",
+                soon()
+            )
+            .await,
+        Err(TransportError::InvalidHeaderValue { .. })
+    ));
+}

@@ -23,6 +23,8 @@ pub type Upgrade = Box<dyn FnOnce(&Request, Response) -> Result<Response, ErrorR
 pub struct Seen {
     pub path: String,
     pub subprotocol: Option<String>,
+    pub client_payload: Option<String>,
+    pub signal_connection: Option<String>,
 }
 
 pub struct TestServer {
@@ -78,6 +80,14 @@ async fn accept_one<S, F, Fut>(
             subprotocol: req
                 .headers()
                 .get("Sec-WebSocket-Protocol")
+                .map(|v| v.to_str().unwrap().to_owned()),
+            client_payload: req
+                .headers()
+                .get("X-caBLE-Client-Payload")
+                .map(|v| v.to_str().unwrap().to_owned()),
+            signal_connection: req
+                .headers()
+                .get("X-caBLE-Signal-Connection")
                 .map(|v| v.to_str().unwrap().to_owned()),
         });
         upgrade(req, resp)
