@@ -1,0 +1,485 @@
+//! Failure paths of the computer side: each deadline, cancellation, a phone that vanishes or
+//! misbehaves, a wrong QR secret, a relay that is down; plus revision 0 and linking data.
+#![allow(clippy::unwrap_used)]
+
+use std::time::Duration;
+
+use cable_client::{Ceremony, CeremonyConfig, ClientError, Deadlines, Phase, Progress};
+use cable_e2e::scripted::{advertise_only, deadline, ScriptedPhone};
+use cable_e2e::{client_config_for, test_deadlines, Harness, RelyingParty};
+use cable_phone::PasskeyStore;
+use cable_proto::cbor::Value;
+use cable_proto::message::{LinkSecret, LinkingInfo, Message, PostHandshake, UpdateMessage};
+use cable_proto::rand_core::OsRng;
+use cable_transport::RelayUrl;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+const ORIGIN: &str = "https://example.com";
+const GET_OPTIONS: &str = r#"{"challenge": "AAECAwQFBgcICQoLDA0ODw", "rpId": "example.com"}"#;
+
+fn short(scan_ms: u64, other_ms: u64) -> Deadlines {
+    Deadlines {
+        scan: Duration::from_millis(scan_ms),
+        connect: Duration::from_millis(other_ms),
+        handshake: Duration::from_millis(other_ms),
+        reply: Duration::from_millis(other_ms),
+    }
+}
+
+fn sign_in(config: CeremonyConfig) -> (Ceremony<cable_client::PreparedAuthentication>, String) {
+    let (ceremony, _progress) = Ceremony::authenticate(config, GET_OPTIONS, ORIGIN).unwrap();
+    let uri = ceremony.qr_uri();
+    (ceremony, uri)
+}
+
+/// getInfo of a hybrid phone: rk and uv, no PIN protocols.
+fn get_info() -> Vec<u8> {
+    Value::map([
+        (
+            Value::Unsigned(1),
+            Value::Array(vec![Value::Text("FIDO_2_0".into())]),
+        ),
+        (Value::Unsigned(3), Value::Bytes(vec![0; 16])),
+        (
+            Value::Unsigned(4),
+            Value::map([
+                (Value::Text("rk".into()), Value::Bool(true)),
+                (Value::Text("uv".into()), Value::Bool(true)),
+            ]),
+        ),
+    ])
+    .to_bytes()
+}
+
+/// A well-formed getAssertion reply for example.com (the client does not check signatures;
+/// relying parties do).
+fn assertion_reply() -> Vec<u8> {
+    let mut auth_data = Sha256::digest(b"example.com").to_vec();
+    auth_data.push(0x05);
+    auth_data.extend_from_slice(&1u32.to_be_bytes());
+    let body = Value::map([
+        (
+            Value::Unsigned(1),
+            Value::map([
+                (Value::Text("id".into()), Value::Bytes(vec![7; 16])),
+                (Value::Text("type".into()), Value::Text("public-key".into())),
+            ]),
+        ),
+        (Value::Unsigned(2), Value::Bytes(auth_data)),
+        (Value::Unsigned(3), Value::Bytes(vec![0x30, 0x00])),
+        (
+            Value::Unsigned(4),
+            Value::map([(Value::Text("id".into()), Value::Bytes(vec![9; 8]))]),
+        ),
+    ]);
+    let mut out = vec![0];
+    body.encode_into(&mut out);
+    out
+}
+
+#[tokio::test]
+async fn scan_deadline_when_no_phone_advertises() {
+    let harness = Harness::start().await.unwrap();
+    let (ceremony, _) = sign_in(harness.client_config(short(150, 1000)).unwrap());
+    let started = std::time::Instant::now();
+    let err = ceremony.run(CancellationToken::new()).await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::Timeout { phase: Phase::Scan }),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn wrong_qr_secret_advert_is_ignored() {
+    // A phone that scanned another computer's QR code: its advert is encrypted under another
+    // secret, so this computer never accepts it.
+    let harness = Harness::start().await.unwrap();
+    let (ceremony, _) = sign_in(harness.client_config(short(400, 1000)).unwrap());
+    let (other, other_uri) = sign_in(harness.client_config(test_deadlines()).unwrap());
+    drop(other);
+    let phone = harness.phone(&other_uri, PasskeyStore::in_memory());
+    let phone_cancel = CancellationToken::new();
+    let phone_task = tokio::spawn(phone.run(phone_cancel.clone()));
+    let err = ceremony.run(CancellationToken::new()).await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::Timeout { phase: Phase::Scan }),
+        "{err:?}"
+    );
+    phone_cancel.cancel();
+    let _ = phone_task.await;
+}
+
+#[tokio::test]
+async fn relay_down_fails_in_connect_phase() {
+    let harness = Harness::start().await.unwrap();
+    // A port with nothing listening.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let dead = RelayUrl::parse(&format!("ws://127.0.0.1:{port}")).unwrap();
+    let config = client_config_for(harness.air(), dead, test_deadlines()).unwrap();
+    let (ceremony, uri) = sign_in(config);
+    let _advert = advertise_only(harness.air(), &uri, [1, 2, 3])
+        .await
+        .unwrap();
+    let err = ceremony.run(CancellationToken::new()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Transport {
+                phase: Phase::Connect,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn connect_deadline_when_the_relay_never_answers() {
+    let harness = Harness::start().await.unwrap();
+    // Accepts TCP and then says nothing.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let hold = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let silent = RelayUrl::parse(&format!("ws://127.0.0.1:{port}")).unwrap();
+    let config = client_config_for(harness.air(), silent, short(2000, 200)).unwrap();
+    let (ceremony, uri) = sign_in(config);
+    let _advert = advertise_only(harness.air(), &uri, [1, 2, 3])
+        .await
+        .unwrap();
+    let err = ceremony.run(CancellationToken::new()).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Timeout {
+                phase: Phase::Connect
+            }
+        ),
+        "{err:?}"
+    );
+    hold.abort();
+}
+
+#[tokio::test]
+async fn handshake_deadline_when_the_phone_stalls() {
+    let harness = Harness::start().await.unwrap();
+    let (ceremony, uri) = sign_in(harness.client_config(short(2000, 200)).unwrap());
+    let mut phone = ScriptedPhone::open(harness.air(), harness.relay_url(), &uri)
+        .await
+        .unwrap();
+    let (result, msg1) = tokio::join!(ceremony.run(CancellationToken::new()), phone.recv_msg1());
+    assert_eq!(msg1.unwrap().len(), 81);
+    let err = result.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Timeout {
+                phase: Phase::Handshake
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn phone_vanishing_mid_handshake_is_a_handshake_failure() {
+    let harness = Harness::start().await.unwrap();
+    let (ceremony, uri) = sign_in(harness.client_config(test_deadlines()).unwrap());
+    let mut phone = ScriptedPhone::open(harness.air(), harness.relay_url(), &uri)
+        .await
+        .unwrap();
+    let vanish = async move {
+        phone.recv_msg1().await.unwrap();
+        // Gone without a close frame, like a phone losing its network.
+        drop(phone);
+    };
+    let (result, ()) = tokio::join!(ceremony.run(CancellationToken::new()), vanish);
+    let err = result.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Transport {
+                phase: Phase::Handshake,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn tampered_handshake_reply_is_rejected() {
+    let harness = Harness::start().await.unwrap();
+    let (ceremony, uri) = sign_in(harness.client_config(test_deadlines()).unwrap());
+    let mut phone = ScriptedPhone::open(harness.air(), harness.relay_url(), &uri)
+        .await
+        .unwrap();
+    let tamper = async move {
+        let msg1 = phone.recv_msg1().await.unwrap();
+        let psk = phone.qr.secret.psk(&phone.eid);
+        let (mut msg2, _) = cable_proto::handshake::Responder::respond_qr(
+            &phone.qr.public_key,
+            &psk,
+            &msg1,
+            &mut OsRng,
+        )
+        .unwrap();
+        msg2[80] ^= 1;
+        phone.conn.send(msg2.to_vec(), deadline()).await.unwrap();
+        phone
+    };
+    let (result, _phone) = tokio::join!(ceremony.run(CancellationToken::new()), tamper);
+    let err = result.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Protocol {
+                phase: Phase::Handshake,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn reply_deadline_sends_shutdown_to_the_phone() {
+    let harness = Harness::start().await.unwrap();
+    let (ceremony, uri) = sign_in(harness.client_config(short(2000, 300)).unwrap());
+    let phone = ScriptedPhone::open(harness.air(), harness.relay_url(), &uri)
+        .await
+        .unwrap();
+    let stall = async move {
+        let (mut channel, _) = phone.handshake().await.unwrap();
+        channel
+            .send(&PostHandshake::new(get_info()).encode(), deadline())
+            .await
+            .unwrap();
+        let request = Message::decode(&channel.recv(deadline()).await.unwrap()).unwrap();
+        assert!(matches!(request, Message::Ctap(ref r) if r[0] == 0x02));
+        // Say nothing; the computer gives up and must tell us.
+        Message::decode(&channel.recv(deadline()).await.unwrap()).unwrap()
+    };
+    let (result, after) = tokio::join!(ceremony.run(CancellationToken::new()), stall);
+    let err = result.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Timeout {
+                phase: Phase::Reply
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(after, Message::Shutdown);
+}
+
+#[tokio::test]
+async fn cancel_while_scanning_returns_promptly() {
+    let harness = Harness::start().await.unwrap();
+    let (ceremony, _) = sign_in(harness.client_config(test_deadlines()).unwrap());
+    let cancel = CancellationToken::new();
+    let canceller = {
+        let cancel = cancel.clone();
+        async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            cancel.cancel();
+        }
+    };
+    let started = std::time::Instant::now();
+    let (result, ()) = tokio::join!(ceremony.run(cancel), canceller);
+    let err = result.unwrap_err();
+    assert!(
+        matches!(err, ClientError::Cancelled { phase: Phase::Scan }),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(1));
+}
+
+#[tokio::test]
+async fn cancel_while_waiting_for_the_phone_sends_shutdown_and_closes() {
+    let harness = Harness::start().await.unwrap();
+    let (ceremony, uri) = sign_in(harness.client_config(test_deadlines()).unwrap());
+    let phone = ScriptedPhone::open(harness.air(), harness.relay_url(), &uri)
+        .await
+        .unwrap();
+    let cancel = CancellationToken::new();
+    let phone_side = {
+        let cancel = cancel.clone();
+        async move {
+            let (mut channel, _) = phone.handshake().await.unwrap();
+            channel
+                .send(&PostHandshake::new(get_info()).encode(), deadline())
+                .await
+                .unwrap();
+            let _request = channel.recv(deadline()).await.unwrap();
+            // The person is still deciding when the computer side is cancelled.
+            cancel.cancel();
+            let shutdown = Message::decode(&channel.recv(deadline()).await.unwrap()).unwrap();
+            let closed = channel.recv(deadline()).await;
+            (shutdown, closed)
+        }
+    };
+    let (result, (shutdown, closed)) = tokio::join!(ceremony.run(cancel), phone_side);
+    let err = result.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Cancelled {
+                phase: Phase::Reply
+            }
+        ),
+        "{err:?}"
+    );
+    assert_eq!(shutdown, Message::Shutdown);
+    assert!(matches!(
+        closed,
+        Err(cable_transport::TransportError::PeerClosed { .. })
+            | Err(cable_transport::TransportError::ConnectionLost)
+    ));
+}
+
+#[tokio::test]
+async fn shutdown_from_the_phone_is_refused() {
+    let harness = Harness::start().await.unwrap();
+    let (ceremony, uri) = sign_in(harness.client_config(test_deadlines()).unwrap());
+    let phone = ScriptedPhone::open(harness.air(), harness.relay_url(), &uri)
+        .await
+        .unwrap();
+    let phone_side = async move {
+        let (mut channel, _) = phone.handshake().await.unwrap();
+        channel
+            .send(&PostHandshake::new(get_info()).encode(), deadline())
+            .await
+            .unwrap();
+        let _request = channel.recv(deadline()).await.unwrap();
+        channel
+            .send(&Message::Shutdown.encode(), deadline())
+            .await
+            .unwrap();
+        channel
+    };
+    let (result, _channel) = tokio::join!(ceremony.run(CancellationToken::new()), phone_side);
+    let err = result.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::UnexpectedMessage {
+                phase: Phase::Reply,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn revision_zero_phone_gets_unframed_messages() {
+    let harness = Harness::start().await.unwrap();
+    let (ceremony, uri) = sign_in(harness.client_config(test_deadlines()).unwrap());
+    let phone = ScriptedPhone::open(harness.air(), harness.relay_url(), &uri)
+        .await
+        .unwrap();
+    let phone_side = async move {
+        let (mut channel, _) = phone.handshake().await.unwrap();
+        channel
+            .send(
+                &PostHandshake::new(get_info()).encode_revision0(),
+                deadline(),
+            )
+            .await
+            .unwrap();
+        let request = channel.recv(deadline()).await.unwrap();
+        channel.send(&assertion_reply(), deadline()).await.unwrap();
+        request
+    };
+    let (result, request) = tokio::join!(ceremony.run(CancellationToken::new()), phone_side);
+    let assertion = result.unwrap();
+    // No type byte: the plaintext starts with the getAssertion command.
+    assert_eq!(request[0], 0x02);
+    assert_eq!(assertion.credential_id, vec![7; 16]);
+    assert_eq!(assertion.user_handle, Some(vec![9; 8]));
+}
+
+#[tokio::test]
+async fn linking_data_is_verified() {
+    for tamper in [false, true] {
+        let harness = Harness::start().await.unwrap();
+        let (ceremony, mut progress) = Ceremony::authenticate(
+            harness.client_config(test_deadlines()).unwrap(),
+            GET_OPTIONS,
+            ORIGIN,
+        )
+        .unwrap();
+        let uri = ceremony.qr_uri();
+        let phone = ScriptedPhone::open(harness.air(), harness.relay_url(), &uri)
+            .await
+            .unwrap();
+        let qr_public = phone.qr.public_key;
+        let phone_side = async move {
+            let (mut channel, hash) = phone.handshake().await.unwrap();
+            channel
+                .send(&PostHandshake::new(get_info()).encode(), deadline())
+                .await
+                .unwrap();
+            let identity = cable_proto::keys::random_secret_key(&mut OsRng);
+            let mut linking = LinkingInfo::new_signed(
+                b"contact".to_vec(),
+                vec![1; 8],
+                LinkSecret::from_bytes([2; 32]),
+                &identity,
+                "Test phone".to_owned(),
+                &qr_public,
+                &hash,
+            );
+            if tamper {
+                linking.signature[0] ^= 1;
+            }
+            let update = Message::Update(UpdateMessage {
+                linking: Some(linking),
+            });
+            channel.send(&update.encode(), deadline()).await.unwrap();
+            let _request = channel.recv(deadline()).await.unwrap();
+            channel
+                .send(&Message::Ctap(assertion_reply()).encode(), deadline())
+                .await
+                .unwrap();
+            channel
+        };
+        let (result, _channel) = tokio::join!(ceremony.run(CancellationToken::new()), phone_side);
+        result.unwrap();
+        let mut offered = None;
+        while let Ok(p) = progress.try_recv() {
+            if let Progress::LinkingOffered {
+                verified,
+                authenticator_name,
+            } = p
+            {
+                offered = Some((verified, authenticator_name));
+            }
+        }
+        assert_eq!(offered, Some((!tamper, "Test phone".to_owned())));
+    }
+}
+
+#[tokio::test]
+async fn options_for_another_site_are_refused_before_any_qr() {
+    let harness = Harness::start().await.unwrap();
+    let rp = RelyingParty::new("example.com", ORIGIN).unwrap();
+    let options = rp.start_registration("eve", "Eve").unwrap();
+    let err = Ceremony::register(
+        harness.client_config(test_deadlines()).unwrap(),
+        &options,
+        "https://evil.example.net",
+    )
+    .unwrap_err();
+    assert!(matches!(err, ClientError::RpIdMismatch { .. }), "{err:?}");
+}
