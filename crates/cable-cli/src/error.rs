@@ -31,6 +31,10 @@ pub enum CliError {
     },
     #[error("cannot write to standard output: {0}")]
     Stdout(#[source] std::io::Error),
+    #[error("cannot start the async runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("Bluetooth is not ready (see above)")]
+    BluetoothNotReady,
 }
 
 impl CliError {
@@ -43,7 +47,11 @@ impl CliError {
             | CliError::DomainIdNotANumber { .. }
             | CliError::BadDomain(_)
             | CliError::BinaryToTerminal { .. } => EXIT_BAD_INPUT,
-            CliError::Render(_) | CliError::Write { .. } | CliError::Stdout(_) => EXIT_FAILURE,
+            CliError::Render(_)
+            | CliError::Write { .. }
+            | CliError::Stdout(_)
+            | CliError::Runtime(_)
+            | CliError::BluetoothNotReady => EXIT_FAILURE,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! function; this file only parses and dispatches, and turns errors into one line on
 //! stderr and an exit code (2 for bad input, 1 for failures while working).
 
+mod doctor;
 mod error;
 mod inspect;
 mod qr_command;
@@ -28,6 +29,9 @@ enum Command {
     /// Decode QR codes, BLE adverts and tunnel domain ids into readable JSON.
     #[command(subcommand)]
     Inspect(InspectCommand),
+    /// Check that Bluetooth can be used: service running, adapter present and powered,
+    /// permission to scan. Exits 1 when something is in the way and says what.
+    Doctor(doctor::DoctorArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,6 +59,13 @@ enum InspectCommand {
 
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        Command::Doctor(args) => {
+            if runtime()?.block_on(doctor::run(&args)) {
+                Ok(())
+            } else {
+                Err(CliError::BluetoothNotReady)
+            }
+        }
         Command::Qr(args) => qr_command::run(&args),
         Command::Inspect(cmd) => {
             let out = match cmd {
@@ -66,6 +77,13 @@ fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
     }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)
 }
 
 fn main() -> ExitCode {
