@@ -73,6 +73,22 @@
 //! * [`cbor::Value`]: canonical CTAP2 CBOR, strictly decoded.
 //! * [`Error`]: the one error type; parsers never panic.
 //!
+//! ## Module map
+//! | module | contents |
+//! |---|---|
+//! | [`qr`] | `QrKey::{generate, from_seed, from_private_key, with_state_assisted, to_uri}`, `QrCode::{parse, from_cbor, to_cbor, to_uri}`, `QrSecret::{eid_key, tunnel_id, psk}`, `RequestHint` |
+//! | [`digits`] | `encode`, `decode` (QR numeric encoding) |
+//! | [`cbor`] | `Value` (canonical order built in), `decode`, `decode_prefix`, `map_get` |
+//! | [`derive`] | `derive`, `derive_32`, `DerivedValueType`, `EidKey::derive`, `Psk::derive` |
+//! | [`keys`] | SEC1 encodings, `ecdh_x`, `random_secret_key`, `derive_private_key_from_seed` (BoringSSL) |
+//! | [`ids`] | `TunnelId`, `RoutingId` (hex either case in, upper case out) |
+//! | [`domain`] | `host_for_domain_id`, `is_known_domain_id`, `assigned_domain_id`, `find_domain_id`, `new_url`, `connect_url`, `contact_url`, `TunnelPath::parse` |
+//! | [`advert`] | `Eid::{new, to_bytes, from_bytes}`, `encrypt_eid`, `decrypt_advert` → `DecryptedAdvert` |
+//! | [`handshake`] | `Initiator::{new_qr, new_linked, finish}`, `Responder::{respond_qr, respond_linked}` → `HandshakeOutput { crypter, handshake_hash }` |
+//! | [`crypter`] | `Crypter::{new, encrypt, decrypt, decrypt_first_accepting_legacy}`, `pad`, `unpad` |
+//! | [`message`] | `PostHandshake`, `ProtocolRevision`, `Message`, `UpdateMessage`, `LinkingInfo`, `LinkSecret`, `linking_signature`, `ClientPayload` |
+//! | [`ctap`] | `CtapRequest`, `CtapResponse`, `command::*`, `status::*` |
+//!
 //! Secrets ([`qr::QrSecret`], [`derive::Psk`], [`derive::EidKey`],
 //! [`message::LinkSecret`], private keys) are zeroized on drop and redacted
 //! in `Debug`; tags and signatures are compared in constant time.
