@@ -4,6 +4,9 @@
 # The relay runs pinned to CPU 0 with one worker thread, the load generator pinned to CPU 1,
 # so the relay is judged by its own CPU time (read from /proc/<pid>). Every measurement uses a
 # fresh relay process so that RSS figures are not blurred by memory freed in an earlier run.
+# Both run under SCHED_FIFO (chrt, needs root or CAP_SYS_NICE): on a shared machine, other
+# processes on the same cores otherwise add milliseconds of scheduling delay to every
+# wake-up. Both processes block in epoll when idle, so they never monopolise a core.
 #
 # Usage: tunnel-server/bench/relay-bench.sh [pairs...]   (default: 1000 9990)
 # Needs release builds:
@@ -17,7 +20,7 @@ ulimit -n 20000
 
 relay_pid=""
 start_relay() {
-    taskset -c 0 "$bin/cable-tunnel-server" \
+    chrt -f 10 taskset -c 0 "$bin/cable-tunnel-server" \
         --listen 127.0.0.1:8080 --admin-listen 127.0.0.1:9090 \
         --rate-limit-per-second 0 --max-connections 40000 --max-pending-tunnels 40000 \
         --worker-threads 1 --log warn &
@@ -38,7 +41,7 @@ stop_relay() {
 load() {
     local name=$1
     shift
-    taskset -c 1 "$bin/cable-load" --url ws://127.0.0.1:8080 --relay-pid "$relay_pid" "$@" \
+    chrt -f 10 taskset -c 1 "$bin/cable-load" --url ws://127.0.0.1:8080 --relay-pid "$relay_pid" "$@" \
         | tee "$out/$name.json"
 }
 

@@ -242,6 +242,7 @@ struct Latency {
     max_us: f64,
     mean_us: f64,
     relay_cpu_us_per_round_trip: Option<f64>,
+    generator_cpu_us_per_round_trip: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -550,6 +551,7 @@ async fn run(args: Args) -> Result<Report, LoadError> {
                 groups[i % inflight].push(p);
             }
             let before = relay(args.relay_pid)?;
+            let gen_before = self_cpu_ns();
             let started = Instant::now();
             let drivers: Vec<_> = groups
                 .into_iter()
@@ -584,6 +586,9 @@ async fn run(args: Args) -> Result<Report, LoadError> {
                 relay_cpu_us_per_round_trip: before
                     .zip(after)
                     .map(|(b, a)| (a.cpu_ns - b.cpu_ns) as f64 / 1000.0 / all.len().max(1) as f64),
+                generator_cpu_us_per_round_trip: (self_cpu_ns() - gen_before) as f64
+                    / 1000.0
+                    / all.len().max(1) as f64,
             });
             report.relay_final = after;
         }
