@@ -337,6 +337,26 @@ mod tests {
     }
 
     #[test]
+    fn requests_pass_the_strict_canonical_decoder_of_cable_proto() {
+        let opts = OPTIONS.replace(
+            "\"pubKeyCredParams\": [{\"type\": \"public-key\", \"alg\": -7}]",
+            "\"pubKeyCredParams\": [{\"type\": \"public-key\", \"alg\": -257}, {\"type\": \"public-key\", \"alg\": -7}]",
+        );
+        let reg = PreparedRegistration::new(&opts, "https://example.com").unwrap();
+        let req = reg.ctap_request(&chrome_info()).unwrap();
+        let decoded = cable_proto::cbor::decode(&req[1..]).unwrap();
+        assert_eq!(decoded.to_bytes(), req[1..].to_vec());
+        let auth = crate::PreparedAuthentication::new(
+            r#"{"challenge": "AQ", "allowCredentials": [{"type": "public-key", "id": "AQ"}]}"#,
+            "https://example.com",
+        )
+        .unwrap();
+        let req = auth.ctap_request(&chrome_info()).unwrap();
+        let decoded = cable_proto::cbor::decode(&req[1..]).unwrap();
+        assert_eq!(decoded.to_bytes(), req[1..].to_vec());
+    }
+
+    #[test]
     fn preferred_and_discouraged_follow_get_info() {
         let opts = OPTIONS
             .replace(
