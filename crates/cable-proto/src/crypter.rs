@@ -260,6 +260,23 @@ mod tests {
     }
 
     #[test]
+    fn accepts_frames_padded_before_the_type_byte() {
+        // Some peers pad the CBOR and then prepend the type byte, giving
+        // 32k + 1 plaintext bytes; only the trailing count byte matters.
+        let (desktop, mut phone) = pair();
+        let cbor = [0xa1, 0x01, 0x02];
+        let mut frame = vec![1u8];
+        frame.extend_from_slice(&pad(&cbor));
+        assert_eq!(frame.len(), 33);
+        let sealed = desktop
+            .write
+            .encrypt(&Nonce::from(nonce(0)), frame.as_slice())
+            .unwrap();
+        assert_eq!(sealed.len(), 49);
+        assert_eq!(phone.decrypt(&sealed).unwrap(), vec![1, 0xa1, 0x01, 0x02]);
+    }
+
+    #[test]
     fn counter_cap() {
         let (mut desktop, mut phone) = pair();
         desktop.set_sequences_for_test(0, MAX_SEQUENCE);
