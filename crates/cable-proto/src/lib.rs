@@ -79,7 +79,7 @@
 //! | [`qr`] | `QrKey::{generate, from_seed, from_private_key, with_state_assisted, to_uri}`, `QrCode::{parse, from_cbor, to_cbor, to_uri}`, `QrSecret::{eid_key, tunnel_id, psk}`, `RequestHint` |
 //! | [`digits`] | `encode`, `decode` (QR numeric encoding) |
 //! | [`cbor`] | `Value` (canonical order built in), `decode`, `decode_prefix`, `map_get` |
-//! | [`derive`] | `derive`, `derive_32`, `DerivedValueType`, `EidKey::derive`, `Psk::derive` |
+//! | [`derive`](mod@derive) | `derive`, `derive_32`, `DerivedValueType`, `EidKey::derive`, `Psk::derive` |
 //! | [`keys`] | SEC1 encodings, `ecdh_x`, `random_secret_key`, `derive_private_key_from_seed` (BoringSSL) |
 //! | [`ids`] | `TunnelId`, `RoutingId` (hex either case in, upper case out) |
 //! | [`domain`] | `host_for_domain_id`, `is_known_domain_id`, `assigned_domain_id`, `find_domain_id`, `new_url`, `connect_url`, `contact_url`, `TunnelPath::parse` |
