@@ -89,7 +89,11 @@ pub(crate) async fn run(
 ) {
     let mut tally = Tally::default();
     let reason = run_inner(&shared, &id, phone, join_rx, created, &mut tally).await;
-    shared.unregister(&id);
+    if tally.joined {
+        // An unjoined tunnel's id was freed as soon as it failed (and may already belong to a
+        // new tunnel); a joined one keeps its id until both sides are closed.
+        shared.unregister(&id);
+    }
     let metrics = &shared.metrics;
     metrics.closed(reason);
     if reason == CloseReason::UnjoinedExpired {

@@ -727,3 +727,31 @@ async fn many_tunnels_concurrently() {
     eventually(|| relay.metrics().closes(CloseReason::PeerClosed) == 100).await;
     eventually(|| relay.metrics().active() == 0).await;
 }
+
+#[tokio::test]
+async fn expired_tunnel_id_can_be_reused_while_old_one_closes() {
+    let mut config = cfg();
+    config.limits.unjoined_timeout = Duration::from_millis(100);
+    config.limits.close_timeout = Duration::from_millis(300);
+    let relay = start(config).await;
+    let mut old = new_tunnel(&relay, T1).await;
+    // Reading the close frame but not answering it keeps the old tunnel's task in its close
+    // handshake for the close timeout.
+    assert_eq!(expect_close(&mut old).await.0, 1008);
+    let (mut reused, mut computer) = pair(&relay, T1).await;
+    // When the old task finishes it must not release the id the new tunnel holds.
+    eventually(|| relay.metrics().closes(CloseReason::UnjoinedExpired) == 1).await;
+    assert_eq!(
+        open(
+            relay.local_addr(),
+            &format!("/cable/new/{T1}"),
+            Some("fido.cable")
+        )
+        .await
+        .unwrap_err(),
+        409
+    );
+    reused.send(Message::binary(vec![1])).await.unwrap();
+    assert_eq!(recv_binary(&mut computer).await, vec![1]);
+    drop(old);
+}
