@@ -81,6 +81,17 @@ pub fn derive_private_key_from_seed(seed: &[u8]) -> Result<SecretKey> {
     SecretKey::from_bytes(&bytes).map_err(|_| Error::DerivedKeyZero)
 }
 
+/// How Chrome-as-phone derives its long-term identity key from its root
+/// secret: `EC_KEY_derive_from_secret(Derive(root, empty, 5, 32))`.
+pub fn identity_key_from_root_secret(root_secret: &[u8]) -> Result<SecretKey> {
+    let seed = crate::derive::derive_32(
+        root_secret,
+        &[],
+        crate::derive::DerivedValueType::IdentityKeySeed,
+    );
+    derive_private_key_from_seed(&seed[..])
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -97,5 +108,22 @@ mod tests {
         );
         assert!(public_key_from_sec1(&[]).is_err());
         assert!(secret_key_from_bytes(&[0u8; 32]).is_err());
+    }
+
+    #[test]
+    fn identity_key_follows_the_seed_chain() {
+        let root = [0x77u8; 32];
+        let mut seed = [0u8; 32];
+        crate::derive::derive(
+            &root,
+            &[],
+            crate::derive::DerivedValueType::IdentityKeySeed,
+            &mut seed,
+        )
+        .unwrap();
+        assert_eq!(
+            identity_key_from_root_secret(&root).unwrap().to_bytes(),
+            derive_private_key_from_seed(&seed).unwrap().to_bytes()
+        );
     }
 }

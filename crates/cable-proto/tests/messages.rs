@@ -167,3 +167,33 @@ fn client_payload_rules() {
         Err(Error::BadField { key: 1, .. })
     ));
 }
+
+#[test]
+fn chrome_style_link_secret_chain() {
+    use cable_proto::derive::{derive, DerivedValueType};
+    let root = [0x10u8; 32];
+    let mut per_contact = [0u8; 32];
+    derive(
+        &root,
+        b"contact",
+        DerivedValueType::PerContactIdSecret,
+        &mut per_contact,
+    )
+    .unwrap();
+    let mut paired = [0u8; 32];
+    derive(
+        &per_contact,
+        &[4; 8],
+        DerivedValueType::PairedSecret,
+        &mut paired,
+    )
+    .unwrap();
+    assert_eq!(
+        LinkSecret::derive_chrome_style(&root, b"contact", &[4; 8]),
+        LinkSecret::from_bytes(paired)
+    );
+    assert_ne!(
+        LinkSecret::derive_chrome_style(&root, b"contact2", &[4; 8]),
+        LinkSecret::from_bytes(paired)
+    );
+}

@@ -21,7 +21,7 @@ use subtle::ConstantTimeEq;
 
 use super::req_bytes;
 use crate::cbor::{self, map_get, Value};
-use crate::derive::{EidKey, Psk};
+use crate::derive::{derive_32, DerivedValueType, EidKey, Psk};
 use crate::error::{Error, Result};
 use crate::handshake::HASH_LEN;
 use crate::keys;
@@ -48,6 +48,27 @@ impl LinkSecret {
     /// The Noise PSK: `Derive(link_secret, eid_plaintext, 3, 32)`.
     pub fn psk(&self, eid_plaintext: &[u8; 16]) -> Psk {
         Psk::derive(self.as_bytes(), eid_plaintext)
+    }
+
+    /// How Chrome-as-phone makes a link secret from its root secret:
+    /// `Derive(Derive(root, contact_id, 6, 32), link_id, 4, 32)`, so that
+    /// rotating the contact id invalidates every link. Phones may manage
+    /// link secrets any other way.
+    pub fn derive_chrome_style(
+        root_secret: &[u8],
+        contact_id: &[u8],
+        link_id: &[u8],
+    ) -> LinkSecret {
+        let per_contact = derive_32(
+            root_secret,
+            contact_id,
+            DerivedValueType::PerContactIdSecret,
+        );
+        LinkSecret::from_bytes(*derive_32(
+            &per_contact[..],
+            link_id,
+            DerivedValueType::PairedSecret,
+        ))
     }
 }
 
