@@ -15,7 +15,18 @@ use clap::{Parser, ValueEnum};
 /// Every setting can also be given in the environment variable named after it. Durations take
 /// a unit: ms, s, m or h (e.g. `120s`, `500ms`).
 #[derive(Debug, Parser)]
-#[command(name = "cable-tunnel-server", version, max_term_width = 100)]
+#[command(
+    name = "cable-tunnel-server",
+    version,
+    max_term_width = 100,
+    after_help = "Endpoints (tunnel listener): GET /cable/new/<32 hex> (101 with X-caBLE-Routing-ID), \
+GET /cable/connect/<routing id>/<32 hex>; both need Sec-WebSocket-Protocol: fido.cable. \
+Refusals: 400 not an upgrade or no fido.cable, 404 unknown path/tunnel/routing id or already \
+joined, 405 not GET, 409 tunnel id in use, 429 rate limit, 431 head too large, 503 limits or \
+draining. Close codes: 1000 peer closed, 1001 relay shutting down, 1008 policy (text frame, \
+message limit, lifetime, no peer joined), 1009 message too big.\n\
+Admin listener: GET /healthz, /readyz (503 while draining), /metrics (Prometheus/OpenMetrics)."
+)]
 struct Args {
     /// Address of the tunnel listener (HTTP/1.1 WebSocket upgrades; TLS if --tls-cert is set).
     #[arg(long, env = "CABLE_RELAY_LISTEN", default_value = "0.0.0.0:8080")]

@@ -216,7 +216,7 @@ impl Relay {
         let task = tokio::spawn(supervise(shared.clone(), listener, admin.map(|(l, _)| l)));
         tracing::info!(
             listen = %local_addr,
-            admin = ?admin_addr,
+            admin = %admin_addr.map_or_else(|| "none".to_owned(), |a| a.to_string()),
             routing_id = %shared.config.routing_id,
             tls = shared.tls.is_some(),
             "relay listening"
