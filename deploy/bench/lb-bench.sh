@@ -7,7 +7,9 @@
 # is bounded by one core serving the balancer and every relay. DIRECT=1 skips nginx (the
 # driver talks to the one relay directly) for a baseline. CABLE_LOAD=1 with N=1 also runs
 # crates/cable-load against the balancer. Prints JSON lines. Ports: BASE_PORT (20000)
-# upwards, below the ephemeral range.
+# upwards, below the ephemeral range. PRIO prefixes the relays, nginx and the driver (e.g.
+# PRIO="chrt -f 10", as in tunnel-server/bench/relay-bench.sh, on a machine shared with
+# other work).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 n="${1:?number of relays}"
@@ -18,6 +20,7 @@ target="${CARGO_TARGET_DIR:-target}"
 cargo build --release -q --locked -p cable-tunnel-server -p cable-deploy --example lb_pairs --bin cable-lbconf
 [ "${CABLE_LOAD:-0}" = 1 ] && cargo build --release -q --locked -p cable-load
 
+read -ra prio <<<"${PRIO:-}"
 dir="$(mktemp -d)"
 pids=()
 cleanup() {
@@ -33,7 +36,7 @@ for ((i = 0; i < n; i++)); do
     rid="$(printf '%06d' "$i")"
     port=$((base_port + 10 + 2 * i))
     admin=$((port + 1))
-    taskset -c 0 "$target/release/cable-tunnel-server" --listen "127.0.0.1:$port" \
+    "${prio[@]}" taskset -c 0 "$target/release/cable-tunnel-server" --listen "127.0.0.1:$port" \
         --admin-listen "127.0.0.1:$admin" --routing-id "$rid" --rate-limit-per-second 0 \
         --worker-threads 1 --log warn 2>"$dir/relay-$rid.log" &
     pids+=("$!")
@@ -73,15 +76,15 @@ http {
     }
 }
 CONF
-    taskset -c 0 nginx -e "$dir/nginx-error.log" -p "$dir" -c "$dir/nginx.conf" &
+    "${prio[@]}" taskset -c 0 nginx -e "$dir/nginx-error.log" -p "$dir" -c "$dir/nginx.conf" &
     pids+=("$!")
     watch+=(--watch "nginx=$!")
     sleep 0.5
 fi
 
-taskset -c 1 "$target/release/examples/lb_pairs" --url "$url" --pairs "$pairs" \
+"${prio[@]}" taskset -c 1 "$target/release/examples/lb_pairs" --url "$url" --pairs "$pairs" \
     --concurrency "$conc" "${watch[@]}"
 if [ "${CABLE_LOAD:-0}" = 1 ] && [ "$n" = 1 ]; then
-    taskset -c 1 "$target/release/cable-load" --url "$url" --routing-id 000000 --mode rtt \
+    "${prio[@]}" taskset -c 1 "$target/release/cable-load" --url "$url" --routing-id 000000 --mode rtt \
         --pairs 1000 --messages 10 --relay-pid "${pids[0]}"
 fi
