@@ -634,3 +634,98 @@ fn main() -> std::process::ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(extra: &[&str]) -> Args {
+        let mut argv = vec!["cable-load"];
+        argv.extend_from_slice(extra);
+        Args::try_parse_from(argv).unwrap()
+    }
+
+    #[test]
+    fn percentiles_pick_nearest_rank() {
+        let v: Vec<u64> = (1..=100).map(|i| i * 1000).collect();
+        assert_eq!(percentile(&v, 0.50), 51.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&v, 1.0), 100.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+    }
+
+    #[test]
+    fn target_from_arguments() {
+        let t = parse_target(&args(&["--url", "ws://127.0.0.1:9000/", "--sources", "3"])).unwrap();
+        assert_eq!(t.addr, "127.0.0.1:9000".parse().unwrap());
+        assert_eq!(
+            t.sources,
+            vec![
+                IpAddr::from([127, 0, 0, 2]),
+                IpAddr::from([127, 0, 0, 3]),
+                IpAddr::from([127, 0, 0, 4])
+            ]
+        );
+        assert_eq!(t.tunnel_id(5).len(), 32);
+        assert_ne!(t.tunnel_id(5), t.tunnel_id(6));
+        assert!(matches!(
+            parse_target(&args(&["--url", "wss://127.0.0.1:9000"])),
+            Err(LoadError::BadUrl(_))
+        ));
+        assert!(matches!(
+            parse_target(&args(&["--routing-id", "12345g"])),
+            Err(LoadError::BadRoutingId)
+        ));
+    }
+
+    #[test]
+    fn reads_own_usage_from_proc() {
+        let u = usage(std::process::id()).unwrap();
+        assert!(u.rss_kib > 0);
+        assert!(u.cpu_ns > 0);
+    }
+
+    #[tokio::test]
+    async fn drives_pairs_against_an_in_process_relay() {
+        let relay = cable_tunnel_server::Relay::bind(cable_tunnel_server::RelayConfig::default())
+            .await
+            .unwrap();
+        let url = relay.url();
+        let pid = std::process::id().to_string();
+        let report = run(args(&[
+            "--url",
+            &url,
+            "--pairs",
+            "6",
+            "--messages",
+            "3",
+            "--size",
+            "100",
+            "--inflight",
+            "2",
+            "--settle",
+            "0",
+            "--relay-pid",
+            &pid,
+        ]))
+        .await
+        .unwrap();
+        assert_eq!(report.errors.setup, 0);
+        assert_eq!(report.errors.traffic, 0);
+        assert_eq!(report.setup.as_ref().unwrap().pairs_ok, 6);
+        let latency = report.latency.unwrap();
+        assert_eq!(latency.round_trips, 18);
+        assert_eq!(latency.inflight, 2);
+        assert!(latency.p50_us > 0.0 && latency.p50_us <= latency.max_us);
+        assert_eq!(relay.metrics().active(), 6);
+
+        let report = run(args(&[
+            "--url", &url, "--mode", "pending", "--steps", "2,4", "--settle", "0",
+        ]))
+        .await
+        .unwrap();
+        assert_eq!(report.steps.len(), 2);
+        assert_eq!(report.steps[1].tunnels, 4);
+        assert_eq!(report.errors.setup, 0);
+    }
+}
