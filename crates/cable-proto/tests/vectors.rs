@@ -458,3 +458,118 @@ fn handshake_rejections() {
         Error::HandshakeFailed
     );
 }
+
+/// Fails when hybrid.json gains a section or field that no test above reads,
+/// so that every vector stays a test.
+#[test]
+fn every_vector_field_is_checked() {
+    let v = vectors();
+    let keys = |o: &serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = o.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    assert_eq!(
+        keys(&v),
+        [
+            "boringssl_seed_to_private_key",
+            "conventions",
+            "description",
+            "digit_decoding_rejects",
+            "digit_encoding",
+            "hkdf_derive",
+            "transcripts",
+            "tunnel_domains"
+        ]
+    );
+    assert_eq!(
+        keys(&v["transcripts"]),
+        ["qr_knpsk0", "state_assisted_nkpsk0"]
+    );
+    let qr_fields = [
+        "advert",
+        "connect_url",
+        "ctap_request_ciphertext",
+        "ctap_request_key_and_counter",
+        "ctap_request_plaintext",
+        "description",
+        "desktop_ephemeral_private",
+        "eid_key",
+        "eid_nonce",
+        "eid_plaintext",
+        "get_info",
+        "handshake_hash",
+        "k1",
+        "k2",
+        "linking_signature",
+        "linking_signature_inputs",
+        "msg1",
+        "msg2",
+        "new_url",
+        "phone_ephemeral_private",
+        "post_handshake_ciphertext",
+        "post_handshake_key_and_counter",
+        "post_handshake_plaintext",
+        "psk",
+        "qr_cbor",
+        "qr_cbor_map",
+        "qr_private_key",
+        "qr_public_key_compressed",
+        "qr_public_key_uncompressed",
+        "qr_secret",
+        "qr_seed",
+        "qr_uri",
+        "routing_id",
+        "shutdown_ciphertext",
+        "shutdown_key_and_counter",
+        "shutdown_plaintext",
+        "source",
+        "tunnel_id",
+        "tunnel_server_domain_id",
+        "update_ciphertext_length",
+        "update_key_and_counter",
+        "update_plaintext",
+    ];
+    assert_eq!(keys(&v["transcripts"]["qr_knpsk0"]), qr_fields);
+    let sa_fields = [
+        "advert",
+        "client_nonce",
+        "client_payload_cbor",
+        "contact_id_ascii",
+        "contact_url",
+        "description",
+        "desktop_ephemeral_private",
+        "eid_key",
+        "eid_plaintext",
+        "handshake_hash",
+        "k1",
+        "k2",
+        "link_id",
+        "link_secret",
+        "msg1",
+        "msg2",
+        "phone_ephemeral_private",
+        "phone_identity_private",
+        "phone_identity_public",
+        "psk",
+        "request_type",
+        "source",
+    ];
+    assert_eq!(keys(&v["transcripts"]["state_assisted_nkpsk0"]), sa_fields);
+    // Both transcripts share the ephemeral keys, as the file says.
+    let t = &v["transcripts"];
+    assert_eq!(
+        t["qr_knpsk0"]["desktop_ephemeral_private"],
+        t["state_assisted_nkpsk0"]["desktop_ephemeral_private"]
+    );
+    assert_eq!(
+        t["qr_knpsk0"]["phone_ephemeral_private"],
+        t["state_assisted_nkpsk0"]["phone_ephemeral_private"]
+    );
+    assert_eq!(t["qr_knpsk0"]["update_key_and_counter"], "k2, counter 1");
+    assert_eq!(
+        t["qr_knpsk0"]["ctap_request_key_and_counter"],
+        "k1, counter 0"
+    );
+    assert_eq!(t["qr_knpsk0"]["shutdown_key_and_counter"], "k1, counter 1");
+}
