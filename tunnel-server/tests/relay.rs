@@ -755,3 +755,60 @@ async fn expired_tunnel_id_can_be_reused_while_old_one_closes() {
     assert_eq!(recv_binary(&mut computer).await, vec![1]);
     drop(old);
 }
+
+#[tokio::test]
+async fn tunnel_is_registered_before_the_101_is_read() {
+    let relay = start(cfg()).await;
+    let mut phone = TcpStream::connect(relay.local_addr()).await.unwrap();
+    phone
+        .write_all(
+            format!(
+                "GET /cable/new/{T1} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
+                 Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: fido.cable\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    // Wait until the relay has taken the request, without reading its answer.
+    eventually(|| relay.metrics().pending() == 1).await;
+    let mut computer = connect(&relay, T1).await.unwrap();
+    let mut head = vec![0u8; 1024];
+    let n = phone.read(&mut head).await.unwrap();
+    let head = String::from_utf8_lossy(&head[..n]).to_string();
+    assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
+    assert!(head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
+    assert!(head.contains("X-caBLE-Routing-ID: ABCDEF\r\n"));
+    let mut phone = WebSocketStream::from_raw_socket(
+        phone,
+        tokio_tungstenite::tungstenite::protocol::Role::Client,
+        None,
+    )
+    .await;
+    computer.send(Message::binary(vec![42])).await.unwrap();
+    assert_eq!(recv_binary(&mut phone).await, vec![42]);
+}
+
+#[tokio::test]
+async fn phone_close_frame_before_join_cleans_up() {
+    let relay = start(cfg()).await;
+    let mut phone = new_tunnel(&relay, T1).await;
+    phone.close(None).await.unwrap();
+    assert!(matches!(recv(&mut phone).await, Message::Close(_)));
+    eventually(|| relay.metrics().closes(CloseReason::LeftBeforeJoin) == 1).await;
+    assert_eq!(relay.metrics().pending(), 0);
+    assert_eq!(connect(&relay, T1).await.unwrap_err(), 404);
+}
+
+#[tokio::test]
+async fn http_1_0_is_refused() {
+    let relay = start(cfg()).await;
+    let req = format!(
+        "GET /cable/new/{T1} HTTP/1.0\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Protocol: fido.cable\r\n\r\n"
+    );
+    assert_eq!(raw_status(relay.local_addr(), &req).await, 400);
+    assert_eq!(relay.metrics().pending(), 0);
+}
