@@ -197,3 +197,13 @@ fn chrome_style_link_secret_chain() {
         LinkSecret::from_bytes(paired)
     );
 }
+
+#[test]
+fn session_types_cross_threads() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<cable_proto::handshake::Initiator>();
+    send_sync::<cable_proto::handshake::HandshakeOutput>();
+    send_sync::<cable_proto::crypter::Crypter>();
+    send_sync::<cable_proto::qr::QrKey>();
+    send_sync::<cable_proto::Error>();
+}
