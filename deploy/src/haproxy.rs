@@ -121,7 +121,7 @@ pub fn render_config(instances: &Instances, opts: &HaproxyOptions) -> Result<Str
         "    balance roundrobin\n\
          \x20   option httpchk GET /readyz\n\
          \x20   http-check expect status 200\n\
-         \x20   retries 2\n\
+         \x20   retries 3\n\
          \x20   option redispatch 1\n\
          \x20   retry-on conn-failure empty-response 503\n",
     );
@@ -135,6 +135,8 @@ pub fn render_config(instances: &Instances, opts: &HaproxyOptions) -> Result<Str
     for inst in instances.iter() {
         let _ = writeln!(out, "backend {}", inst.backend_name());
         out.push_str(&backend_common);
+        // Only the owner can serve a join: fail fast rather than wait out retry timers.
+        out.push_str("    retries 1\n");
         if inst.admin_port.is_some() {
             out.push_str("    option httpchk GET /healthz\n    http-check expect status 200\n");
         }
@@ -200,6 +202,8 @@ mod tests {
         assert!(text.contains("    server rid_00000a 127.0.0.1:8001 check port 9001\n    server rid_00000b relay-b:8002\n"));
         assert!(text.contains("backend cable_rid_00000a\n"));
         assert!(text.contains("backend cable_rid_00000b\n"));
+        assert_eq!(text.matches("    retries 1\n").count(), 2);
+        assert_eq!(text.matches("    retries 3\n").count(), 1);
         // Only the instance with an admin port gets a health check on its connect backend.
         assert_eq!(text.matches("option httpchk GET /healthz").count(), 1);
 

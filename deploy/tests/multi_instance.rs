@@ -35,7 +35,7 @@ const ROUTING_IDS: [&str; 3] = ["0A0001", "0B0002", "000003"];
 const POD_NAME_OF_LAST: &str = "cable-relay-3";
 /// Drain deadline given to the relays: long enough to prove a live tunnel survives SIGTERM,
 /// short enough to keep the test quick.
-const DRAIN: Duration = Duration::from_secs(3);
+const DRAIN: Duration = Duration::from_secs(4);
 /// Upper bound for any single step; nothing here should come close.
 const STEP: Duration = Duration::from_secs(10);
 const PAIRS: usize = 48;
@@ -63,6 +63,7 @@ async fn scenario(kind: Balancer) {
         .prefix(&format!("cable-deploy-{kind:?}-"))
         .tempdir()
         .unwrap();
+    let _dump = LogsOnFailure(dir.path().to_owned());
     let mut relays = Vec::new();
     for (i, rid) in ROUTING_IDS.into_iter().enumerate() {
         let via_entrypoint = i == ROUTING_IDS.len() - 1;
@@ -180,7 +181,9 @@ async fn scenario(kind: Balancer) {
         status == 502 || status == 503,
         "{kind:?}: connect to a dead instance gave {status}"
     );
-    assert!(started.elapsed() < Duration::from_secs(5));
+    let took = started.elapsed();
+    eprintln!("{kind:?}: connect to the killed instance answered {status} in {took:?}");
+    assert!(took < Duration::from_secs(5), "{kind:?}: took {took:?}");
 
     // 4. SIGTERM drains: /new moves to the remaining instance, the draining one still serves
     //    joins and keeps its live tunnels until the deadline, then closes them with 1001 and
@@ -246,6 +249,31 @@ async fn scenario(kind: Balancer) {
     let rid = run_pair(&base, &tid, 0).await;
     assert_eq!(rid, ROUTING_IDS[2]);
     drop(balancer);
+}
+
+/// Prints the relays' and the balancer's logs when the test fails (the directory is removed).
+struct LogsOnFailure(PathBuf);
+
+impl Drop for LogsOnFailure {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(&self.0) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "log") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                let tail: Vec<&str> = text.lines().rev().take(40).collect();
+                eprintln!("--- {} (last {} lines)", path.display(), tail.len());
+                for line in tail.iter().rev() {
+                    eprintln!("{line}");
+                }
+            }
+        }
+    }
 }
 
 /// Every metric and reason label the shipped Prometheus alert rules use exists on a relay.
