@@ -58,6 +58,15 @@ enum Command {
         #[arg(long, default_value_t = 200)]
         rate_limit_per_10s: u32,
     },
+    /// Kubernetes Services, one per relay pod (each instance's host is its pod's name).
+    PodServices {
+        /// `app.kubernetes.io/name` label of the StatefulSet's pods.
+        #[arg(long, default_value = "cable-relay")]
+        app_label: String,
+        /// Tunnel port of the Services.
+        #[arg(long, default_value_t = 8080)]
+        service_port: u16,
+    },
     /// Kubernetes Ingress (networking.k8s.io/v1); each instance's host is its per-pod Service.
     Ingress {
         /// Public host name (the domain's `cable.…` name).
@@ -118,6 +127,11 @@ fn run(cli: Cli) -> Result<(), String> {
             },
         )
         .map_err(|e| e.to_string())?,
+        Command::PodServices {
+            app_label,
+            service_port,
+        } => ingress::render_pod_services(&instances, &app_label, service_port)
+            .map_err(|e| e.to_string())?,
         Command::Ingress {
             host,
             name,

@@ -30,7 +30,8 @@ check hadolint hadolint Dockerfile
 check shellcheck shellcheck docker/entrypoint.sh tests/run-multi-instance.sh tests/check-static.sh bench/lb-bench.sh
 for k in 1.28.0 1.37.0; do
     check kubernetes-validate kubernetes-validate --strict --quiet -k "$k" \
-        kubernetes/statefulset.yaml kubernetes/services.yaml kubernetes/pdb.yaml kubernetes/ingress.yaml
+        kubernetes/statefulset.yaml kubernetes/services.yaml kubernetes/pod-services.yaml \
+        kubernetes/pdb.yaml kubernetes/ingress.yaml
 done
 check promtool promtool check rules prometheus/cable-relay-alerts.yml
 

@@ -31,6 +31,61 @@ fn kubernetes_ingress_matches_its_instance_list() {
 }
 
 #[test]
+fn kubernetes_pod_services_match_their_instance_list() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kubernetes");
+    let out = Command::new(env!("CARGO_BIN_EXE_cable-lbconf"))
+        .arg("--instances")
+        .arg(dir.join("instances.txt"))
+        .arg("pod-services")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let committed = std::fs::read_to_string(dir.join("pod-services.yaml")).unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        committed,
+        "deploy/kubernetes/pod-services.yaml is stale: regenerate it (command in instances.txt)"
+    );
+}
+
+/// The StatefulSet's replica count, its routing-id prefix and the instance list agree: pod
+/// `cable-relay-N` gets the id the entrypoint derives, and every pod has an entry.
+#[test]
+fn instance_list_matches_the_statefulset() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kubernetes");
+    let sts = std::fs::read_to_string(dir.join("statefulset.yaml")).unwrap();
+    let replicas: usize = sts
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("replicas: "))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let prefix_line = sts
+        .lines()
+        .skip_while(|l| !l.contains("name: CABLE_RELAY_ROUTING_ID_PREFIX"))
+        .nth(1)
+        .unwrap();
+    let prefix = prefix_line
+        .trim()
+        .trim_start_matches("value: ")
+        .trim_matches('"');
+    let list = std::fs::read_to_string(dir.join("instances.txt")).unwrap();
+    let entries: Vec<&str> = list
+        .lines()
+        .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+        .collect();
+    assert_eq!(entries.len(), replicas);
+    for (n, entry) in entries.iter().enumerate() {
+        let width = 6 - prefix.len();
+        assert_eq!(
+            *entry,
+            format!("{prefix}{n:0width$}=cable-relay-{n}:8080"),
+            "instances.txt line for pod {n}"
+        );
+    }
+}
+
+#[test]
 fn bad_input_is_reported_not_rendered() {
     let out = Command::new(env!("CARGO_BIN_EXE_cable-lbconf"))
         .args(["--instance", "000001=relay;evil:80", "nginx"])
