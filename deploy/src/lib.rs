@@ -5,7 +5,8 @@
 //! One relay instance owns one routing id. A balancer spreads `/cable/new/*` over every
 //! ready instance and sends `/cable/connect/<routing id>/*` to the owner; that map is what
 //! this crate generates, for nginx ([`nginx::render`]), HAProxy ([`haproxy::render_map`],
-//! [`haproxy::render_config`]) and a Kubernetes Ingress ([`ingress::render`]). The static
+//! [`haproxy::render_config`]) and Kubernetes (per-pod Services,
+//! [`ingress::render_pod_services`], and an Ingress, [`ingress::render`]). The static
 //! parts (nginx `location` blocks, TLS, `global`/`defaults`) live as files under `deploy/`.
 //!
 //! What it deliberately does not do: discover instances (the input is an explicit list),
