@@ -143,6 +143,15 @@ impl Value {
         }
     }
 
+    /// The number, if this is an integer (of either sign) that fits in an `i64`.
+    pub fn as_i64(&self) -> Option<i64> {
+        match self {
+            Value::Unsigned(n) => i64::try_from(*n).ok(),
+            Value::Negative(n) => i64::try_from(*n).ok().map(|n| -1 - n),
+            _ => None,
+        }
+    }
+
     /// The boolean, if this is `false` or `true`.
     pub fn as_bool(&self) -> Option<bool> {
         match self {
@@ -432,6 +441,11 @@ mod tests {
         }
         assert_eq!(Value::integer(-7).to_bytes(), vec![0x26]);
         assert_eq!(Value::integer(-1).to_bytes(), vec![0x20]);
+        for n in [i64::MIN, -7, -1, 0, 1, i64::MAX] {
+            assert_eq!(Value::integer(n).as_i64(), Some(n));
+        }
+        assert_eq!(Value::Negative(u64::MAX).as_i64(), None);
+        assert_eq!(Value::Unsigned(u64::MAX).as_i64(), None);
     }
 
     #[test]
