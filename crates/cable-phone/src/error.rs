@@ -25,10 +25,6 @@ pub enum Phase {
     Authenticate,
     /// Sending the CTAP response.
     Reply,
-    /// Closing the tunnel.
-    Close,
-    /// The storage behind the software authenticator.
-    Store,
 }
 
 impl fmt::Display for Phase {
@@ -43,8 +39,6 @@ impl fmt::Display for Phase {
             Phase::AwaitRequest => "waiting for the request",
             Phase::Authenticate => "authenticating",
             Phase::Reply => "replying",
-            Phase::Close => "closing",
-            Phase::Store => "credential storage",
         })
     }
 }
@@ -124,15 +118,6 @@ pub enum PhoneError {
     /// The computer sent more getInfo requests than any real client does.
     #[error("too many getInfo requests")]
     TooManyRequests,
-    /// The credential store could not be read or written.
-    #[error("credential store {path}")]
-    Store {
-        /// The file.
-        path: std::path::PathBuf,
-        /// What went wrong.
-        #[source]
-        source: StoreError,
-    },
 }
 
 impl PhoneError {
@@ -151,7 +136,6 @@ impl PhoneError {
             PhoneError::UnsupportedCommand { .. } | PhoneError::TooManyRequests => {
                 Phase::AwaitRequest
             }
-            PhoneError::Store { .. } => Phase::Store,
         }
     }
 
@@ -163,7 +147,7 @@ impl PhoneError {
     }
 }
 
-/// Why the credential store file could not be used.
+/// Why the credential store file could not be opened ([`crate::PasskeyStore::open`]).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {

@@ -287,7 +287,8 @@ impl PhoneSession {
         let psk = qr.secret.psk(&eid);
         let (msg2, output) = Responder::respond_qr(&qr.public_key, &psk, &msg1, &mut OsRng)
             .map_err(PhoneError::Handshake)?;
-        let _ = guard.stop().await;
+        // Withdrawn in the background: the answer must not wait for the radio.
+        drop(guard);
         let handshake_deadline = deadline(d.handshake);
         guarded(
             cancel,
