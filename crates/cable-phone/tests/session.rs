@@ -792,3 +792,90 @@ async fn approval_hook_is_asked_with_the_request_details() {
         }]
     );
 }
+
+#[tokio::test]
+async fn browser_style_requests_with_extras_are_accepted() {
+    let env = Env::start().await;
+    let store = PasskeyStore::in_memory();
+
+    // makeCredential with an exclude list naming an unknown id, extensions, an unknown
+    // algorithm type, and only {rk} in the options.
+    let qr = qr_key(RequestHint::MakeCredential);
+    let phone = spawn_phone(env.phone(&qr, software(&store)));
+    let mut computer = computer_connect(&env, &qr).await;
+    let Value::Map(mut params) = make_credential_params(RP, &client_data_hash("c"), USER_ID) else {
+        unreachable!()
+    };
+    params.insert(
+        Value::Unsigned(4),
+        Value::Array(vec![
+            Value::map([
+                (text("alg"), Value::integer(-7)),
+                (text("type"), text("future-type")),
+            ]),
+            Value::map([
+                (text("alg"), Value::integer(-7)),
+                (text("type"), text("public-key")),
+            ]),
+        ]),
+    );
+    params.insert(
+        Value::Unsigned(5),
+        Value::Array(vec![Value::map([
+            (text("id"), Value::Bytes(vec![9; 32])),
+            (text("type"), text("public-key")),
+            (
+                text("transports"),
+                Value::Array(vec![
+                    text("cable"),
+                    text("hybrid"),
+                    text("internal"),
+                    text("nfc"),
+                ]),
+            ),
+        ])]),
+    );
+    params.insert(
+        Value::Unsigned(6),
+        Value::map([(text("credProtect"), Value::Unsigned(2))]),
+    );
+    params.insert(
+        Value::Unsigned(7),
+        Value::map([(text("rk"), Value::Bool(true))]),
+    );
+    let resp = computer
+        .request(command::MAKE_CREDENTIAL, Value::Map(params))
+        .await;
+    assert_eq!(resp.status, status::OK, "{resp:?}");
+    let auth_data = parse_auth_data(get(&resp.body.unwrap(), 2).as_bytes().unwrap());
+    let credential_id = auth_data.credential_id.unwrap();
+    phone.result().await.unwrap();
+
+    // getAssertion with transports in the allow list and no options at all.
+    let qr = qr_key(RequestHint::GetAssertion);
+    let phone = spawn_phone(env.phone(&qr, software(&store)));
+    let mut computer = computer_connect(&env, &qr).await;
+    let params = Value::map([
+        (Value::Unsigned(1), text(RP)),
+        (
+            Value::Unsigned(2),
+            Value::Bytes(client_data_hash("d").to_vec()),
+        ),
+        (
+            Value::Unsigned(3),
+            Value::Array(vec![Value::map([
+                (text("id"), Value::Bytes(credential_id)),
+                (text("type"), text("public-key")),
+                (
+                    text("transports"),
+                    Value::Array(vec![text("hybrid"), text("internal")]),
+                ),
+            ])]),
+        ),
+    ]);
+    let resp = computer.request(command::GET_ASSERTION, params).await;
+    assert_eq!(resp.status, status::OK, "{resp:?}");
+    let auth_data = parse_auth_data(get(&resp.body.unwrap(), 2).as_bytes().unwrap());
+    assert_eq!(auth_data.flags & UP, UP);
+    phone.result().await.unwrap();
+}
