@@ -257,6 +257,14 @@ impl PhoneSession {
 
         // Advertise.
         let domain_id = self.advert_domain_id();
+        if domain_id < 256 && u64::from(domain_id) >= qr.known_domains {
+            // QR key 2 says how many assigned domains the computer knows; it may not find us.
+            tracing::warn!(
+                domain_id,
+                known = qr.known_domains,
+                "the computer may not know this relay's domain id"
+            );
+        }
         let eid = Eid::new(&mut OsRng, routing_id, domain_id).to_bytes();
         let advert = encrypt_eid(&qr.secret.eid_key(), &eid);
         let advertiser = self.advertiser.clone();
