@@ -18,6 +18,7 @@ use rand_core::OsRng;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+use zeroize::Zeroizing;
 
 use crate::authenticator::Authenticator;
 use crate::error::{Phase, PhoneError};
@@ -96,7 +97,8 @@ pub enum Outcome {
 /// # }
 /// ```
 pub struct PhoneSession {
-    qr_text: String,
+    /// Holds the QR secret: wiped on drop, never in `Debug`.
+    qr_text: Zeroizing<String>,
     relay: RelayUrl,
     domain_id: Option<u16>,
     connector: Option<Connector>,
@@ -142,7 +144,7 @@ impl PhoneSession {
             Err(_) => unreachable!("the default relay URL is valid"),
         };
         Self {
-            qr_text: qr_text.into(),
+            qr_text: Zeroizing::new(qr_text.into()),
             relay,
             domain_id: None,
             connector: None,
