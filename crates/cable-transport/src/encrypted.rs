@@ -1,10 +1,15 @@
 //! A tunnel connection after the Noise handshake: plaintext in, ciphertext on the wire.
 
+use std::time::Duration;
+
 use cable_proto::crypter::Crypter;
 use tokio::time::Instant;
 
 use crate::connection::TunnelConnection;
 use crate::error::TransportError;
+
+/// How long to wait for the closing handshake after a message failed to decrypt.
+const CLOSE_AFTER_FAILURE: Duration = Duration::from_secs(1);
 
 /// A [`TunnelConnection`] paired with the session's [`Crypter`] (padding + AES-GCM, §7).
 ///
@@ -45,7 +50,9 @@ impl EncryptedChannel {
         match self.crypter.decrypt(&ciphertext) {
             Ok(plaintext) => Ok(plaintext),
             Err(e) => {
-                let _ = self.conn.close(deadline).await;
+                // The session is over either way; do not let a silent peer hold it open.
+                let close_by = deadline.min(Instant::now() + CLOSE_AFTER_FAILURE);
+                let _ = self.conn.close(close_by).await;
                 Err(TransportError::Decrypt(e))
             }
         }
