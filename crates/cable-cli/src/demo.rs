@@ -1,0 +1,193 @@
+//! `cable demo`: a complete hybrid ceremony on one machine, without Bluetooth or internet.
+//!
+//! A tunnel relay on loopback, a simulated phone (cable-phone with its software
+//! authenticator, approving automatically) and the computer side (cable-client) meet over an
+//! in-memory radio. A passkey is registered and then used to sign in; a relying party built on
+//! webauthn_rp (independent of this project) verifies both responses. Every step is narrated.
+
+use std::time::{Duration, Instant};
+
+use cable_client::Ceremony;
+use cable_e2e::{Harness, RelyingParty};
+use cable_phone::{PasskeyStore, Progress as PhoneProgress};
+use clap::Args;
+use tokio::sync::mpsc::UnboundedReceiver;
+use tokio_util::sync::CancellationToken;
+
+use crate::ceremony::{describe, CeremonyError};
+use crate::render::{Rendered, TerminalStyle};
+
+const RP_ID: &str = "example.com";
+const ORIGIN: &str = "https://example.com";
+
+/// `cable demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// User name for the passkey.
+    #[arg(long, default_value = "ada")]
+    pub user: String,
+    /// Do not draw the QR codes (the FIDO:/ text is still printed).
+    #[arg(long)]
+    pub no_qr: bool,
+}
+
+fn phone_line(p: &PhoneProgress) -> String {
+    match p {
+        PhoneProgress::TunnelOpen { routing_id } => {
+            format!(
+                "opened a tunnel on the relay (routing id {})",
+                routing_id.to_hex()
+            )
+        }
+        PhoneProgress::Advertising { advert } => format!(
+            "advertising over (simulated) Bluetooth: {}",
+            hex::encode(advert)
+        ),
+        PhoneProgress::ComputerConnected => "the computer completed the handshake".to_owned(),
+        PhoneProgress::RequestReceived { kind, rp_id } => format!(
+            "{} request for {}: approving automatically",
+            kind.as_str(),
+            rp_id.as_deref().unwrap_or("?")
+        ),
+        PhoneProgress::Replied { status } => format!("replied (CTAP status {status:#04x})"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// Prints both sides' progress as it happens, until both senders are gone.
+async fn narrate(
+    mut computer: cable_client::ProgressReceiver,
+    mut phone: UnboundedReceiver<PhoneProgress>,
+) {
+    let (mut computer_open, mut phone_open) = (true, true);
+    while computer_open || phone_open {
+        tokio::select! {
+            p = computer.recv(), if computer_open => match p {
+                Some(p) => println!("    computer: {}", describe(&p)),
+                None => computer_open = false,
+            },
+            p = phone.recv(), if phone_open => match p {
+                Some(p) => println!("    phone:    {}", phone_line(&p)),
+                None => phone_open = false,
+            },
+        }
+    }
+}
+
+fn show(uri: &str, draw: bool) -> Result<(), CeremonyError> {
+    if draw {
+        println!("{}", Rendered::new(uri)?.terminal(TerminalStyle::Ansi));
+    }
+    println!("    QR text: {uri}");
+    Ok(())
+}
+
+/// Runs one ceremony between `ceremony` and a simulated phone; returns the computer's result.
+async fn run_pair<R: cable_client::CeremonyRequest>(
+    harness: &Harness,
+    ceremony: Ceremony<R>,
+    computer_progress: cable_client::ProgressReceiver,
+    store: &PasskeyStore,
+) -> Result<R::Response, CeremonyError> {
+    let mut phone = harness.phone(&ceremony.qr_uri(), store.clone());
+    let phone_progress = phone.progress();
+    let narrator = tokio::spawn(narrate(computer_progress, phone_progress));
+    let cancel = CancellationToken::new();
+    let (computer, phone) = tokio::join!(ceremony.run(cancel.clone()), phone.run(cancel));
+    // The computer keeps the tunnel a moment after shutdown for late messages; do not wait
+    // for that to print the outcome.
+    let _ = tokio::time::timeout(Duration::from_millis(300), narrator).await;
+    phone?;
+    Ok(computer?)
+}
+
+/// `cable demo`.
+pub fn run(args: &DemoArgs) -> Result<(), CeremonyError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CeremonyError::Runtime)?;
+    runtime.block_on(demo(args))
+}
+
+async fn demo(args: &DemoArgs) -> Result<(), CeremonyError> {
+    let started = Instant::now();
+    println!("cable demo: a FIDO hybrid (caBLE v2) ceremony, all on this machine\n");
+    println!("Setting up");
+    let harness = Harness::start().await?;
+    println!(
+        "    tunnel relay listening at {} (routing id {})",
+        harness.relay_url(),
+        harness.relay().routing_id().to_hex()
+    );
+    println!(
+        "    simulated phone: software authenticator (ES256 passkeys), approves every request"
+    );
+    println!("    Bluetooth: an in-memory radio shared by phone and computer");
+    let rp = RelyingParty::new(RP_ID, ORIGIN)?;
+    println!("    relying party: {RP_ID} at {ORIGIN}, verified with webauthn_rp\n");
+    let store = PasskeyStore::in_memory();
+
+    println!("1. Register a passkey for {:?}", args.user);
+    let options = rp.start_registration(&args.user, &args.user)?;
+    println!(
+        "    relying party sent PublicKeyCredentialCreationOptions ({} bytes of JSON)",
+        options.len()
+    );
+    let config = harness.client_config(cable_e2e::test_deadlines())?;
+    let (ceremony, progress) = Ceremony::register(config, &options, ORIGIN)?;
+    println!("    computer shows this QR code; the phone scans it:");
+    show(&ceremony.qr_uri(), !args.no_qr)?;
+    let registration = run_pair(&harness, ceremony, progress, &store).await?;
+    let credential_id = rp.finish_registration(&registration.to_json_string())?;
+    println!(
+        "    computer returned a registration response; credential id {}",
+        cable_client::webauthn::options::b64url(&credential_id)
+    );
+    println!("    relying party verified the registration: OK\n");
+
+    println!("2. Sign in with the passkey");
+    let options = rp.start_authentication()?;
+    println!("    relying party sent PublicKeyCredentialRequestOptions (any passkey for {RP_ID})");
+    let config = harness.client_config(cable_e2e::test_deadlines())?;
+    let (ceremony, progress) = Ceremony::authenticate(config, &options, ORIGIN)?;
+    println!("    computer shows a new QR code:");
+    show(&ceremony.qr_uri(), !args.no_qr)?;
+    let assertion = run_pair(&harness, ceremony, progress, &store).await?;
+    let signed_in = rp.finish_authentication(&assertion.to_json_string())?;
+    println!(
+        "    computer returned an assertion from credential {}",
+        cable_client::webauthn::options::b64url(&signed_in)
+    );
+    println!(
+        "    relying party verified the signature: OK, signed in as {:?}\n",
+        args.user
+    );
+
+    println!("Authentication response JSON as the relying party received it:");
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&assertion.to_json())
+            .unwrap_or_else(|_| assertion.to_json_string())
+    );
+    println!("\nDone in {} ms.", started.elapsed().as_millis());
+    if let Err(e) = harness.shutdown().await {
+        eprintln!("cable demo: the relay did not stop cleanly: {e}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_demo_registers_and_signs_in() {
+        let args = DemoArgs {
+            user: "grace".to_owned(),
+            no_qr: false,
+        };
+        let outcome = demo(&args).await;
+        assert!(outcome.is_ok(), "{outcome:?}");
+    }
+}
