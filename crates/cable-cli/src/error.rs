@@ -35,6 +35,42 @@ pub enum CliError {
     Runtime(#[source] std::io::Error),
     #[error("Bluetooth is not ready (see above)")]
     BluetoothNotReady,
+    #[error("Bluetooth")]
+    Bluetooth(#[source] cable_ble::BleError),
+    #[error("relay")]
+    BadRelay(#[source] cable_transport::TransportError),
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("passkey store {path}")]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: cable_phone::StoreError,
+    },
+    #[error("phone")]
+    Phone(#[source] cable_phone::PhoneError),
+    #[error(transparent)]
+    Ceremony(#[from] crate::ceremony::CeremonyError),
+}
+
+/// The error and its causes on one line, each cause once: "phone: invalid QR code: …".
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        // Some errors already print their cause inside their own message.
+        if !line.ends_with(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        source = cause.source();
+    }
+    line
 }
 
 impl CliError {
@@ -46,12 +82,19 @@ impl CliError {
             | CliError::AdvertNotHex(_)
             | CliError::DomainIdNotANumber { .. }
             | CliError::BadDomain(_)
-            | CliError::BinaryToTerminal { .. } => EXIT_BAD_INPUT,
+            | CliError::BinaryToTerminal { .. }
+            | CliError::BadRelay(_) => EXIT_BAD_INPUT,
+            CliError::Phone(e) if e.phase() == cable_phone::Phase::ParseQr => EXIT_BAD_INPUT,
             CliError::Render(_)
             | CliError::Write { .. }
             | CliError::Stdout(_)
             | CliError::Runtime(_)
-            | CliError::BluetoothNotReady => EXIT_FAILURE,
+            | CliError::BluetoothNotReady
+            | CliError::Bluetooth(_)
+            | CliError::Read { .. }
+            | CliError::Store { .. }
+            | CliError::Phone(_) => EXIT_FAILURE,
+            CliError::Ceremony(e) => e.exit_code(),
         }
     }
 }

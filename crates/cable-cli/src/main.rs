@@ -4,9 +4,13 @@
 //! function; this file only parses and dispatches, and turns errors into one line on
 //! stderr and an exit code (2 for bad input, 1 for failures while working).
 
+mod ble;
+mod ceremony;
+mod demo;
 mod doctor;
 mod error;
 mod inspect;
+mod phone;
 mod qr_command;
 mod render;
 
@@ -32,6 +36,18 @@ enum Command {
     /// Check that Bluetooth can be used: service running, adapter present and powered,
     /// permission to scan. Exits 1 when something is in the way and says what.
     Doctor(doctor::DoctorArgs),
+    /// Act as the phone: answer a computer's QR code with the bundled software
+    /// authenticator (passkeys in a file with --store).
+    Phone(phone::PhoneArgs),
+    /// Register a passkey on a phone: show a QR code, wait for the phone, print the
+    /// registration response JSON.
+    Register(ceremony::RegisterArgs),
+    /// Sign in with a passkey on a phone: show a QR code, wait for the phone, print the
+    /// authentication response JSON.
+    Login(ceremony::LoginArgs),
+    /// A complete ceremony on this machine, no Bluetooth, no internet: embedded relay,
+    /// simulated phone, register then sign in, verified by an independent relying party.
+    Demo(demo::DemoArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -59,6 +75,10 @@ enum InspectCommand {
 
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
+        Command::Phone(args) => runtime()?.block_on(phone::run(&args)),
+        Command::Register(args) => Ok(ceremony::register(&args)?),
+        Command::Login(args) => Ok(ceremony::login(&args)?),
+        Command::Demo(args) => Ok(demo::run(&args)?),
         Command::Doctor(args) => {
             if runtime()?.block_on(doctor::run(&args)) {
                 Ok(())
@@ -90,7 +110,7 @@ fn main() -> ExitCode {
     match run(Cli::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("cable: {err}");
+            eprintln!("cable: {}", error::chain(&err));
             ExitCode::from(err.exit_code())
         }
     }
