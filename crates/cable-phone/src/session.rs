@@ -227,6 +227,8 @@ impl PhoneSession {
     }
 
     fn report(&self, progress: Progress) {
+        // Progress carries nothing secret (the advert is public once on the air).
+        tracing::debug!(?progress, "phone session");
         if let Some(tx) = &self.progress {
             let _ = tx.send(progress);
         }
