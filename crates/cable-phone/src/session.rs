@@ -313,7 +313,17 @@ impl PhoneSession {
         let mut channel = EncryptedChannel::new(conn, output.crypter);
 
         // The post-handshake message: getInfo and features, no linking data.
-        let get_info = self.authenticator.get_info().await.to_bytes();
+        let authenticator = &self.authenticator;
+        let get_info = guarded(
+            cancel,
+            Phase::PostHandshake,
+            tokio::time::timeout_at(handshake_deadline, authenticator.get_info()),
+        )
+        .await?
+        .map_err(|_| PhoneError::Timeout {
+            phase: Phase::PostHandshake,
+        })?
+        .to_bytes();
         let post = PostHandshake::new(get_info.clone()).encode();
         let sent = guarded(
             cancel,

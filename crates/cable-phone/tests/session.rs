@@ -879,3 +879,44 @@ async fn browser_style_requests_with_extras_are_accepted() {
     assert_eq!(auth_data.flags & UP, UP);
     phone.result().await.unwrap();
 }
+
+/// An authenticator that cannot produce its getInfo.
+struct SlowInfo;
+
+#[async_trait::async_trait]
+impl cable_phone::Authenticator for SlowInfo {
+    async fn get_info(&self) -> Value {
+        std::future::pending().await
+    }
+    async fn make_credential(&mut self, _: Value) -> Result<Value, cable_phone::CtapStatus> {
+        Err(cable_phone::CtapStatus(status::OTHER))
+    }
+    async fn get_assertion(&mut self, _: Value) -> Result<Value, cable_phone::CtapStatus> {
+        Err(cable_phone::CtapStatus(status::OTHER))
+    }
+}
+
+#[tokio::test]
+async fn handshake_deadline_covers_the_post_handshake_message() {
+    let env = Env::start().await;
+    let qr = qr_key(RequestHint::GetAssertion);
+    let mut d = test_deadlines();
+    d.handshake = Duration::from_millis(300);
+    let phone = spawn_phone(env.phone(&qr, SlowInfo).deadlines(d));
+    let advert = scan_advert(&env.air, &qr).await;
+    let mut conn = join(&env, &qr, &advert).await;
+    let psk = qr.secret().psk(&advert.plaintext);
+    let (initiator, msg1) = Initiator::new_qr(&qr, &psk, &mut OsRng).unwrap();
+    conn.send(msg1.to_vec(), soon()).await.unwrap();
+    initiator.finish(&conn.recv(soon()).await.unwrap()).unwrap();
+    let err = phone.result().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PhoneError::Timeout {
+                phase: Phase::PostHandshake
+            }
+        ),
+        "{err:?}"
+    );
+}
