@@ -595,3 +595,59 @@ impl Session {
         });
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ceremony(relay_override: Option<RelayUrl>) -> Ceremony<PreparedAuthentication> {
+        let mut config = CeremonyConfig::new(Arc::new(cable_ble::Air::new().scanner())).unwrap();
+        config.relay_override = relay_override;
+        let (c, _) =
+            Ceremony::authenticate(config, r#"{"challenge": "AQ"}"#, "https://a.example").unwrap();
+        c
+    }
+
+    #[test]
+    fn relay_follows_the_advert_domain_id() {
+        let c = ceremony(None);
+        assert_eq!(c.relay_for(0).unwrap().host(), "cable.ua5v.com");
+        assert_eq!(c.relay_for(1).unwrap().host(), "cable.auth.com");
+        assert_eq!(c.relay_for(266).unwrap().host(), "cable.wufkweyy3uaxb.com");
+        assert!(c.relay_for(0).unwrap().is_secure());
+        assert!(matches!(
+            c.relay_for(255),
+            Err(ClientError::Protocol {
+                phase: Phase::Connect,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn relay_override_wins() {
+        let private = RelayUrl::parse("wss://relay.example.org").unwrap();
+        let c = ceremony(Some(private.clone()));
+        assert_eq!(c.relay_for(0).unwrap(), private);
+        assert_eq!(c.relay_for(266).unwrap(), private);
+    }
+
+    #[test]
+    fn qr_carries_the_hint_and_key_4() {
+        let c = ceremony(None);
+        let code = cable_proto::qr::QrCode::parse(&c.qr_uri()).unwrap();
+        assert_eq!(code.hint, RequestHint::GetAssertion);
+        assert_eq!(code.state_assisted, Some(false));
+        assert_eq!(code.known_domains, 2);
+        let mut config = CeremonyConfig::new(Arc::new(cable_ble::Air::new().scanner())).unwrap();
+        config.linger = Duration::ZERO;
+        let (reg, _) = Ceremony::register(
+            config,
+            r#"{"rp": {"id": "a.example"}, "user": {"id": "AQ"}, "challenge": "AQ"}"#,
+            "https://a.example",
+        )
+        .unwrap();
+        let code = cable_proto::qr::QrCode::parse(&reg.qr_uri()).unwrap();
+        assert_eq!(code.hint, RequestHint::MakeCredential);
+    }
+}
