@@ -483,3 +483,22 @@ async fn options_for_another_site_are_refused_before_any_qr() {
     .unwrap_err();
     assert!(matches!(err, ClientError::RpIdMismatch { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn relying_party_timeout_caps_the_phase_deadlines() {
+    let harness = Harness::start().await.unwrap();
+    let options = r#"{"challenge": "AAECAw", "rpId": "example.com", "timeout": 150}"#;
+    let (ceremony, _) = Ceremony::authenticate(
+        harness.client_config(test_deadlines()).unwrap(),
+        options,
+        ORIGIN,
+    )
+    .unwrap();
+    let started = std::time::Instant::now();
+    let err = ceremony.run(CancellationToken::new()).await.unwrap_err();
+    assert!(
+        matches!(err, ClientError::Timeout { phase: Phase::Scan }),
+        "{err:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+}

@@ -128,6 +128,10 @@ pub trait CeremonyRequest: Send + Sync {
     /// Reads the phone's `status ‖ CBOR` reply.
     fn finish(&self, info: &AuthenticatorInfo, reply: &[u8])
         -> Result<Self::Response, ClientError>;
+    /// The relying party's `timeout` for the whole ceremony, if it gave one.
+    fn timeout(&self) -> Option<Duration> {
+        None
+    }
 }
 
 impl CeremonyRequest for PreparedRegistration {
@@ -144,6 +148,9 @@ impl CeremonyRequest for PreparedRegistration {
         reply: &[u8],
     ) -> Result<Self::Response, ClientError> {
         PreparedRegistration::finish(self, info, reply)
+    }
+    fn timeout(&self) -> Option<Duration> {
+        self.options().timeout_ms.map(Duration::from_millis)
     }
 }
 
@@ -162,6 +169,9 @@ impl CeremonyRequest for PreparedAuthentication {
     ) -> Result<Self::Response, ClientError> {
         PreparedAuthentication::finish(self, info, reply)
     }
+    fn timeout(&self) -> Option<Duration> {
+        self.options().timeout_ms.map(Duration::from_millis)
+    }
 }
 
 /// One hybrid ceremony: a fresh QR key, one request, one phone.
@@ -171,6 +181,8 @@ pub struct Ceremony<R> {
     qr: QrKey,
     request: R,
     progress: mpsc::UnboundedSender<Progress>,
+    /// The relying party's overall timeout, fixed when `run` starts.
+    overall: Option<Instant>,
 }
 
 impl Ceremony<PreparedRegistration> {
@@ -218,6 +230,7 @@ impl<R: CeremonyRequest> Ceremony<R> {
                 qr,
                 request,
                 progress: tx,
+                overall: None,
             },
             rx,
         )
@@ -239,7 +252,10 @@ impl<R: CeremonyRequest> Ceremony<R> {
     }
 
     /// Runs the ceremony until the phone answers, a deadline passes, or `cancel` fires.
-    pub async fn run(self, cancel: CancellationToken) -> Result<R::Response, ClientError> {
+    ///
+    /// The relying party's `timeout`, when the options carry one, caps every phase's deadline.
+    pub async fn run(mut self, cancel: CancellationToken) -> Result<R::Response, ClientError> {
+        self.overall = self.request.timeout().map(|t| Instant::now() + t);
         let advert = self.scan(&cancel).await?;
         let eid = advert.eid();
         let relay = self.relay_for(eid.domain_id)?;
@@ -278,8 +294,14 @@ impl<R: CeremonyRequest> Ceremony<R> {
         result
     }
 
+    /// The deadline of a phase starting now.
+    fn deadline(&self, phase: Duration) -> Instant {
+        let own = Instant::now() + phase;
+        self.overall.map_or(own, |overall| own.min(overall))
+    }
+
     async fn scan(&self, cancel: &CancellationToken) -> Result<DecryptedAdvert, ClientError> {
-        let deadline = Instant::now() + self.config.deadlines.scan;
+        let deadline = self.deadline(self.config.deadlines.scan);
         let start = tokio::select! {
             biased;
             _ = cancel.cancelled() => return Err(ClientError::Cancelled { phase: Phase::Scan }),
@@ -335,7 +357,7 @@ impl<R: CeremonyRequest> Ceremony<R> {
         routing_id: &[u8; 3],
         cancel: &CancellationToken,
     ) -> Result<TunnelConnection, ClientError> {
-        let deadline = Instant::now() + self.config.deadlines.connect;
+        let deadline = self.deadline(self.config.deadlines.connect);
         let tunnel_id = self.qr.secret().tunnel_id();
         let connecting =
             self.config
@@ -355,7 +377,7 @@ impl<R: CeremonyRequest> Ceremony<R> {
         cancel: &CancellationToken,
     ) -> Result<Session, ClientError> {
         const PHASE: Phase = Phase::Handshake;
-        let deadline = Instant::now() + self.config.deadlines.handshake;
+        let deadline = self.deadline(self.config.deadlines.handshake);
         let psk = self.qr.secret().psk(&advert.plaintext);
         let (initiator, msg1) =
             Initiator::new_qr(&self.qr, &psk, &mut OsRng).map_err(|source| {
@@ -446,7 +468,7 @@ impl<R: CeremonyRequest> Ceremony<R> {
         cancel: &CancellationToken,
     ) -> Result<Vec<u8>, ClientError> {
         const PHASE: Phase = Phase::Reply;
-        let deadline = Instant::now() + self.config.deadlines.reply;
+        let deadline = self.deadline(self.config.deadlines.reply);
         let result = tokio::select! {
             biased;
             _ = cancel.cancelled() => Err(ClientError::Cancelled { phase: PHASE }),
