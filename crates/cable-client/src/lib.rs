@@ -11,8 +11,25 @@
 //!   response JSON ([`webauthn::response`]);
 //! - [`session`]: the async ceremony over BLE adverts and the tunnel relay ([`Ceremony`]).
 //!
+//! ```no_run
+//! # async fn example(scanner: std::sync::Arc<dyn cable_ble::Scanner>, options_json: &str)
+//! # -> Result<(), cable_client::ClientError> {
+//! use cable_client::{Ceremony, CeremonyConfig};
+//! let config = CeremonyConfig::new(scanner)?;
+//! let (ceremony, mut progress) =
+//!     Ceremony::register(config, options_json, "https://example.com")?; // options checked here
+//! println!("{}", ceremony.qr_uri()); // render it as a QR code
+//! let response = ceremony.run(tokio_util::sync::CancellationToken::new()).await?;
+//! let json_for_the_relying_party = response.to_json_string();
+//! # Ok(()) }
+//! ```
+//!
 //! It deliberately does not: speak PIN/UV auth protocols (hybrid phones verify the user
-//! themselves), send silent pre-flight requests, or run state-assisted (linked) sessions.
+//! themselves), send silent pre-flight requests or getInfo over the tunnel (getInfo comes
+//! from the post-handshake message and is answered locally), run state-assisted (linked)
+//! sessions, or store linking data (QR key 4 is sent as `false`; linking data a phone offers
+//! anyway is verified and reported as progress, then dropped), or act on extensions other
+//! than `credProps` and `credProtect` (WebAuthn lets a client ignore the rest).
 //!
 //! Central types: [`Ceremony`] with [`CeremonyConfig`] and [`Progress`],
 //! [`PreparedRegistration`] / [`PreparedAuthentication`] (one request each),
