@@ -1,0 +1,667 @@
+//! End to end through (mock) Bluetooth: `cable register` and `cable login` in one process,
+//! `cable phone --ble bluez` in another, the phone's advert carried by a mock BlueZ on a
+//! private D-Bus (see `cable_ble::testing`), the tunnel by a relay this test hosts on
+//! 127.0.0.1. Both processes really scan and advertise through BlueZ's D-Bus API; only the
+//! radio is simulated.
+#![cfg(target_os = "linux")]
+#![allow(clippy::unwrap_used)]
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use cable_ble::testing::{MockBluez, MockControl};
+use cable_e2e::RelyingParty;
+use cable_tunnel_server::{Relay, RelayConfig, RunningRelay};
+use dbus::arg::RefArg;
+use dbus::blocking::stdintf::org_freedesktop_dbus::{
+    ObjectManagerInterfacesAdded, PropertiesPropertiesChanged,
+};
+use dbus::blocking::Connection;
+use dbus::channel::Channel;
+use dbus::message::SignalArgs;
+use serde_json::Value;
+
+const ADAPTER: &str = "hci0";
+const RP_ID: &str = "example.com";
+const ORIGIN: &str = "https://example.com";
+/// caBLE's advert service UUID (FIDO's FFF9) as BlueZ spells it.
+const FIDO_SERVICE_UUID: &str = "0000fff9-0000-1000-8000-00805f9b34fb";
+/// Limits for a run that normally takes a few seconds; generous for a loaded CI machine.
+const QR_TIMEOUT: Duration = Duration::from_secs(20);
+const CEREMONY_TIMEOUT: Duration = Duration::from_secs(40);
+/// Handed to both processes so that they give up on their own well before the test does.
+const PROCESS_WAIT_SECS: &str = "30";
+const POLL: Duration = Duration::from_millis(5);
+/// How long the mock's last signals may take to arrive once both processes have ended.
+const SIGNAL_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A running `cable` command whose output is collected as it comes; killed when dropped, so
+/// a failing assertion never leaves processes behind.
+struct Cable {
+    role: &'static str,
+    child: Child,
+    status: Option<ExitStatus>,
+    stdout: Arc<Mutex<Vec<u8>>>,
+    stderr: Arc<Mutex<Vec<u8>>>,
+    readers: Vec<JoinHandle<()>>,
+}
+
+impl Cable {
+    fn spawn(role: &'static str, args: &[&str], bus: &str) -> Cable {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_cable"))
+            .args(args)
+            .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
+            // Settings of whoever runs the tests must not leak in.
+            .env_remove("CABLE_BLE_ADAPTER")
+            .env_remove("CABLE_RELAY")
+            .env_remove("CABLE_PHONE_STORE")
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start `cable {}`: {e}", args[0]));
+        let stdout = Arc::new(Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
+        let readers = vec![
+            collect(child.stdout.take().unwrap(), stdout.clone()),
+            collect(child.stderr.take().unwrap(), stderr.clone()),
+        ];
+        Cable {
+            role,
+            child,
+            status: None,
+            stdout,
+            stderr,
+            readers,
+        }
+    }
+
+    fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
+    }
+
+    fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
+    }
+
+    /// The exit status once the process has ended (and all its output has been read).
+    fn exited(&mut self) -> Option<ExitStatus> {
+        if self.status.is_none() {
+            self.status = self.child.try_wait().unwrap();
+            if self.status.is_some() {
+                // The pipes close with the process; the readers finish right after.
+                for reader in self.readers.drain(..) {
+                    reader.join().unwrap();
+                }
+            }
+        }
+        self.status
+    }
+
+    fn report(&self) -> String {
+        format!(
+            "--- {} ({}) stderr ---\n{}\n--- {} stdout ---\n{}\n",
+            self.role,
+            self.status
+                .map_or_else(|| "still running".to_owned(), |s| s.to_string()),
+            self.stderr(),
+            self.role,
+            self.stdout()
+        )
+    }
+}
+
+impl Drop for Cable {
+    fn drop(&mut self) {
+        if self.status.is_none() && self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn collect(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = pipe.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            into.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    })
+}
+
+/// Everything both sides said, and the mock's log, for assertion messages.
+fn reports(processes: &[&Cable], mock: &MockBluez) -> String {
+    let mut out: String = processes.iter().map(|p| p.report()).collect();
+    out.push_str("--- mock BlueZ log ---\n");
+    out.push_str(&mock.log());
+    out
+}
+
+/// The FIDO:/ URI from the first complete line of `text` that carries one.
+fn qr_uri(text: &str) -> Option<String> {
+    let complete = &text[..text.rfind('\n')? + 1];
+    let start = complete.find("FIDO:/")?;
+    let digits: String = complete[start + "FIDO:/".len()..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    (!digits.is_empty()).then(|| format!("FIDO:/{digits}"))
+}
+
+/// What the mock BlueZ broadcast about adverts, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum AirEvent {
+    /// `LEAdvertisingManager1.ActiveInstances` of the adapter changed to this count.
+    ActiveAdverts(u64),
+    /// An LE device appeared (as a scanner sees an advert) with this FFF9 service data.
+    Device(Vec<u8>),
+}
+
+/// Subscribes to the mock's signals. A registered advert lives only milliseconds (the
+/// computer connects at once), too short to catch by polling; signals queue until read.
+struct AirWatch {
+    conn: Connection,
+    events: Arc<Mutex<Vec<AirEvent>>>,
+}
+
+impl AirWatch {
+    fn start(bus: &str) -> AirWatch {
+        let mut channel = Channel::open_private(bus).unwrap();
+        channel.register().unwrap();
+        let conn = Connection::from(channel);
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = events.clone();
+        conn.add_match(
+            PropertiesPropertiesChanged::match_rule(None, None).static_clone(),
+            move |changed: PropertiesPropertiesChanged, _: &Connection, _: &dbus::Message| {
+                if changed.interface_name == "org.bluez.LEAdvertisingManager1" {
+                    if let Some(n) = changed
+                        .changed_properties
+                        .get("ActiveInstances")
+                        .and_then(|v| v.0.as_u64())
+                    {
+                        sink.lock().unwrap().push(AirEvent::ActiveAdverts(n));
+                    }
+                }
+                true
+            },
+        )
+        .unwrap();
+        let sink = events.clone();
+        conn.add_match(
+            ObjectManagerInterfacesAdded::match_rule(None, None).static_clone(),
+            move |added: ObjectManagerInterfacesAdded, _: &Connection, _: &dbus::Message| {
+                let service_data = added
+                    .interfaces
+                    .get("org.bluez.Device1")
+                    .and_then(|device| device.get("ServiceData"))
+                    .and_then(|data| data.0.as_iter());
+                if let Some(mut entries) = service_data {
+                    // A dict iterates as key, value, key, value, …
+                    while let (Some(uuid), Some(value)) = (entries.next(), entries.next()) {
+                        if uuid.as_str() == Some(FIDO_SERVICE_UUID) {
+                            sink.lock()
+                                .unwrap()
+                                .push(AirEvent::Device(flat_bytes(value)));
+                        }
+                    }
+                }
+                true
+            },
+        )
+        .unwrap();
+        AirWatch { conn, events }
+    }
+
+    /// Reads the signals that have arrived, waiting up to `wait` for the first.
+    fn pump(&self, wait: Duration) {
+        let mut wait = wait;
+        while self.conn.process(wait).unwrap() {
+            wait = Duration::ZERO;
+        }
+    }
+
+    /// The events so far, emptying the list.
+    fn take(&self) -> Vec<AirEvent> {
+        std::mem::take(&mut *self.events.lock().unwrap())
+    }
+
+    /// Waits (bounded) until the last advert has been withdrawn, and returns the events.
+    fn settle(&self) -> Vec<AirEvent> {
+        let deadline = Instant::now() + SIGNAL_TIMEOUT;
+        while Instant::now() < deadline
+            && self.events.lock().unwrap().last() != Some(&AirEvent::ActiveAdverts(0))
+        {
+            self.pump(POLL);
+        }
+        self.take()
+    }
+}
+
+/// The bytes of an `ay`, however deeply wrapped in variants.
+fn flat_bytes(arg: &dyn RefArg) -> Vec<u8> {
+    match arg.as_u64() {
+        Some(byte) => u8::try_from(byte).into_iter().collect(),
+        None => arg
+            .as_iter()
+            .map(|items| items.flat_map(flat_bytes).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// A mock BlueZ with one powered adapter and a relay on 127.0.0.1, with the runtime that
+/// serves it.
+struct World {
+    mock: MockBluez,
+    control: MockControl,
+    air: AirWatch,
+    relay: RunningRelay,
+    _runtime: tokio::runtime::Runtime,
+}
+
+impl World {
+    fn start() -> World {
+        let mock = MockBluez::start().expect(
+            "mock BlueZ (needs dbus-daemon and python3-dbusmock, see .ci/install-system-packages)",
+        );
+        let control = mock.control().unwrap();
+        control.add_adapter(ADAPTER).unwrap();
+        let air = AirWatch::start(mock.bus_address());
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let relay = runtime
+            .block_on(Relay::bind(RelayConfig::default()))
+            .unwrap();
+        World {
+            mock,
+            control,
+            air,
+            relay,
+            _runtime: runtime,
+        }
+    }
+
+    fn relay_url(&self) -> String {
+        self.relay.url()
+    }
+
+    fn store(&self) -> std::path::PathBuf {
+        self.mock.dir().join("phone-passkeys.json")
+    }
+
+    /// `cable phone` flags after the URI: this relay, BlueZ on hci0, approve, this store.
+    fn phone_args(&self) -> Vec<String> {
+        [
+            "--relay",
+            &self.relay_url(),
+            "--ble",
+            "bluez",
+            "--adapter",
+            ADAPTER,
+            "--yes",
+            "--store",
+            self.store().to_str().unwrap(),
+            "--wait",
+            PROCESS_WAIT_SECS,
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+
+    /// Flags of `cable register` and `cable login` shared by every ceremony here.
+    fn computer_args(&self) -> Vec<String> {
+        [
+            "--origin",
+            ORIGIN,
+            "--relay",
+            &self.relay_url(),
+            "--adapter",
+            ADAPTER,
+            "--scan-timeout",
+            PROCESS_WAIT_SECS,
+            "--json",
+        ]
+        .map(str::to_owned)
+        .to_vec()
+    }
+}
+
+/// What one ceremony left behind.
+struct Ceremony {
+    /// The computer side's stdout: the response JSON.
+    response: String,
+    computer_stderr: String,
+    phone_stderr: String,
+    /// What the mock broadcast about adverts from the start of the ceremony.
+    air: Vec<AirEvent>,
+    /// The mock's log lines written during the ceremony.
+    log: String,
+}
+
+/// Runs `cable <computer_args>` and, once it shows its QR code, `cable phone <uri>
+/// <phone_args>` on the same bus; both must succeed.
+fn ceremony(world: &World, computer_args: &[String]) -> Ceremony {
+    let computer_args: Vec<&str> = computer_args.iter().map(String::as_str).collect();
+    let phone_args = world.phone_args();
+    let bus = world.mock.bus_address();
+    let log_start = world.mock.log().len();
+    world.air.pump(Duration::ZERO);
+    let earlier = world.air.take();
+    assert!(
+        earlier.is_empty(),
+        "advert signals before the ceremony: {earlier:?}"
+    );
+    let mut computer = Cable::spawn("computer", &computer_args, bus);
+
+    let deadline = Instant::now() + QR_TIMEOUT;
+    let uri = loop {
+        if let Some(uri) = qr_uri(&computer.stderr()) {
+            break uri;
+        }
+        if computer.exited().is_some() {
+            panic!(
+                "`cable {}` ended before showing a QR code\n{}",
+                computer_args[0],
+                reports(&[&computer], &world.mock)
+            );
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "`cable {}` showed no FIDO:/ URI within {QR_TIMEOUT:?}\n{}",
+                computer_args[0],
+                reports(&[&computer], &world.mock)
+            );
+        }
+        std::thread::sleep(POLL);
+    };
+
+    let mut args = vec!["phone", uri.as_str()];
+    args.extend(phone_args.iter().map(String::as_str));
+    let mut phone = Cable::spawn("phone", &args, bus);
+
+    let deadline = Instant::now() + CEREMONY_TIMEOUT;
+    loop {
+        world.air.pump(POLL);
+        let computer_done = computer.exited();
+        let phone_done = phone.exited();
+        // A side that failed leaves the other waiting: stop at once.
+        if computer_done.is_some_and(|s| !s.success()) || phone_done.is_some_and(|s| !s.success()) {
+            panic!(
+                "a side of the ceremony failed\n{}",
+                reports(&[&computer, &phone], &world.mock)
+            );
+        }
+        if computer_done.is_some() && phone_done.is_some() {
+            break;
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "the ceremony did not finish within {CEREMONY_TIMEOUT:?}\n{}",
+                reports(&[&computer, &phone], &world.mock)
+            );
+        }
+    }
+    let air = world.air.settle();
+    let log = world.mock.log()[log_start..].to_owned();
+    Ceremony {
+        response: computer.stdout(),
+        computer_stderr: computer.stderr(),
+        phone_stderr: phone.stderr(),
+        air,
+        log,
+    }
+}
+
+impl Ceremony {
+    /// The one line of JSON the computer side printed.
+    fn response_json(&self) -> Value {
+        let lines: Vec<&str> = self.response.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "--json prints exactly one line on stdout: {:?}",
+            self.response
+        );
+        serde_json::from_str(lines[0])
+            .unwrap_or_else(|e| panic!("response is not JSON ({e}): {}", lines[0]))
+    }
+
+    /// The advert went on the air through BlueZ and was taken off again: the adapter counted
+    /// one registered advertisement, a scanner saw it as a device carrying 20 bytes of FFF9
+    /// service data (the bytes the phone says it advertised), then the count went back to
+    /// zero; the mock's log shows the phone unregistering it (not merely leaving the bus).
+    fn assert_advert_registered_then_unregistered(&self, world: &World) {
+        let context = || {
+            format!(
+                "signals: {:?}\n--- phone stderr ---\n{}\n--- computer stderr ---\n{}\n\
+                 --- mock log ---\n{}",
+                self.air, self.phone_stderr, self.computer_stderr, self.log
+            )
+        };
+        let [AirEvent::ActiveAdverts(1), AirEvent::Device(data), AirEvent::ActiveAdverts(0)] =
+            self.air.as_slice()
+        else {
+            panic!(
+                "expected: advert registered, seen as a device, unregistered\n{}",
+                context()
+            );
+        };
+        assert_eq!(data.len(), 20, "{}", context());
+        let narrated = format!("advertising {}", hex_string(data));
+        assert!(
+            self.phone_stderr.contains(&narrated),
+            "the air carried other bytes than the phone advertised ({narrated})\n{}",
+            context()
+        );
+
+        // "RegisterAdvertisement <path> from <owner>", then the same for Unregister.
+        let calls: Vec<(usize, &str, &str)> = self
+            .log
+            .lines()
+            .enumerate()
+            .filter_map(|(i, line)| {
+                let mut words = line.split_whitespace().skip(1);
+                let (method, path, from) = (words.next()?, words.next()?, words.next()?);
+                let tail = &line[line.find(path)?..];
+                (from == "from"
+                    && matches!(method, "RegisterAdvertisement" | "UnregisterAdvertisement"))
+                .then_some((i, method, tail))
+            })
+            .collect();
+        match calls.as_slice() {
+            [(a, "RegisterAdvertisement", registered), (b, "UnregisterAdvertisement", unregistered)]
+                if a < b && registered == unregistered => {}
+            _ => panic!(
+                "expected one RegisterAdvertisement, then UnregisterAdvertisement by the same \
+                 owner, got {calls:?}\n{}",
+                context()
+            ),
+        }
+        assert!(
+            world.control.advertisements(ADAPTER).unwrap().is_empty(),
+            "an advertisement is still registered\n{}",
+            context()
+        );
+    }
+}
+
+fn hex_string(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn b64url(text: &str) -> Vec<u8> {
+    URL_SAFE_NO_PAD
+        .decode(text)
+        .unwrap_or_else(|e| panic!("not base64url ({e}): {text}"))
+}
+
+/// Checks the fields every `PublicKeyCredential` JSON has; returns the decoded client data.
+fn check_credential_json(json: &Value, expected_type: &str, challenge: &str) -> Value {
+    let id = json["id"].as_str().expect("id is a string");
+    assert!(!b64url(id).is_empty(), "empty credential id: {json}");
+    assert_eq!(json["rawId"], json["id"], "{json}");
+    assert_eq!(json["type"], "public-key", "{json}");
+    let client_data = b64url(
+        json["response"]["clientDataJSON"]
+            .as_str()
+            .expect("response.clientDataJSON is a string"),
+    );
+    let client_data: Value = serde_json::from_slice(&client_data).expect("clientDataJSON is JSON");
+    assert_eq!(client_data["type"], expected_type, "{client_data}");
+    assert_eq!(client_data["origin"], ORIGIN, "{client_data}");
+    assert_eq!(client_data["challenge"], challenge, "{client_data}");
+    let auth_data = b64url(
+        json["response"]["authenticatorData"]
+            .as_str()
+            .expect("response.authenticatorData is a string"),
+    );
+    // rpIdHash (32) + flags (1) + signCount (4) at least; UP and UV were asserted (--yes).
+    assert!(auth_data.len() >= 37, "{json}");
+    assert_eq!(auth_data[32] & 0b101, 0b101, "UP and UV flags: {json}");
+    client_data
+}
+
+/// The credentials in the phone's store file.
+fn stored_credentials(store: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(store)
+        .unwrap_or_else(|e| panic!("phone store {}: {e}", store.display()));
+    let file: Value = serde_json::from_str(&text).expect("the store is JSON");
+    file["credentials"]
+        .as_array()
+        .expect("the store lists credentials")
+        .clone()
+}
+
+/// `args` followed by `common`, as owned strings.
+fn with(args: &[&str], common: Vec<String>) -> Vec<String> {
+    args.iter().map(|a| (*a).to_owned()).chain(common).collect()
+}
+
+#[test]
+fn register_and_login_from_flags_through_mock_bluez() {
+    let world = World::start();
+    let store = world.store();
+
+    let register_challenge = URL_SAFE_NO_PAD.encode(b"bluez ceremony: register");
+    let registration = ceremony(
+        &world,
+        &with(
+            &[
+                "register",
+                "--rp-id",
+                RP_ID,
+                "--user",
+                "alice",
+                "--challenge",
+                &register_challenge,
+            ],
+            world.computer_args(),
+        ),
+    );
+    registration.assert_advert_registered_then_unregistered(&world);
+    let created = registration.response_json();
+    check_credential_json(&created, "webauthn.create", &register_challenge);
+    let attestation = b64url(
+        created["response"]["attestationObject"]
+            .as_str()
+            .expect("response.attestationObject is a string"),
+    );
+    assert_eq!(attestation[0] >> 5, 5, "attestationObject is a CBOR map");
+    let credential_id = created["id"].as_str().unwrap().to_owned();
+
+    let stored = stored_credentials(&store);
+    assert_eq!(
+        stored.len(),
+        1,
+        "one passkey in the phone's store: {stored:?}"
+    );
+    assert_eq!(stored[0]["credential_id"], credential_id.as_str());
+    assert_eq!(stored[0]["rp_id"], RP_ID);
+    assert_eq!(stored[0]["user_name"], "alice");
+
+    let login_challenge = URL_SAFE_NO_PAD.encode(b"bluez ceremony: login");
+    let login = ceremony(
+        &world,
+        &with(
+            &[
+                "login",
+                "--rp-id",
+                RP_ID,
+                "--challenge",
+                &login_challenge,
+                "--credential-id",
+                &credential_id,
+            ],
+            world.computer_args(),
+        ),
+    );
+    login.assert_advert_registered_then_unregistered(&world);
+    let asserted = login.response_json();
+    check_credential_json(&asserted, "webauthn.get", &login_challenge);
+    assert_eq!(
+        asserted["id"],
+        credential_id.as_str(),
+        "signed in with the new passkey"
+    );
+    let signature = b64url(
+        asserted["response"]["signature"]
+            .as_str()
+            .expect("response.signature is a string"),
+    );
+    assert!(!signature.is_empty());
+    assert_eq!(
+        asserted["response"]["userHandle"], stored[0]["user_handle"],
+        "the user handle given at registration"
+    );
+    assert_eq!(
+        stored_credentials(&store).len(),
+        1,
+        "signing in adds no passkey"
+    );
+}
+
+/// Options from an independent server-side WebAuthn library (`--options`), and its
+/// verdict on the responses: attestation and signature checked against its own challenges.
+#[test]
+fn relying_party_accepts_register_and_login_through_mock_bluez() {
+    let world = World::start();
+    let rp = RelyingParty::new(RP_ID, ORIGIN).unwrap();
+    let options = world.mock.dir().join("options.json");
+    let options_arg = options.to_str().unwrap();
+
+    std::fs::write(&options, rp.start_registration("bob", "Bob").unwrap()).unwrap();
+    let registration = ceremony(
+        &world,
+        &with(
+            &["register", "--options", options_arg],
+            world.computer_args(),
+        ),
+    );
+    registration.assert_advert_registered_then_unregistered(&world);
+    let registered = rp
+        .finish_registration(registration.response.trim())
+        .unwrap_or_else(|e| panic!("the relying party refused: {e}\n{}", registration.response));
+
+    std::fs::write(&options, rp.start_authentication().unwrap()).unwrap();
+    let login = ceremony(
+        &world,
+        &with(&["login", "--options", options_arg], world.computer_args()),
+    );
+    login.assert_advert_registered_then_unregistered(&world);
+    let signed_in = rp
+        .finish_authentication(login.response.trim())
+        .unwrap_or_else(|e| panic!("the relying party refused: {e}\n{}", login.response));
+    assert_eq!(
+        signed_in, registered,
+        "signed in with the passkey just made"
+    );
+}
