@@ -5,6 +5,7 @@
 //! in-memory radio. A passkey is registered and then used to sign in; a relying party built on
 //! webauthn_rp (independent of this project) verifies both responses. Every step is narrated.
 
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use cable_client::Ceremony;
@@ -76,7 +77,12 @@ async fn narrate(
 
 fn show(uri: &str, draw: bool) -> Result<(), CeremonyError> {
     if draw {
-        println!("{}", Rendered::new(uri)?.terminal(TerminalStyle::Ansi));
+        let style = if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+            TerminalStyle::Ansi
+        } else {
+            TerminalStyle::Plain
+        };
+        println!("{}", Rendered::new(uri)?.terminal(style));
     }
     println!("    QR text: {uri}");
     Ok(())
