@@ -452,10 +452,13 @@ async fn linking_data_is_verified() {
                 .send(&Message::Ctap(assertion_reply()).encode(), deadline())
                 .await
                 .unwrap();
-            channel
+            // After the reply the computer says it is done.
+            Message::decode(&channel.recv(deadline()).await.unwrap()).unwrap()
         };
-        let (result, _channel) = tokio::join!(ceremony.run(CancellationToken::new()), phone_side);
+        let (result, after_reply) =
+            tokio::join!(ceremony.run(CancellationToken::new()), phone_side);
         result.unwrap();
+        assert_eq!(after_reply, Message::Shutdown);
         let mut offered = None;
         while let Ok(p) = progress.try_recv() {
             if let Progress::LinkingOffered {
