@@ -22,10 +22,10 @@ pub enum Phase {
 impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            Phase::Scan => "scanning for the phone's advert",
-            Phase::Connect => "connecting to the tunnel relay",
+            Phase::Scan => "scan for the phone's Bluetooth advert",
+            Phase::Connect => "connection to the tunnel relay",
             Phase::Handshake => "handshake with the phone",
-            Phase::Reply => "waiting for the phone's answer",
+            Phase::Reply => "wait for the phone's answer",
         })
     }
 }
@@ -80,10 +80,10 @@ pub enum ClientError {
 
     // ----- The session -----
     /// A phase did not finish before its deadline.
-    #[error("timed out {phase}")]
+    #[error("the {phase} timed out")]
     Timeout { phase: Phase },
     /// The caller cancelled the ceremony.
-    #[error("cancelled while {phase}")]
+    #[error("cancelled during the {phase}")]
     Cancelled { phase: Phase },
     /// The Bluetooth scanner failed.
     #[error("Bluetooth scan failed: {source}")]
@@ -95,21 +95,21 @@ pub enum ClientError {
     #[error("the Bluetooth scan ended before the phone's advert was seen")]
     ScanEnded,
     /// The tunnel connection failed.
-    #[error("tunnel failed while {phase}: {source}")]
+    #[error("the tunnel failed during the {phase}: {source}")]
     Transport {
         phase: Phase,
         #[source]
         source: cable_transport::TransportError,
     },
     /// A protocol step failed (e.g. the Noise handshake did not authenticate: wrong QR code).
-    #[error("protocol error while {phase}: {source}")]
+    #[error("protocol error during the {phase}: {source}")]
     Protocol {
         phase: Phase,
         #[source]
         source: cable_proto::Error,
     },
     /// The phone sent a message that is not allowed at this point.
-    #[error("unexpected {what} while {phase}")]
+    #[error("unexpected {what} during the {phase}")]
     UnexpectedMessage { phase: Phase, what: &'static str },
 
     /// The authenticator answered with a CTAP2 error status.
@@ -141,5 +141,22 @@ pub fn ctap_status_name(status: u8) -> &'static str {
         0x3F => "CTAP2_ERR_UV_INVALID",
         0x7F => "CTAP1_ERR_OTHER",
         _ => "unknown status",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_can_cross_threads_and_name_their_phase() {
+        fn assert_send_sync<T: Send + Sync + 'static>() {}
+        assert_send_sync::<ClientError>();
+        let e = ClientError::Timeout {
+            phase: Phase::Handshake,
+        };
+        assert_eq!(e.to_string(), "the handshake with the phone timed out");
+        let e = ClientError::Authenticator { status: 0x27 };
+        assert!(e.to_string().contains("CTAP2_ERR_OPERATION_DENIED"));
     }
 }
