@@ -109,3 +109,27 @@ async fn sign_in_without_a_passkey_reports_the_phone_refusal() {
         other => panic!("expected CTAP2_ERR_NO_CREDENTIALS, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn declined_on_the_phone_is_operation_denied() {
+    let harness = Harness::start().await.unwrap();
+    let rp = RelyingParty::new(RP_ID, ORIGIN).unwrap();
+    let options = rp.start_registration("carol", "Carol").unwrap();
+    let config = harness.client_config(test_deadlines()).unwrap();
+    let (ceremony, _p) = Ceremony::register(config, &options, ORIGIN).unwrap();
+    let authenticator =
+        cable_phone::SoftwareAuthenticator::new(PasskeyStore::in_memory(), cable_phone::AlwaysDeny);
+    let phone = cable_phone::PhoneSession::new(
+        ceremony.qr_uri(),
+        harness.air().advertiser(),
+        authenticator,
+    )
+    .relay(harness.relay_url().clone())
+    .domain_id(0);
+    let cancel = CancellationToken::new();
+    let (computer, _) = tokio::join!(ceremony.run(cancel.clone()), phone.run(cancel.clone()));
+    match computer {
+        Err(cable_client::ClientError::Authenticator { status }) => assert_eq!(status, 0x27),
+        other => panic!("expected CTAP2_ERR_OPERATION_DENIED, got {other:?}"),
+    }
+}
