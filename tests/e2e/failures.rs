@@ -505,3 +505,126 @@ async fn relying_party_timeout_caps_the_phase_deadlines() {
     );
     assert!(started.elapsed() < Duration::from_secs(2));
 }
+
+/// snow's default primitives with a given ephemeral key (a valid P-256 scalar).
+struct FixedEphemeral([u8; 32]);
+
+struct OneShot(Option<[u8; 32]>);
+
+impl snow::types::Random for OneShot {
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), snow::Error> {
+        match self.0.take() {
+            Some(bytes) if dest.len() == 32 => {
+                dest.copy_from_slice(&bytes);
+                Ok(())
+            }
+            _ => Err(snow::Error::Rng),
+        }
+    }
+}
+
+impl snow::resolvers::CryptoResolver for FixedEphemeral {
+    fn resolve_rng(&self) -> Option<Box<dyn snow::types::Random>> {
+        Some(Box::new(OneShot(Some(self.0))))
+    }
+    fn resolve_dh(&self, choice: &snow::params::DHChoice) -> Option<Box<dyn snow::types::Dh>> {
+        snow::resolvers::DefaultResolver.resolve_dh(choice)
+    }
+    fn resolve_hash(
+        &self,
+        choice: &snow::params::HashChoice,
+    ) -> Option<Box<dyn snow::types::Hash>> {
+        snow::resolvers::DefaultResolver.resolve_hash(choice)
+    }
+    fn resolve_cipher(
+        &self,
+        choice: &snow::params::CipherChoice,
+    ) -> Option<Box<dyn snow::types::Cipher>> {
+        snow::resolvers::DefaultResolver.resolve_cipher(choice)
+    }
+}
+
+/// A phone from before Chromium's current transport construction: the Noise handshake via
+/// `snow` directly (to reach the raw keys), then AES-GCM with the counter little-endian in
+/// the first nonce bytes and associated data `02`, revision 0 framing.
+#[tokio::test]
+async fn legacy_transport_construction_is_accepted() {
+    use aes_gcm::aead::{Aead, KeyInit, Payload};
+    use aes_gcm::{Aes256Gcm, Nonce};
+
+    fn legacy_nonce(counter: u32) -> [u8; 12] {
+        let mut nonce = [0u8; 12];
+        nonce[..4].copy_from_slice(&counter.to_le_bytes());
+        nonce
+    }
+
+    let harness = Harness::start().await.unwrap();
+    let (ceremony, uri) = sign_in(harness.client_config(test_deadlines()).unwrap());
+    let mut phone = ScriptedPhone::open(harness.air(), harness.relay_url(), &uri)
+        .await
+        .unwrap();
+    let phone_side = async move {
+        let msg1 = phone.recv_msg1().await.unwrap();
+        let psk = phone.qr.secret.psk(&phone.eid);
+        let remote = cable_proto::keys::uncompressed(&phone.qr.public_key);
+        let ephemeral = cable_proto::keys::random_secret_key(&mut OsRng)
+            .to_bytes()
+            .into();
+        let mut responder = snow::Builder::with_resolver(
+            "Noise_KNpsk0_P256_AESGCM_SHA256".parse().unwrap(),
+            Box::new(FixedEphemeral(ephemeral)),
+        )
+        .prologue(&[1])
+        .unwrap()
+        .psk(0, psk.as_bytes())
+        .unwrap()
+        .remote_public_key(&remote)
+        .unwrap()
+        .build_responder()
+        .unwrap();
+        let mut scratch = [0u8; 128];
+        responder.read_message(&msg1, &mut scratch).unwrap();
+        let mut msg2 = [0u8; 81];
+        assert_eq!(responder.write_message(&[], &mut msg2).unwrap(), 81);
+        phone.conn.send(msg2.to_vec(), deadline()).await.unwrap();
+        let (k1, k2) = responder.dangerously_get_raw_split();
+        let to_computer = Aes256Gcm::new_from_slice(&k2).unwrap();
+        let from_computer = Aes256Gcm::new_from_slice(&k1).unwrap();
+        let seal = |counter: u32, plaintext: &[u8]| {
+            let padded = cable_proto::crypter::pad(plaintext);
+            to_computer
+                .encrypt(
+                    &Nonce::from(legacy_nonce(counter)),
+                    Payload {
+                        msg: &padded,
+                        aad: &[2],
+                    },
+                )
+                .unwrap()
+        };
+        let post = PostHandshake::new(get_info()).encode_revision0();
+        phone.conn.send(seal(0, &post), deadline()).await.unwrap();
+        let request = phone.conn.recv(deadline()).await.unwrap();
+        let request = from_computer
+            .decrypt(
+                &Nonce::from(legacy_nonce(0)),
+                Payload {
+                    msg: &request,
+                    aad: &[2],
+                },
+            )
+            .expect("the computer answers in the legacy construction");
+        let request = cable_proto::crypter::unpad(&request).unwrap().to_vec();
+        phone
+            .conn
+            .send(seal(1, &assertion_reply()), deadline())
+            .await
+            .unwrap();
+        (request, phone)
+    };
+    let (result, (request, _phone)) =
+        tokio::join!(ceremony.run(CancellationToken::new()), phone_side);
+    let assertion = result.unwrap();
+    assert_eq!(request[0], 0x02);
+    assert_eq!(assertion.credential_id, vec![7; 16]);
+}

@@ -422,12 +422,25 @@ impl<R: CeremonyRequest> Ceremony<R> {
                 return Err(e);
             }
         };
-        let mut channel = EncryptedChannel::new(conn, output.crypter);
+        // The first message is read by hand so that phones from before Chromium's current
+        // transport construction (little-endian nonce, associated data 02) still work; the
+        // crypter then keeps whichever construction the phone used.
+        let mut crypter = output.crypter;
         let first = tokio::select! {
             biased;
             _ = cancel.cancelled() => Err(ClientError::Cancelled { phase: PHASE }),
-            r = channel.recv(deadline) => r.map_err(|source| transport_error(PHASE, source)),
-        };
+            r = conn.recv(deadline) => r.map_err(|source| transport_error(PHASE, source)),
+        }
+        .and_then(|ciphertext| {
+            crypter
+                .decrypt_first_accepting_legacy(&ciphertext)
+                .map(|(plaintext, _legacy)| plaintext)
+                .map_err(|source| ClientError::Protocol {
+                    phase: PHASE,
+                    source,
+                })
+        });
+        let mut channel = EncryptedChannel::new(conn, crypter);
         let parsed = first.and_then(|plaintext| {
             let (post, revision) =
                 PostHandshake::decode(&plaintext).map_err(|source| ClientError::Protocol {
