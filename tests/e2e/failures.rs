@@ -150,7 +150,7 @@ async fn connect_deadline_when_the_relay_never_answers() {
         }
     });
     let silent = RelayUrl::parse(&format!("ws://127.0.0.1:{port}")).unwrap();
-    let config = client_config_for(harness.air(), silent, short(2000, 200)).unwrap();
+    let config = client_config_for(harness.air(), silent, short(2000, 500)).unwrap();
     let (ceremony, uri) = sign_in(config);
     let _advert = advertise_only(harness.air(), &uri, [1, 2, 3])
         .await
@@ -171,7 +171,7 @@ async fn connect_deadline_when_the_relay_never_answers() {
 #[tokio::test]
 async fn handshake_deadline_when_the_phone_stalls() {
     let harness = Harness::start().await.unwrap();
-    let (ceremony, uri) = sign_in(harness.client_config(short(2000, 200)).unwrap());
+    let (ceremony, uri) = sign_in(harness.client_config(short(2000, 500)).unwrap());
     let mut phone = ScriptedPhone::open(harness.air(), harness.relay_url(), &uri)
         .await
         .unwrap();
@@ -253,7 +253,7 @@ async fn tampered_handshake_reply_is_rejected() {
 #[tokio::test]
 async fn reply_deadline_sends_shutdown_to_the_phone() {
     let harness = Harness::start().await.unwrap();
-    let (ceremony, uri) = sign_in(harness.client_config(short(2000, 300)).unwrap());
+    let (ceremony, uri) = sign_in(harness.client_config(short(2000, 500)).unwrap());
     let phone = ScriptedPhone::open(harness.air(), harness.relay_url(), &uri)
         .await
         .unwrap();
@@ -627,4 +627,34 @@ async fn legacy_transport_construction_is_accepted() {
     let assertion = result.unwrap();
     assert_eq!(request[0], 0x02);
     assert_eq!(assertion.credential_id, vec![7; 16]);
+}
+
+#[tokio::test]
+async fn phone_vanishing_before_it_answers_is_a_reply_failure() {
+    let harness = Harness::start().await.unwrap();
+    let (ceremony, uri) = sign_in(harness.client_config(test_deadlines()).unwrap());
+    let phone = ScriptedPhone::open(harness.air(), harness.relay_url(), &uri)
+        .await
+        .unwrap();
+    let vanish = async move {
+        let (mut channel, _) = phone.handshake().await.unwrap();
+        channel
+            .send(&PostHandshake::new(get_info()).encode(), deadline())
+            .await
+            .unwrap();
+        let _request = channel.recv(deadline()).await.unwrap();
+        drop(channel);
+    };
+    let (result, ()) = tokio::join!(ceremony.run(CancellationToken::new()), vanish);
+    let err = result.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Transport {
+                phase: Phase::Reply,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
 }
