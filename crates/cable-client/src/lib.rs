@@ -9,7 +9,9 @@
 //!   `clientDataJSON` ([`webauthn::client_data`]), CTAP2 requests in canonical CBOR and the
 //!   checks on the phone's replies ([`registration`], [`authentication`], [`ctap`]), and the
 //!   response JSON ([`webauthn::response`]);
-//! - [`session`]: the async ceremony over BLE adverts and the tunnel relay ([`Ceremony`]).
+//! - [`session`]: the async ceremony over BLE adverts and the tunnel relay ([`Ceremony`]):
+//!   post-handshake revisions 1 and 0, the legacy transport construction of old phones,
+//!   update messages (linking signatures verified), shutdown and a short linger.
 //!
 //! ```no_run
 //! # async fn example(scanner: std::sync::Arc<dyn cable_ble::Scanner>, options_json: &str)
