@@ -85,6 +85,20 @@ pub enum BleError {
         got: usize,
     },
 
+    /// The directory that carries the loopback air ([`crate::LoopbackAir`]) cannot be
+    /// created, listed or written.
+    #[error(
+        "the loopback air directory {} cannot be used: {source} (set CABLE_AIR_DIR to a \
+         writable directory)", path.display()
+    )]
+    AirDirectory {
+        /// The directory, or the file in it, that failed.
+        path: std::path::PathBuf,
+        /// What the file system reported.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// The Bluetooth stack (D-Bus, BlueZ, CoreBluetooth, WinRT) failed.
     #[error("Bluetooth backend failed during {operation}: {source}")]
     Backend {

@@ -4,13 +4,18 @@
 //! What it is: two small traits and their implementations.
 //! - [`Scanner`] (computer side) yields an [`AdvertStream`] of [`ReceivedAdvert`]s: service
 //!   data under `0xFFF9` or `0xFDE2`, at least 20 bytes (a longer suffix is kept). Dropping
-//!   the stream ends the scan. Implementations: [`AirScanner`] and, with the `btleplug`
-//!   feature, [`BtleplugScanner`] (BlueZ on Linux, CoreBluetooth, WinRT). On every platform
-//!   it scans without a service-UUID filter and filters in user space ([`scan_filter`]).
+//!   the stream ends the scan. Implementations: [`AirScanner`], [`LoopbackAir`] and, with
+//!   the `btleplug` feature, [`BtleplugScanner`] (BlueZ on Linux, CoreBluetooth, WinRT). On
+//!   every platform it scans without a service-UUID filter and filters in user space
+//!   ([`scan_filter`]).
 //! - [`Advertiser`] (phone side) sends a 20-byte payload under `0xFFF9`, non-connectable,
-//!   until its [`AdvertGuard`] is stopped or dropped. Implementations: [`AirAdvertiser`] and,
-//!   with the `bluez` feature on Linux, [`BluezAdvertiser`] (`LEAdvertisingManager1`).
+//!   until its [`AdvertGuard`] is stopped or dropped. Implementations: [`AirAdvertiser`],
+//!   [`LoopbackAir`] and, with the `bluez` feature on Linux, [`BluezAdvertiser`]
+//!   (`LEAdvertisingManager1`).
 //! - [`Air`] is an in-memory radio shared by both within one process, for tests and demos.
+//! - [`LoopbackAir`] is a radio between processes on one machine: adverts are small files in
+//!   a shared directory (`CABLE_AIR_DIR`), for `cable register` and `cable phone` without
+//!   Bluetooth.
 //! - [`system_scanner`], [`system_advertiser`] and [`diagnose`] pick the platform's radio
 //!   for callers that should not care (`--ble bluez`, `cable doctor`).
 //! - `testing` (feature `mock-bluez`, Linux) runs a private D-Bus with a mock BlueZ so that
@@ -39,6 +44,7 @@ mod btleplug_scanner;
 #[cfg(all(target_os = "linux", any(feature = "btleplug", feature = "bluez")))]
 mod dbus_errors;
 mod error;
+mod loopback_air;
 mod scan;
 mod system;
 #[cfg(all(target_os = "linux", feature = "mock-bluez"))]
@@ -49,6 +55,9 @@ pub use advert::{CableServiceUuid, ReceivedAdvert, ADVERT_LEN};
 pub use advertise::{AdvertControl, AdvertGuard, Advertiser};
 pub use air::{Air, AirAdvertiser, AirScanner, DEFAULT_REPEAT_INTERVAL};
 pub use error::{BackendCause, BleError};
+pub use loopback_air::{
+    LoopbackAir, AIR_DIR_ENV, DEFAULT_POLL_INTERVAL, DEFAULT_REFRESH_INTERVAL, DEFAULT_STALE_AFTER,
+};
 pub use scan::{AdvertStream, ScanFeed, ScanStopped, Scanner};
 pub use system::{diagnose, system_advertiser, system_scanner};
 

@@ -1,7 +1,7 @@
-//! Choosing how adverts travel: real Bluetooth through BlueZ/btleplug, or the in-process air.
+//! Choosing how adverts travel: real Bluetooth through BlueZ/btleplug, or the loopback air
+//! between processes on one machine.
 
-use crate::error::CliError;
-use cable_ble::{AdapterChoice, Advertiser, Air};
+use cable_ble::{AdapterChoice, Advertiser, BleError, LoopbackAir, Scanner};
 use std::sync::Arc;
 
 /// `--ble` for commands that scan or advertise.
@@ -9,17 +9,25 @@ use std::sync::Arc;
 pub enum BleChoice {
     /// The system's Bluetooth (BlueZ on Linux; btleplug elsewhere for scanning).
     Bluez,
-    /// An in-process simulation: only sides in the same program hear each other.
+    /// A simulation through files in CABLE_AIR_DIR, for two `cable` processes on one machine
+    /// without Bluetooth.
     Air,
 }
 
 impl BleChoice {
-    pub async fn advertiser(self, adapter: &str) -> Result<Arc<dyn Advertiser>, CliError> {
+    /// The computer side's scanner; `adapter` only matters for Bluetooth.
+    pub async fn scanner(self, adapter: &str) -> Result<Arc<dyn Scanner>, BleError> {
         match self {
-            BleChoice::Bluez => cable_ble::system_advertiser(&AdapterChoice::parse(adapter))
-                .await
-                .map_err(CliError::Bluetooth),
-            BleChoice::Air => Ok(Arc::new(Air::new().advertiser())),
+            BleChoice::Bluez => cable_ble::system_scanner(&AdapterChoice::parse(adapter)).await,
+            BleChoice::Air => Ok(Arc::new(LoopbackAir::from_env())),
+        }
+    }
+
+    /// The phone side's advertiser; `adapter` only matters for Bluetooth.
+    pub async fn advertiser(self, adapter: &str) -> Result<Arc<dyn Advertiser>, BleError> {
+        match self {
+            BleChoice::Bluez => cable_ble::system_advertiser(&AdapterChoice::parse(adapter)).await,
+            BleChoice::Air => Ok(Arc::new(LoopbackAir::from_env())),
         }
     }
 }

@@ -6,10 +6,8 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
-use cable_ble::{AdapterChoice, Scanner};
 use cable_client::{Ceremony, CeremonyConfig, ClientError, Progress, ProgressReceiver};
 use cable_proto::rand_core::{OsRng, RngCore};
 use cable_transport::RelayUrl;
@@ -17,6 +15,7 @@ use clap::Args;
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use crate::ble::BleChoice;
 use crate::render::{Rendered, TerminalStyle};
 
 /// Flags shared by `register` and `login`.
@@ -32,6 +31,11 @@ pub struct CommonArgs {
     /// Print the response as one line of JSON and nothing else on stdout.
     #[arg(long)]
     pub json: bool,
+    /// How the phone's advert is heard: bluez (the system's Bluetooth) or air (a simulation
+    /// through files in CABLE_AIR_DIR, for two `cable` processes on one machine without
+    /// Bluetooth).
+    #[arg(long, value_enum, default_value = "bluez")]
+    pub ble: BleChoice,
     /// Bluetooth adapter (name such as hci1, or address); default: the first one.
     #[arg(long, default_value = "default")]
     pub adapter: String,
@@ -230,8 +234,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, CeremonyError> {
 }
 
 async fn config(common: &CommonArgs) -> Result<CeremonyConfig, CeremonyError> {
-    let scanner: Arc<dyn Scanner> =
-        cable_ble::system_scanner(&AdapterChoice::parse(&common.adapter)).await?;
+    let scanner = common.ble.scanner(&common.adapter).await?;
     let mut config = CeremonyConfig::new(scanner)?;
     if let Some(relay) = &common.relay {
         config.relay_override = Some(RelayUrl::parse(relay).map_err(CeremonyError::Relay)?);
@@ -397,6 +400,7 @@ mod tests {
             origin: None,
             relay: None,
             json: false,
+            ble: BleChoice::Bluez,
             adapter: "default".into(),
             scan_timeout: 1,
         };

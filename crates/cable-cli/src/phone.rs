@@ -39,8 +39,8 @@ pub struct PhoneArgs {
     #[arg(long)]
     pub yes: bool,
     /// How the advert reaches the computer: bluez (Linux Bluetooth), print (an
-    /// `advert: <hex>` line on stdout for another program) or air (in-process simulation,
-    /// only useful inside one program).
+    /// `advert: <hex>` line on stdout for another program) or air (a simulation through files
+    /// in CABLE_AIR_DIR, for two `cable` processes on one machine without Bluetooth).
     #[arg(long, value_enum, default_value = "bluez")]
     pub ble: PhoneBle,
     /// Bluetooth adapter for --ble bluez (name such as hci0, address, or "default").
@@ -157,8 +157,14 @@ pub async fn run(args: &PhoneArgs) -> Result<(), CliError> {
     };
     let authenticator = SoftwareAuthenticator::with_shared_approval(store, approval);
     let advertiser = match args.ble {
-        PhoneBle::Bluez => BleChoice::Bluez.advertiser(&args.adapter).await?,
-        PhoneBle::Air => BleChoice::Air.advertiser(&args.adapter).await?,
+        PhoneBle::Bluez => BleChoice::Bluez
+            .advertiser(&args.adapter)
+            .await
+            .map_err(CliError::Bluetooth)?,
+        PhoneBle::Air => BleChoice::Air
+            .advertiser(&args.adapter)
+            .await
+            .map_err(CliError::Bluetooth)?,
         PhoneBle::Print => Arc::new(cable_phone::PrintAdvertiser::stdout()),
     };
     let deadlines = cable_phone::Deadlines {
