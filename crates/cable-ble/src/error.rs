@@ -88,8 +88,8 @@ pub enum BleError {
     /// The directory that carries the loopback air ([`crate::LoopbackAir`]) cannot be
     /// created, listed or written.
     #[error(
-        "the loopback air directory {} cannot be used: {source} (set CABLE_AIR_DIR to a \
-         writable directory)", path.display()
+        "the loopback air directory {} cannot be used (set CABLE_AIR_DIR to a writable \
+         directory)", path.display()
     )]
     AirDirectory {
         /// The directory, or the file in it, that failed.

@@ -101,6 +101,12 @@ impl LoopbackAir {
         &self.dir
     }
 
+    /// Creates the directory now (scanning and advertising do it anyway), so that a caller
+    /// can report an unusable directory before it shows a QR code or opens a tunnel.
+    pub fn prepare(&self) -> Result<(), BleError> {
+        create_dir(&self.dir)
+    }
+
     /// Puts arbitrary service data under any UUID on the air until the guard goes. Meant for
     /// tests of what scanners and clients ignore (other UUIDs, wrong lengths).
     pub async fn advertise_raw(
@@ -595,6 +601,7 @@ mod tests {
         let not_a_dir = dir.0.join("plain-file");
         fs::write(&not_a_dir, "x").expect("write");
         let air = LoopbackAir::new(&not_a_dir);
+        assert!(matches!(air.prepare(), Err(BleError::AirDirectory { .. })));
         assert!(matches!(
             air.start_scan().await,
             Err(BleError::AirDirectory { .. })

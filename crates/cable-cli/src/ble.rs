@@ -19,7 +19,7 @@ impl BleChoice {
     pub async fn scanner(self, adapter: &str) -> Result<Arc<dyn Scanner>, BleError> {
         match self {
             BleChoice::Bluez => cable_ble::system_scanner(&AdapterChoice::parse(adapter)).await,
-            BleChoice::Air => Ok(Arc::new(LoopbackAir::from_env())),
+            BleChoice::Air => Ok(Arc::new(loopback_air()?)),
         }
     }
 
@@ -27,7 +27,14 @@ impl BleChoice {
     pub async fn advertiser(self, adapter: &str) -> Result<Arc<dyn Advertiser>, BleError> {
         match self {
             BleChoice::Bluez => cable_ble::system_advertiser(&AdapterChoice::parse(adapter)).await,
-            BleChoice::Air => Ok(Arc::new(LoopbackAir::from_env())),
+            BleChoice::Air => Ok(Arc::new(loopback_air()?)),
         }
     }
+}
+
+/// The loopback air, its directory checked before anything is shown to the user.
+fn loopback_air() -> Result<LoopbackAir, BleError> {
+    let air = LoopbackAir::from_env();
+    air.prepare()?;
+    Ok(air)
 }
