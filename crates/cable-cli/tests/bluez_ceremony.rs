@@ -61,6 +61,7 @@ impl Cable {
             .env_remove("CABLE_BLE_ADAPTER")
             .env_remove("CABLE_RELAY")
             .env_remove("CABLE_PHONE_STORE")
+            .env_remove("CABLE_AIR_DIR")
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -324,6 +325,8 @@ impl World {
             ORIGIN,
             "--relay",
             &self.relay_url(),
+            "--ble",
+            "bluez",
             "--adapter",
             ADAPTER,
             "--scan-timeout",
