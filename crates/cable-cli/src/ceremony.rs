@@ -259,7 +259,7 @@ pub fn show_qr(uri: &str) -> Result<(), CeremonyError> {
 /// What the spinner says for a progress event.
 pub fn describe(progress: &Progress) -> String {
     match progress {
-        Progress::Scanning => "waiting for the phone (Bluetooth)…".to_owned(),
+        Progress::Scanning => "waiting for the phone's advert…".to_owned(),
         Progress::AdvertFound { relay, .. } => {
             format!("phone found, joining its tunnel at {relay}…")
         }
