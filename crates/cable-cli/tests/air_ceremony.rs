@@ -3,142 +3,27 @@
 //! in a private CABLE_AIR_DIR), the tunnel by a relay this test hosts on 127.0.0.1.
 #![allow(clippy::unwrap_used)]
 
-use std::io::Read;
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use cable_tunnel_server::{Relay, RelayConfig, RunningRelay};
 use serde_json::Value;
+use support::*;
 
-const RP_ID: &str = "example.com";
-const ORIGIN: &str = "https://example.com";
-/// Limits for a run that normally takes a second or two; generous for a loaded CI machine.
-const QR_TIMEOUT: Duration = Duration::from_secs(20);
-const CEREMONY_TIMEOUT: Duration = Duration::from_secs(40);
-/// Handed to both processes so that they give up on their own well before the test does.
-const PROCESS_WAIT_SECS: &str = "30";
-const POLL: Duration = Duration::from_millis(5);
-
-/// A running `cable` command whose output is collected as it comes; killed when dropped, so
-/// a failing assertion never leaves processes behind.
-struct Cable {
-    role: &'static str,
-    child: Child,
-    status: Option<ExitStatus>,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    readers: Vec<JoinHandle<()>>,
-}
-
-impl Cable {
-    fn spawn(role: &'static str, args: &[&str], air_dir: &Path) -> Cable {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cable"))
-            .args(args)
-            .env("CABLE_AIR_DIR", air_dir)
-            // Settings of whoever runs the tests must not leak in, and no real Bluetooth
-            // service may be reached by accident.
-            .env_remove("CABLE_BLE_ADAPTER")
-            .env_remove("CABLE_RELAY")
-            .env_remove("CABLE_PHONE_STORE")
-            .env(
-                "DBUS_SYSTEM_BUS_ADDRESS",
-                "unix:path=/nonexistent/cable-air-test",
-            )
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `cable {}`: {e}", args[0]));
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let readers = vec![
-            collect(child.stdout.take().unwrap(), stdout.clone()),
-            collect(child.stderr.take().unwrap(), stderr.clone()),
-        ];
-        Cable {
-            role,
-            child,
-            status: None,
-            stdout,
-            stderr,
-            readers,
-        }
-    }
-
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
-    }
-
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
-    }
-
-    /// The exit status once the process has ended (and all its output has been read).
-    fn exited(&mut self) -> Option<ExitStatus> {
-        if self.status.is_none() {
-            self.status = self.child.try_wait().unwrap();
-            if self.status.is_some() {
-                for reader in self.readers.drain(..) {
-                    reader.join().unwrap();
-                }
-            }
-        }
-        self.status
-    }
-
-    fn report(&self) -> String {
-        format!(
-            "--- {} ({}) stderr ---\n{}\n--- {} stdout ---\n{}\n",
-            self.role,
-            self.status
-                .map_or_else(|| "still running".to_owned(), |s| s.to_string()),
-            self.stderr(),
-            self.role,
-            self.stdout()
-        )
-    }
-}
-
-impl Drop for Cable {
-    fn drop(&mut self) {
-        if self.status.is_none() && self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn collect(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = pipe.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            into.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    })
-}
-
-fn reports(processes: &[&Cable]) -> String {
-    processes.iter().map(|p| p.report()).collect()
-}
-
-/// The FIDO:/ URI from the first complete line of `text` that carries one.
-fn qr_uri(text: &str) -> Option<String> {
-    let complete = &text[..text.rfind('\n')? + 1];
-    let start = complete.find("FIDO:/")?;
-    let digits: String = complete[start + "FIDO:/".len()..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    (!digits.is_empty()).then(|| format!("FIDO:/{digits}"))
+/// The environment of both processes: this air, and no real Bluetooth service to reach by
+/// accident.
+fn air_env(air: &Path) -> [(&'static str, &str); 2] {
+    [
+        ("CABLE_AIR_DIR", air.to_str().unwrap()),
+        (
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            "unix:path=/nonexistent/cable-air-test",
+        ),
+    ]
 }
 
 /// A private directory for the air and the phone's store, and a relay on 127.0.0.1 with the
@@ -236,7 +121,8 @@ struct Ceremony {
 fn ceremony(world: &World, computer_args: &[String]) -> Ceremony {
     let computer_args: Vec<&str> = computer_args.iter().map(String::as_str).collect();
     let air = world.air_dir();
-    let mut computer = Cable::spawn("computer", &computer_args, &air);
+    let env = air_env(&air);
+    let mut computer = Cable::spawn("computer", &computer_args, &env);
 
     let deadline = Instant::now() + QR_TIMEOUT;
     let uri = loop {
@@ -263,7 +149,7 @@ fn ceremony(world: &World, computer_args: &[String]) -> Ceremony {
     let phone_args = world.phone_args();
     let mut args = vec!["phone", uri.as_str()];
     args.extend(phone_args.iter().map(String::as_str));
-    let mut phone = Cable::spawn("phone", &args, &air);
+    let mut phone = Cable::spawn("phone", &args, &env);
 
     let deadline = Instant::now() + CEREMONY_TIMEOUT;
     loop {
@@ -312,53 +198,6 @@ impl Ceremony {
         serde_json::from_str(lines[0])
             .unwrap_or_else(|e| panic!("response is not JSON ({e}): {}", lines[0]))
     }
-}
-
-fn b64url(text: &str) -> Vec<u8> {
-    URL_SAFE_NO_PAD
-        .decode(text)
-        .unwrap_or_else(|e| panic!("not base64url ({e}): {text}"))
-}
-
-/// Checks the fields every `PublicKeyCredential` JSON has; returns the decoded client data.
-fn check_credential_json(json: &Value, expected_type: &str, challenge: &str) -> Value {
-    let id = json["id"].as_str().expect("id is a string");
-    assert!(!b64url(id).is_empty(), "empty credential id: {json}");
-    assert_eq!(json["rawId"], json["id"], "{json}");
-    assert_eq!(json["type"], "public-key", "{json}");
-    let client_data = b64url(
-        json["response"]["clientDataJSON"]
-            .as_str()
-            .expect("response.clientDataJSON is a string"),
-    );
-    let client_data: Value = serde_json::from_slice(&client_data).expect("clientDataJSON is JSON");
-    assert_eq!(client_data["type"], expected_type, "{client_data}");
-    assert_eq!(client_data["origin"], ORIGIN, "{client_data}");
-    assert_eq!(client_data["challenge"], challenge, "{client_data}");
-    let auth_data = b64url(
-        json["response"]["authenticatorData"]
-            .as_str()
-            .expect("response.authenticatorData is a string"),
-    );
-    // rpIdHash (32) + flags (1) + signCount (4) at least; UP and UV were asserted (--yes).
-    assert!(auth_data.len() >= 37, "{json}");
-    assert_eq!(auth_data[32] & 0b101, 0b101, "UP and UV flags: {json}");
-    client_data
-}
-
-/// The credentials in the phone's store file.
-fn stored_credentials(store: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(store)
-        .unwrap_or_else(|e| panic!("phone store {}: {e}", store.display()));
-    let file: Value = serde_json::from_str(&text).expect("the store is JSON");
-    file["credentials"]
-        .as_array()
-        .expect("the store lists credentials")
-        .clone()
-}
-
-fn with(args: &[&str], common: Vec<String>) -> Vec<String> {
-    args.iter().map(|a| (*a).to_owned()).chain(common).collect()
 }
 
 #[test]

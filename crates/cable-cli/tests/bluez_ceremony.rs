@@ -6,11 +6,9 @@
 #![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used)]
 
-use std::io::Read;
-use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
+mod support;
+
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -26,119 +24,16 @@ use dbus::blocking::Connection;
 use dbus::channel::Channel;
 use dbus::message::SignalArgs;
 use serde_json::Value;
+use support::{
+    b64url, check_credential_json, qr_uri, stored_credentials, with, Cable, CEREMONY_TIMEOUT,
+    ORIGIN, POLL, PROCESS_WAIT_SECS, QR_TIMEOUT, RP_ID,
+};
 
 const ADAPTER: &str = "hci0";
-const RP_ID: &str = "example.com";
-const ORIGIN: &str = "https://example.com";
 /// caBLE's advert service UUID (FIDO's FFF9) as BlueZ spells it.
 const FIDO_SERVICE_UUID: &str = "0000fff9-0000-1000-8000-00805f9b34fb";
-/// Limits for a run that normally takes a few seconds; generous for a loaded CI machine.
-const QR_TIMEOUT: Duration = Duration::from_secs(20);
-const CEREMONY_TIMEOUT: Duration = Duration::from_secs(40);
-/// Handed to both processes so that they give up on their own well before the test does.
-const PROCESS_WAIT_SECS: &str = "30";
-const POLL: Duration = Duration::from_millis(5);
 /// How long the mock's last signals may take to arrive once both processes have ended.
 const SIGNAL_TIMEOUT: Duration = Duration::from_secs(5);
-
-/// A running `cable` command whose output is collected as it comes; killed when dropped, so
-/// a failing assertion never leaves processes behind.
-struct Cable {
-    role: &'static str,
-    child: Child,
-    status: Option<ExitStatus>,
-    stdout: Arc<Mutex<Vec<u8>>>,
-    stderr: Arc<Mutex<Vec<u8>>>,
-    readers: Vec<JoinHandle<()>>,
-}
-
-impl Cable {
-    fn spawn(role: &'static str, args: &[&str], bus: &str) -> Cable {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_cable"))
-            .args(args)
-            .env("DBUS_SYSTEM_BUS_ADDRESS", bus)
-            // Settings of whoever runs the tests must not leak in.
-            .env_remove("CABLE_BLE_ADAPTER")
-            .env_remove("CABLE_RELAY")
-            .env_remove("CABLE_PHONE_STORE")
-            .env_remove("CABLE_AIR_DIR")
-            .env("NO_COLOR", "1")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `cable {}`: {e}", args[0]));
-        let stdout = Arc::new(Mutex::new(Vec::new()));
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let readers = vec![
-            collect(child.stdout.take().unwrap(), stdout.clone()),
-            collect(child.stderr.take().unwrap(), stderr.clone()),
-        ];
-        Cable {
-            role,
-            child,
-            status: None,
-            stdout,
-            stderr,
-            readers,
-        }
-    }
-
-    fn stdout(&self) -> String {
-        String::from_utf8_lossy(&self.stdout.lock().unwrap()).into_owned()
-    }
-
-    fn stderr(&self) -> String {
-        String::from_utf8_lossy(&self.stderr.lock().unwrap()).into_owned()
-    }
-
-    /// The exit status once the process has ended (and all its output has been read).
-    fn exited(&mut self) -> Option<ExitStatus> {
-        if self.status.is_none() {
-            self.status = self.child.try_wait().unwrap();
-            if self.status.is_some() {
-                // The pipes close with the process; the readers finish right after.
-                for reader in self.readers.drain(..) {
-                    reader.join().unwrap();
-                }
-            }
-        }
-        self.status
-    }
-
-    fn report(&self) -> String {
-        format!(
-            "--- {} ({}) stderr ---\n{}\n--- {} stdout ---\n{}\n",
-            self.role,
-            self.status
-                .map_or_else(|| "still running".to_owned(), |s| s.to_string()),
-            self.stderr(),
-            self.role,
-            self.stdout()
-        )
-    }
-}
-
-impl Drop for Cable {
-    fn drop(&mut self) {
-        if self.status.is_none() && self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn collect(mut pipe: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n) = pipe.read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            into.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    })
-}
 
 /// Everything both sides said, and the mock's log, for assertion messages.
 fn reports(processes: &[&Cable], mock: &MockBluez) -> String {
@@ -146,17 +41,6 @@ fn reports(processes: &[&Cable], mock: &MockBluez) -> String {
     out.push_str("--- mock BlueZ log ---\n");
     out.push_str(&mock.log());
     out
-}
-
-/// The FIDO:/ URI from the first complete line of `text` that carries one.
-fn qr_uri(text: &str) -> Option<String> {
-    let complete = &text[..text.rfind('\n')? + 1];
-    let start = complete.find("FIDO:/")?;
-    let digits: String = complete[start + "FIDO:/".len()..]
-        .chars()
-        .take_while(char::is_ascii_digit)
-        .collect();
-    (!digits.is_empty()).then(|| format!("FIDO:/{digits}"))
 }
 
 /// What the mock BlueZ broadcast about adverts, in order.
@@ -363,7 +247,11 @@ fn ceremony(world: &World, computer_args: &[String]) -> Ceremony {
         earlier.is_empty(),
         "advert signals before the ceremony: {earlier:?}"
     );
-    let mut computer = Cable::spawn("computer", &computer_args, bus);
+    let mut computer = Cable::spawn(
+        "computer",
+        &computer_args,
+        &[("DBUS_SYSTEM_BUS_ADDRESS", bus)],
+    );
 
     let deadline = Instant::now() + QR_TIMEOUT;
     let uri = loop {
@@ -389,7 +277,7 @@ fn ceremony(world: &World, computer_args: &[String]) -> Ceremony {
 
     let mut args = vec!["phone", uri.as_str()];
     args.extend(phone_args.iter().map(String::as_str));
-    let mut phone = Cable::spawn("phone", &args, bus);
+    let mut phone = Cable::spawn("phone", &args, &[("DBUS_SYSTEM_BUS_ADDRESS", bus)]);
 
     let deadline = Instant::now() + CEREMONY_TIMEOUT;
     loop {
@@ -499,54 +387,6 @@ impl Ceremony {
 
 fn hex_string(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn b64url(text: &str) -> Vec<u8> {
-    URL_SAFE_NO_PAD
-        .decode(text)
-        .unwrap_or_else(|e| panic!("not base64url ({e}): {text}"))
-}
-
-/// Checks the fields every `PublicKeyCredential` JSON has; returns the decoded client data.
-fn check_credential_json(json: &Value, expected_type: &str, challenge: &str) -> Value {
-    let id = json["id"].as_str().expect("id is a string");
-    assert!(!b64url(id).is_empty(), "empty credential id: {json}");
-    assert_eq!(json["rawId"], json["id"], "{json}");
-    assert_eq!(json["type"], "public-key", "{json}");
-    let client_data = b64url(
-        json["response"]["clientDataJSON"]
-            .as_str()
-            .expect("response.clientDataJSON is a string"),
-    );
-    let client_data: Value = serde_json::from_slice(&client_data).expect("clientDataJSON is JSON");
-    assert_eq!(client_data["type"], expected_type, "{client_data}");
-    assert_eq!(client_data["origin"], ORIGIN, "{client_data}");
-    assert_eq!(client_data["challenge"], challenge, "{client_data}");
-    let auth_data = b64url(
-        json["response"]["authenticatorData"]
-            .as_str()
-            .expect("response.authenticatorData is a string"),
-    );
-    // rpIdHash (32) + flags (1) + signCount (4) at least; UP and UV were asserted (--yes).
-    assert!(auth_data.len() >= 37, "{json}");
-    assert_eq!(auth_data[32] & 0b101, 0b101, "UP and UV flags: {json}");
-    client_data
-}
-
-/// The credentials in the phone's store file.
-fn stored_credentials(store: &Path) -> Vec<Value> {
-    let text = std::fs::read_to_string(store)
-        .unwrap_or_else(|e| panic!("phone store {}: {e}", store.display()));
-    let file: Value = serde_json::from_str(&text).expect("the store is JSON");
-    file["credentials"]
-        .as_array()
-        .expect("the store lists credentials")
-        .clone()
-}
-
-/// `args` followed by `common`, as owned strings.
-fn with(args: &[&str], common: Vec<String>) -> Vec<String> {
-    args.iter().map(|a| (*a).to_owned()).chain(common).collect()
 }
 
 #[test]
