@@ -6,7 +6,6 @@
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -124,55 +123,19 @@ fn ceremony(world: &World, computer_args: &[String]) -> Ceremony {
     let env = air_env(&air);
     let mut computer = Cable::spawn("computer", &computer_args, &env);
 
-    let deadline = Instant::now() + QR_TIMEOUT;
-    let uri = loop {
-        if let Some(uri) = qr_uri(&computer.stderr()) {
-            break uri;
-        }
-        if computer.exited().is_some() {
-            panic!(
-                "`cable {}` ended before showing a QR code\n{}",
-                computer_args[0],
-                reports(&[&computer])
-            );
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "`cable {}` showed no FIDO:/ URI within {QR_TIMEOUT:?}\n{}",
-                computer_args[0],
-                reports(&[&computer])
-            );
-        }
-        std::thread::sleep(POLL);
-    };
+    let uri = wait_for_qr(&mut computer, reports);
 
     let phone_args = world.phone_args();
     let mut args = vec!["phone", uri.as_str()];
     args.extend(phone_args.iter().map(String::as_str));
     let mut phone = Cable::spawn("phone", &args, &env);
 
-    let deadline = Instant::now() + CEREMONY_TIMEOUT;
-    loop {
-        let computer_done = computer.exited();
-        let phone_done = phone.exited();
-        // A side that failed leaves the other waiting: stop at once.
-        if computer_done.is_some_and(|s| !s.success()) || phone_done.is_some_and(|s| !s.success()) {
-            panic!(
-                "a side of the ceremony failed\n{}",
-                reports(&[&computer, &phone])
-            );
-        }
-        if computer_done.is_some() && phone_done.is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "the ceremony did not finish within {CEREMONY_TIMEOUT:?}\n{}",
-                reports(&[&computer, &phone])
-            );
-        }
-        std::thread::sleep(POLL);
-    }
+    wait_for_both(
+        &mut computer,
+        &mut phone,
+        || std::thread::sleep(POLL),
+        reports,
+    );
     let left = world.adverts_on_air();
     assert!(
         left.is_empty(),
@@ -222,29 +185,14 @@ fn register_and_login_across_processes_through_the_loopback_air() {
         ),
     );
     let created = registration.response_json();
-    check_credential_json(&created, "webauthn.create", &register_challenge);
-    let attestation = b64url(
-        created["response"]["attestationObject"]
-            .as_str()
-            .expect("response.attestationObject is a string"),
-    );
-    assert_eq!(attestation[0] >> 5, 5, "attestationObject is a CBOR map");
+    let credential_id = check_registration_json(&created, &register_challenge);
     assert!(
         registration.phone_stderr.contains("advertising "),
         "the phone narrates its advert: {}",
         registration.phone_stderr
     );
-    let credential_id = created["id"].as_str().unwrap().to_owned();
 
-    let stored = stored_credentials(&store);
-    assert_eq!(
-        stored.len(),
-        1,
-        "one passkey in the phone's store: {stored:?}"
-    );
-    assert_eq!(stored[0]["credential_id"], credential_id.as_str());
-    assert_eq!(stored[0]["rp_id"], RP_ID);
-    assert_eq!(stored[0]["user_name"], "alice");
+    let stored = assert_one_stored_passkey(&store, &credential_id);
 
     let login_challenge = URL_SAFE_NO_PAD.encode(b"air ceremony: login");
     let login = ceremony(

@@ -25,8 +25,9 @@ use dbus::channel::Channel;
 use dbus::message::SignalArgs;
 use serde_json::Value;
 use support::{
-    b64url, check_credential_json, qr_uri, stored_credentials, with, Cable, CEREMONY_TIMEOUT,
-    ORIGIN, POLL, PROCESS_WAIT_SECS, QR_TIMEOUT, RP_ID,
+    assert_one_stored_passkey, b64url, check_credential_json, check_registration_json,
+    stored_credentials, wait_for_both, wait_for_qr, with, Cable, ORIGIN, POLL, PROCESS_WAIT_SECS,
+    RP_ID,
 };
 
 const ADAPTER: &str = "hci0";
@@ -253,54 +254,14 @@ fn ceremony(world: &World, computer_args: &[String]) -> Ceremony {
         &[("DBUS_SYSTEM_BUS_ADDRESS", bus)],
     );
 
-    let deadline = Instant::now() + QR_TIMEOUT;
-    let uri = loop {
-        if let Some(uri) = qr_uri(&computer.stderr()) {
-            break uri;
-        }
-        if computer.exited().is_some() {
-            panic!(
-                "`cable {}` ended before showing a QR code\n{}",
-                computer_args[0],
-                reports(&[&computer], &world.mock)
-            );
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "`cable {}` showed no FIDO:/ URI within {QR_TIMEOUT:?}\n{}",
-                computer_args[0],
-                reports(&[&computer], &world.mock)
-            );
-        }
-        std::thread::sleep(POLL);
-    };
+    let context = |processes: &[&Cable]| reports(processes, &world.mock);
+    let uri = wait_for_qr(&mut computer, context);
 
     let mut args = vec!["phone", uri.as_str()];
     args.extend(phone_args.iter().map(String::as_str));
     let mut phone = Cable::spawn("phone", &args, &[("DBUS_SYSTEM_BUS_ADDRESS", bus)]);
 
-    let deadline = Instant::now() + CEREMONY_TIMEOUT;
-    loop {
-        world.air.pump(POLL);
-        let computer_done = computer.exited();
-        let phone_done = phone.exited();
-        // A side that failed leaves the other waiting: stop at once.
-        if computer_done.is_some_and(|s| !s.success()) || phone_done.is_some_and(|s| !s.success()) {
-            panic!(
-                "a side of the ceremony failed\n{}",
-                reports(&[&computer, &phone], &world.mock)
-            );
-        }
-        if computer_done.is_some() && phone_done.is_some() {
-            break;
-        }
-        if Instant::now() > deadline {
-            panic!(
-                "the ceremony did not finish within {CEREMONY_TIMEOUT:?}\n{}",
-                reports(&[&computer, &phone], &world.mock)
-            );
-        }
-    }
+    wait_for_both(&mut computer, &mut phone, || world.air.pump(POLL), context);
     let air = world.air.settle();
     let log = world.mock.log()[log_start..].to_owned();
     Ceremony {
@@ -412,24 +373,9 @@ fn register_and_login_from_flags_through_mock_bluez() {
     );
     registration.assert_advert_registered_then_unregistered(&world);
     let created = registration.response_json();
-    check_credential_json(&created, "webauthn.create", &register_challenge);
-    let attestation = b64url(
-        created["response"]["attestationObject"]
-            .as_str()
-            .expect("response.attestationObject is a string"),
-    );
-    assert_eq!(attestation[0] >> 5, 5, "attestationObject is a CBOR map");
-    let credential_id = created["id"].as_str().unwrap().to_owned();
+    let credential_id = check_registration_json(&created, &register_challenge);
 
-    let stored = stored_credentials(&store);
-    assert_eq!(
-        stored.len(),
-        1,
-        "one passkey in the phone's store: {stored:?}"
-    );
-    assert_eq!(stored[0]["credential_id"], credential_id.as_str());
-    assert_eq!(stored[0]["rp_id"], RP_ID);
-    assert_eq!(stored[0]["user_name"], "alice");
+    let stored = assert_one_stored_passkey(&store, &credential_id);
 
     let login_challenge = URL_SAFE_NO_PAD.encode(b"bluez ceremony: login");
     let login = ceremony(

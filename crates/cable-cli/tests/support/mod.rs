@@ -183,3 +183,87 @@ pub fn stored_credentials(store: &Path) -> Vec<Value> {
 pub fn with(args: &[&str], common: Vec<String>) -> Vec<String> {
     args.iter().map(|a| (*a).to_owned()).chain(common).collect()
 }
+
+/// Waits (bounded) for `computer` to print its QR code and returns the FIDO:/ URI.
+/// `context` renders the processes (and whatever else helps) for the failure message.
+pub fn wait_for_qr(computer: &mut Cable, context: impl Fn(&[&Cable]) -> String) -> String {
+    let deadline = std::time::Instant::now() + QR_TIMEOUT;
+    loop {
+        if let Some(uri) = qr_uri(&computer.stderr()) {
+            return uri;
+        }
+        if computer.exited().is_some() {
+            panic!(
+                "the computer ended before showing a QR code\n{}",
+                context(&[computer])
+            );
+        }
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "the computer showed no FIDO:/ URI within {QR_TIMEOUT:?}\n{}",
+                context(&[computer])
+            );
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// Waits (bounded) until both sides have exited successfully, calling `tick` between checks
+/// (it must wait a little, e.g. one POLL). A side that fails ends the wait at once: it leaves
+/// the other waiting.
+pub fn wait_for_both(
+    computer: &mut Cable,
+    phone: &mut Cable,
+    mut tick: impl FnMut(),
+    context: impl Fn(&[&Cable]) -> String,
+) {
+    let deadline = std::time::Instant::now() + CEREMONY_TIMEOUT;
+    loop {
+        tick();
+        let computer_done = computer.exited();
+        let phone_done = phone.exited();
+        if computer_done.is_some_and(|s| !s.success()) || phone_done.is_some_and(|s| !s.success()) {
+            panic!(
+                "a side of the ceremony failed\n{}",
+                context(&[computer, phone])
+            );
+        }
+        if computer_done.is_some() && phone_done.is_some() {
+            return;
+        }
+        if std::time::Instant::now() > deadline {
+            panic!(
+                "the ceremony did not finish within {CEREMONY_TIMEOUT:?}\n{}",
+                context(&[computer, phone])
+            );
+        }
+    }
+}
+
+/// Checks a registration response (the common fields and a CBOR-map attestation object) and
+/// returns the new credential's id.
+pub fn check_registration_json(created: &Value, challenge: &str) -> String {
+    check_credential_json(created, "webauthn.create", challenge);
+    let attestation = b64url(
+        created["response"]["attestationObject"]
+            .as_str()
+            .expect("response.attestationObject is a string"),
+    );
+    assert_eq!(attestation[0] >> 5, 5, "attestationObject is a CBOR map");
+    created["id"].as_str().unwrap().to_owned()
+}
+
+/// The phone's store holds exactly the passkey `credential_id`, for alice at RP_ID; returns
+/// the stored entries.
+pub fn assert_one_stored_passkey(store: &Path, credential_id: &str) -> Vec<Value> {
+    let stored = stored_credentials(store);
+    assert_eq!(
+        stored.len(),
+        1,
+        "one passkey in the phone's store: {stored:?}"
+    );
+    assert_eq!(stored[0]["credential_id"], credential_id);
+    assert_eq!(stored[0]["rp_id"], RP_ID);
+    assert_eq!(stored[0]["user_name"], "alice");
+    stored
+}
