@@ -265,7 +265,7 @@ impl<R: CeremonyRequest> Ceremony<R> {
         });
 
         let conn = self
-            .connect(&relay, eid.routing_id.as_bytes(), &cancel)
+            .connect(&relay, &eid.routing_id, &cancel)
             .await?;
         self.report(Progress::TunnelConnected);
 
@@ -354,7 +354,7 @@ impl<R: CeremonyRequest> Ceremony<R> {
     async fn connect(
         &self,
         relay: &RelayUrl,
-        routing_id: &[u8; 3],
+        routing_id: &cable_proto::ids::RoutingId,
         cancel: &CancellationToken,
     ) -> Result<TunnelConnection, ClientError> {
         let deadline = self.deadline(self.config.deadlines.connect);
@@ -362,7 +362,7 @@ impl<R: CeremonyRequest> Ceremony<R> {
         let connecting =
             self.config
                 .connector
-                .connect_tunnel(relay, routing_id, tunnel_id.as_bytes(), deadline);
+                .connect_tunnel(relay, routing_id, &tunnel_id, deadline);
         tokio::select! {
             biased;
             _ = cancel.cancelled() => Err(ClientError::Cancelled { phase: Phase::Connect }),

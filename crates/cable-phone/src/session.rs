@@ -10,7 +10,6 @@ use cable_proto::advert::{encrypt_eid, Eid};
 use cable_proto::cbor::{self, Value};
 use cable_proto::ctap::{command, status, CtapRequest, CtapResponse};
 use cable_proto::handshake::Responder;
-use cable_proto::ids::RoutingId;
 use cable_proto::message::{Message, PostHandshake};
 use cable_proto::qr::QrCode;
 use cable_transport::{Connector, EncryptedChannel, RelayUrl, TunnelConnection};
@@ -251,12 +250,12 @@ impl PhoneSession {
         let opened = guarded(
             cancel,
             Phase::OpenTunnel,
-            connector.open_new_tunnel(&self.relay, tunnel_id.as_bytes(), deadline(d.open_tunnel)),
+            connector.open_new_tunnel(&self.relay, &tunnel_id, deadline(d.open_tunnel)),
         )
         .await?;
         let (conn, routing_id) = opened.map_err(|e| PhoneError::transport(Phase::OpenTunnel, e))?;
         *tunnel = Tunnel::Plain(conn);
-        let routing_id = RoutingId::from_bytes(routing_id);
+        
         self.report(Progress::TunnelOpen { routing_id });
 
         // Advertise.

@@ -4,6 +4,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use cable_proto::ids::{RoutingId, TunnelId};
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -155,9 +156,9 @@ impl Connector {
     pub async fn open_new_tunnel(
         &self,
         relay: &RelayUrl,
-        tunnel_id: &[u8; 16],
+        tunnel_id: &TunnelId,
         deadline: Instant,
-    ) -> Result<(TunnelConnection, [u8; 3]), TransportError> {
+    ) -> Result<(TunnelConnection, RoutingId), TransportError> {
         let url = relay.new_tunnel_url(tunnel_id);
         let (conn, response) = self.open(relay, &url, &[], deadline).await?;
         let routing_id = routing_id_from(&response)?;
@@ -169,8 +170,8 @@ impl Connector {
     pub async fn connect_tunnel(
         &self,
         relay: &RelayUrl,
-        routing_id: &[u8; 3],
-        tunnel_id: &[u8; 16],
+        routing_id: &RoutingId,
+        tunnel_id: &TunnelId,
         deadline: Instant,
     ) -> Result<TunnelConnection, TransportError> {
         let url = relay.connect_url(routing_id, tunnel_id);
@@ -338,7 +339,7 @@ fn handshake_error(e: WsError) -> TransportError {
     }
 }
 
-fn routing_id_from<T>(response: &Response<T>) -> Result<[u8; 3], TransportError> {
+fn routing_id_from<T>(response: &Response<T>) -> Result<RoutingId, TransportError> {
     let mut values = response.headers().get_all(ROUTING_ID_HEADER).iter();
     let value = values
         .next()
@@ -349,7 +350,7 @@ fn routing_id_from<T>(response: &Response<T>) -> Result<[u8; 3], TransportError>
     let mut id = [0u8; 3];
     hex::decode_to_slice(value.as_bytes(), &mut id)
         .map_err(|_| TransportError::BadRoutingId(RoutingIdProblem::Malformed))?;
-    Ok(id)
+    Ok(RoutingId::from_bytes(id))
 }
 
 #[cfg(test)]
@@ -369,7 +370,7 @@ mod tests {
     fn routing_id_header_rules() {
         assert_eq!(
             routing_id_from(&response_with(&["0A0b0c"])).unwrap(),
-            [10, 11, 12]
+            RoutingId::from_bytes([10, 11, 12])
         );
         let problem = |v: &[&str]| match routing_id_from(&response_with(v)) {
             Err(TransportError::BadRoutingId(p)) => p,

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use cable_proto::ids::{RoutingId, TunnelId};
 use http::Uri;
 
 use crate::error::{TransportError, UrlProblem};
@@ -89,16 +90,16 @@ impl RelayUrl {
     }
 
     /// `<base>/cable/new/<TUNNEL_ID>` (upper-case hex, as Chromium sends it).
-    pub fn new_tunnel_url(&self, tunnel_id: &[u8; 16]) -> String {
-        format!("{self}/cable/new/{}", hex::encode_upper(tunnel_id))
+    pub fn new_tunnel_url(&self, tunnel_id: &TunnelId) -> String {
+        format!("{self}/cable/new/{}", tunnel_id.to_hex())
     }
 
     /// `<base>/cable/connect/<ROUTING_ID>/<TUNNEL_ID>` (upper-case hex).
-    pub fn connect_url(&self, routing_id: &[u8; 3], tunnel_id: &[u8; 16]) -> String {
+    pub fn connect_url(&self, routing_id: &RoutingId, tunnel_id: &TunnelId) -> String {
         format!(
             "{self}/cable/connect/{}/{}",
-            hex::encode_upper(routing_id),
-            hex::encode_upper(tunnel_id)
+            routing_id.to_hex(),
+            tunnel_id.to_hex()
         )
     }
 
@@ -149,13 +150,13 @@ mod tests {
         assert!(r.is_secure());
         assert_eq!(r.port(), 443);
         assert_eq!(
-            r.new_tunnel_url(&[0xab; 16]),
+            r.new_tunnel_url(&TunnelId::from_bytes([0xab; 16])),
             format!("wss://cable.ua5v.com/cable/new/{}", "AB".repeat(16))
         );
         let r = RelayUrl::parse("ws://127.0.0.1:8080/relay/").unwrap();
         assert!(r.is_loopback());
         assert_eq!(
-            r.connect_url(&[1, 2, 0xfe], &[0; 16]),
+            r.connect_url(&RoutingId::from_bytes([1, 2, 0xfe]), &TunnelId::from_bytes([0; 16])),
             format!(
                 "ws://127.0.0.1:8080/relay/cable/connect/0102FE/{}",
                 "00".repeat(16)

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use cable_proto::ids::{self, TunnelId};
 use cable_transport::{Connector, RelayUrl, TransportError};
 use cable_tunnel_server::{Relay, RelayConfig, RoutingId};
 use tokio::time::Instant;
@@ -27,12 +28,12 @@ async fn relay(routing_id: [u8; 3]) -> (cable_tunnel_server::RunningRelay, Relay
 async fn phone_and_computer_exchange_messages_through_the_relay() {
     let (_relay, url) = relay([0x12, 0xab, 0x0f]).await;
     let connector = Connector::new().unwrap();
-    let tunnel = [7u8; 16];
+    let tunnel = TunnelId::from_bytes([7u8; 16]);
     let (mut phone, routing) = connector
         .open_new_tunnel(&url, &tunnel, soon())
         .await
         .unwrap();
-    assert_eq!(routing, [0x12, 0xab, 0x0f]);
+    assert_eq!(routing.as_bytes(), &[0x12, 0xab, 0x0f]);
     // Sent before the computer joins: the relay buffers it.
     phone.send(vec![1; 81], soon()).await.unwrap();
     let mut computer = connector
@@ -65,7 +66,7 @@ async fn phone_and_computer_exchange_messages_through_the_relay() {
 async fn a_vanished_peer_is_reported_as_a_close() {
     let (_relay, url) = relay([0, 0, 1]).await;
     let connector = Connector::new().unwrap();
-    let tunnel = [8u8; 16];
+    let tunnel = TunnelId::from_bytes([8u8; 16]);
     let (phone, routing) = connector
         .open_new_tunnel(&url, &tunnel, soon())
         .await
@@ -85,7 +86,7 @@ async fn relay_refusals_are_typed() {
     let connector = Connector::new().unwrap();
     // Nobody opened this tunnel.
     let err = connector
-        .connect_tunnel(&url, &[0, 0, 2], &[9; 16], soon())
+        .connect_tunnel(&url, &ids::RoutingId::from_bytes([0, 0, 2]), &TunnelId::from_bytes([9; 16]), soon())
         .await
         .unwrap_err();
     assert!(
@@ -94,11 +95,11 @@ async fn relay_refusals_are_typed() {
     );
     // Another instance's routing id.
     let (_phone, _) = connector
-        .open_new_tunnel(&url, &[10; 16], soon())
+        .open_new_tunnel(&url, &TunnelId::from_bytes([10; 16]), soon())
         .await
         .unwrap();
     let err = connector
-        .connect_tunnel(&url, &[9, 9, 9], &[10; 16], soon())
+        .connect_tunnel(&url, &ids::RoutingId::from_bytes([9, 9, 9]), &TunnelId::from_bytes([10; 16]), soon())
         .await
         .unwrap_err();
     assert!(
@@ -107,7 +108,7 @@ async fn relay_refusals_are_typed() {
     );
     // The same tunnel id twice.
     let err = connector
-        .open_new_tunnel(&url, &[10; 16], soon())
+        .open_new_tunnel(&url, &TunnelId::from_bytes([10; 16]), soon())
         .await
         .unwrap_err();
     assert!(

@@ -9,6 +9,7 @@ use std::time::Duration;
 use cable_transport::{
     Connector, Operation, RelayUrl, RoutingIdProblem, TransportError, MAX_MESSAGE_SIZE,
 };
+use cable_proto::ids::{RoutingId, TunnelId};
 use futures_util::{SinkExt, StreamExt};
 use support::{cable_upgrade, refuse, serve, serve_tls, tls_fixture, Upgrade};
 use tokio::time::Instant;
@@ -16,9 +17,9 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
 
-const TUNNEL: [u8; 16] = [
+const TUNNEL: TunnelId = TunnelId::from_bytes([
     0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef, 0, 1, 2, 3, 4, 5, 6, 0xff,
-];
+]);
 
 fn soon() -> Instant {
     Instant::now() + Duration::from_secs(5)
@@ -30,7 +31,7 @@ fn relay(addr: std::net::SocketAddr) -> RelayUrl {
 
 async fn open_new(
     upgrade: Upgrade,
-) -> Result<(cable_transport::TunnelConnection, [u8; 3]), TransportError> {
+) -> Result<(cable_transport::TunnelConnection, RoutingId), TransportError> {
     let server = serve(upgrade, |_ws| async {}).await;
     Connector::new()
         .unwrap()
@@ -51,7 +52,7 @@ async fn phone_opens_new_tunnel_and_reads_routing_id() {
         .open_new_tunnel(&relay(server.addr), &TUNNEL, soon())
         .await
         .unwrap();
-    assert_eq!(routing, [0xa1, 0xb2, 0xc3]);
+    assert_eq!(routing.as_bytes(), &[0xa1, 0xb2, 0xc3]);
     let seen = server.seen.await.unwrap();
     assert_eq!(seen.path, "/cable/new/0123456789ABCDEF00010203040506FF");
     assert_eq!(seen.subprotocol.as_deref(), Some("fido.cable"));
@@ -71,7 +72,7 @@ async fn computer_connects_with_upper_case_path() {
     let server = serve(cable_upgrade(&[]), |_ws| async {}).await;
     let conn = Connector::new()
         .unwrap()
-        .connect_tunnel(&relay(server.addr), &[0, 0xab, 0x0c], &TUNNEL, soon())
+        .connect_tunnel(&relay(server.addr), &RoutingId::from_bytes([0, 0xab, 0x0c]), &TUNNEL, soon())
         .await
         .unwrap();
     assert!(conn.is_open());
@@ -314,7 +315,7 @@ async fn wss_with_private_ca() {
         .open_new_tunnel(&url, &TUNNEL, soon())
         .await
         .unwrap();
-    assert_eq!(routing, [10, 11, 12]);
+    assert_eq!(routing.as_bytes(), &[10, 11, 12]);
     conn.send(vec![42; 300], soon()).await.unwrap();
     assert_eq!(conn.recv(soon()).await.unwrap(), vec![42; 300]);
     conn.close(soon()).await.unwrap();

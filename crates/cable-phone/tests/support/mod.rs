@@ -131,8 +131,8 @@ pub async fn join(env: &Env, qr: &QrKey, advert: &DecryptedAdvert) -> TunnelConn
         .unwrap()
         .connect_tunnel(
             &env.relay_url(),
-            advert.eid().routing_id.as_bytes(),
-            tunnel_id.as_bytes(),
+            &advert.eid().routing_id,
+            &tunnel_id,
             soon(),
         )
         .await
