@@ -273,6 +273,50 @@ pub enum Error {
     /// A hex header value had invalid hex.
     #[error("invalid hex")]
     BadHex,
+
+    // --- sessions ----------------------------------------------------------------------------
+    /// A message arrived that the session's state does not allow.
+    #[error("unexpected message: {what}")]
+    UnexpectedMessage {
+        /// What arrived, and when.
+        what: &'static str,
+    },
+    /// The phone's post-handshake message lacks the `"ctap"` feature.
+    #[error("the phone does not offer CTAP2")]
+    NoCtapSupport,
+    /// The relay promised a connect signal, but the first message was not the single byte 00.
+    #[error("bad connection signal: the first message from the relay was not 00")]
+    BadConnectSignal,
+    /// A message type the phone does not serve (JSON without the `"dc"` feature).
+    #[error("message type {message_type} is not served")]
+    UnsupportedMessage {
+        /// The type byte.
+        message_type: u8,
+    },
+    /// A CTAP command the phone does not serve over hybrid.
+    #[error("CTAP command {command:#04x} is not served")]
+    UnsupportedCommand {
+        /// The command byte.
+        command: u8,
+    },
+    /// The computer asked for getInfo more often than any computer needs to.
+    #[error("more than {limit} getInfo requests in one session")]
+    TooManyGetInfo {
+        /// How many are answered.
+        limit: usize,
+    },
+    /// The caller asked a session for something its current state does not allow.
+    #[error("{operation} is not possible while the session is {state}")]
+    WrongState {
+        /// What was asked.
+        operation: &'static str,
+        /// The state the session was in.
+        state: &'static str,
+    },
+    /// The authenticator's getInfo response is not a canonical CBOR map that the strict
+    /// decoder reads back.
+    #[error("the authenticator's getInfo is not a canonical CBOR map")]
+    BadGetInfo,
 }
 
 impl Error {

@@ -143,12 +143,10 @@ impl CryptoResolver for CallerEphemeral {
     }
 }
 
-fn builder_for<'a>(
-    pattern: Pattern,
-    rng: &mut impl rand_core::CryptoRngCore,
-) -> Result<snow::Builder<'a>> {
-    // Validate the scalar here: snow's P-256 code would panic on bytes >= n.
-    let ephemeral = keys::random_secret_key(rng);
+/// Snow's builder with the ephemeral key fixed to `ephemeral`, drawn by the caller.
+fn builder_for<'a>(pattern: Pattern, ephemeral: &SecretKey) -> Result<snow::Builder<'a>> {
+    // The scalar is valid by construction (a SecretKey): snow's P-256 code would panic on
+    // bytes >= n, which is why it never draws the ephemeral itself.
     let mut bytes = Zeroizing::new([0u8; 32]);
     bytes.copy_from_slice(&ephemeral.to_bytes());
     let resolver = CallerEphemeral { ephemeral: bytes };
@@ -239,8 +237,18 @@ impl Initiator {
         psk: &Psk,
         rng: &mut impl rand_core::CryptoRngCore,
     ) -> Result<(Initiator, [u8; MESSAGE_LEN])> {
+        Self::new_qr_with_ephemeral(qr_key, psk, &keys::random_secret_key(rng))
+    }
+
+    /// As [`Initiator::new_qr`] with an ephemeral key drawn earlier (the session machines draw
+    /// all randomness when they are created).
+    pub(crate) fn new_qr_with_ephemeral(
+        qr_key: &QrKey,
+        psk: &Psk,
+        ephemeral: &SecretKey,
+    ) -> Result<(Initiator, [u8; MESSAGE_LEN])> {
         let private = private_bytes(qr_key.private_key());
-        let state = builder_for(Pattern::Qr, rng)?
+        let state = builder_for(Pattern::Qr, ephemeral)?
             .prologue(Pattern::Qr.prologue())
             .and_then(|b| b.psk(0, psk.as_bytes()))
             .and_then(|b| b.local_private_key(&private[..]))
@@ -256,8 +264,17 @@ impl Initiator {
         psk: &Psk,
         rng: &mut impl rand_core::CryptoRngCore,
     ) -> Result<(Initiator, [u8; MESSAGE_LEN])> {
+        Self::new_linked_with_ephemeral(phone_identity, psk, &keys::random_secret_key(rng))
+    }
+
+    /// As [`Initiator::new_linked`] with an ephemeral key drawn earlier.
+    pub(crate) fn new_linked_with_ephemeral(
+        phone_identity: &PublicKey,
+        psk: &Psk,
+        ephemeral: &SecretKey,
+    ) -> Result<(Initiator, [u8; MESSAGE_LEN])> {
         let remote = keys::uncompressed(phone_identity);
-        let state = builder_for(Pattern::Linked, rng)?
+        let state = builder_for(Pattern::Linked, ephemeral)?
             .prologue(Pattern::Linked.prologue())
             .and_then(|b| b.psk(0, psk.as_bytes()))
             .and_then(|b| b.remote_public_key(&remote))
@@ -291,9 +308,19 @@ impl Responder {
         msg1: &[u8],
         rng: &mut impl rand_core::CryptoRngCore,
     ) -> Result<([u8; MESSAGE_LEN], HandshakeOutput)> {
+        Self::respond_qr_with_ephemeral(qr_public_key, psk, msg1, &keys::random_secret_key(rng))
+    }
+
+    /// As [`Responder::respond_qr`] with an ephemeral key drawn earlier.
+    pub(crate) fn respond_qr_with_ephemeral(
+        qr_public_key: &PublicKey,
+        psk: &Psk,
+        msg1: &[u8],
+        ephemeral: &SecretKey,
+    ) -> Result<([u8; MESSAGE_LEN], HandshakeOutput)> {
         check_len(msg1)?;
         let remote = keys::uncompressed(qr_public_key);
-        let state = builder_for(Pattern::Qr, rng)?
+        let state = builder_for(Pattern::Qr, ephemeral)?
             .prologue(Pattern::Qr.prologue())
             .and_then(|b| b.psk(0, psk.as_bytes()))
             .and_then(|b| b.remote_public_key(&remote))
@@ -309,9 +336,19 @@ impl Responder {
         msg1: &[u8],
         rng: &mut impl rand_core::CryptoRngCore,
     ) -> Result<([u8; MESSAGE_LEN], HandshakeOutput)> {
+        Self::respond_linked_with_ephemeral(identity, psk, msg1, &keys::random_secret_key(rng))
+    }
+
+    /// As [`Responder::respond_linked`] with an ephemeral key drawn earlier.
+    pub(crate) fn respond_linked_with_ephemeral(
+        identity: &SecretKey,
+        psk: &Psk,
+        msg1: &[u8],
+        ephemeral: &SecretKey,
+    ) -> Result<([u8; MESSAGE_LEN], HandshakeOutput)> {
         check_len(msg1)?;
         let private = private_bytes(identity);
-        let state = builder_for(Pattern::Linked, rng)?
+        let state = builder_for(Pattern::Linked, ephemeral)?
             .prologue(Pattern::Linked.prologue())
             .and_then(|b| b.psk(0, psk.as_bytes()))
             .and_then(|b| b.local_private_key(&private[..]))

@@ -107,6 +107,7 @@ pub mod keys;
 pub mod message;
 pub mod qr;
 mod secret;
+pub mod session;
 
 pub use error::{CborErrorKind, Error, Result};
 
