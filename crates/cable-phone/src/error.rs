@@ -118,6 +118,10 @@ pub enum PhoneError {
     /// The computer sent more getInfo requests than any real client does.
     #[error("too many getInfo requests")]
     TooManyRequests,
+    /// The authenticator's getInfo response is not a canonical CBOR map (a bug in the
+    /// [`crate::Authenticator`] implementation); nothing was sent to the computer.
+    #[error("the authenticator's getInfo response cannot be sent")]
+    BadGetInfo(#[source] cable_proto::Error),
 }
 
 impl PhoneError {
@@ -133,6 +137,7 @@ impl PhoneError {
             | PhoneError::ComputerLeft { phase } => *phase,
             PhoneError::Advertise(_) => Phase::Advertise,
             PhoneError::Handshake(_) => Phase::Handshake,
+            PhoneError::BadGetInfo(_) => Phase::PostHandshake,
             PhoneError::UnsupportedCommand { .. } | PhoneError::TooManyRequests => {
                 Phase::AwaitRequest
             }

@@ -31,6 +31,7 @@
 //! cryptography of its own (that is `cable-proto`; sockets are `cable-transport`).
 
 mod authenticator;
+mod domain_cache;
 mod error;
 mod print_advertiser;
 mod progress;

@@ -2,27 +2,8 @@
 
 use cable_proto::ids::RoutingId;
 
-/// The kind of CTAP request the computer made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RequestKind {
-    /// authenticatorMakeCredential (registration).
-    MakeCredential,
-    /// authenticatorGetAssertion (sign-in).
-    GetAssertion,
-    /// authenticatorSelection: the user picked this phone, nothing else follows.
-    Selection,
-}
-
-impl RequestKind {
-    /// A short human name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RequestKind::MakeCredential => "makeCredential",
-            RequestKind::GetAssertion => "getAssertion",
-            RequestKind::Selection => "selection",
-        }
-    }
-}
+/// The kind of CTAP request the computer made (the protocol core's dispatch decides it).
+pub use cable_proto::session::RequestKind;
 
 /// What happened so far. Purely informational: the session's result carries every error.
 #[derive(Debug, Clone, PartialEq, Eq)]

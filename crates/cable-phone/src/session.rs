@@ -6,13 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cable_ble::Advertiser;
-use cable_proto::advert::{encrypt_eid, Eid};
-use cable_proto::cbor::{self, Value};
-use cable_proto::ctap::{command, status, CtapRequest, CtapResponse};
-use cable_proto::handshake::Responder;
-use cable_proto::message::{Message, PostHandshake};
+use cable_proto::ctap::CtapResponse;
 use cable_proto::qr::QrCode;
-use cable_transport::{Connector, EncryptedChannel, RelayUrl, TunnelConnection};
+use cable_proto::session::{PhoneEvent, PhoneSession as Machine, ServeRequest};
+use cable_transport::{Connector, RelayUrl, TunnelConnection};
 use rand_core::OsRng;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -25,9 +22,6 @@ use crate::progress::{Progress, RequestKind};
 
 /// The relay a phone uses unless told otherwise: Google's, domain id 0, as Chrome on Android.
 pub const DEFAULT_RELAY: &str = "wss://cable.ua5v.com";
-
-/// How many getInfo requests a session answers before giving up on the computer.
-const MAX_GET_INFO: usize = 4;
 
 /// Time limits for each phase of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -209,18 +203,11 @@ impl PhoneSession {
     /// Runs the session to its end. Cancelling `cancel` stops advertising, closes the tunnel
     /// and returns [`PhoneError::Cancelled`] naming the phase that was running.
     pub async fn run(mut self, cancel: CancellationToken) -> Result<Outcome, PhoneError> {
-        let mut tunnel = Tunnel::None;
+        let mut tunnel = None;
         let result = self.drive(&cancel, &mut tunnel).await;
         // After replying, on shutdown, on error and on cancel alike: close, never send shutdown.
-        let close_deadline = Instant::now() + self.deadlines.close;
-        match tunnel {
-            Tunnel::None => {}
-            Tunnel::Plain(mut conn) => {
-                let _ = conn.close(close_deadline).await;
-            }
-            Tunnel::Encrypted(mut channel) => {
-                let _ = channel.close(close_deadline).await;
-            }
+        if let Some(mut conn) = tunnel {
+            let _ = conn.close(Instant::now() + self.deadlines.close).await;
         }
         result
     }
@@ -233,10 +220,13 @@ impl PhoneSession {
         }
     }
 
+    /// Moves the tunnel's bytes through the protocol core's [`Machine`]; every dispatch rule
+    /// lives there, this only waits (with deadlines) for the socket, the radio and the
+    /// authenticator.
     async fn drive(
         &mut self,
         cancel: &CancellationToken,
-        tunnel: &mut Tunnel,
+        tunnel: &mut Option<TunnelConnection>,
     ) -> Result<Outcome, PhoneError> {
         let qr = self.parse_qr()?;
         let d = self.deadlines;
@@ -254,12 +244,11 @@ impl PhoneSession {
         )
         .await?;
         let (conn, routing_id) = opened.map_err(|e| PhoneError::transport(Phase::OpenTunnel, e))?;
-        *tunnel = Tunnel::Plain(conn);
-        
+        let conn = tunnel.insert(conn);
         self.report(Progress::TunnelOpen { routing_id });
 
         // Advertise.
-        let domain_id = self.advert_domain_id();
+        let domain_id = self.advert_domain_id().await;
         if domain_id < 256 && u64::from(domain_id) >= qr.known_domains {
             // QR key 2 says how many assigned domains the computer knows; it may not find us.
             tracing::warn!(
@@ -268,8 +257,8 @@ impl PhoneSession {
                 "the computer may not know this relay's domain id"
             );
         }
-        let eid = Eid::new(&mut OsRng, routing_id, domain_id).to_bytes();
-        let advert = encrypt_eid(&qr.secret.eid_key(), &eid);
+        let mut machine = Machine::new_qr(&qr, routing_id, domain_id, &mut OsRng);
+        let advert = machine.advert();
         let advertiser = self.advertiser.clone();
         let guard = guarded(
             cancel,
@@ -285,7 +274,6 @@ impl PhoneSession {
         self.report(Progress::Advertising { advert });
 
         // Wait for the computer's handshake message; the advert stays up until it arrives.
-        let conn = tunnel.plain()?;
         let msg1 = guarded(
             cancel,
             Phase::AwaitComputer,
@@ -293,158 +281,140 @@ impl PhoneSession {
         )
         .await?
         .map_err(|e| PhoneError::transport(Phase::AwaitComputer, e))?;
-
-        // Answer it (wrong QR secret or tampering fails here), then stop advertising.
-        let psk = qr.secret.psk(&eid);
-        let (msg2, output) = Responder::respond_qr(&qr.public_key, &psk, &msg1, &mut OsRng)
-            .map_err(PhoneError::Handshake)?;
+        // Wrong QR secret or tampering fails here.
+        machine.handle_frame(&msg1).map_err(PhoneError::Handshake)?;
         // Withdrawn in the background: the answer must not wait for the radio.
         drop(guard);
         let handshake_deadline = deadline(d.handshake);
-        guarded(
+        flush(
+            &mut machine,
+            conn,
             cancel,
             Phase::Handshake,
-            conn.send(msg2.to_vec(), handshake_deadline),
+            handshake_deadline,
         )
-        .await?
-        .map_err(|e| PhoneError::transport(Phase::Handshake, e))?;
-        let conn = tunnel.take_plain()?;
-        let mut channel = EncryptedChannel::new(conn, output.crypter);
+        .await?;
 
         // The post-handshake message: getInfo and features, no linking data.
-        let authenticator = &self.authenticator;
         let get_info = guarded(
             cancel,
             Phase::PostHandshake,
-            tokio::time::timeout_at(handshake_deadline, authenticator.get_info()),
+            tokio::time::timeout_at(handshake_deadline, self.authenticator.get_info()),
         )
         .await?
         .map_err(|_| PhoneError::Timeout {
             phase: Phase::PostHandshake,
-        })?
-        .to_bytes();
-        let post = PostHandshake::new(get_info.clone()).encode();
-        let sent = guarded(
+        })?;
+        machine
+            .post_handshake(&get_info, None)
+            .map_err(PhoneError::BadGetInfo)?;
+        flush(
+            &mut machine,
+            conn,
             cancel,
             Phase::PostHandshake,
-            channel.send(&post, handshake_deadline),
+            handshake_deadline,
         )
-        .await;
-        *tunnel = Tunnel::Encrypted(channel);
-        sent?.map_err(|e| PhoneError::transport(Phase::PostHandshake, e))?;
+        .await?;
         self.report(Progress::ComputerConnected);
 
         // Serve exactly one request.
         let request_deadline = deadline(d.await_request);
-        let mut get_info_count = 0;
-        let channel = tunnel.encrypted()?;
-        let (kind, request) = loop {
-            let plaintext = guarded(cancel, Phase::AwaitRequest, channel.recv(request_deadline))
+        let (request, rp_id) = loop {
+            let frame = guarded(cancel, Phase::AwaitRequest, conn.recv(request_deadline))
                 .await?
                 .map_err(|e| PhoneError::transport(Phase::AwaitRequest, e))?;
-            let message = Message::decode(&plaintext).map_err(|source| PhoneError::Protocol {
-                phase: Phase::AwaitRequest,
-                source,
-            })?;
-            let bytes = match message {
-                Message::Shutdown => return Ok(Outcome::ShutdownBeforeRequest),
-                // A computer may send updates; only their syntax matters, and decode checked it.
-                Message::Update(_) => continue,
-                Message::Json(_) => {
-                    return Err(PhoneError::UnsupportedMessage {
+            let handled = machine.handle_frame(&frame);
+            // getInfo answers and error replies (INVALID_CBOR, INVALID_COMMAND) go out even
+            // when the session ends with this frame.
+            let flushed = flush(&mut machine, conn, cancel, Phase::Reply, deadline(d.reply)).await;
+            handled.map_err(|e| protocol_error(Phase::AwaitRequest, e))?;
+            flushed?;
+            match self.next_step(&mut machine) {
+                Step::Continue => {}
+                Step::Serve(request, rp_id) => break (request, rp_id),
+                Step::Finished(outcome) => return Ok(outcome),
+                Step::ComputerLeft => {
+                    return Err(PhoneError::ComputerLeft {
                         phase: Phase::AwaitRequest,
-                        message_type: 3,
                     })
                 }
-                Message::Ctap(bytes) => bytes,
-            };
-            let request = CtapRequest::decode(&bytes).map_err(|source| PhoneError::Protocol {
-                phase: Phase::AwaitRequest,
-                source,
-            });
-            let request = match request {
-                Ok(r) => r,
-                Err(e) => {
-                    let reply = CtapResponse::error(status::INVALID_CBOR);
-                    send_reply(channel, &reply, deadline(d.reply)).await;
-                    return Err(e);
-                }
-            };
-            match request.command {
-                command::GET_INFO => {
-                    get_info_count += 1;
-                    if get_info_count > MAX_GET_INFO {
-                        return Err(PhoneError::TooManyRequests);
-                    }
-                    let body = match cbor::decode(&get_info) {
-                        Ok(v) => v,
-                        Err(_) => unreachable!("getInfo was encoded by this crate"),
-                    };
-                    send_reply(channel, &CtapResponse::ok(body), deadline(d.reply)).await;
-                }
-                command::MAKE_CREDENTIAL => break (RequestKind::MakeCredential, request),
-                command::GET_ASSERTION => break (RequestKind::GetAssertion, request),
-                command::SELECTION => break (RequestKind::Selection, request),
-                other => {
-                    let reply = CtapResponse::error(status::INVALID_COMMAND);
-                    send_reply(channel, &reply, deadline(d.reply)).await;
-                    return Err(PhoneError::UnsupportedCommand { command: other });
-                }
             }
         };
-        let rp_id = request.params.as_ref().and_then(|p| rp_id_of(kind, p));
-        self.report(Progress::RequestReceived {
-            kind,
-            rp_id: rp_id.clone(),
-        });
 
         // Let the authenticator (and its user) decide, noticing a computer that leaves.
-        let response = match (kind, request.params) {
-            (RequestKind::Selection, _) => CtapResponse {
-                status: status::OK,
-                body: None,
-            },
-            (_, None) => CtapResponse::error(status::MISSING_PARAMETER),
-            (_, Some(params)) => {
-                let authenticator = &mut self.authenticator;
-                let work = async {
-                    match kind {
-                        RequestKind::MakeCredential => authenticator.make_credential(params).await,
-                        _ => authenticator.get_assertion(params).await,
-                    }
-                };
-                let answered = guarded(
-                    cancel,
-                    Phase::Authenticate,
-                    timeout(
-                        d.authenticate,
-                        Phase::Authenticate,
-                        while_computer_present(channel, work),
-                    ),
-                )
-                .await???;
-                match answered {
-                    Ok(body) => CtapResponse::ok(body),
-                    Err(status) => CtapResponse::error(status.0),
-                }
+        let authenticator = &mut self.authenticator;
+        let work = async {
+            match request.kind {
+                RequestKind::MakeCredential => authenticator.make_credential(request.params).await,
+                _ => authenticator.get_assertion(request.params).await,
             }
         };
-
-        let status = response.status;
-        let frame = Message::Ctap(response.encode()).encode();
-        guarded(
+        let answered = guarded(
             cancel,
-            Phase::Reply,
-            channel.send(&frame, deadline(d.reply)),
+            Phase::Authenticate,
+            timeout(
+                d.authenticate,
+                Phase::Authenticate,
+                while_computer_present(&mut machine, conn, work),
+            ),
         )
-        .await?
-        .map_err(|e| PhoneError::transport(Phase::Reply, e))?;
-        self.report(Progress::Replied { status });
+        .await???;
+        let response = match answered {
+            Ok(body) => CtapResponse::ok(body),
+            Err(status) => CtapResponse::error(status.0),
+        };
+        machine
+            .respond(&response)
+            .map_err(|e| protocol_error(Phase::Reply, e))?;
+        flush(&mut machine, conn, cancel, Phase::Reply, deadline(d.reply)).await?;
+        let _ = machine.poll_event();
+        self.report(Progress::Replied {
+            status: response.status,
+        });
         Ok(Outcome::Served {
-            kind,
+            kind: request.kind,
             rp_id,
-            status,
+            status: response.status,
         })
+    }
+
+    /// Reads the machine's events after a frame: progress to report, and whether the session
+    /// goes on, needs the authenticator, or is over.
+    fn next_step(&self, machine: &mut Machine) -> Step {
+        let mut received = None;
+        while let Some(event) = machine.poll_event() {
+            match event {
+                PhoneEvent::RequestReceived { kind, rp_id } => {
+                    self.report(Progress::RequestReceived {
+                        kind,
+                        rp_id: rp_id.clone(),
+                    });
+                    received = Some((kind, rp_id));
+                }
+                PhoneEvent::Serve(request) => {
+                    let rp_id = received.take().and_then(|(_, rp_id)| rp_id);
+                    return Step::Serve(request, rp_id);
+                }
+                PhoneEvent::Replied { status } => {
+                    self.report(Progress::Replied { status });
+                    let (kind, rp_id) = received.take().unwrap_or((RequestKind::Selection, None));
+                    return Step::Finished(Outcome::Served {
+                        kind,
+                        rp_id,
+                        status,
+                    });
+                }
+                PhoneEvent::Shutdown {
+                    before_request: true,
+                } => return Step::Finished(Outcome::ShutdownBeforeRequest),
+                PhoneEvent::Shutdown {
+                    before_request: false,
+                } => return Step::ComputerLeft,
+                _ => {}
+            }
+        }
+        Step::Continue
     }
 
     fn parse_qr(&self) -> Result<QrCode, PhoneError> {
@@ -471,58 +441,62 @@ impl PhoneSession {
         Ok(qr)
     }
 
-    fn advert_domain_id(&self) -> u16 {
-        self.domain_id.unwrap_or_else(|| {
-            if self.relay.is_loopback() {
-                0
-            } else {
-                cable_proto::domain::find_domain_id(self.relay.host()).unwrap_or(0)
-            }
-        })
-    }
-}
-
-/// The tunnel as it moves from plain to encrypted; owned outside the phases so that every
-/// exit path can close it.
-// One per session and never moved in a loop: boxing would buy nothing.
-#[allow(clippy::large_enum_variant)]
-enum Tunnel {
-    None,
-    Plain(TunnelConnection),
-    Encrypted(EncryptedChannel),
-}
-
-impl Tunnel {
-    fn plain(&mut self) -> Result<&mut TunnelConnection, PhoneError> {
-        match self {
-            Tunnel::Plain(conn) => Ok(conn),
-            _ => Err(lost(Phase::Handshake)),
-        }
-    }
-
-    fn take_plain(&mut self) -> Result<TunnelConnection, PhoneError> {
-        match std::mem::replace(self, Tunnel::None) {
-            Tunnel::Plain(conn) => Ok(conn),
-            other => {
-                *self = other;
-                Err(lost(Phase::Handshake))
-            }
-        }
-    }
-
-    fn encrypted(&mut self) -> Result<&mut EncryptedChannel, PhoneError> {
-        match self {
-            Tunnel::Encrypted(channel) => Ok(channel),
-            _ => Err(lost(Phase::AwaitRequest)),
+    async fn advert_domain_id(&self) -> u16 {
+        match self.domain_id {
+            Some(id) => id,
+            None if self.relay.is_loopback() => 0,
+            None => crate::domain_cache::find_domain_id(self.relay.host())
+                .await
+                .unwrap_or(0),
         }
     }
 }
 
-fn lost(phase: Phase) -> PhoneError {
-    PhoneError::Transport {
-        phase,
-        source: cable_transport::TransportError::Closed,
+/// What the session does after the machine handled a frame.
+enum Step {
+    Continue,
+    Serve(ServeRequest, Option<String>),
+    Finished(Outcome),
+    ComputerLeft,
+}
+
+fn protocol_error(phase: Phase, source: cable_proto::Error) -> PhoneError {
+    match source {
+        cable_proto::Error::UnsupportedMessage { message_type } => PhoneError::UnsupportedMessage {
+            phase,
+            message_type,
+        },
+        cable_proto::Error::UnsupportedCommand { command } => {
+            PhoneError::UnsupportedCommand { command }
+        }
+        cable_proto::Error::TooManyGetInfo { .. } => PhoneError::TooManyRequests,
+        // A frame that does not decrypt is the encrypted channel failing, as it always was.
+        source @ (cable_proto::Error::DecryptFailed
+        | cable_proto::Error::CiphertextTooShort { .. }
+        | cable_proto::Error::EmptyPlaintext
+        | cable_proto::Error::BadPadding { .. }
+        | cable_proto::Error::CounterExhausted) => PhoneError::Transport {
+            phase,
+            source: cable_transport::TransportError::Decrypt(source),
+        },
+        source => PhoneError::Protocol { phase, source },
     }
+}
+
+/// Sends everything the machine has queued.
+async fn flush(
+    machine: &mut Machine,
+    conn: &mut TunnelConnection,
+    cancel: &CancellationToken,
+    phase: Phase,
+    deadline: Instant,
+) -> Result<(), PhoneError> {
+    while let Some(frame) = machine.poll_transmit() {
+        guarded(cancel, phase, conn.send(frame, deadline))
+            .await?
+            .map_err(|e| PhoneError::transport(phase, e))?;
+    }
+    Ok(())
 }
 
 fn deadline(d: Duration) -> Instant {
@@ -552,56 +526,33 @@ async fn timeout<T>(
         .map_err(|_| PhoneError::Timeout { phase })
 }
 
-/// Runs the authenticator while watching the tunnel: a shutdown or a closed tunnel means
-/// nobody is waiting for the answer any more.
+/// Runs the authenticator while feeding the tunnel to the machine: a shutdown or a closed
+/// tunnel means nobody is waiting for the answer any more.
 async fn while_computer_present<T>(
-    channel: &mut EncryptedChannel,
+    machine: &mut Machine,
+    conn: &mut TunnelConnection,
     work: impl Future<Output = T>,
 ) -> Result<T, PhoneError> {
+    const PHASE: Phase = Phase::Authenticate;
     tokio::pin!(work);
     // The overall deadline is applied by the caller; this one only bounds each wait.
     let far = Instant::now() + Duration::from_secs(24 * 3600);
     loop {
         tokio::select! {
             out = &mut work => return Ok(out),
-            incoming = channel.recv(far) => match incoming.map(|p| Message::decode(&p)) {
-                Ok(Ok(Message::Update(_))) => continue,
-                Ok(Ok(Message::Shutdown)) => {
-                    return Err(PhoneError::ComputerLeft { phase: Phase::Authenticate })
+            incoming = conn.recv(far) => {
+                let frame = match incoming {
+                    Ok(frame) => frame,
+                    Err(e) if e.is_closed() => return Err(PhoneError::ComputerLeft { phase: PHASE }),
+                    Err(e) => return Err(PhoneError::transport(PHASE, e)),
+                };
+                machine.handle_frame(&frame).map_err(|e| protocol_error(PHASE, e))?;
+                while let Some(event) = machine.poll_event() {
+                    if let PhoneEvent::Shutdown { .. } = event {
+                        return Err(PhoneError::ComputerLeft { phase: PHASE });
+                    }
                 }
-                Err(e) if e.is_closed() => {
-                    return Err(PhoneError::ComputerLeft { phase: Phase::Authenticate })
-                }
-                Err(e) => return Err(PhoneError::transport(Phase::Authenticate, e)),
-                Ok(Ok(_)) => {
-                    return Err(PhoneError::UnsupportedMessage {
-                        phase: Phase::Authenticate,
-                        message_type: 1,
-                    })
-                }
-                Ok(Err(source)) => {
-                    return Err(PhoneError::Protocol { phase: Phase::Authenticate, source })
-                }
-            },
+            }
         }
     }
-}
-
-async fn send_reply(channel: &mut EncryptedChannel, response: &CtapResponse, deadline: Instant) {
-    let frame = Message::Ctap(response.encode()).encode();
-    // The error that ends the session is the caller's; a failed send adds nothing to it.
-    let _ = channel.send(&frame, deadline).await;
-}
-
-fn rp_id_of(kind: RequestKind, params: &Value) -> Option<String> {
-    let map = params.as_map()?;
-    let rp_id = match kind {
-        RequestKind::MakeCredential => cbor::map_get(map, 2)?
-            .as_map()?
-            .get(&Value::Text("id".to_owned()))?
-            .as_text()?,
-        RequestKind::GetAssertion => cbor::map_get(map, 1)?.as_text()?,
-        RequestKind::Selection => return None,
-    };
-    Some(rp_id.to_owned())
 }

@@ -920,3 +920,70 @@ async fn handshake_deadline_covers_the_post_handshake_message() {
         "{err:?}"
     );
 }
+
+/// An authenticator whose getInfo encodes but does not read back (a bool map key).
+struct BoolKeyInfo;
+
+#[async_trait::async_trait]
+impl cable_phone::Authenticator for BoolKeyInfo {
+    async fn get_info(&self) -> Value {
+        Value::map([(Value::Bool(true), Value::Unsigned(1))])
+    }
+    async fn make_credential(&mut self, _: Value) -> Result<Value, cable_phone::CtapStatus> {
+        Err(cable_phone::CtapStatus(status::OTHER))
+    }
+    async fn get_assertion(&mut self, _: Value) -> Result<Value, cable_phone::CtapStatus> {
+        Err(cable_phone::CtapStatus(status::OTHER))
+    }
+}
+
+#[tokio::test]
+async fn a_get_info_that_does_not_read_back_is_an_error_not_a_panic() {
+    let env = Env::start().await;
+    let qr = qr_key(RequestHint::GetAssertion);
+    let phone = spawn_phone(env.phone(&qr, BoolKeyInfo));
+    let advert = scan_advert(&env.air, &qr).await;
+    let mut conn = join(&env, &qr, &advert).await;
+    let psk = qr.secret().psk(&advert.plaintext);
+    let (initiator, msg1) = Initiator::new_qr(&qr, &psk, &mut OsRng).unwrap();
+    conn.send(msg1.to_vec(), soon()).await.unwrap();
+    let output = initiator.finish(&conn.recv(soon()).await.unwrap()).unwrap();
+    let mut channel = cable_transport::EncryptedChannel::new(conn, output.crypter);
+    // Whatever the phone sent, a getInfo request must not bring it down.
+    let get_info = Message::Ctap(vec![command::GET_INFO]).encode();
+    let _ = channel.send(&get_info, soon()).await;
+    let err = phone.result().await.unwrap_err();
+    assert!(matches!(err, PhoneError::BadGetInfo(_)), "{err:?}");
+    assert_eq!(err.phase(), Phase::PostHandshake);
+}
+
+#[tokio::test]
+async fn a_json_message_during_authentication_is_reported_as_type_3() {
+    let env = Env::start().await;
+    let qr = qr_key(RequestHint::MakeCredential);
+    let auth = SoftwareAuthenticator::new(PasskeyStore::in_memory(), AbsentUser);
+    let phone = spawn_phone(env.phone(&qr, auth));
+    let mut computer = computer_connect(&env, &qr).await;
+    let frame = Message::Ctap(
+        cable_proto::ctap::CtapRequest::new(
+            command::MAKE_CREDENTIAL,
+            make_credential_params(RP, &client_data_hash("x"), USER_ID),
+        )
+        .encode(),
+    )
+    .encode();
+    computer.channel.send(&frame, soon()).await.unwrap();
+    let json = Message::Json("{}".into()).encode();
+    computer.channel.send(&json, soon()).await.unwrap();
+    let err = phone.result().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            PhoneError::UnsupportedMessage {
+                phase: Phase::Authenticate,
+                message_type: 3
+            }
+        ),
+        "{err:?}"
+    );
+}
