@@ -655,3 +655,101 @@ async fn phone_vanishing_before_it_answers_is_a_reply_failure() {
         "{err:?}"
     );
 }
+
+/// A scripted phone that answers the request, then holds the tunnel open and reports how
+/// long the computer kept it after the reply; `late_update` is sent after the shutdown.
+async fn reply_then_hold(
+    phone: ScriptedPhone,
+    late_update: bool,
+) -> (Message, Result<Vec<u8>, cable_transport::TransportError>) {
+    let qr_public = phone.qr.public_key;
+    let (mut channel, hash) = phone.handshake().await.unwrap();
+    channel
+        .send(&PostHandshake::new(get_info()).encode(), deadline())
+        .await
+        .unwrap();
+    let _request = channel.recv(deadline()).await.unwrap();
+    channel
+        .send(&Message::Ctap(assertion_reply()).encode(), deadline())
+        .await
+        .unwrap();
+    let shutdown = Message::decode(&channel.recv(deadline()).await.unwrap()).unwrap();
+    if late_update {
+        let identity = cable_proto::keys::random_secret_key(&mut OsRng);
+        let linking = LinkingInfo::new_signed(
+            b"contact".to_vec(),
+            vec![1; 8],
+            LinkSecret::from_bytes([2; 32]),
+            &identity,
+            "Late phone".to_owned(),
+            &qr_public,
+            &hash,
+        );
+        let update = Message::Update(UpdateMessage {
+            linking: Some(linking),
+        });
+        channel.send(&update.encode(), deadline()).await.unwrap();
+    }
+    // The computer closes the tunnel when its linger ends (or is cancelled).
+    let closed = channel.recv(deadline()).await;
+    (shutdown, closed)
+}
+
+#[tokio::test]
+async fn a_late_update_after_shutdown_is_captured_during_the_linger() {
+    let harness = Harness::start().await.unwrap();
+    let mut config = harness.client_config(test_deadlines()).unwrap();
+    config.linger = Duration::from_millis(500);
+    let (ceremony, mut progress) = Ceremony::authenticate(config, GET_OPTIONS, ORIGIN).unwrap();
+    let uri = ceremony.qr_uri();
+    let phone = ScriptedPhone::open(harness.air(), harness.relay_url(), &uri)
+        .await
+        .unwrap();
+    let (result, (shutdown, closed)) = tokio::join!(
+        ceremony.run(CancellationToken::new()),
+        reply_then_hold(phone, true)
+    );
+    result.unwrap();
+    assert_eq!(shutdown, Message::Shutdown);
+    assert!(closed.is_err(), "the linger ends by closing the tunnel");
+    let mut offered = None;
+    while let Some(p) = progress.recv().await {
+        if let Progress::LinkingOffered {
+            verified,
+            authenticator_name,
+        } = p
+        {
+            offered = Some((verified, authenticator_name));
+        }
+    }
+    assert_eq!(offered, Some((true, "Late phone".to_owned())));
+}
+
+#[tokio::test]
+async fn cancelling_after_the_reply_ends_the_linger_and_closes_the_tunnel() {
+    let harness = Harness::start().await.unwrap();
+    let mut config = harness.client_config(test_deadlines()).unwrap();
+    // Far longer than the phone's read deadline: only the cancellation can close it in time.
+    config.linger = Duration::from_secs(600);
+    let (ceremony, mut progress) = Ceremony::authenticate(config, GET_OPTIONS, ORIGIN).unwrap();
+    let uri = ceremony.qr_uri();
+    let phone = ScriptedPhone::open(harness.air(), harness.relay_url(), &uri)
+        .await
+        .unwrap();
+    let cancel = CancellationToken::new();
+    let phone_side = tokio::spawn(reply_then_hold(phone, false));
+    ceremony.run(cancel.clone()).await.unwrap();
+    cancel.cancel();
+    let (shutdown, closed) = phone_side.await.unwrap();
+    assert_eq!(shutdown, Message::Shutdown);
+    assert!(
+        matches!(
+            closed,
+            Err(cable_transport::TransportError::PeerClosed { .. })
+                | Err(cable_transport::TransportError::ConnectionLost)
+        ),
+        "{closed:?}"
+    );
+    // The linger task dropped its progress sender: the stream ends.
+    while progress.recv().await.is_some() {}
+}

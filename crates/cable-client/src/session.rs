@@ -18,16 +18,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use cable_ble::Scanner;
 use cable_proto::advert::{decrypt_advert, DecryptedAdvert};
 use cable_proto::domain::host_for_domain_id;
-use cable_proto::handshake::{Initiator, MESSAGE_LEN};
-use cable_proto::message::{Message, PostHandshake, ProtocolRevision, UpdateMessage};
+use cable_proto::ids::RoutingId;
+use cable_proto::message::ProtocolRevision;
 use cable_proto::qr::{QrKey, RequestHint};
-use cable_proto::rand_core::OsRng;
-use cable_transport::{Connector, EncryptedChannel, Instant, RelayUrl, TunnelConnection};
+use cable_proto::rand_core::{self, OsRng};
+use cable_proto::session::{DesktopEvent, DesktopSession};
+use cable_transport::{Connector, Instant, RelayUrl, TunnelConnection};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use crate::authentication::PreparedAuthentication;
-use crate::ctap::{AuthenticatorInfo, CMD_GET_INFO};
+use crate::ctap::AuthenticatorInfo;
 use crate::error::{ClientError, Phase};
 use crate::registration::PreparedRegistration;
 use crate::webauthn::response::{AuthenticationResponse, RegistrationResponse};
@@ -174,15 +175,28 @@ impl CeremonyRequest for PreparedAuthentication {
     }
 }
 
+/// The randomness a ceremony draws: the QR key and secret, the handshake's ephemeral key.
+pub type CeremonyRng = Box<dyn rand_core::CryptoRngCore + Send + Sync>;
+
 /// One hybrid ceremony: a fresh QR key, one request, one phone.
-#[derive(Debug)]
 pub struct Ceremony<R> {
     config: CeremonyConfig,
     qr: QrKey,
     request: R,
+    rng: CeremonyRng,
     progress: mpsc::UnboundedSender<Progress>,
     /// The relying party's overall timeout, fixed when `run` starts.
     overall: Option<Instant>,
+}
+
+impl<R: std::fmt::Debug> std::fmt::Debug for Ceremony<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ceremony")
+            .field("config", &self.config)
+            .field("qr", &self.qr)
+            .field("request", &self.request)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Ceremony<PreparedRegistration> {
@@ -215,20 +229,31 @@ impl Ceremony<PreparedAuthentication> {
 }
 
 impl<R: CeremonyRequest> Ceremony<R> {
-    /// A ceremony for an already prepared request.
+    /// A ceremony for an already prepared request, with the system clock and the operating
+    /// system's RNG.
     pub fn new(config: CeremonyConfig, request: R) -> (Self, ProgressReceiver) {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        Self::with_entropy(config, request, SystemTime::now(), Box::new(OsRng))
+    }
+
+    /// A ceremony whose clock reading (QR key 3) and randomness are the caller's: for
+    /// reproducible tests, or an embedder with its own RNG.
+    pub fn with_entropy(
+        config: CeremonyConfig,
+        request: R,
+        now: SystemTime,
+        mut rng: CeremonyRng,
+    ) -> (Self, ProgressReceiver) {
+        let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         // Key 4 = false: this client does not store linked phones, so it does not ask for
         // linking data (the key is still present; see PROTOCOL.md §2.3).
-        let qr = QrKey::generate(&mut OsRng, now, request.hint()).with_state_assisted(false);
+        let qr = QrKey::generate(&mut rng, now, request.hint()).with_state_assisted(false);
         let (tx, rx) = mpsc::unbounded_channel();
         (
             Ceremony {
                 config,
                 qr,
                 request,
+                rng,
                 progress: tx,
                 overall: None,
             },
@@ -236,7 +261,8 @@ impl<R: CeremonyRequest> Ceremony<R> {
         )
     }
 
-    /// The `FIDO:/…` text to show as a QR code.
+    /// The `FIDO:/…` text to show as a QR code. It holds the QR secret: the caller owns this
+    /// copy and should drop it once the code is off the screen.
     pub fn qr_uri(&self) -> String {
         self.qr.to_uri()
     }
@@ -254,6 +280,8 @@ impl<R: CeremonyRequest> Ceremony<R> {
     /// Runs the ceremony until the phone answers, a deadline passes, or `cancel` fires.
     ///
     /// The relying party's `timeout`, when the options carry one, caps every phase's deadline.
+    /// After the reply, a background task lingers for late update messages (up to
+    /// [`CeremonyConfig::linger`]); cancelling `cancel` ends it too, and closes the tunnel.
     pub async fn run(mut self, cancel: CancellationToken) -> Result<R::Response, ClientError> {
         self.overall = self.request.timeout().map(|t| Instant::now() + t);
         let advert = self.scan(&cancel).await?;
@@ -264,32 +292,46 @@ impl<R: CeremonyRequest> Ceremony<R> {
             relay: relay.to_string(),
         });
 
-        let conn = self
-            .connect(&relay, &eid.routing_id, &cancel)
-            .await?;
+        let conn = self.connect(&relay, &eid.routing_id, &cancel).await?;
         self.report(Progress::TunnelConnected);
 
-        let mut session = self.handshake(conn, &advert, &cancel).await?;
+        let machine =
+            DesktopSession::new_qr(&self.qr, &advert, &mut self.rng).map_err(|source| {
+                ClientError::Protocol {
+                    phase: Phase::Handshake,
+                    source,
+                }
+            })?;
+        let mut tunnel = Tunnel {
+            conn,
+            machine,
+            progress: self.progress.clone(),
+        };
+        let info = match self.handshake(&mut tunnel, &cancel).await {
+            Ok(info) => info,
+            Err(e) => {
+                tunnel.close().await;
+                return Err(e);
+            }
+        };
         self.report(Progress::HandshakeComplete {
-            revision: session.revision,
+            revision: tunnel.machine.revision(),
         });
 
-        let request = match self.request.ctap_request(&session.info) {
+        let request = match self.request.ctap_request(&info) {
             Ok(r) => r,
             Err(e) => {
-                session
+                tunnel
                     .shutdown(Instant::now() + Duration::from_secs(1))
                     .await;
                 return Err(e);
             }
         };
-        let reply = self.exchange(&mut session, request, &cancel).await?;
+        let reply = self.exchange(&mut tunnel, &request, &cancel).await?;
         self.report(Progress::ReplyReceived);
-        let result = self.request.finish(&session.info, &reply);
+        let result = self.request.finish(&info, &reply);
 
-        session
-            .finish(self.config.linger, self.progress.clone(), self.qr.clone())
-            .await;
+        tunnel.linger(self.config.linger, cancel).await;
         self.report(Progress::Finished);
         result
     }
@@ -354,15 +396,15 @@ impl<R: CeremonyRequest> Ceremony<R> {
     async fn connect(
         &self,
         relay: &RelayUrl,
-        routing_id: &cable_proto::ids::RoutingId,
+        routing_id: &RoutingId,
         cancel: &CancellationToken,
     ) -> Result<TunnelConnection, ClientError> {
         let deadline = self.deadline(self.config.deadlines.connect);
         let tunnel_id = self.qr.secret().tunnel_id();
-        let connecting =
-            self.config
-                .connector
-                .connect_tunnel(relay, routing_id, &tunnel_id, deadline);
+        let connecting = self
+            .config
+            .connector
+            .connect_tunnel(relay, routing_id, &tunnel_id, deadline);
         tokio::select! {
             biased;
             _ = cancel.cancelled() => Err(ClientError::Cancelled { phase: Phase::Connect }),
@@ -370,114 +412,32 @@ impl<R: CeremonyRequest> Ceremony<R> {
         }
     }
 
+    /// Handshake messages and the post-handshake message, until the machine is established.
     async fn handshake(
         &self,
-        mut conn: TunnelConnection,
-        advert: &DecryptedAdvert,
+        tunnel: &mut Tunnel,
         cancel: &CancellationToken,
-    ) -> Result<Session, ClientError> {
+    ) -> Result<AuthenticatorInfo, ClientError> {
         const PHASE: Phase = Phase::Handshake;
         let deadline = self.deadline(self.config.deadlines.handshake);
-        let psk = self.qr.secret().psk(&advert.plaintext);
-        let (initiator, msg1) =
-            Initiator::new_qr(&self.qr, &psk, &mut OsRng).map_err(|source| {
-                ClientError::Protocol {
-                    phase: PHASE,
-                    source,
-                }
-            })?;
         let steps = async {
-            conn.send(msg1.to_vec(), deadline)
-                .await
-                .map_err(|source| transport_error(PHASE, source))?;
-            let msg2 = conn
-                .recv(deadline)
-                .await
-                .map_err(|source| transport_error(PHASE, source))?;
-            if msg2.len() != MESSAGE_LEN {
-                return Err(ClientError::UnexpectedMessage {
-                    phase: PHASE,
-                    what: "handshake reply of the wrong length",
-                });
+            while tunnel.machine.get_info().is_none() {
+                tunnel.step(PHASE, deadline).await?;
             }
-            let output = initiator
-                .finish(&msg2)
-                .map_err(|source| ClientError::Protocol {
-                    phase: PHASE,
-                    source,
-                })?;
-            Ok(output)
+            Ok(())
         };
-        let output = tokio::select! {
+        tokio::select! {
             biased;
-            _ = cancel.cancelled() => Err(ClientError::Cancelled { phase: PHASE }),
-            r = steps => r,
+            _ = cancel.cancelled() => return Err(ClientError::Cancelled { phase: PHASE }),
+            r = steps => r?,
         };
-        let output = match output {
-            Ok(o) => o,
-            Err(e) => {
-                let _ = conn
-                    .close(Instant::now() + Duration::from_millis(200))
-                    .await;
-                return Err(e);
-            }
-        };
-        // The first message is read by hand so that phones from before Chromium's current
-        // transport construction (little-endian nonce, associated data 02) still work; the
-        // crypter then keeps whichever construction the phone used.
-        let mut crypter = output.crypter;
-        let first = tokio::select! {
-            biased;
-            _ = cancel.cancelled() => Err(ClientError::Cancelled { phase: PHASE }),
-            r = conn.recv(deadline) => r.map_err(|source| transport_error(PHASE, source)),
-        }
-        .and_then(|ciphertext| {
-            crypter
-                .decrypt_first_accepting_legacy(&ciphertext)
-                .map(|(plaintext, _legacy)| plaintext)
-                .map_err(|source| ClientError::Protocol {
-                    phase: PHASE,
-                    source,
-                })
-        });
-        let mut channel = EncryptedChannel::new(conn, crypter);
-        let parsed = first.and_then(|plaintext| {
-            let (post, revision) =
-                PostHandshake::decode(&plaintext).map_err(|source| ClientError::Protocol {
-                    phase: PHASE,
-                    source,
-                })?;
-            let info = match (&post.get_info, post.supports_ctap()) {
-                (Some(info), true) => AuthenticatorInfo::parse(info)?,
-                _ => return Err(ClientError::NoCtapSupport),
-            };
-            Ok((post, revision, info))
-        });
-        let (post, revision, info) = match parsed {
-            Ok(p) => p,
-            Err(e) => {
-                let _ = channel
-                    .close(Instant::now() + Duration::from_millis(200))
-                    .await;
-                return Err(e);
-            }
-        };
-        let session = Session {
-            channel,
-            revision,
-            info,
-            handshake_hash: output.handshake_hash,
-        };
-        if let Some(linking) = post.linking {
-            session.report_linking(&linking, &self.qr, &self.progress);
-        }
-        Ok(session)
+        AuthenticatorInfo::parse(tunnel.machine.get_info().unwrap_or_default())
     }
 
     async fn exchange(
         &self,
-        session: &mut Session,
-        request: Vec<u8>,
+        tunnel: &mut Tunnel,
+        request: &[u8],
         cancel: &CancellationToken,
     ) -> Result<Vec<u8>, ClientError> {
         const PHASE: Phase = Phase::Reply;
@@ -485,11 +445,11 @@ impl<R: CeremonyRequest> Ceremony<R> {
         let result = tokio::select! {
             biased;
             _ = cancel.cancelled() => Err(ClientError::Cancelled { phase: PHASE }),
-            r = session.transact(request, deadline, &self.qr, &self.progress) => r,
+            r = tunnel.transact(request, deadline) => r,
         };
         if result.is_err() {
             // Hybrid has no CTAP cancel: shutdown and closing the socket end the phone's UI.
-            session
+            tunnel
                 .shutdown(Instant::now() + Duration::from_secs(1))
                 .await;
         }
@@ -504,129 +464,146 @@ fn transport_error(phase: Phase, source: cable_transport::TransportError) -> Cli
     }
 }
 
-/// An established, encrypted tunnel to the phone.
-struct Session {
-    channel: EncryptedChannel,
-    revision: ProtocolRevision,
-    info: AuthenticatorInfo,
-    handshake_hash: [u8; 32],
+fn protocol_error(phase: Phase, source: cable_proto::Error) -> ClientError {
+    use cable_proto::Error as E;
+    match source {
+        E::NoCtapSupport => ClientError::NoCtapSupport,
+        E::UnexpectedMessage { what } => ClientError::UnexpectedMessage { phase, what },
+        E::HandshakeLength { .. } => ClientError::UnexpectedMessage {
+            phase,
+            what: "handshake reply of the wrong length",
+        },
+        // After the first message, a frame that does not decrypt is the encrypted channel
+        // failing (the counters can no longer agree), as it always was.
+        source @ (E::DecryptFailed
+        | E::CiphertextTooShort { .. }
+        | E::EmptyPlaintext
+        | E::BadPadding { .. }
+        | E::CounterExhausted)
+            if phase == Phase::Reply =>
+        {
+            ClientError::Transport {
+                phase,
+                source: cable_transport::TransportError::Decrypt(source),
+            }
+        }
+        source => ClientError::Protocol { phase, source },
+    }
 }
 
-impl Session {
-    fn report_linking(
-        &self,
-        linking: &cable_proto::message::LinkingInfo,
-        qr: &QrKey,
-        progress: &mpsc::UnboundedSender<Progress>,
-    ) {
-        let verified = linking.verify(qr, &self.handshake_hash).is_ok();
-        let _ = progress.send(Progress::LinkingOffered {
-            authenticator_name: linking.name.clone(),
-            verified,
-        });
+/// The tunnel and the protocol core's [`DesktopSession`] it feeds: this only waits for the
+/// socket; every rule is the machine's.
+struct Tunnel {
+    conn: TunnelConnection,
+    machine: DesktopSession,
+    progress: mpsc::UnboundedSender<Progress>,
+}
+
+impl Tunnel {
+    /// Sends what the machine queued, then reads one frame into it and reports its events.
+    /// Returns the reply, if that frame (or a local answer) produced one.
+    async fn step(
+        &mut self,
+        phase: Phase,
+        deadline: Instant,
+    ) -> Result<Option<Vec<u8>>, ClientError> {
+        self.flush(phase, deadline).await?;
+        let frame = self
+            .conn
+            .recv(deadline)
+            .await
+            .map_err(|source| transport_error(phase, source))?;
+        self.machine
+            .handle_frame(&frame)
+            .map_err(|source| protocol_error(phase, source))?;
+        Ok(self.drain_events())
     }
 
-    fn handle_update(
-        &self,
-        update: UpdateMessage,
-        qr: &QrKey,
-        progress: &mpsc::UnboundedSender<Progress>,
-    ) {
-        if let Some(linking) = update.linking {
-            self.report_linking(&linking, qr, progress);
+    async fn flush(&mut self, phase: Phase, deadline: Instant) -> Result<(), ClientError> {
+        while let Some(frame) = self.machine.poll_transmit() {
+            self.conn
+                .send(frame, deadline)
+                .await
+                .map_err(|source| transport_error(phase, source))?;
         }
+        Ok(())
     }
 
-    /// Sends the request and waits for its reply, answering getInfo locally.
+    fn drain_events(&mut self) -> Option<Vec<u8>> {
+        let mut reply = None;
+        while let Some(event) = self.machine.poll_event() {
+            match event {
+                DesktopEvent::Linking { linking, verified } => {
+                    let _ = self.progress.send(Progress::LinkingOffered {
+                        authenticator_name: linking.name.clone(),
+                        verified,
+                    });
+                }
+                DesktopEvent::Reply(bytes) => reply = Some(bytes),
+                _ => {}
+            }
+        }
+        reply
+    }
+
+    /// Sends the request and waits for its reply (getInfo is answered by the machine).
     async fn transact(
         &mut self,
-        request: Vec<u8>,
+        request: &[u8],
         deadline: Instant,
-        qr: &QrKey,
-        progress: &mpsc::UnboundedSender<Progress>,
     ) -> Result<Vec<u8>, ClientError> {
         const PHASE: Phase = Phase::Reply;
-        if request == [CMD_GET_INFO] {
-            return Ok(self.info.local_get_info_reply());
+        self.machine
+            .send_request(request)
+            .map_err(|source| protocol_error(PHASE, source))?;
+        if let Some(local) = self.drain_events() {
+            return Ok(local);
         }
-        let framed = match self.revision {
-            ProtocolRevision::One => Message::Ctap(request).encode(),
-            ProtocolRevision::Zero => request,
-        };
-        self.channel
-            .send(&framed, deadline)
-            .await
-            .map_err(|source| transport_error(PHASE, source))?;
-        let _ = progress.send(Progress::RequestSent);
+        self.flush(PHASE, deadline).await?;
+        let _ = self.progress.send(Progress::RequestSent);
         loop {
-            let plaintext = self
-                .channel
-                .recv(deadline)
-                .await
-                .map_err(|source| transport_error(PHASE, source))?;
-            if self.revision == ProtocolRevision::Zero {
-                return Ok(plaintext);
-            }
-            match Message::decode(&plaintext).map_err(|source| ClientError::Protocol {
-                phase: PHASE,
-                source,
-            })? {
-                Message::Ctap(reply) => return Ok(reply),
-                Message::Update(update) => self.handle_update(update, qr, progress),
-                Message::Shutdown => {
-                    return Err(ClientError::UnexpectedMessage {
-                        phase: PHASE,
-                        what: "shutdown from the phone",
-                    })
-                }
-                Message::Json(_) => {
-                    return Err(ClientError::UnexpectedMessage {
-                        phase: PHASE,
-                        what: "JSON reply to a CTAP request",
-                    })
-                }
+            if let Some(reply) = self.step(PHASE, deadline).await? {
+                return Ok(reply);
             }
         }
     }
 
     /// Best effort: tell the phone we are done (revision 1) and close the socket.
     async fn shutdown(&mut self, deadline: Instant) {
-        if self.revision == ProtocolRevision::One && self.channel.is_open() {
-            let _ = self
-                .channel
-                .send(&Message::Shutdown.encode(), deadline)
-                .await;
+        if self.machine.shutdown() && self.conn.is_open() {
+            let _ = self.flush(Phase::Reply, deadline).await;
         }
-        let _ = self.channel.close(deadline).await;
+        self.close().await;
+    }
+
+    async fn close(&mut self) {
+        let _ = self
+            .conn
+            .close(Instant::now() + Duration::from_millis(500))
+            .await;
     }
 
     /// Sends shutdown now and then, in the background, reads late update messages until the
-    /// phone closes or `linger` passes (Chromium waits up to 3 minutes).
-    async fn finish(
-        mut self,
-        linger: Duration,
-        progress: mpsc::UnboundedSender<Progress>,
-        qr: QrKey,
-    ) {
+    /// phone closes, `linger` passes (Chromium waits up to 3 minutes) or `cancel` fires.
+    async fn linger(mut self, linger: Duration, cancel: CancellationToken) {
         let deadline = Instant::now() + linger;
-        let shut_down = self.revision == ProtocolRevision::One
-            && self
-                .channel
-                .send(&Message::Shutdown.encode(), deadline)
-                .await
-                .is_ok();
+        let lingering = self.machine.shutdown() && self.flush(Phase::Reply, deadline).await.is_ok();
+        if !lingering || linger.is_zero() {
+            self.close().await;
+            return;
+        }
         tokio::spawn(async move {
-            if shut_down {
-                while let Ok(plaintext) = self.channel.recv(deadline).await {
-                    if let Ok(Message::Update(update)) = Message::decode(&plaintext) {
-                        self.handle_update(update, &qr, &progress);
-                    }
+            loop {
+                let read = tokio::select! {
+                    biased;
+                    _ = cancel.cancelled() => break,
+                    r = self.step(Phase::Reply, deadline) => r,
+                };
+                if read.is_err() {
+                    break;
                 }
             }
-            let _ = self
-                .channel
-                .close(Instant::now() + Duration::from_millis(500))
-                .await;
+            self.close().await;
         });
     }
 }
@@ -665,6 +642,43 @@ mod tests {
         let c = ceremony(Some(private.clone()));
         assert_eq!(c.relay_for(0).unwrap(), private);
         assert_eq!(c.relay_for(266).unwrap(), private);
+    }
+
+    /// Replays one byte value forever: enough to make every draw reproducible.
+    struct ConstantRng(u8);
+
+    impl rand_core::RngCore for ConstantRng {
+        fn next_u32(&mut self) -> u32 {
+            rand_core::impls::next_u32_via_fill(self)
+        }
+        fn next_u64(&mut self) -> u64 {
+            rand_core::impls::next_u64_via_fill(self)
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            dest.fill(self.0);
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+            self.fill_bytes(dest);
+            Ok(())
+        }
+    }
+
+    impl rand_core::CryptoRng for ConstantRng {}
+
+    #[test]
+    fn the_clock_and_the_rng_are_the_callers() {
+        let at = UNIX_EPOCH + Duration::from_secs(1_700_000_123);
+        let make = |byte| {
+            let config = CeremonyConfig::new(Arc::new(cable_ble::Air::new().scanner())).unwrap();
+            let request =
+                PreparedAuthentication::new(r#"{"challenge": "AQ"}"#, "https://a.example").unwrap();
+            let (c, _) = Ceremony::with_entropy(config, request, at, Box::new(ConstantRng(byte)));
+            c.qr_uri()
+        };
+        assert_eq!(make(7), make(7));
+        assert_ne!(make(7), make(8));
+        let code = cable_proto::qr::QrCode::parse(&make(7)).unwrap();
+        assert_eq!(code.timestamp, Some(1_700_000_123));
     }
 
     #[test]
