@@ -43,9 +43,7 @@ impl ScriptedPhone {
         let qr = QrCode::parse(qr_uri)?;
         let connector = Connector::builder().public_roots(false).build()?;
         let tunnel_id = qr.secret.tunnel_id();
-        let (conn, routing) = connector
-            .open_new_tunnel(relay, &tunnel_id, soon())
-            .await?;
+        let (conn, routing) = connector.open_new_tunnel(relay, &tunnel_id, soon()).await?;
         let eid = Eid::new(&mut OsRng, routing, 0).to_bytes();
         let advert = advertise(air, &qr, &eid).await?;
         Ok(ScriptedPhone {
