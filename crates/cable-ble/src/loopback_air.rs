@@ -617,6 +617,30 @@ mod tests {
         let dir = TempDir::new("drop");
         let air = fast(&dir.0);
         let _guard = air.start_advertising([1; 20]).await.expect("advertise");
+        let tasks = || {
+            tokio::runtime::Handle::current()
+                .metrics()
+                .num_alive_tasks()
+        };
+        let before = tasks();
+        let mut scan = air.start_scan().await.expect("scan");
+        next(&mut scan).await;
+        assert!(tasks() > before, "the scan runs a task");
+        drop(scan);
+        timeout(T, async {
+            while tasks() > before {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the scan task ended after the stream was dropped");
+    }
+
+    #[tokio::test]
+    async fn stopping_the_stream_ends_the_scan() {
+        let dir = TempDir::new("stop");
+        let air = fast(&dir.0);
+        let _guard = air.start_advertising([1; 20]).await.expect("advertise");
         let mut scan = air.start_scan().await.expect("scan");
         next(&mut scan).await;
         timeout(T, scan.stop()).await.expect("the scan task ended");
