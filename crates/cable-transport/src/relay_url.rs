@@ -156,7 +156,10 @@ mod tests {
         let r = RelayUrl::parse("ws://127.0.0.1:8080/relay/").unwrap();
         assert!(r.is_loopback());
         assert_eq!(
-            r.connect_url(&RoutingId::from_bytes([1, 2, 0xfe]), &TunnelId::from_bytes([0; 16])),
+            r.connect_url(
+                &RoutingId::from_bytes([1, 2, 0xfe]),
+                &TunnelId::from_bytes([0; 16])
+            ),
             format!(
                 "ws://127.0.0.1:8080/relay/cable/connect/0102FE/{}",
                 "00".repeat(16)

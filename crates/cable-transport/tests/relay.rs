@@ -86,7 +86,12 @@ async fn relay_refusals_are_typed() {
     let connector = Connector::new().unwrap();
     // Nobody opened this tunnel.
     let err = connector
-        .connect_tunnel(&url, &ids::RoutingId::from_bytes([0, 0, 2]), &TunnelId::from_bytes([9; 16]), soon())
+        .connect_tunnel(
+            &url,
+            &ids::RoutingId::from_bytes([0, 0, 2]),
+            &TunnelId::from_bytes([9; 16]),
+            soon(),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -99,7 +104,12 @@ async fn relay_refusals_are_typed() {
         .await
         .unwrap();
     let err = connector
-        .connect_tunnel(&url, &ids::RoutingId::from_bytes([9, 9, 9]), &TunnelId::from_bytes([10; 16]), soon())
+        .connect_tunnel(
+            &url,
+            &ids::RoutingId::from_bytes([9, 9, 9]),
+            &TunnelId::from_bytes([10; 16]),
+            soon(),
+        )
         .await
         .unwrap_err();
     assert!(

@@ -6,10 +6,10 @@ mod support;
 
 use std::time::Duration;
 
+use cable_proto::ids::{RoutingId, TunnelId};
 use cable_transport::{
     Connector, Operation, RelayUrl, RoutingIdProblem, TransportError, MAX_MESSAGE_SIZE,
 };
-use cable_proto::ids::{RoutingId, TunnelId};
 use futures_util::{SinkExt, StreamExt};
 use support::{cable_upgrade, refuse, serve, serve_tls, tls_fixture, Upgrade};
 use tokio::time::Instant;
@@ -72,7 +72,12 @@ async fn computer_connects_with_upper_case_path() {
     let server = serve(cable_upgrade(&[]), |_ws| async {}).await;
     let conn = Connector::new()
         .unwrap()
-        .connect_tunnel(&relay(server.addr), &RoutingId::from_bytes([0, 0xab, 0x0c]), &TUNNEL, soon())
+        .connect_tunnel(
+            &relay(server.addr),
+            &RoutingId::from_bytes([0, 0xab, 0x0c]),
+            &TUNNEL,
+            soon(),
+        )
         .await
         .unwrap();
     assert!(conn.is_open());
