@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
-use std::time::Instant;
+use tokio::time::Instant;
 
 /// IPv6 clients are grouped by /64: one host usually owns a whole /64.
 fn source_key(ip: IpAddr) -> IpAddr {
@@ -45,8 +45,13 @@ impl RateLimiter {
         }
     }
 
-    /// Takes one token for `ip`; `false` means the request must be refused.
-    pub(crate) fn allow(&self, ip: IpAddr, now: Instant) -> bool {
+    /// Takes one token for `ip` now; `false` means the request must be refused.
+    pub(crate) fn allow(&self, ip: IpAddr) -> bool {
+        self.allow_at(ip, Instant::now())
+    }
+
+    /// [`RateLimiter::allow`] at a given time.
+    pub(crate) fn allow_at(&self, ip: IpAddr, now: Instant) -> bool {
         if self.rate <= 0.0 {
             return true;
         }
@@ -78,7 +83,11 @@ impl RateLimiter {
     }
 
     /// Drops buckets that are full again.
-    pub(crate) fn prune_now(&self, now: Instant) {
+    pub(crate) fn prune_now(&self) {
+        self.prune_at(Instant::now());
+    }
+
+    fn prune_at(&self, now: Instant) {
         let mut buckets = match self.buckets.lock() {
             Ok(b) => b,
             Err(poisoned) => poisoned.into_inner(),
@@ -105,24 +114,24 @@ mod tests {
         let rl = RateLimiter::new(10.0, 3, 100);
         let ip: IpAddr = "192.0.2.1".parse().unwrap();
         let t0 = Instant::now();
-        assert!(rl.allow(ip, t0));
-        assert!(rl.allow(ip, t0));
-        assert!(rl.allow(ip, t0));
-        assert!(!rl.allow(ip, t0));
+        assert!(rl.allow_at(ip, t0));
+        assert!(rl.allow_at(ip, t0));
+        assert!(rl.allow_at(ip, t0));
+        assert!(!rl.allow_at(ip, t0));
         // Other sources are independent.
-        assert!(rl.allow("192.0.2.2".parse().unwrap(), t0));
+        assert!(rl.allow_at("192.0.2.2".parse().unwrap(), t0));
         // 100 ms at 10/s refills one token.
-        assert!(rl.allow(ip, t0 + Duration::from_millis(100)));
-        assert!(!rl.allow(ip, t0 + Duration::from_millis(100)));
+        assert!(rl.allow_at(ip, t0 + Duration::from_millis(100)));
+        assert!(!rl.allow_at(ip, t0 + Duration::from_millis(100)));
     }
 
     #[test]
     fn ipv6_grouped_by_prefix() {
         let rl = RateLimiter::new(1.0, 1, 100);
         let t0 = Instant::now();
-        assert!(rl.allow("2001:db8:1:2::1".parse().unwrap(), t0));
-        assert!(!rl.allow("2001:db8:1:2::ffff".parse().unwrap(), t0));
-        assert!(rl.allow("2001:db8:1:3::1".parse().unwrap(), t0));
+        assert!(rl.allow_at("2001:db8:1:2::1".parse().unwrap(), t0));
+        assert!(!rl.allow_at("2001:db8:1:2::ffff".parse().unwrap(), t0));
+        assert!(rl.allow_at("2001:db8:1:3::1".parse().unwrap(), t0));
     }
 
     #[test]
@@ -130,13 +139,28 @@ mod tests {
         let rl = RateLimiter::new(1.0, 1, 4);
         let t0 = Instant::now();
         for i in 0..4u8 {
-            assert!(rl.allow(IpAddr::from([10, 0, 0, i]), t0));
+            assert!(rl.allow_at(IpAddr::from([10, 0, 0, i]), t0));
         }
         // All four buckets are empty, so a fifth source is refused instead of tracked.
-        assert!(!rl.allow(IpAddr::from([10, 0, 0, 9]), t0));
+        assert!(!rl.allow_at(IpAddr::from([10, 0, 0, 9]), t0));
         // Once they refill they are pruned and newcomers are admitted again.
-        assert!(rl.allow(IpAddr::from([10, 0, 0, 9]), t0 + Duration::from_secs(2)));
-        rl.prune_now(t0 + Duration::from_secs(10));
+        assert!(rl.allow_at(IpAddr::from([10, 0, 0, 9]), t0 + Duration::from_secs(2)));
+        rl.prune_at(t0 + Duration::from_secs(10));
+        assert!(rl.buckets.lock().unwrap().is_empty());
+    }
+
+    /// The relay's deadlines run on tokio's clock; the limiter must refill on the same clock,
+    /// or a test that pauses time sees deadlines move and the limiter stand still.
+    #[tokio::test(start_paused = true)]
+    async fn refills_on_the_runtime_clock() {
+        let rl = RateLimiter::new(1.0, 1, 100);
+        let ip: IpAddr = "192.0.2.1".parse().unwrap();
+        assert!(rl.allow(ip));
+        assert!(!rl.allow(ip));
+        tokio::time::advance(Duration::from_secs(1)).await;
+        assert!(rl.allow(ip));
+        tokio::time::advance(Duration::from_secs(5)).await;
+        rl.prune_now();
         assert!(rl.buckets.lock().unwrap().is_empty());
     }
 
@@ -145,7 +169,7 @@ mod tests {
         let rl = RateLimiter::new(0.0, 0, 1);
         let t0 = Instant::now();
         for _ in 0..1000 {
-            assert!(rl.allow("192.0.2.1".parse().unwrap(), t0));
+            assert!(rl.allow_at("192.0.2.1".parse().unwrap(), t0));
         }
     }
 }

@@ -418,7 +418,7 @@ async fn prune_rate_limits(shared: Arc<Shared>) {
     let mut tick = tokio::time::interval(Duration::from_secs(10));
     loop {
         tick.tick().await;
-        shared.rate.prune_now(std::time::Instant::now());
+        shared.rate.prune_now();
     }
 }
 
@@ -568,13 +568,13 @@ fn decide(
             if shared.phase_now() != Phase::Running {
                 return Err(RejectReason::Draining);
             }
-            if !shared.rate.allow(ip, std::time::Instant::now()) {
+            if !shared.rate.allow(ip) {
                 return Err(RejectReason::RateLimited);
             }
             Decision::New(id, shared.register(id)?)
         }
         Route::Connect(_, id) => {
-            if !shared.rate.allow(ip, std::time::Instant::now()) {
+            if !shared.rate.allow(ip) {
                 return Err(RejectReason::RateLimited);
             }
             Decision::Connect(shared.claim(&id)?)

@@ -475,7 +475,7 @@ async fn tunnel_lifetime_is_enforced() {
     let (mut phone, mut computer) = pair(&relay, T1).await;
     phone.send(Message::binary(vec![1])).await.unwrap();
     assert_eq!(recv_binary(&mut computer).await, vec![1]);
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     assert_eq!(
         expect_close(&mut phone).await,
         (1008, "tunnel lifetime exceeded".into())
@@ -573,7 +573,7 @@ async fn slow_request_heads_are_cut_off() {
     let relay = start(config).await;
     let mut tcp = TcpStream::connect(relay.local_addr()).await.unwrap();
     tcp.write_all(b"GET /cable/new/").await.unwrap();
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let mut buf = [0u8; 64];
     // The relay closes the connection without answering.
     let n = tokio::time::timeout(WAIT, tcp.read(&mut buf))
@@ -635,7 +635,7 @@ async fn drain_refuses_new_keeps_joins_and_live_tunnels_until_deadline() {
     let mut waiting_phone = new_tunnel(&relay, T2).await;
 
     relay.drain();
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     assert_eq!(http_get(admin, "/readyz").await.0, 503);
     assert_eq!(http_get(admin, "/healthz").await.0, 200);
     let t3 = "0123456789abcdef0123456789abcdef";
