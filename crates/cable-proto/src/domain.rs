@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, TunnelPathErrorKind};
 use crate::ids::{RoutingId, TunnelId};
 
 /// Hosts of the assigned domain ids, indexed by id.
@@ -73,25 +73,43 @@ pub fn find_domain_id(host: &str) -> Option<u16> {
         .or_else(|| (FIRST_HASHED_ID..=u16::MAX).find(|&id| hashed_host(id) == host))
 }
 
-/// `wss://<host>/cable/new/<TUNNEL_ID>` (phone, QR flow).
-pub fn new_url(host: &str, tunnel_id: &TunnelId) -> String {
-    format!("wss://{host}/cable/new/{tunnel_id}")
+/// `/cable/new/<TUNNEL_ID>` (phone, QR flow); upper-case hex, as Chromium sends it.
+pub fn new_path(tunnel_id: &TunnelId) -> String {
+    format!("/cable/new/{}", tunnel_id.to_hex())
 }
 
-/// `wss://<host>/cable/connect/<ROUTING_ID>/<TUNNEL_ID>`.
-pub fn connect_url(host: &str, routing_id: &RoutingId, tunnel_id: &TunnelId) -> String {
-    format!("wss://{host}/cable/connect/{routing_id}/{tunnel_id}")
-}
-
-/// `wss://<host>/cable/contact/<base64url(contact_id)>` (desktop, state-assisted flow).
-pub fn contact_url(host: &str, contact_id: &[u8]) -> String {
+/// `/cable/connect/<ROUTING_ID>/<TUNNEL_ID>`; upper-case hex.
+pub fn connect_path(routing_id: &RoutingId, tunnel_id: &TunnelId) -> String {
     format!(
-        "wss://{host}/cable/contact/{}",
-        URL_SAFE_NO_PAD.encode(contact_id)
+        "/cable/connect/{}/{}",
+        routing_id.to_hex(),
+        tunnel_id.to_hex()
     )
 }
 
+/// `/cable/contact/<base64url(contact_id), no padding>` (desktop, state-assisted flow).
+pub fn contact_path(contact_id: &[u8]) -> String {
+    format!("/cable/contact/{}", URL_SAFE_NO_PAD.encode(contact_id))
+}
+
+/// `wss://<host>` + [`new_path`].
+pub fn new_url(host: &str, tunnel_id: &TunnelId) -> String {
+    format!("wss://{host}{}", new_path(tunnel_id))
+}
+
+/// `wss://<host>` + [`connect_path`].
+pub fn connect_url(host: &str, routing_id: &RoutingId, tunnel_id: &TunnelId) -> String {
+    format!("wss://{host}{}", connect_path(routing_id, tunnel_id))
+}
+
+/// `wss://<host>` + [`contact_path`].
+pub fn contact_url(host: &str, contact_id: &[u8]) -> String {
+    format!("wss://{host}{}", contact_path(contact_id))
+}
+
 /// A tunnel-server request path, as a relay sees it.
+///
+/// `Debug` never shows a tunnel id in full (see [`TunnelId`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TunnelPath {
     /// `/cable/new/<tunnel id>`.
@@ -114,24 +132,59 @@ pub enum TunnelPath {
 }
 
 impl TunnelPath {
-    /// Parses a request path (no query string); hex is accepted in either case.
+    /// Parses a request path (without its query string); hex is accepted in either case.
+    /// The error names the part that was wrong ([`TunnelPathErrorKind`]).
     pub fn parse(path: &str) -> Result<TunnelPath> {
-        let rest = path.strip_prefix("/cable/").ok_or(Error::BadTunnelPath)?;
-        let parts: Vec<&str> = rest.split('/').collect();
-        match parts.as_slice() {
-            ["new", tunnel] => Ok(TunnelPath::New {
-                tunnel_id: TunnelId::from_hex(tunnel)?,
+        Self::parse_kind(path).map_err(|kind| Error::BadTunnelPath { kind })
+    }
+
+    fn parse_kind(path: &str) -> core::result::Result<TunnelPath, TunnelPathErrorKind> {
+        use TunnelPathErrorKind as Kind;
+        let rest = path.strip_prefix("/cable/").ok_or(Kind::NotCable)?;
+        let (endpoint, args) = rest.split_once('/').unwrap_or((rest, ""));
+        let (endpoint, expected) = match endpoint {
+            "new" => ("new", 1),
+            "connect" => ("connect", 2),
+            "contact" => ("contact", 1),
+            _ => return Err(Kind::UnknownEndpoint),
+        };
+        // "/cable/new" has no segment; "/cable/new/" has one, empty.
+        let segments: Vec<&str> = if rest.len() == endpoint.len() {
+            Vec::new()
+        } else {
+            args.split('/').collect()
+        };
+        if segments.len() != expected {
+            return Err(Kind::SegmentCount {
+                endpoint,
+                expected,
+                got: segments.len(),
+            });
+        }
+        match (endpoint, segments.as_slice()) {
+            ("new", [tunnel]) => Ok(TunnelPath::New {
+                tunnel_id: TunnelId::decode(tunnel).map_err(Kind::TunnelId)?,
             }),
-            ["connect", routing, tunnel] => Ok(TunnelPath::Connect {
-                routing_id: RoutingId::from_hex(routing)?,
-                tunnel_id: TunnelId::from_hex(tunnel)?,
+            ("connect", [routing, tunnel]) => Ok(TunnelPath::Connect {
+                routing_id: RoutingId::decode(routing).map_err(Kind::RoutingId)?,
+                tunnel_id: TunnelId::decode(tunnel).map_err(Kind::TunnelId)?,
             }),
-            ["contact", id] if !id.is_empty() => Ok(TunnelPath::Contact {
-                contact_id: URL_SAFE_NO_PAD
-                    .decode(id)
-                    .map_err(|_| Error::BadTunnelPath)?,
+            (_, [id]) if !id.is_empty() => Ok(TunnelPath::Contact {
+                contact_id: URL_SAFE_NO_PAD.decode(id).map_err(|_| Kind::ContactId)?,
             }),
-            _ => Err(Error::BadTunnelPath),
+            _ => Err(Kind::ContactId),
+        }
+    }
+
+    /// The path this value was parsed from, in canonical (upper-case hex) form.
+    pub fn to_path(&self) -> String {
+        match self {
+            TunnelPath::New { tunnel_id } => new_path(tunnel_id),
+            TunnelPath::Connect {
+                routing_id,
+                tunnel_id,
+            } => connect_path(routing_id, tunnel_id),
+            TunnelPath::Contact { contact_id } => contact_path(contact_id),
         }
     }
 }
@@ -162,23 +215,92 @@ mod tests {
     #[test]
     fn paths_parse_either_case() {
         let t = "de1d8150b45f03349b2b00a52e2e893e";
+        let parsed = TunnelPath::parse(&format!("/cable/connect/0a0B0c/{t}")).unwrap();
         assert_eq!(
-            TunnelPath::parse(&format!("/cable/connect/0a0B0c/{t}")).unwrap(),
+            parsed,
             TunnelPath::Connect {
                 routing_id: RoutingId::from_bytes([10, 11, 12]),
                 tunnel_id: TunnelId::from_hex(t).unwrap()
             }
         );
-        assert!(TunnelPath::parse(&format!("/cable/new/{t}/")).is_err());
-        assert!(TunnelPath::parse("/cable/new/00").is_err());
-        assert!(TunnelPath::parse("/cable/contact/").is_err());
-        assert!(TunnelPath::parse("/cable/contact/!!").is_err());
-        assert!(TunnelPath::parse("/other").is_err());
+        assert_eq!(
+            parsed.to_path(),
+            format!("/cable/connect/0A0B0C/{}", t.to_uppercase())
+        );
         assert_eq!(
             TunnelPath::parse("/cable/contact/Y29udGFjdC1pZC1leGFtcGxl").unwrap(),
             TunnelPath::Contact {
                 contact_id: b"contact-id-example".to_vec()
             }
         );
+    }
+
+    #[test]
+    fn path_errors_name_the_part() {
+        use crate::error::HexIdErrorKind::{Char, Length};
+        use TunnelPathErrorKind as K;
+        let t = "DE1D8150B45F03349B2B00A52E2E893E";
+        let kind = |path: &str| match TunnelPath::parse(path) {
+            Err(Error::BadTunnelPath { kind }) => kind,
+            other => panic!("{path}: {other:?}"),
+        };
+        let count = |endpoint, expected, got| K::SegmentCount {
+            endpoint,
+            expected,
+            got,
+        };
+        assert_eq!(kind("/other"), K::NotCable);
+        assert_eq!(kind(&format!("/CABLE/new/{t}")), K::NotCable);
+        assert_eq!(kind("/cable"), K::NotCable);
+        assert_eq!(kind("/cable/"), K::UnknownEndpoint);
+        assert_eq!(kind("/cable/other/x"), K::UnknownEndpoint);
+        assert_eq!(kind("/cable/new"), count("new", 1, 0));
+        assert_eq!(kind(&format!("/cable/new/{t}/")), count("new", 1, 2));
+        assert_eq!(kind(&format!("/cable/connect/{t}")), count("connect", 2, 1));
+        assert_eq!(
+            kind(&format!("/cable/connect/ABCDEF/{t}/x")),
+            count("connect", 2, 3)
+        );
+        assert_eq!(kind("/cable/contact"), count("contact", 1, 0));
+        assert_eq!(
+            kind("/cable/new/"),
+            K::TunnelId(Length {
+                expected: 32,
+                got: 0
+            })
+        );
+        assert_eq!(
+            kind("/cable/new/00"),
+            K::TunnelId(Length {
+                expected: 32,
+                got: 2
+            })
+        );
+        assert_eq!(
+            kind(&format!("/cable/new/{}g", &t[..31])),
+            K::TunnelId(Char { position: 31 })
+        );
+        assert_eq!(
+            kind(&format!("/cable/connect/ABCDE/{t}")),
+            K::RoutingId(Length {
+                expected: 6,
+                got: 5
+            })
+        );
+        assert_eq!(
+            kind(&format!("/cable/connect/ABCDEF/{}?", &t[..31])),
+            K::TunnelId(Char { position: 31 })
+        );
+        assert_eq!(kind("/cable/contact/"), K::ContactId);
+        assert_eq!(kind("/cable/contact/!!"), K::ContactId);
+        // The message says what was wrong without repeating the id.
+        let shown = TunnelPath::parse(&format!("/cable/new/{}g", &t[..31]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            shown.contains("tunnel id") && shown.contains("31"),
+            "{shown}"
+        );
+        assert!(!shown.contains(&t[..8]), "{shown}");
     }
 }

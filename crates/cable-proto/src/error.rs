@@ -42,6 +42,58 @@ pub enum CborErrorKind {
     TooDeep,
 }
 
+/// What was wrong with a hex identifier (see [`Error::BadHexId`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum HexIdErrorKind {
+    /// The text is not exactly twice the id's byte length.
+    #[error("expected {expected} hex characters, got {got}")]
+    Length {
+        /// Required number of hex characters.
+        expected: usize,
+        /// Length of the input in bytes.
+        got: usize,
+    },
+    /// A byte that is not an ASCII hex digit.
+    #[error("invalid hex character at position {position}")]
+    Char {
+        /// Byte offset of the first bad character.
+        position: usize,
+    },
+}
+
+/// Which part of a tunnel-server request path was wrong (see [`Error::BadTunnelPath`]).
+///
+/// No variant carries the input, so a refused path can be logged without leaking a
+/// tunnel id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TunnelPathErrorKind {
+    /// The path does not start with `/cable/`.
+    #[error("not under /cable/")]
+    NotCable,
+    /// The segment after `/cable/` is not `new`, `connect` or `contact`.
+    #[error("unknown endpoint (known: new, connect, contact)")]
+    UnknownEndpoint,
+    /// The endpoint has too few or too many segments after it.
+    #[error("/cable/{endpoint}/ takes {expected} segment(s), got {got}")]
+    SegmentCount {
+        /// `new`, `connect` or `contact`.
+        endpoint: &'static str,
+        /// Segments the endpoint takes.
+        expected: usize,
+        /// Segments found.
+        got: usize,
+    },
+    /// The routing id segment of `connect`.
+    #[error("routing id: {0}")]
+    RoutingId(HexIdErrorKind),
+    /// The tunnel id segment of `new` or `connect`.
+    #[error("tunnel id: {0}")]
+    TunnelId(HexIdErrorKind),
+    /// The contact id of `contact` is empty or not base64url without padding.
+    #[error("contact id is empty or not base64url without padding")]
+    ContactId,
+}
+
 /// Everything that can go wrong in this crate.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -136,16 +188,12 @@ pub enum Error {
 
     // --- ids and domains --------------------------------------------------------
     /// A hex identifier had the wrong length or a non-hex character.
-    #[error(
-        "{what}: expected {expected} hex characters, got {input_len} characters or invalid hex"
-    )]
+    #[error("{what}: {kind}")]
     BadHexId {
         /// Which identifier was being parsed.
         what: &'static str,
-        /// Required number of hex characters.
-        expected: usize,
-        /// Length of the input.
-        input_len: usize,
+        /// What was wrong.
+        kind: HexIdErrorKind,
     },
     /// Tunnel-server domain ids 2..=255 are unassigned.
     #[error("tunnel-server domain id {id} is unassigned")]
@@ -154,8 +202,11 @@ pub enum Error {
         id: u16,
     },
     /// A tunnel-server request path is not one of new / connect / contact.
-    #[error("tunnel path is not /cable/new/<32 hex>, /cable/connect/<6 hex>/<32 hex> or /cable/contact/<base64url>")]
-    BadTunnelPath,
+    #[error("tunnel path: {kind}")]
+    BadTunnelPath {
+        /// Which part of the path was wrong, and how.
+        kind: TunnelPathErrorKind,
+    },
 
     // --- advert -------------------------------------------------------------------
     /// BLE service data shorter than the 20-byte advert.

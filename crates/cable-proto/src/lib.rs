@@ -81,8 +81,9 @@
 //! | [`cbor`] | `Value` (canonical order built in), `decode`, `decode_prefix`, `map_get` |
 //! | [`derive`](mod@derive) | `derive`, `derive_32`, `DerivedValueType`, `EidKey::derive`, `Psk::derive` |
 //! | [`keys`] | SEC1 encodings, `ecdh_x`, `random_secret_key`, `derive_private_key_from_seed` (BoringSSL) |
-//! | [`ids`] | `TunnelId`, `RoutingId` (hex either case in, upper case out) |
-//! | [`domain`] | `host_for_domain_id`, `is_known_domain_id`, `assigned_domain_id`, `find_domain_id`, `new_url`, `connect_url`, `contact_url`, `TunnelPath::parse` |
+//! | [`ids`] | `TunnelId` (redacted `Debug`, `short_hash`), `RoutingId` (hex either case in, upper case out) |
+//! | [`domain`] | `host_for_domain_id`, `is_known_domain_id`, `assigned_domain_id`, `find_domain_id`, `new_path`, `connect_path`, `contact_path`, `new_url`, `connect_url`, `contact_url`, `TunnelPath::parse` |
+//! | [`wire`] | `SUBPROTOCOL` (`fido.cable`) and the `X-caBLE-*` header names |
 //! | [`advert`] | `Eid::{new, to_bytes, from_bytes}`, `encrypt_eid`, `decrypt_advert` → `DecryptedAdvert` |
 //! | [`handshake`] | `Initiator::{new_qr, new_linked, finish}`, `Responder::{respond_qr, respond_linked}` → `HandshakeOutput { crypter, handshake_hash }` |
 //! | [`crypter`] | `Crypter::{new, encrypt, decrypt, decrypt_first_accepting_legacy}`, `pad`, `unpad` |
@@ -108,8 +109,9 @@ pub mod message;
 pub mod qr;
 mod secret;
 pub mod session;
+pub mod wire;
 
-pub use error::{CborErrorKind, Error, Result};
+pub use error::{CborErrorKind, Error, HexIdErrorKind, Result, TunnelPathErrorKind};
 
 /// Re-exported so callers can name key types without depending on `p256` directly.
 pub use p256::{PublicKey, SecretKey};

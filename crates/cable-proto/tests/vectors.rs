@@ -9,7 +9,10 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use cable_proto::advert::{decrypt_advert, encrypt_eid, Eid};
 use cable_proto::ctap::{command, CtapRequest};
 use cable_proto::derive::{derive, DerivedValueType, EidKey, Psk};
-use cable_proto::domain::{connect_url, contact_url, host_for_domain_id, new_url};
+use cable_proto::domain::{
+    connect_path, connect_url, contact_path, contact_url, host_for_domain_id, new_path, new_url,
+    TunnelPath,
+};
 use cable_proto::handshake::{Initiator, Responder};
 use cable_proto::ids::{RoutingId, TunnelId};
 use cable_proto::keys;
@@ -179,7 +182,7 @@ fn qr_transcript_advert_and_urls() {
     let eid_key = secret.eid_key();
     assert_eq!(hex::encode(eid_key.as_bytes()), str_field(&t, "eid_key"));
     let tunnel_id = secret.tunnel_id();
-    assert_eq!(tunnel_id.to_string(), str_field(&t, "tunnel_id"));
+    assert_eq!(tunnel_id.to_hex(), str_field(&t, "tunnel_id"));
     assert_eq!(tunnel_id, TunnelId::derive(secret.as_bytes()));
 
     let routing_id = RoutingId::from_hex(str_field(&t, "routing_id")).unwrap();
@@ -209,6 +212,23 @@ fn qr_transcript_advert_and_urls() {
     assert_eq!(
         connect_url(&host, &routing_id, &tunnel_id),
         str_field(&t, "connect_url")
+    );
+    // The paths alone, as relays and relay base URLs use them, and what a relay parses back.
+    let origin = format!("wss://{host}");
+    let new = str_field(&t, "new_url").strip_prefix(&origin).unwrap();
+    let connect = str_field(&t, "connect_url").strip_prefix(&origin).unwrap();
+    assert_eq!(new_path(&tunnel_id), new);
+    assert_eq!(connect_path(&routing_id, &tunnel_id), connect);
+    assert_eq!(
+        TunnelPath::parse(new).unwrap(),
+        TunnelPath::New { tunnel_id }
+    );
+    assert_eq!(
+        TunnelPath::parse(&connect.to_lowercase()).unwrap(),
+        TunnelPath::Connect {
+            routing_id,
+            tunnel_id
+        }
     );
 }
 
@@ -390,9 +410,17 @@ fn state_assisted_transcript_both_roles() {
     );
 
     let contact_id = str_field(s, "contact_id_ascii").as_bytes();
+    let host = host_for_domain_id(0).unwrap();
+    assert_eq!(contact_url(&host, contact_id), str_field(s, "contact_url"));
+    let path = str_field(s, "contact_url")
+        .strip_prefix(&format!("wss://{host}"))
+        .unwrap();
+    assert_eq!(contact_path(contact_id), path);
     assert_eq!(
-        contact_url(&host_for_domain_id(0).unwrap(), contact_id),
-        str_field(s, "contact_url")
+        TunnelPath::parse(path).unwrap(),
+        TunnelPath::Contact {
+            contact_id: contact_id.to_vec()
+        }
     );
 
     let identity = keys::secret_key_from_bytes(&hex_field(s, "phone_identity_private")).unwrap();

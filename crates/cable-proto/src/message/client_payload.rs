@@ -10,7 +10,7 @@ use crate::qr::RequestHint;
 const CONTEXT: &str = "client payload";
 
 /// The header's name.
-pub const HEADER_NAME: &str = "X-caBLE-Client-Payload";
+pub const HEADER_NAME: &str = crate::wire::CLIENT_PAYLOAD_HEADER;
 
 /// The decoded client payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
