@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::ids::RoutingId;
+use cable_proto::ids::RoutingId;
 
 /// Limits the relay enforces. Each one has its own HTTP status or close code and metric.
 #[derive(Debug, Clone)]

@@ -5,27 +5,6 @@ use std::net::SocketAddr;
 /// Everything that can go wrong in this crate, as typed variants.
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
-    /// A tunnel id in a path was not 32 hex characters.
-    #[error("tunnel id must be 32 hex characters, got {len} characters")]
-    TunnelIdLength {
-        /// Length of the offending text.
-        len: usize,
-    },
-    /// A routing id was not 6 hex characters.
-    #[error("routing id must be 6 hex characters, got {len} characters")]
-    RoutingIdLength {
-        /// Length of the offending text.
-        len: usize,
-    },
-    /// A character that is not a hex digit.
-    #[error("invalid hex character at position {position}")]
-    BadHex {
-        /// Byte offset of the first bad character.
-        position: usize,
-    },
-    /// A path that the relay does not serve.
-    #[error("unknown path")]
-    UnknownPath,
     /// A duration in configuration could not be parsed.
     #[error("invalid duration {text:?}: use a number with unit ms, s, m or h (e.g. 120s)")]
     BadDuration {

@@ -37,7 +37,8 @@
 //!
 //! # HTTP statuses
 //! 400 not a WebSocket upgrade / no `fido.cable` / malformed; 404 unknown path, `contact`, wrong
-//! routing id, unknown or already joined tunnel; 405 not GET; 409 duplicate tunnel id; 429
+//! routing id, unknown or already joined tunnel (a malformed path's 404 carries a one-line
+//! `text/plain` body naming the part that was wrong, from [`TunnelPath::parse`]); 405 not GET; 409 duplicate tunnel id; 429
 //! per-source rate limit; 431 request head too large; 503 too many pending tunnels, too many
 //! connections, or draining (`new` only). A request head not complete within the handshake
 //! timeout gets its connection closed without an answer.
@@ -62,23 +63,24 @@ mod admin;
 mod config;
 mod error;
 mod handshake;
-mod ids;
 mod metrics;
 mod rate_limit;
-mod route;
+mod registry;
 mod server;
+mod state;
 mod stream;
 mod tls;
 mod tunnel;
 
+/// The ids and the request paths are the protocol core's, so that the relay and its clients
+/// cannot disagree about them.
+pub use cable_proto::domain::TunnelPath;
+pub use cable_proto::ids::{RoutingId, ShortHash, TunnelId};
+/// The subprotocol the relay requires and selects, and the header carrying the routing id on
+/// `new`.
+pub use cable_proto::wire::{ROUTING_ID_HEADER, SUBPROTOCOL};
 pub use config::{Limits, RelayConfig};
 pub use error::RelayError;
-pub use handshake::SUBPROTOCOL;
-pub use ids::{RoutingId, ShortHash, TunnelId};
 pub use metrics::{CloseReason, Metrics, RejectReason};
-pub use route::Route;
 pub use server::{Relay, RelayHandle, RunningRelay};
 pub use tls::server_config_from_pem;
-
-/// Response header carrying the routing id on `new`.
-pub const ROUTING_ID_HEADER: &str = "X-caBLE-Routing-ID";

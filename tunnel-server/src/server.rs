@@ -1,167 +1,28 @@
-//! Listener, per-connection handling, tunnel registry and the relay's life cycle.
+//! Listener, per-connection handling and the relay's life cycle.
 
-use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
+use cable_proto::domain::TunnelPath;
+use cable_proto::ids::{RoutingId, TunnelId};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::{oneshot, watch, Notify};
+use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
-use tokio_rustls::TlsAcceptor;
-use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::config::RelayConfig;
 use crate::error::RelayError;
-use crate::handshake::{self, UpgradeRequest};
-use crate::ids::{RoutingId, TunnelId};
+use crate::handshake::{self, Refusal, UpgradeRequest};
 use crate::metrics::{Metrics, RejectReason};
-use crate::rate_limit::RateLimiter;
-use crate::route::Route;
+use crate::state::{ConnGuard, Peer, Phase, Shared, Ws};
 use crate::stream::ClientStream;
-use crate::tunnel::{self, Peer};
 
 /// Connections beyond `max_connections` still get a 503 as long as fewer than this many extra
 /// are in flight; past that they are closed at once, so a flood cannot pin unbounded memory.
 const REJECT_SLACK: usize = 1024;
-
-/// Upper bound on tracked rate-limit sources.
-const MAX_RATE_BUCKETS: usize = 100_000;
-
-/// Life-cycle phase of a relay.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Phase {
-    /// Serving everything.
-    Running,
-    /// Refusing `new` (readyz 503); serving `connect` and live tunnels until the drain deadline.
-    Draining,
-    /// Closing every tunnel now.
-    Stopping,
-}
-
-#[derive(Debug)]
-enum Slot {
-    /// Waiting for its computer; the sender hands the computer's socket to the tunnel task.
-    Pending(oneshot::Sender<Peer>),
-    /// Claimed by a `connect` (kept so duplicates and second joins are refused).
-    Joined,
-}
-
-/// State shared by every task of one relay instance.
-pub(crate) struct Shared {
-    pub(crate) config: RelayConfig,
-    pub(crate) metrics: Metrics,
-    pub(crate) phase: watch::Sender<Phase>,
-    ws_config: WebSocketConfig,
-    tls: Option<TlsAcceptor>,
-    tunnels: Mutex<HashMap<TunnelId, Slot>>,
-    pending: AtomicUsize,
-    /// Tunnel tasks alive (pending or joined).
-    live: AtomicUsize,
-    live_zero: Notify,
-    connections: AtomicUsize,
-    rate: RateLimiter,
-}
-
-impl std::fmt::Debug for Shared {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared")
-            .field("config", &self.config)
-            .field("phase", &self.phase_now())
-            .field("pending", &self.pending)
-            .field("live", &self.live)
-            .field("connections", &self.connections)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Holds one slot of the connection limit; released when the socket is dropped.
-#[derive(Debug)]
-pub(crate) struct ConnGuard(Arc<Shared>);
-
-impl Drop for ConnGuard {
-    fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::Relaxed);
-        self.0.metrics.connections.dec();
-    }
-}
-
-impl Shared {
-    fn tunnels(&self) -> MutexGuard<'_, HashMap<TunnelId, Slot>> {
-        // A panic while holding this lock cannot leave the map inconsistent (single inserts
-        // and removals), so a poisoned lock is still usable.
-        match self.tunnels.lock() {
-            Ok(g) => g,
-            Err(p) => p.into_inner(),
-        }
-    }
-
-    pub(crate) fn phase_now(&self) -> Phase {
-        *self.phase.borrow()
-    }
-
-    pub(crate) fn unregister(&self, id: &TunnelId) {
-        self.tunnels().remove(id);
-    }
-
-    pub(crate) fn left_pending(&self) {
-        self.pending.fetch_sub(1, Ordering::Relaxed);
-        self.metrics.pending.dec();
-    }
-
-    pub(crate) fn joined(&self) {
-        self.metrics.joined.inc();
-        self.metrics.active.inc();
-    }
-
-    pub(crate) fn tunnel_ended(&self, was_joined: bool) {
-        if was_joined {
-            self.metrics.active.dec();
-        }
-        let was = self.live.fetch_sub(1, Ordering::AcqRel);
-        if was == 1 {
-            self.live_zero.notify_waiters();
-        }
-    }
-
-    /// Registers a new tunnel (before its 101 is sent, so that a fast `connect` finds it).
-    fn register(&self, id: TunnelId) -> Result<oneshot::Receiver<Peer>, RejectReason> {
-        if self.phase_now() != Phase::Running {
-            return Err(RejectReason::Draining);
-        }
-        let mut map = self.tunnels();
-        if map.contains_key(&id) {
-            return Err(RejectReason::DuplicateTunnel);
-        }
-        if self.pending.load(Ordering::Relaxed) >= self.config.limits.max_pending_tunnels {
-            return Err(RejectReason::PendingLimit);
-        }
-        let (tx, rx) = oneshot::channel();
-        map.insert(id, Slot::Pending(tx));
-        drop(map);
-        self.pending.fetch_add(1, Ordering::Relaxed);
-        self.live.fetch_add(1, Ordering::AcqRel);
-        self.metrics.pending.inc();
-        self.metrics.created.inc();
-        Ok(rx)
-    }
-
-    /// Claims a pending tunnel for a joining computer.
-    fn claim(&self, id: &TunnelId) -> Result<oneshot::Sender<Peer>, RejectReason> {
-        let mut map = self.tunnels();
-        match map.get_mut(id) {
-            None => Err(RejectReason::UnknownTunnel),
-            Some(Slot::Joined) => Err(RejectReason::AlreadyJoined),
-            Some(slot) => match std::mem::replace(slot, Slot::Joined) {
-                Slot::Pending(tx) => Ok(tx),
-                Slot::Joined => Err(RejectReason::AlreadyJoined),
-            },
-        }
-    }
-}
 
 /// The relay. See the crate documentation for an example.
 #[derive(Debug)]
@@ -186,32 +47,7 @@ impl Relay {
             }
             None => None,
         };
-        let limits = &config.limits;
-        let mut ws_config = WebSocketConfig::default();
-        ws_config.read_buffer_size = config.ws_read_buffer;
-        // Write each message out at once (latency); never queue more than a few messages.
-        ws_config.write_buffer_size = 0;
-        ws_config.max_write_buffer_size = limits.max_message_size.saturating_mul(4) + 1024;
-        ws_config.max_message_size = Some(limits.max_message_size);
-        ws_config.max_frame_size = Some(limits.max_message_size);
-        let (phase, _) = watch::channel(Phase::Running);
-        let shared = Arc::new(Shared {
-            tls: config.tls.clone().map(TlsAcceptor::from),
-            rate: RateLimiter::new(
-                limits.rate_limit_per_second,
-                limits.rate_limit_burst,
-                MAX_RATE_BUCKETS,
-            ),
-            metrics: Metrics::new(),
-            phase,
-            ws_config,
-            tunnels: Mutex::new(HashMap::new()),
-            pending: AtomicUsize::new(0),
-            live: AtomicUsize::new(0),
-            live_zero: Notify::new(),
-            connections: AtomicUsize::new(0),
-            config,
-        });
+        let shared = Arc::new(Shared::new(config));
         let admin_addr = admin.as_ref().map(|(_, a)| *a);
         let task = tokio::spawn(supervise(shared.clone(), listener, admin.map(|(l, _)| l)));
         tracing::info!(
@@ -383,13 +219,13 @@ async fn supervise(shared: Arc<Shared>, listener: TcpListener, admin: Option<Tcp
     }
     if shared.phase_now() == Phase::Draining {
         tracing::info!(
-            live_tunnels = shared.live.load(Ordering::Relaxed),
+            live_tunnels = shared.live_tunnels(),
             deadline_s = shared.config.drain_timeout.as_secs_f64(),
             "draining: refusing new tunnels"
         );
         let deadline = Instant::now() + shared.config.drain_timeout;
         tokio::select! {
-            () = wait_no_tunnels(&shared) => {}
+            () = shared.wait_no_tunnels() => {}
             () = tokio::time::sleep_until(deadline) => {}
             _ = phase.wait_for(|p| *p == Phase::Stopping) => {}
         }
@@ -397,21 +233,9 @@ async fn supervise(shared: Arc<Shared>, listener: TcpListener, admin: Option<Tcp
     }
     // Tunnels now close with 1001; give them their close handshake time.
     let grace = shared.config.limits.close_timeout + Duration::from_millis(200);
-    let _ = tokio::time::timeout(grace, wait_no_tunnels(&shared)).await;
+    let _ = tokio::time::timeout(grace, shared.wait_no_tunnels()).await;
     tasks.shutdown().await;
     tracing::info!("relay stopped");
-}
-
-async fn wait_no_tunnels(shared: &Shared) {
-    loop {
-        let notified = shared.live_zero.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-        if shared.live.load(Ordering::Acquire) == 0 {
-            return;
-        }
-        notified.await;
-    }
 }
 
 async fn prune_rate_limits(shared: Arc<Shared>) {
@@ -434,9 +258,7 @@ async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
                 continue;
             }
         };
-        let n = shared.connections.fetch_add(1, Ordering::Relaxed) + 1;
-        shared.metrics.connections.inc();
-        let guard = ConnGuard(shared.clone());
+        let (guard, n) = ConnGuard::open(&shared);
         if n > max.saturating_add(REJECT_SLACK) {
             shared.metrics.reject(RejectReason::ConnectionLimit);
             continue;
@@ -470,9 +292,20 @@ async fn handle_connection(
     let handshake = Box::pin(handshake(&shared, tcp, addr.ip(), guard, over_limit));
     let accepted = match tokio::time::timeout(timeout, handshake).await {
         Ok(Ok(a)) => a,
-        Ok(Err(reason)) => {
-            shared.metrics.reject(reason);
-            tracing::debug!(peer = %addr, reason = reason.as_str(), "request refused");
+        Ok(Err(refusal)) => {
+            shared.metrics.reject(refusal.reason);
+            match refusal.path_error {
+                // The problem, never the path: a path can carry a tunnel id.
+                Some(problem) => tracing::debug!(
+                    peer = %addr,
+                    reason = refusal.reason.as_str(),
+                    %problem,
+                    "request refused"
+                ),
+                None => {
+                    tracing::debug!(peer = %addr, reason = refusal.reason.as_str(), "request refused")
+                }
+            }
             return;
         }
         Err(_) => {
@@ -488,7 +321,7 @@ async fn handle_connection(
         created,
     }) = accepted
     {
-        tunnel::run(shared, id, phone, rx, created).await;
+        crate::tunnel::run(shared, id, phone, rx, created).await;
     }
 }
 
@@ -498,11 +331,11 @@ async fn handshake(
     ip: IpAddr,
     guard: ConnGuard,
     over_limit: bool,
-) -> Result<Accepted, RejectReason> {
+) -> Result<Accepted, Refusal> {
     let mut stream = match &shared.tls {
         Some(acceptor) => match acceptor.accept(tcp).await {
             Ok(tls) => ClientStream::Tls(Box::new(tls)),
-            Err(_) => return Err(RejectReason::TlsFailed),
+            Err(_) => return Err(RejectReason::TlsFailed.into()),
         },
         None => ClientStream::Plain(tcp),
     };
@@ -514,15 +347,15 @@ async fn handshake(
     )
     .await
     {
-        Err(reason) => Err(reason),
-        Ok(_) if over_limit => Err(RejectReason::ConnectionLimit),
-        Ok(req) => decide(shared, req, ip),
+        Err(refusal) => Err(refusal),
+        Ok(_) if over_limit => Err(RejectReason::ConnectionLimit.into()),
+        Ok(req) => decide(shared, req, ip).map_err(Refusal::from),
     };
     let (decision, key, tail) = match decided {
         Ok(d) => d,
-        Err(reason) => {
-            handshake::refuse(&mut stream, reason).await;
-            return Err(reason);
+        Err(refusal) => {
+            handshake::refuse(&mut stream, &refusal).await;
+            return Err(refusal);
         }
     };
     match decision {
@@ -542,7 +375,7 @@ async fn handshake(
         Decision::Connect(tx) => {
             if handshake::accept(&mut stream, &key, None).await.is_err() {
                 // Dropping `tx` tells the tunnel that the join failed.
-                return Err(RejectReason::HandshakeIo);
+                return Err(RejectReason::HandshakeIo.into());
             }
             let ws = websocket(shared, stream, tail).await;
             // If the phone left meanwhile, the computer's socket comes back and is dropped.
@@ -562,9 +395,9 @@ fn decide(
     req: UpgradeRequest,
     ip: IpAddr,
 ) -> Result<(Decision, String, Vec<u8>), RejectReason> {
-    let UpgradeRequest { route, key, tail } = req;
-    let decision = match route {
-        Route::New(id) => {
+    let UpgradeRequest { path, key, tail } = req;
+    let decision = match path {
+        TunnelPath::New { tunnel_id: id } => {
             if shared.phase_now() != Phase::Running {
                 return Err(RejectReason::Draining);
             }
@@ -573,18 +406,18 @@ fn decide(
             }
             Decision::New(id, shared.register(id)?)
         }
-        Route::Connect(_, id) => {
+        TunnelPath::Connect { tunnel_id: id, .. } => {
             if !shared.rate.allow(ip) {
                 return Err(RejectReason::RateLimited);
             }
             Decision::Connect(shared.claim(&id)?)
         }
-        Route::Contact => return Err(RejectReason::ContactUnsupported),
+        TunnelPath::Contact { .. } => return Err(RejectReason::ContactUnsupported),
     };
     Ok((decision, key, tail))
 }
 
-async fn websocket(shared: &Shared, stream: ClientStream, tail: Vec<u8>) -> Box<tunnel::Ws> {
+async fn websocket(shared: &Shared, stream: ClientStream, tail: Vec<u8>) -> Box<Ws> {
     Box::new(
         WebSocketStream::from_partially_read(stream, tail, Role::Server, Some(shared.ws_config))
             .await,
@@ -608,10 +441,7 @@ mod tests {
             .await
             .unwrap();
         let addr = tcp.local_addr().unwrap();
-        shared
-            .connections
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let guard = super::ConnGuard(shared.clone());
+        let (guard, _) = super::ConnGuard::open(&shared);
         let task = super::handle_connection(shared.clone(), tcp, addr, guard, false);
         let size = std::mem::size_of_val(&task);
         assert!(size <= 1536, "connection task future grew to {size} bytes");

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use cable_proto::ids::TunnelId;
 use futures_util::{Sink, SinkExt, StreamExt};
 use tokio::sync::{oneshot, watch};
 use tokio::time::Instant;
@@ -20,25 +21,9 @@ use tokio_tungstenite::tungstenite::error::{CapacityError, ProtocolError};
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Bytes, Error as WsError, Message};
-use tokio_tungstenite::WebSocketStream;
 
-use crate::ids::TunnelId;
 use crate::metrics::{CloseReason, Direction};
-use crate::server::{ConnGuard, Phase, Shared};
-use crate::stream::ClientStream;
-
-pub(crate) type Ws = WebSocketStream<ClientStream>;
-
-/// A client socket together with its slot in the connection count.
-///
-/// The socket is boxed so that moving a `Peer` between tasks and through the tunnel's phases
-/// moves a pointer: async state machines reserve space for every place a value lives, and
-/// an inline socket would be reserved several times over in every tunnel task.
-#[derive(Debug)]
-pub(crate) struct Peer {
-    pub(crate) ws: Box<Ws>,
-    pub(crate) _guard: ConnGuard,
-}
+use crate::state::{Peer, Phase, Shared, Ws};
 
 /// Which end of the tunnel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,10 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use cable_tunnel_server::{CloseReason, RejectReason, Relay, RelayConfig, RoutingId, RunningRelay};
+use cable_tunnel_server::{
+    CloseReason, RejectReason, Relay, RelayConfig, RoutingId, RunningRelay, ROUTING_ID_HEADER,
+    SUBPROTOCOL,
+};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -26,7 +29,7 @@ async fn start(config: RelayConfig) -> RunningRelay {
 
 fn cfg() -> RelayConfig {
     let mut config = RelayConfig {
-        routing_id: RoutingId([0xab, 0xcd, 0xef]),
+        routing_id: RoutingId::from_bytes([0xab, 0xcd, 0xef]),
         ..RelayConfig::default()
     };
     config.limits.close_timeout = Duration::from_millis(300);
@@ -66,7 +69,7 @@ async fn new_tunnel(relay: &RunningRelay, tunnel: &str) -> Client {
     open(
         relay.local_addr(),
         &format!("/cable/new/{tunnel}"),
-        Some("fido.cable"),
+        Some(SUBPROTOCOL),
     )
     .await
     .unwrap()
@@ -78,7 +81,7 @@ async fn connect(relay: &RunningRelay, tunnel: &str) -> Result<Client, u16> {
     open(
         relay.local_addr(),
         &format!("/cable/connect/{rid}/{tunnel}"),
-        Some("fido.cable"),
+        Some(SUBPROTOCOL),
     )
     .await
     .map(|(ws, _)| ws)
@@ -131,6 +134,23 @@ async fn raw_status(addr: SocketAddr, request: &str) -> u16 {
         .unwrap_or(0)
 }
 
+/// Sends a raw request; returns the whole answer.
+async fn raw_response(addr: SocketAddr, request: &str) -> String {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let _ = tokio::time::timeout(WAIT, tcp.read_to_end(&mut buf)).await;
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+fn upgrade_request(path: &str) -> String {
+    format!(
+        "GET {path} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
+         Sec-WebSocket-Protocol: {SUBPROTOCOL}\r\n\r\n"
+    )
+}
+
 async fn http_get(addr: SocketAddr, path: &str) -> (u16, String) {
     let mut tcp = TcpStream::connect(addr).await.unwrap();
     tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
@@ -162,7 +182,7 @@ async fn new_selects_subprotocol_and_returns_routing_id() {
     let (_ws, resp) = open(
         relay.local_addr(),
         &format!("/cable/new/{T1}"),
-        Some("other, fido.cable"),
+        Some(&format!("other, {SUBPROTOCOL}")),
     )
     .await
     .unwrap();
@@ -185,7 +205,7 @@ async fn relays_both_directions_in_order_either_hex_case() {
     let (computer, resp) = open(
         relay.local_addr(),
         &format!("/cable/connect/abcdef/{}", T1.to_uppercase()),
-        Some("fido.cable"),
+        Some(SUBPROTOCOL),
     )
     .await
     .unwrap();
@@ -242,7 +262,7 @@ async fn refusals_have_the_right_status() {
         format!("/cable/connect/ABCDE/{T1}"),
     ] {
         assert_eq!(
-            open(addr, &path, Some("fido.cable")).await.unwrap_err(),
+            open(addr, &path, Some(SUBPROTOCOL)).await.unwrap_err(),
             404,
             "{path}"
         );
@@ -252,7 +272,7 @@ async fn refusals_have_the_right_status() {
         open(
             addr,
             &format!("/cable/connect/ABCDEE/{T1}"),
-            Some("fido.cable")
+            Some(SUBPROTOCOL)
         )
         .await
         .unwrap_err(),
@@ -263,7 +283,7 @@ async fn refusals_have_the_right_status() {
     let post = format!(
         "POST /cable/new/{T1} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-         Sec-WebSocket-Protocol: fido.cable\r\nContent-Length: 0\r\n\r\n"
+         Sec-WebSocket-Protocol: {SUBPROTOCOL}\r\nContent-Length: 0\r\n\r\n"
     );
     assert_eq!(raw_status(addr, &post).await, 405);
     // A GET that is not an upgrade: 400.
@@ -287,6 +307,45 @@ async fn refusals_have_the_right_status() {
 }
 
 #[tokio::test]
+async fn malformed_paths_are_answered_with_the_part_that_was_wrong() {
+    let relay = start(cfg()).await;
+    let addr = relay.local_addr();
+    let almost = &T1[..31];
+    for (path, problem) in [
+        (
+            format!("/cable/new/{almost}x"),
+            "tunnel id: invalid hex character at position 31",
+        ),
+        (
+            format!("/cable/connect/ABCDE/{T1}"),
+            "routing id: expected 6 hex characters, got 5",
+        ),
+        (format!("/cable/new/{T1}/extra"), "/cable/new/ takes 1"),
+        ("/cable/nope/x".to_owned(), "unknown endpoint"),
+    ] {
+        let answer = raw_response(addr, &upgrade_request(&path)).await;
+        assert!(answer.starts_with("HTTP/1.1 404 Not Found\r\n"), "{answer}");
+        let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+        assert!(body.contains(problem), "{path}: {body:?}");
+        assert!(
+            head.contains(&format!("Content-Length: {}\r\n", body.len())),
+            "{head}"
+        );
+        assert!(!answer.to_lowercase().contains(almost), "{answer}");
+    }
+    // A refusal with nothing more to say than its status has no body.
+    let answer = raw_response(
+        addr,
+        &upgrade_request(&format!("/cable/connect/ABCDEF/{T2}")),
+    )
+    .await;
+    assert!(answer.starts_with("HTTP/1.1 404 "), "{answer}");
+    assert!(answer.ends_with("\r\n\r\n"), "{answer}");
+    assert_eq!(relay.metrics().rejects(RejectReason::UnknownPath), 4);
+    assert_eq!(relay.metrics().rejects(RejectReason::UnknownTunnel), 1);
+}
+
+#[tokio::test]
 async fn duplicate_new_is_409_and_second_connect_is_404() {
     let relay = start(cfg()).await;
     let _phone = new_tunnel(&relay, T1).await;
@@ -295,7 +354,7 @@ async fn duplicate_new_is_409_and_second_connect_is_404() {
         open(
             relay.local_addr(),
             &format!("/cable/new/{}", T1.to_uppercase()),
-            Some("fido.cable")
+            Some(SUBPROTOCOL)
         )
         .await
         .unwrap_err(),
@@ -308,7 +367,7 @@ async fn duplicate_new_is_409_and_second_connect_is_404() {
         open(
             relay.local_addr(),
             &format!("/cable/new/{T1}"),
-            Some("fido.cable")
+            Some(SUBPROTOCOL)
         )
         .await
         .unwrap_err(),
@@ -512,7 +571,7 @@ async fn pending_tunnels_are_limited() {
         open(
             relay.local_addr(),
             &format!("/cable/new/{t3}"),
-            Some("fido.cable")
+            Some(SUBPROTOCOL)
         )
         .await
         .unwrap_err(),
@@ -535,7 +594,7 @@ async fn connections_are_limited() {
         open(
             relay.local_addr(),
             &format!("/cable/new/{T2}"),
-            Some("fido.cable")
+            Some(SUBPROTOCOL)
         )
         .await
         .unwrap_err(),
@@ -556,7 +615,7 @@ async fn new_and_connect_are_rate_limited_per_source() {
         open(
             relay.local_addr(),
             &format!("/cable/new/{T2}"),
-            Some("fido.cable")
+            Some(SUBPROTOCOL)
         )
         .await
         .unwrap_err(),
@@ -605,7 +664,7 @@ async fn health_ready_and_metrics() {
     let (mut phone, mut computer) = pair(&relay, T1).await;
     phone.send(Message::binary(vec![0u8; 42])).await.unwrap();
     recv_binary(&mut computer).await;
-    let _ = open(relay.local_addr(), "/x", Some("fido.cable")).await;
+    let _ = open(relay.local_addr(), "/x", Some(SUBPROTOCOL)).await;
     let (code, body) = http_get(admin, "/metrics").await;
     assert_eq!(code, 200);
     for line in [
@@ -643,7 +702,7 @@ async fn drain_refuses_new_keeps_joins_and_live_tunnels_until_deadline() {
         open(
             relay.local_addr(),
             &format!("/cable/new/{t3}"),
-            Some("fido.cable")
+            Some(SUBPROTOCOL)
         )
         .await
         .unwrap_err(),
@@ -698,13 +757,13 @@ async fn many_tunnels_concurrently() {
         let rid = relay.routing_id().to_hex();
         tasks.push(tokio::spawn(async move {
             let id = format!("{i:032x}");
-            let (mut phone, _) = open(addr, &format!("/cable/new/{id}"), Some("fido.cable"))
+            let (mut phone, _) = open(addr, &format!("/cable/new/{id}"), Some(SUBPROTOCOL))
                 .await
                 .unwrap();
             let (mut computer, _) = open(
                 addr,
                 &format!("/cable/connect/{rid}/{id}"),
-                Some("fido.cable"),
+                Some(SUBPROTOCOL),
             )
             .await
             .unwrap();
@@ -745,7 +804,7 @@ async fn expired_tunnel_id_can_be_reused_while_old_one_closes() {
         open(
             relay.local_addr(),
             &format!("/cable/new/{T1}"),
-            Some("fido.cable")
+            Some(SUBPROTOCOL)
         )
         .await
         .unwrap_err(),
@@ -765,7 +824,7 @@ async fn tunnel_is_registered_before_the_101_is_read() {
             format!(
                 "GET /cable/new/{T1} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\
                  Connection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\
-                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: fido.cable\r\n\r\n"
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: {SUBPROTOCOL}\r\n\r\n"
             )
             .as_bytes(),
         )
@@ -779,7 +838,7 @@ async fn tunnel_is_registered_before_the_101_is_read() {
     let head = String::from_utf8_lossy(&head[..n]).to_string();
     assert!(head.starts_with("HTTP/1.1 101 "), "{head}");
     assert!(head.contains("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
-    assert!(head.contains("X-caBLE-Routing-ID: ABCDEF\r\n"));
+    assert!(head.contains(&format!("{ROUTING_ID_HEADER}: ABCDEF\r\n")));
     let mut phone = WebSocketStream::from_raw_socket(
         phone,
         tokio_tungstenite::tungstenite::protocol::Role::Client,
@@ -807,7 +866,7 @@ async fn http_1_0_is_refused() {
     let req = format!(
         "GET /cable/new/{T1} HTTP/1.0\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\
-         Sec-WebSocket-Protocol: fido.cable\r\n\r\n"
+         Sec-WebSocket-Protocol: {SUBPROTOCOL}\r\n\r\n"
     );
     assert_eq!(raw_status(relay.local_addr(), &req).await, 400);
     assert_eq!(relay.metrics().pending(), 0);

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cable_tunnel_server::{server_config_from_pem, Relay, RelayConfig, RelayError};
+use cable_tunnel_server::{server_config_from_pem, Relay, RelayConfig, RelayError, SUBPROTOCOL};
 use futures_util::{SinkExt, StreamExt};
 use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
@@ -63,7 +63,7 @@ async fn relays_over_tls() {
                 .unwrap();
             req.headers_mut().insert(
                 "Sec-WebSocket-Protocol",
-                HeaderValue::from_static("fido.cable"),
+                HeaderValue::from_static(SUBPROTOCOL),
             );
             tokio_tungstenite::client_async(req, tls).await.unwrap()
         }

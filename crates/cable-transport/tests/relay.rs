@@ -4,18 +4,18 @@
 
 use std::time::Duration;
 
-use cable_proto::ids::{self, TunnelId};
+use cable_proto::ids::{RoutingId, TunnelId};
 use cable_transport::{Connector, RelayUrl, TransportError};
-use cable_tunnel_server::{Relay, RelayConfig, RoutingId};
+use cable_tunnel_server::{Relay, RelayConfig};
 use tokio::time::Instant;
 
 fn soon() -> Instant {
     Instant::now() + Duration::from_secs(5)
 }
 
-async fn relay(routing_id: [u8; 3]) -> (cable_tunnel_server::RunningRelay, RelayUrl) {
+async fn relay(routing_id: RoutingId) -> (cable_tunnel_server::RunningRelay, RelayUrl) {
     let relay = Relay::bind(RelayConfig {
-        routing_id: RoutingId(routing_id),
+        routing_id,
         ..RelayConfig::default()
     })
     .await
@@ -26,7 +26,7 @@ async fn relay(routing_id: [u8; 3]) -> (cable_tunnel_server::RunningRelay, Relay
 
 #[tokio::test]
 async fn phone_and_computer_exchange_messages_through_the_relay() {
-    let (_relay, url) = relay([0x12, 0xab, 0x0f]).await;
+    let (_relay, url) = relay(RoutingId::from_bytes([0x12, 0xab, 0x0f])).await;
     let connector = Connector::new().unwrap();
     let tunnel = TunnelId::from_bytes([7u8; 16]);
     let (mut phone, routing) = connector
@@ -64,7 +64,7 @@ async fn phone_and_computer_exchange_messages_through_the_relay() {
 
 #[tokio::test]
 async fn a_vanished_peer_is_reported_as_a_close() {
-    let (_relay, url) = relay([0, 0, 1]).await;
+    let (_relay, url) = relay(RoutingId::from_bytes([0, 0, 1])).await;
     let connector = Connector::new().unwrap();
     let tunnel = TunnelId::from_bytes([8u8; 16]);
     let (phone, routing) = connector
@@ -82,13 +82,13 @@ async fn a_vanished_peer_is_reported_as_a_close() {
 
 #[tokio::test]
 async fn relay_refusals_are_typed() {
-    let (_relay, url) = relay([0, 0, 2]).await;
+    let (_relay, url) = relay(RoutingId::from_bytes([0, 0, 2])).await;
     let connector = Connector::new().unwrap();
     // Nobody opened this tunnel.
     let err = connector
         .connect_tunnel(
             &url,
-            &ids::RoutingId::from_bytes([0, 0, 2]),
+            &RoutingId::from_bytes([0, 0, 2]),
             &TunnelId::from_bytes([9; 16]),
             soon(),
         )
@@ -106,7 +106,7 @@ async fn relay_refusals_are_typed() {
     let err = connector
         .connect_tunnel(
             &url,
-            &ids::RoutingId::from_bytes([9, 9, 9]),
+            &RoutingId::from_bytes([9, 9, 9]),
             &TunnelId::from_bytes([10; 16]),
             soon(),
         )
