@@ -5,6 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use cable_proto::ids::{RoutingId, TunnelId};
+use cable_proto::wire::{
+    CLIENT_PAYLOAD_HEADER, ROUTING_ID_HEADER, SIGNAL_CONNECTION_HEADER, SUBPROTOCOL,
+};
 use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
@@ -22,14 +25,6 @@ use crate::connection::{TunnelConnection, TunnelStream};
 use crate::error::{Operation, RoutingIdProblem, TransportError, WebSocketError};
 use crate::relay_url::RelayUrl;
 
-/// The WebSocket subprotocol every tunnel request names and every relay must select.
-pub const SUBPROTOCOL: &str = "fido.cable";
-/// The response header carrying the relay instance's routing id on `/cable/new/`.
-pub const ROUTING_ID_HEADER: &str = "x-cable-routing-id";
-/// The request header carrying the state-assisted client payload on `/cable/contact/`.
-pub const CLIENT_PAYLOAD_HEADER: &str = "x-cable-client-payload";
-/// The request header asking the relay to signal the phone's arrival; echoed if supported.
-pub const SIGNAL_CONNECTION_HEADER: &str = "x-cable-signal-connection";
 /// The largest message accepted or sent, as in Chromium's WebSocket adapter (1 MiB).
 pub const MAX_MESSAGE_SIZE: usize = 1 << 20;
 
@@ -254,10 +249,12 @@ impl Connector {
             .into_client_request()
             .map_err(|e| TransportError::Protocol(WebSocketError(e)))?;
         request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
+            http::header::SEC_WEBSOCKET_PROTOCOL,
             HeaderValue::from_static(SUBPROTOCOL),
         );
         for (name, value) in headers {
+            // `HeaderMap` lower-cases a `&'static str` name itself (unlike
+            // `HeaderName::from_static`), so the wire spelling can be passed as it is.
             request.headers_mut().insert(*name, value.clone());
         }
         let config = WebSocketConfig::default()
@@ -273,7 +270,7 @@ impl Connector {
         // tungstenite accepts any listed protocol; check it is exactly ours.
         let selected = response
             .headers()
-            .get("Sec-WebSocket-Protocol")
+            .get(http::header::SEC_WEBSOCKET_PROTOCOL)
             .and_then(|v| v.to_str().ok());
         if selected != Some(SUBPROTOCOL) {
             return Err(TransportError::SubprotocolNotSelected);
@@ -347,10 +344,11 @@ fn routing_id_from<T>(response: &Response<T>) -> Result<RoutingId, TransportErro
     if values.next().is_some() {
         return Err(TransportError::BadRoutingId(RoutingIdProblem::Duplicate));
     }
-    let mut id = [0u8; 3];
-    hex::decode_to_slice(value.as_bytes(), &mut id)
-        .map_err(|_| TransportError::BadRoutingId(RoutingIdProblem::Malformed))?;
-    Ok(RoutingId::from_bytes(id))
+    value
+        .to_str()
+        .ok()
+        .and_then(|text| RoutingId::from_hex(text).ok())
+        .ok_or(TransportError::BadRoutingId(RoutingIdProblem::Malformed))
 }
 
 #[cfg(test)]
@@ -361,7 +359,7 @@ mod tests {
     fn response_with(values: &[&str]) -> Response<()> {
         let mut b = Response::builder();
         for v in values {
-            b = b.header("X-caBLE-Routing-ID", *v);
+            b = b.header(ROUTING_ID_HEADER, *v);
         }
         b.body(()).unwrap()
     }

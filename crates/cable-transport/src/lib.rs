@@ -37,11 +37,12 @@ mod encrypted;
 mod error;
 mod relay_url;
 
-pub use connection::TunnelConnection;
-pub use connector::{
-    Connector, ConnectorBuilder, CLIENT_PAYLOAD_HEADER, MAX_MESSAGE_SIZE, ROUTING_ID_HEADER,
-    SIGNAL_CONNECTION_HEADER, SUBPROTOCOL,
+/// The subprotocol and header names, defined once in `cable-proto` for every party.
+pub use cable_proto::wire::{
+    CLIENT_PAYLOAD_HEADER, ROUTING_ID_HEADER, SIGNAL_CONNECTION_HEADER, SUBPROTOCOL,
 };
+pub use connection::TunnelConnection;
+pub use connector::{Connector, ConnectorBuilder, MAX_MESSAGE_SIZE};
 pub use encrypted::EncryptedChannel;
 pub use error::{Operation, RoutingIdProblem, TransportError, UrlProblem, WebSocketError};
 pub use relay_url::RelayUrl;

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use cable_proto::domain;
 use cable_proto::ids::{RoutingId, TunnelId};
 use http::Uri;
 
@@ -91,25 +92,17 @@ impl RelayUrl {
 
     /// `<base>/cable/new/<TUNNEL_ID>` (upper-case hex, as Chromium sends it).
     pub fn new_tunnel_url(&self, tunnel_id: &TunnelId) -> String {
-        format!("{self}/cable/new/{}", tunnel_id.to_hex())
+        format!("{self}{}", domain::new_path(tunnel_id))
     }
 
     /// `<base>/cable/connect/<ROUTING_ID>/<TUNNEL_ID>` (upper-case hex).
     pub fn connect_url(&self, routing_id: &RoutingId, tunnel_id: &TunnelId) -> String {
-        format!(
-            "{self}/cable/connect/{}/{}",
-            routing_id.to_hex(),
-            tunnel_id.to_hex()
-        )
+        format!("{self}{}", domain::connect_path(routing_id, tunnel_id))
     }
 
     /// `<base>/cable/contact/<base64url(contact_id), no padding>`.
     pub fn contact_url(&self, contact_id: &[u8]) -> String {
-        use base64::Engine;
-        format!(
-            "{self}/cable/contact/{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(contact_id)
-        )
+        format!("{self}{}", domain::contact_path(contact_id))
     }
 }
 
@@ -164,6 +157,24 @@ mod tests {
                 "ws://127.0.0.1:8080/relay/cable/connect/0102FE/{}",
                 "00".repeat(16)
             )
+        );
+        // For a host on the default port, the same URLs as the protocol core's builders.
+        let r = RelayUrl::for_host("cable.ua5v.com").unwrap();
+        let (rid, tid) = (
+            RoutingId::from_bytes([1, 2, 3]),
+            TunnelId::from_bytes([0xde; 16]),
+        );
+        assert_eq!(
+            r.new_tunnel_url(&tid),
+            domain::new_url("cable.ua5v.com", &tid)
+        );
+        assert_eq!(
+            r.connect_url(&rid, &tid),
+            domain::connect_url("cable.ua5v.com", &rid, &tid)
+        );
+        assert_eq!(
+            r.contact_url(b"contact-id-example"),
+            domain::contact_url("cable.ua5v.com", b"contact-id-example")
         );
         let r = RelayUrl::parse("ws://[::1]:9/").unwrap();
         assert!(r.is_loopback());

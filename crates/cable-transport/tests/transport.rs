@@ -9,6 +9,7 @@ use std::time::Duration;
 use cable_proto::ids::{RoutingId, TunnelId};
 use cable_transport::{
     Connector, Operation, RelayUrl, RoutingIdProblem, TransportError, MAX_MESSAGE_SIZE,
+    SIGNAL_CONNECTION_HEADER, SUBPROTOCOL,
 };
 use futures_util::{SinkExt, StreamExt};
 use support::{cable_upgrade, refuse, serve, serve_tls, tls_fixture, Upgrade};
@@ -380,9 +381,9 @@ async fn contact_sends_payload_and_reports_the_signal_echo() {
     for echo in [true, false] {
         let upgrade: Upgrade = Box::new(move |_req, mut resp| {
             let h = resp.headers_mut();
-            h.insert("Sec-WebSocket-Protocol", "fido.cable".parse().unwrap());
+            h.insert("Sec-WebSocket-Protocol", SUBPROTOCOL.parse().unwrap());
             if echo {
-                h.insert("X-caBLE-Signal-Connection", "true".parse().unwrap());
+                h.insert(SIGNAL_CONNECTION_HEADER, "true".parse().unwrap());
             }
             Ok(resp)
         });

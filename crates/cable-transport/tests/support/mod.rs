@@ -7,6 +7,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use cable_transport::{
+    CLIENT_PAYLOAD_HEADER, ROUTING_ID_HEADER, SIGNAL_CONNECTION_HEADER, SUBPROTOCOL,
+};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -39,10 +42,10 @@ pub fn cable_upgrade(routing_ids: &'static [&'static str]) -> Upgrade {
         let h = resp.headers_mut();
         h.insert(
             "Sec-WebSocket-Protocol",
-            HeaderValue::from_static("fido.cable"),
+            HeaderValue::from_static(SUBPROTOCOL),
         );
         for v in routing_ids {
-            h.append("X-caBLE-Routing-ID", HeaderValue::from_static(v));
+            h.append(ROUTING_ID_HEADER, HeaderValue::from_static(v));
         }
         Ok(resp)
     })
@@ -83,11 +86,11 @@ async fn accept_one<S, F, Fut>(
                 .map(|v| v.to_str().unwrap().to_owned()),
             client_payload: req
                 .headers()
-                .get("X-caBLE-Client-Payload")
+                .get(CLIENT_PAYLOAD_HEADER)
                 .map(|v| v.to_str().unwrap().to_owned()),
             signal_connection: req
                 .headers()
-                .get("X-caBLE-Signal-Connection")
+                .get(SIGNAL_CONNECTION_HEADER)
                 .map(|v| v.to_str().unwrap().to_owned()),
         });
         upgrade(req, resp)
