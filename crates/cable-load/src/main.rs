@@ -24,6 +24,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use cable_proto::domain::{connect_path, new_path};
+use cable_proto::ids::{RoutingId, TunnelId};
+use cable_proto::wire::SUBPROTOCOL;
 use clap::{Parser, ValueEnum};
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
@@ -107,8 +110,8 @@ enum Mode {
 enum LoadError {
     #[error("relay URL must be ws://host:port, got {0:?}")]
     BadUrl(String),
-    #[error("routing id must be 6 hex digits")]
-    BadRoutingId,
+    #[error("--routing-id: {0}")]
+    BadRoutingId(cable_proto::Error),
     #[error("--pairs must be at least 1 and --steps increasing")]
     BadSteps,
     #[error("cannot start the runtime: {0}")]
@@ -157,15 +160,19 @@ fn self_cpu_ns() -> u64 {
 struct Target {
     addr: SocketAddr,
     host: String,
-    routing_id: String,
+    routing_id: RoutingId,
     sources: Vec<IpAddr>,
     config: WebSocketConfig,
     run_tag: u64,
 }
 
 impl Target {
-    fn tunnel_id(&self, i: usize) -> String {
-        format!("{:016x}{:016x}", self.run_tag, i as u64)
+    /// Distinct per tunnel and per run, so that runs against one relay never collide.
+    fn tunnel_id(&self, i: usize) -> TunnelId {
+        let mut id = [0u8; TunnelId::LEN];
+        id[..8].copy_from_slice(&self.run_tag.to_be_bytes());
+        id[8..].copy_from_slice(&(i as u64).to_be_bytes());
+        TunnelId::from_bytes(id)
     }
 
     async fn open(&self, path: &str, source: IpAddr) -> Result<Ws, String> {
@@ -174,7 +181,7 @@ impl Target {
             .map_err(|e| e.to_string())?;
         req.headers_mut().insert(
             "Sec-WebSocket-Protocol",
-            HeaderValue::from_static("fido.cable"),
+            HeaderValue::from_static(SUBPROTOCOL),
         );
         let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
         socket
@@ -198,17 +205,13 @@ impl Target {
 
     async fn phone(&self, i: usize) -> Result<Ws, String> {
         let source = self.sources[i % self.sources.len()];
-        self.open(&format!("/cable/new/{}", self.tunnel_id(i)), source)
-            .await
+        self.open(&new_path(&self.tunnel_id(i)), source).await
     }
 
     async fn computer(&self, i: usize) -> Result<Ws, String> {
         let source = self.sources[(i + 1) % self.sources.len()];
-        self.open(
-            &format!("/cable/connect/{}/{}", self.routing_id, self.tunnel_id(i)),
-            source,
-        )
-        .await
+        self.open(&connect_path(&self.routing_id, &self.tunnel_id(i)), source)
+            .await
     }
 }
 
@@ -300,9 +303,7 @@ fn parse_target(args: &Args) -> Result<Target, LoadError> {
     let addr: SocketAddr = host
         .parse()
         .map_err(|_| LoadError::BadUrl(args.url.clone()))?;
-    if args.routing_id.len() != 6 || !args.routing_id.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(LoadError::BadRoutingId);
-    }
+    let routing_id = RoutingId::from_hex(&args.routing_id).map_err(LoadError::BadRoutingId)?;
     let sources = (0..args.sources.max(1))
         .map(|i| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2u8.saturating_add(i))))
         .collect();
@@ -316,7 +317,7 @@ fn parse_target(args: &Args) -> Result<Target, LoadError> {
     Ok(Target {
         addr,
         host: host.to_owned(),
-        routing_id: args.routing_id.clone(),
+        routing_id,
         sources,
         config,
         run_tag,
@@ -666,15 +667,19 @@ mod tests {
                 IpAddr::from([127, 0, 0, 4])
             ]
         );
-        assert_eq!(t.tunnel_id(5).len(), 32);
         assert_ne!(t.tunnel_id(5), t.tunnel_id(6));
+        assert_eq!(t.tunnel_id(5).as_bytes()[15], 5);
+        assert_eq!(t.routing_id, RoutingId::default());
         assert!(matches!(
             parse_target(&args(&["--url", "wss://127.0.0.1:9000"])),
             Err(LoadError::BadUrl(_))
         ));
         assert!(matches!(
             parse_target(&args(&["--routing-id", "12345g"])),
-            Err(LoadError::BadRoutingId)
+            Err(LoadError::BadRoutingId(cable_proto::Error::BadHexId {
+                kind: cable_proto::HexIdErrorKind::Char { position: 5 },
+                ..
+            }))
         ));
     }
 
