@@ -14,6 +14,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use cable_proto::domain::{connect_path, new_path};
+use cable_proto::ids::{RoutingId, TunnelId};
+use cable_proto::wire::{ROUTING_ID_HEADER, SUBPROTOCOL};
 use clap::Parser;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -53,7 +56,7 @@ async fn open(url: &str) -> Result<(Ws, Option<String>), String> {
     let mut req = url.into_client_request().map_err(|e| e.to_string())?;
     req.headers_mut().insert(
         "Sec-WebSocket-Protocol",
-        HeaderValue::from_static("fido.cable"),
+        HeaderValue::from_static(SUBPROTOCOL),
     );
     let (ws, resp) = tokio_tungstenite::connect_async(req)
         .await
@@ -63,7 +66,7 @@ async fn open(url: &str) -> Result<(Ws, Option<String>), String> {
     }
     let rid = resp
         .headers()
-        .get("x-cable-routing-id")
+        .get(ROUTING_ID_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
     Ok((ws, rid))
@@ -72,10 +75,11 @@ async fn open(url: &str) -> Result<(Ws, Option<String>), String> {
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn pair(base: &str, tid: &str, size: usize) -> Result<String, String> {
-    let (mut phone, rid) = open(&format!("{base}/cable/new/{tid}")).await?;
-    let rid = rid.ok_or("no X-caBLE-Routing-ID")?;
-    let (mut computer, _) = open(&format!("{base}/cable/connect/{rid}/{tid}")).await?;
+async fn pair(base: &str, tid: &TunnelId, size: usize) -> Result<String, String> {
+    let (mut phone, rid) = open(&format!("{base}{}", new_path(tid))).await?;
+    let rid = rid.ok_or(format!("no {ROUTING_ID_HEADER}"))?;
+    let routing_id = RoutingId::from_hex(&rid).map_err(|e| e.to_string())?;
+    let (mut computer, _) = open(&format!("{base}{}", connect_path(&routing_id, tid))).await?;
     let payload = vec![0x5a; size];
     phone
         .send(Message::binary(payload.clone()))
@@ -154,7 +158,10 @@ async fn main() {
                 if i >= pairs {
                     break;
                 }
-                let tid = format!("{run_tag:016x}{i:016x}");
+                let mut id = [0u8; TunnelId::LEN];
+                id[..8].copy_from_slice(&run_tag.to_be_bytes());
+                id[8..].copy_from_slice(&(i as u64).to_be_bytes());
+                let tid = TunnelId::from_bytes(id);
                 let t = Instant::now();
                 let r = pair(&base, &tid, size).await;
                 let mut g = results.lock().unwrap();

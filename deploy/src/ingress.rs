@@ -4,6 +4,7 @@
 use std::fmt::Write;
 
 use crate::instance::Host;
+use crate::routing_id::map_key;
 use crate::{ConfigError, Instances};
 
 /// Settings of the generated Ingress.
@@ -95,8 +96,8 @@ pub fn render(instances: &Instances, opts: &IngressOptions) -> Result<String, Co
     );
     for inst in instances.iter() {
         let service = service_name(inst)?;
-        let lower = inst.routing_id.to_lower_hex();
-        let upper = inst.routing_id.to_upper_hex();
+        let lower = map_key(&inst.routing_id);
+        let upper = inst.routing_id.to_hex();
         path(
             &mut out,
             &format!("/cable/connect/{lower}/"),
@@ -151,7 +152,7 @@ pub fn render_pod_services(
              \x20   - name: tunnel\n\
              \x20     port: {service_port}\n\
              \x20     targetPort: tunnel\n",
-            rid = inst.routing_id.to_upper_hex(),
+            rid = inst.routing_id.to_hex(),
         );
     }
     Ok(out)

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use crate::routing_id::map_key;
 use crate::{ConfigError, RoutingId};
 
 /// Where a relay listens: an IP address or a DNS name, and a port.
@@ -57,7 +58,7 @@ impl Instance {
 
     /// Name of the balancer's upstream/backend that serves this instance's `connect` routes.
     pub fn backend_name(&self) -> String {
-        format!("cable_rid_{}", self.routing_id.to_lower_hex())
+        format!("cable_rid_{}", map_key(&self.routing_id))
     }
 }
 
@@ -106,7 +107,7 @@ impl Instances {
                 return Err(ConfigError::DuplicateRoutingId {
                     line,
                     first,
-                    routing_id: inst.routing_id.to_lower_hex(),
+                    routing_id: map_key(&inst.routing_id),
                 });
             }
             ids.insert(inst.routing_id, line);
@@ -147,7 +148,7 @@ fn parse_line(line: usize, content: &str) -> Result<Instance, ConfigError> {
         got: content.to_owned(),
     };
     let (rid, addr) = first.split_once('=').ok_or_else(syntax)?;
-    let routing_id = RoutingId::from_hex(rid).ok_or_else(|| ConfigError::RoutingId {
+    let routing_id = RoutingId::from_hex(rid).map_err(|_| ConfigError::RoutingId {
         line,
         got: rid.to_owned(),
     })?;

@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use crate::routing_id::map_key;
 use crate::Instances;
 
 /// Renders the `http`-level include: `upstream cable_new` (every instance, round robin),
@@ -28,7 +29,7 @@ pub fn render(instances: &Instances) -> String {
             out,
             "    server {} max_fails=1 fail_timeout=5s;  # {}",
             inst.address(),
-            inst.routing_id
+            map_key(&inst.routing_id)
         );
     }
     out.push_str("}\n\n# /cable/connect/<routing id>/: only the instance that owns the tunnel.\n");
@@ -49,7 +50,7 @@ pub fn render(instances: &Instances) -> String {
         let _ = writeln!(
             out,
             "    {} {};",
-            inst.routing_id.to_lower_hex(),
+            map_key(&inst.routing_id),
             inst.backend_name()
         );
     }

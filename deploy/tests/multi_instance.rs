@@ -16,6 +16,8 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use cable_proto::ids::TunnelId;
+use cable_proto::wire::{ROUTING_ID_HEADER, SUBPROTOCOL};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -346,11 +348,10 @@ impl TunnelIds {
     }
 
     fn next(&self) -> String {
-        format!(
-            "{:016X}{:016X}",
-            self.prefix,
-            self.counter.fetch_add(1, Ordering::Relaxed)
-        )
+        let mut id = [0u8; TunnelId::LEN];
+        id[..8].copy_from_slice(&self.prefix.to_be_bytes());
+        id[8..].copy_from_slice(&self.counter.fetch_add(1, Ordering::Relaxed).to_be_bytes());
+        TunnelId::from_bytes(id).to_hex()
     }
 }
 
@@ -646,7 +647,7 @@ async fn connect(
     if subprotocol {
         req.headers_mut().insert(
             "Sec-WebSocket-Protocol",
-            HeaderValue::from_static("fido.cable"),
+            HeaderValue::from_static(SUBPROTOCOL),
         );
     }
     tokio_tungstenite::connect_async(req).await
@@ -672,11 +673,7 @@ async fn open_new(base: &str, tid: &str) -> (Ws, String) {
         resp.headers().get("sec-websocket-protocol").unwrap(),
         "fido.cable"
     );
-    let rids: Vec<_> = resp
-        .headers()
-        .get_all("x-cable-routing-id")
-        .iter()
-        .collect();
+    let rids: Vec<_> = resp.headers().get_all(ROUTING_ID_HEADER).iter().collect();
     assert_eq!(rids.len(), 1, "exactly one routing id header: {rids:?}");
     let rid = rids[0].to_str().unwrap().to_owned();
     assert!(
@@ -804,7 +801,7 @@ async fn raw_upgrade(addr: SocketAddr, path: &str) -> (String, TcpStream) {
     let req = format!(
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
          Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
-         Sec-WebSocket-Protocol: fido.cable\r\n\r\n"
+         Sec-WebSocket-Protocol: {SUBPROTOCOL}\r\n\r\n"
     );
     tcp.write_all(req.as_bytes()).await.unwrap();
     let mut buf = Vec::new();
