@@ -300,4 +300,22 @@ mod tests {
         assert!(Args::try_parse_from(["x", "--tls-cert", "a.pem"]).is_err());
         assert!(Args::try_parse_from(["x", "--routing-id", "12345"]).is_err());
     }
+
+    #[test]
+    fn a_bad_routing_id_says_what_was_wrong() {
+        let shown = |value: &str| {
+            Args::try_parse_from(["x", "--routing-id", value])
+                .unwrap_err()
+                .to_string()
+        };
+        let short = shown("12345");
+        assert!(
+            short.contains("expected 6 hex characters, got 5"),
+            "{short}"
+        );
+        let bad_char = shown("1234g6");
+        assert!(bad_char.contains("position 4"), "{bad_char}");
+        let args = Args::try_parse_from(["x", "--routing-id", "a1B2c3"]).unwrap();
+        assert_eq!(args.routing_id.to_hex(), "A1B2C3");
+    }
 }

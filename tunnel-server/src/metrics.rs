@@ -11,7 +11,8 @@ use prometheus_client::registry::Registry;
 /// Why a request was refused before it became a WebSocket (or why its handshake failed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RejectReason {
-    /// Path the relay does not serve (404).
+    /// Path the relay does not serve, or a malformed one (404; the answer's body and the log
+    /// line name the part that was wrong).
     UnknownPath,
     /// `/cable/contact/` is not served yet (404).
     ContactUnsupported,
