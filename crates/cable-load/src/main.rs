@@ -524,8 +524,10 @@ async fn run(args: Args) -> Result<Report, LoadError> {
                 pairs_per_second: pairs.len() as f64 / seconds,
                 relay_cpu_us_per_pair: before
                     .zip(after)
-                    .map(|(b, a)| (a.cpu_ns - b.cpu_ns) as f64 / 1000.0 / n),
-                generator_cpu_us_per_pair: (self_cpu_ns() - gen_before) as f64 / 1000.0 / n,
+                    .map(|(b, a)| a.cpu_ns.saturating_sub(b.cpu_ns) as f64 / 1000.0 / n),
+                generator_cpu_us_per_pair: self_cpu_ns().saturating_sub(gen_before) as f64
+                    / 1000.0
+                    / n,
             });
             tokio::time::sleep(settle).await;
             report.steps.push(Step {
@@ -584,10 +586,10 @@ async fn run(args: Args) -> Result<Report, LoadError> {
                 p999_us: percentile(&all, 0.999),
                 max_us: all.last().map_or(0.0, |v| *v as f64 / 1000.0),
                 mean_us: mean,
-                relay_cpu_us_per_round_trip: before
-                    .zip(after)
-                    .map(|(b, a)| (a.cpu_ns - b.cpu_ns) as f64 / 1000.0 / all.len().max(1) as f64),
-                generator_cpu_us_per_round_trip: (self_cpu_ns() - gen_before) as f64
+                relay_cpu_us_per_round_trip: before.zip(after).map(|(b, a)| {
+                    a.cpu_ns.saturating_sub(b.cpu_ns) as f64 / 1000.0 / all.len().max(1) as f64
+                }),
+                generator_cpu_us_per_round_trip: self_cpu_ns().saturating_sub(gen_before) as f64
                     / 1000.0
                     / all.len().max(1) as f64,
             });
