@@ -13,11 +13,11 @@ use std::time::Duration;
 /// Why a scripted step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ScriptError {
-    #[error("protocol: {0}")]
+    #[error("protocol")]
     Proto(#[from] cable_proto::Error),
-    #[error("transport: {0}")]
+    #[error("transport")]
     Transport(#[from] cable_transport::TransportError),
-    #[error("ble: {0}")]
+    #[error("ble")]
     Ble(#[from] cable_ble::BleError),
 }
 

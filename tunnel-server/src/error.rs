@@ -15,7 +15,7 @@ pub enum RelayError {
     #[error("TLS needs both a certificate chain and a private key")]
     TlsIncomplete,
     /// A PEM file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     ReadFile {
         /// The file.
         path: String,
@@ -35,10 +35,10 @@ pub enum RelayError {
         path: String,
     },
     /// rustls rejected the certificate/key pair.
-    #[error("TLS configuration rejected: {0}")]
+    #[error("TLS configuration rejected")]
     Tls(#[from] rustls::Error),
     /// A listener could not be bound.
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         /// The address.
         addr: SocketAddr,
@@ -54,6 +54,38 @@ pub enum RelayError {
         problem: &'static str,
     },
     /// The relay's main task panicked or was cancelled.
-    #[error("relay task failed: {0}")]
+    #[error("relay task failed")]
     Join(#[from] tokio::task::JoinError),
+}
+
+impl RelayError {
+    /// The message and its sources on one line (`cannot listen on …: Address in use`).
+    ///
+    /// Messages leave their source to `source()`, and a JSON log field shows only its
+    /// `Display`, so log lines use this to keep the cause.
+    pub fn chain(&self) -> String {
+        let mut line = self.to_string();
+        let mut source = std::error::Error::source(self);
+        while let Some(cause) = source {
+            line.push_str(": ");
+            line.push_str(&cause.to_string());
+            source = cause.source();
+        }
+        line
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_chain_keeps_the_cause_the_message_leaves_out() {
+        let err = RelayError::ReadFile {
+            path: "cert.pem".into(),
+            source: std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"),
+        };
+        assert_eq!(err.to_string(), "cannot read cert.pem");
+        assert_eq!(err.chain(), "cannot read cert.pem: no such file");
+    }
 }

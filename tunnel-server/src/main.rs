@@ -211,7 +211,7 @@ fn main() -> ExitCode {
     let config = match config(&args) {
         Ok(c) => c,
         Err(e) => {
-            tracing::error!(error = %e, "invalid configuration");
+            tracing::error!(error = %e.chain(), "invalid configuration");
             return ExitCode::from(2);
         }
     };
@@ -239,7 +239,7 @@ fn main() -> ExitCode {
     match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!(error = %e, "relay failed");
+            tracing::error!(error = %e.chain(), "relay failed");
             ExitCode::FAILURE
         }
     }

@@ -104,7 +104,16 @@ impl fmt::Display for Diagnosis {
         }
         match &self.problem {
             None => write!(f, "Bluetooth: ready to scan"),
-            Some(problem) => write!(f, "Bluetooth: not usable: {problem}"),
+            Some(problem) => {
+                // Messages leave their cause to `source()`; a person needs both.
+                write!(f, "Bluetooth: not usable: {problem}")?;
+                let mut source = std::error::Error::source(problem);
+                while let Some(cause) = source {
+                    write!(f, ": {cause}")?;
+                    source = cause.source();
+                }
+                Ok(())
+            }
         }
     }
 }

@@ -100,7 +100,7 @@ pub enum BleError {
     },
 
     /// The Bluetooth stack (D-Bus, BlueZ, CoreBluetooth, WinRT) failed.
-    #[error("Bluetooth backend failed during {operation}: {source}")]
+    #[error("Bluetooth backend failed during {operation}")]
     Backend {
         /// What was being done (e.g. `"start scan"`).
         operation: &'static str,

@@ -138,7 +138,7 @@ impl LoopbackAir {
                             Ok(()) => {}
                             // Keep going: the directory may come back; scanners meanwhile
                             // see the advert go stale, as with a phone out of range.
-                            Err(e) => tracing::warn!(error = %e, "cannot refresh loopback advert"),
+                            Err(e) => tracing::warn!(error = &e as &dyn std::error::Error, "cannot refresh loopback advert"),
                         }
                     }
                 }

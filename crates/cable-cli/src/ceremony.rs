@@ -8,7 +8,11 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use cable_client::{Ceremony, CeremonyConfig, ClientError, Progress, ProgressReceiver};
+use cable_client::webauthn::options::{CreationOptions, RequestOptions};
+use cable_client::{
+    Ceremony, CeremonyConfig, CeremonyRequest, PreparedAuthentication, PreparedRegistration,
+    ProgressReceiver,
+};
 use cable_proto::rand_core::{OsRng, RngCore};
 use cable_transport::RelayUrl;
 use clap::Args;
@@ -16,17 +20,18 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::ble::BleChoice;
+use crate::error::CliError;
 use crate::render::{Rendered, TerminalStyle};
 
 /// Flags shared by `register` and `login`.
 #[derive(Debug, Args)]
 pub struct CommonArgs {
     /// Web origin the ceremony is for (default: https://<rp-id>).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub origin: Option<String>,
     /// Tunnel relay to use whatever the phone's advert names (private relays, tests),
     /// e.g. wss://relay.example.org or ws://127.0.0.1:8080.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub relay: Option<String>,
     /// Print the response as one line of JSON and nothing else on stdout.
     #[arg(long)]
@@ -34,13 +39,13 @@ pub struct CommonArgs {
     /// How the phone's advert is heard: bluez (the system's Bluetooth) or air (a simulation
     /// through files in CABLE_AIR_DIR, for two `cable` processes on one machine without
     /// Bluetooth).
-    #[arg(long, value_enum, default_value = "bluez")]
+    #[arg(long, value_enum, default_value = "bluez", allow_hyphen_values = true)]
     pub ble: BleChoice,
     /// Bluetooth adapter (name such as hci1, or address); default: the first one.
-    #[arg(long, default_value = "default")]
+    #[arg(long, default_value = "default", allow_hyphen_values = true)]
     pub adapter: String,
     /// Seconds to wait for the phone's advert after the QR code is shown.
-    #[arg(long, default_value_t = 180)]
+    #[arg(long, default_value_t = 180, allow_hyphen_values = true)]
     pub scan_timeout: u64,
 }
 
@@ -48,20 +53,20 @@ pub struct CommonArgs {
 #[derive(Debug, Args)]
 pub struct RegisterArgs {
     /// Relying party id (a domain, e.g. example.com).
-    #[arg(long, required_unless_present = "options")]
+    #[arg(long, required_unless_present = "options", allow_hyphen_values = true)]
     pub rp_id: Option<String>,
     /// User name stored with the passkey.
-    #[arg(long, required_unless_present = "options")]
+    #[arg(long, required_unless_present = "options", allow_hyphen_values = true)]
     pub user: Option<String>,
     /// User display name (default: the user name).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub display_name: Option<String>,
     /// Challenge, base64url (default: 32 random bytes).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub challenge: Option<String>,
     /// PublicKeyCredentialCreationOptions JSON from a relying party (a file, or - for stdin)
     /// instead of the flags above.
-    #[arg(long, conflicts_with_all = ["user", "display_name", "challenge"])]
+    #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["user", "display_name", "challenge"])]
     pub options: Option<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
@@ -71,78 +76,20 @@ pub struct RegisterArgs {
 #[derive(Debug, Args)]
 pub struct LoginArgs {
     /// Relying party id (a domain, e.g. example.com).
-    #[arg(long, required_unless_present = "options")]
+    #[arg(long, required_unless_present = "options", allow_hyphen_values = true)]
     pub rp_id: Option<String>,
     /// Challenge, base64url (default: 32 random bytes).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub challenge: Option<String>,
     /// Allowed credential id, base64url (repeatable; default: any passkey for the RP).
-    #[arg(long = "credential-id")]
+    #[arg(long = "credential-id", allow_hyphen_values = true)]
     pub credential_ids: Vec<String>,
     /// PublicKeyCredentialRequestOptions JSON from a relying party (a file, or - for stdin)
     /// instead of the flags above.
-    #[arg(long, conflicts_with_all = ["challenge", "credential_ids"])]
+    #[arg(long, allow_hyphen_values = true, conflicts_with_all = ["challenge", "credential_ids"])]
     pub options: Option<PathBuf>,
     #[command(flatten)]
     pub common: CommonArgs,
-}
-
-/// Why `register`, `login` or `demo` failed.
-#[derive(Debug, thiserror::Error)]
-pub enum CeremonyError {
-    #[error("cannot read {path}: {source}")]
-    ReadOptions {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("--options or --rp-id is required")]
-    MissingRpId,
-    #[error("invalid --relay: {0}")]
-    Relay(#[source] cable_transport::TransportError),
-    #[error("{0}")]
-    Client(#[from] ClientError),
-    #[error("Bluetooth: {0}")]
-    Ble(#[from] cable_ble::BleError),
-    #[error("cannot render the QR code: {0}")]
-    Render(#[from] crate::render::RenderError),
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(#[source] std::io::Error),
-    #[error("cannot write to standard output: {0}")]
-    Stdout(#[source] std::io::Error),
-    #[error("demo: {0}")]
-    DemoSetup(#[from] cable_e2e::HarnessError),
-    #[error("demo: the phone failed: {0}")]
-    DemoPhone(#[from] cable_phone::PhoneError),
-    #[error("demo: the relying party refused: {0}")]
-    DemoRp(#[from] cable_e2e::RpError),
-}
-
-impl CeremonyError {
-    /// 2 for input that cannot be used, 1 for failures while working.
-    pub fn exit_code(&self) -> u8 {
-        let bad_input = match self {
-            CeremonyError::ReadOptions { .. }
-            | CeremonyError::MissingRpId
-            | CeremonyError::Relay(_) => true,
-            CeremonyError::Client(e) => matches!(
-                e,
-                ClientError::OptionsJson { .. }
-                    | ClientError::BadBase64 { .. }
-                    | ClientError::BadOrigin { .. }
-                    | ClientError::RpIdMismatch { .. }
-                    | ClientError::BadUserId { .. }
-                    | ClientError::EmptyChallenge
-                    | ClientError::NoSupportedAlgorithm
-            ),
-            _ => false,
-        };
-        if bad_input {
-            crate::error::EXIT_BAD_INPUT
-        } else {
-            crate::error::EXIT_FAILURE
-        }
-    }
 }
 
 fn random_b64url(len: usize) -> String {
@@ -151,13 +98,13 @@ fn random_b64url(len: usize) -> String {
     cable_client::webauthn::options::b64url(&bytes)
 }
 
-fn read_options(path: &PathBuf) -> Result<String, CeremonyError> {
+fn read_options(path: &PathBuf) -> Result<String, CliError> {
     let read = if path.as_os_str() == "-" {
         std::io::read_to_string(std::io::stdin())
     } else {
         std::fs::read_to_string(path)
     };
-    read.map_err(|source| CeremonyError::ReadOptions {
+    read.map_err(|source| CliError::Read {
         path: path.clone(),
         source,
     })
@@ -204,47 +151,34 @@ pub fn request_options(rp_id: &str, challenge: Option<&str>, credential_ids: &[S
     .to_string()
 }
 
-fn origin_for(common: &CommonArgs, rp_id: Option<&str>, options: &str) -> String {
-    if let Some(origin) = &common.origin {
-        return origin.clone();
+/// `--origin`, or `https://<rp id>` with the RP id from the flags or the options.
+fn origin_for(common: &CommonArgs, rp_id: Option<&str>) -> Result<String, CliError> {
+    match (&common.origin, rp_id) {
+        (Some(origin), _) => Ok(origin.clone()),
+        (None, Some(rp_id)) => Ok(format!("https://{rp_id}")),
+        (None, None) => Err(CliError::MissingOrigin),
     }
-    // With --options and no --origin, the options' RP id names the site.
-    let from_options = serde_json::from_str::<serde_json::Value>(options)
-        .ok()
-        .and_then(|v| {
-            let v = v.get("publicKey").cloned().unwrap_or(v);
-            v.get("rpId")
-                .or_else(|| v.get("rp").and_then(|rp| rp.get("id")))
-                .and_then(|id| id.as_str().map(str::to_owned))
-        });
-    format!(
-        "https://{}",
-        rp_id
-            .map(str::to_owned)
-            .or(from_options)
-            .unwrap_or_default()
-    )
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CeremonyError> {
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(CeremonyError::Runtime)
+        .map_err(CliError::Runtime)
 }
 
-async fn config(common: &CommonArgs) -> Result<CeremonyConfig, CeremonyError> {
+async fn config(common: &CommonArgs) -> Result<CeremonyConfig, CliError> {
     let scanner = common.ble.scanner(&common.adapter).await?;
     let mut config = CeremonyConfig::new(scanner)?;
     if let Some(relay) = &common.relay {
-        config.relay_override = Some(RelayUrl::parse(relay).map_err(CeremonyError::Relay)?);
+        config.relay_override = Some(RelayUrl::parse(relay).map_err(CliError::BadRelay)?);
     }
     config.deadlines.scan = Duration::from_secs(common.scan_timeout);
     Ok(config)
 }
 
 /// Draws the QR code for `uri` on stderr.
-pub fn show_qr(uri: &str) -> Result<(), CeremonyError> {
+pub fn show_qr(uri: &str) -> Result<(), CliError> {
     let style = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
         TerminalStyle::Ansi
     } else {
@@ -254,25 +188,6 @@ pub fn show_qr(uri: &str) -> Result<(), CeremonyError> {
     eprintln!("{drawing}");
     eprintln!("Scan this code with your phone's camera ({uri})");
     Ok(())
-}
-
-/// What the spinner says for a progress event.
-pub fn describe(progress: &Progress) -> String {
-    match progress {
-        Progress::Scanning => "waiting for the phone's advert…".to_owned(),
-        Progress::AdvertFound { relay, .. } => {
-            format!("phone found, joining its tunnel at {relay}…")
-        }
-        Progress::TunnelConnected => "tunnel open, handshake…".to_owned(),
-        Progress::HandshakeComplete { .. } => "secure channel to the phone established".to_owned(),
-        Progress::RequestSent => "confirm on the phone…".to_owned(),
-        Progress::ReplyReceived => "the phone answered".to_owned(),
-        Progress::LinkingOffered {
-            authenticator_name, ..
-        } => format!("{authenticator_name} offered to stay linked (not stored)"),
-        Progress::Finished => "done".to_owned(),
-        _ => "working…".to_owned(),
-    }
 }
 
 /// Runs `work` while a spinner on stderr shows the latest progress (only on a terminal).
@@ -290,7 +205,7 @@ async fn with_spinner<T>(
             tokio::select! {
                 p = progress.recv() => match p {
                     Some(p) => {
-                        text = describe(&p);
+                        text = crate::narrate::computer(&p);
                         if !animate {
                             eprintln!("{text}");
                         }
@@ -313,14 +228,14 @@ async fn with_spinner<T>(
     out
 }
 
-fn print_json(value: &serde_json::Value, compact: bool) -> Result<(), CeremonyError> {
+fn print_json(value: &serde_json::Value, compact: bool) -> Result<(), CliError> {
     let text = if compact {
         value.to_string()
     } else {
         serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
     };
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{text}").map_err(CeremonyError::Stdout)
+    writeln!(out, "{text}").map_err(CliError::Stdout)
 }
 
 fn cancel_on_ctrl_c() -> CancellationToken {
@@ -335,8 +250,8 @@ fn cancel_on_ctrl_c() -> CancellationToken {
 }
 
 /// `cable register`.
-pub fn register(args: &RegisterArgs) -> Result<(), CeremonyError> {
-    let options = match (&args.options, &args.rp_id, &args.user) {
+pub fn register(args: &RegisterArgs) -> Result<(), CliError> {
+    let json = match (&args.options, &args.rp_id, &args.user) {
         (Some(path), _, _) => read_options(path)?,
         (None, Some(rp_id), Some(user)) => creation_options(
             rp_id,
@@ -344,35 +259,43 @@ pub fn register(args: &RegisterArgs) -> Result<(), CeremonyError> {
             args.display_name.as_deref(),
             args.challenge.as_deref(),
         ),
-        _ => return Err(CeremonyError::MissingRpId),
+        _ => return Err(CliError::MissingRpId),
     };
-    let origin = origin_for(&args.common, args.rp_id.as_deref(), &options);
-    // Bad options are reported before touching Bluetooth.
-    let request = cable_client::PreparedRegistration::new(&options, &origin)?;
-    runtime()?.block_on(async {
-        let (ceremony, progress) = Ceremony::new(config(&args.common).await?, request);
-        show_qr(&ceremony.qr_uri())?;
-        let response = with_spinner(ceremony.run(cancel_on_ctrl_c()), progress).await?;
-        print_json(&response.to_json(), args.common.json)
-    })
+    // Bad options are reported before the origin is looked for and before Bluetooth.
+    let options = CreationOptions::from_json(&json)?;
+    let rp_id = args.rp_id.as_deref().or(options.rp_id.as_deref());
+    let origin = origin_for(&args.common, rp_id)?;
+    let request = PreparedRegistration::from_options(options, &origin)?;
+    run(&args.common, request, |r| r.to_json())
 }
 
 /// `cable login`.
-pub fn login(args: &LoginArgs) -> Result<(), CeremonyError> {
-    let options = match (&args.options, &args.rp_id) {
+pub fn login(args: &LoginArgs) -> Result<(), CliError> {
+    let json = match (&args.options, &args.rp_id) {
         (Some(path), _) => read_options(path)?,
         (None, Some(rp_id)) => {
             request_options(rp_id, args.challenge.as_deref(), &args.credential_ids)
         }
-        _ => return Err(CeremonyError::MissingRpId),
+        _ => return Err(CliError::MissingRpId),
     };
-    let origin = origin_for(&args.common, args.rp_id.as_deref(), &options);
-    let request = cable_client::PreparedAuthentication::new(&options, &origin)?;
+    let options = RequestOptions::from_json(&json)?;
+    let rp_id = args.rp_id.as_deref().or(options.rp_id.as_deref());
+    let origin = origin_for(&args.common, rp_id)?;
+    let request = PreparedAuthentication::from_options(options, &origin)?;
+    run(&args.common, request, |r| r.to_json())
+}
+
+/// The ceremony both commands share: QR code, spinner, response JSON on stdout.
+fn run<R: CeremonyRequest + 'static>(
+    common: &CommonArgs,
+    request: R,
+    to_json: impl FnOnce(&R::Response) -> serde_json::Value,
+) -> Result<(), CliError> {
     runtime()?.block_on(async {
-        let (ceremony, progress) = Ceremony::new(config(&args.common).await?, request);
+        let (ceremony, progress) = Ceremony::new(config(common).await?, request);
         show_qr(&ceremony.qr_uri())?;
         let response = with_spinner(ceremony.run(cancel_on_ctrl_c()), progress).await?;
-        print_json(&response.to_json(), args.common.json)
+        print_json(&to_json(&response), common.json)
     })
 }
 
@@ -394,25 +317,88 @@ mod tests {
         assert_eq!(auth.options().challenge.len(), 32);
     }
 
-    #[test]
-    fn origin_defaults_to_the_rp_id() {
-        let common = CommonArgs {
-            origin: None,
+    fn common(origin: Option<&str>) -> CommonArgs {
+        CommonArgs {
+            origin: origin.map(str::to_owned),
             relay: None,
             json: false,
             ble: BleChoice::Bluez,
             adapter: "default".into(),
             scan_timeout: 1,
-        };
+        }
+    }
+
+    #[test]
+    fn origin_defaults_to_the_rp_id() {
         assert_eq!(
-            origin_for(&common, Some("a.example"), "{}"),
+            origin_for(&common(None), Some("a.example")).unwrap(),
             "https://a.example"
         );
-        let wrapped = r#"{"publicKey": {"rp": {"id": "b.example"}}}"#;
-        assert_eq!(origin_for(&common, None, wrapped), "https://b.example");
         assert_eq!(
-            origin_for(&common, None, r#"{"rpId": "c.example"}"#),
-            "https://c.example"
+            origin_for(&common(Some("https://b.example")), Some("a.example")).unwrap(),
+            "https://b.example"
         );
+    }
+
+    #[test]
+    fn options_without_an_rp_id_ask_for_the_origin() {
+        let dir = std::env::temp_dir().join(format!("cable-cli-origin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("options.json");
+        // A relying party may leave rp.id out; the origin then has to come from the caller.
+        std::fs::write(
+            &path,
+            r#"{"rp": {"name": "Example"}, "user": {"id": "AQ", "name": "ada"},
+                "challenge": "AQ", "pubKeyCredParams": [{"type": "public-key", "alg": -7}]}"#,
+        )
+        .unwrap();
+        let args = RegisterArgs {
+            rp_id: None,
+            user: None,
+            display_name: None,
+            challenge: None,
+            options: Some(path.clone()),
+            common: common(None),
+        };
+        let err = register(&args).unwrap_err();
+        assert!(matches!(err, CliError::MissingOrigin), "{err:?}");
+        assert_eq!(err.exit_code(), crate::error::EXIT_BAD_INPUT);
+        assert!(err.to_string().contains("--origin"), "{err}");
+
+        std::fs::write(&path, r#"{"challenge": "AQ"}"#).unwrap();
+        let args = LoginArgs {
+            rp_id: None,
+            challenge: None,
+            credential_ids: Vec::new(),
+            options: Some(path),
+            common: common(None),
+        };
+        assert!(matches!(login(&args), Err(CliError::MissingOrigin)));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn broken_options_are_reported_as_such_before_the_origin() {
+        let dir = std::env::temp_dir().join(format!("cable-cli-broken-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("options.json");
+        std::fs::write(&path, "{").unwrap();
+        let args = LoginArgs {
+            rp_id: None,
+            challenge: None,
+            credential_ids: Vec::new(),
+            options: Some(path),
+            common: common(None),
+        };
+        let err = login(&args).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                CliError::Client(cable_client::ClientError::OptionsJson { .. })
+            ),
+            "{err:?}"
+        );
+        assert_eq!(err.exit_code(), crate::error::EXIT_BAD_INPUT);
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -9,13 +9,14 @@ use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use cable_client::Ceremony;
-use cable_e2e::{Harness, RelyingParty};
+use cable_demo::{short_deadlines, Harness, RelyingParty};
 use cable_phone::{PasskeyStore, Progress as PhoneProgress};
 use clap::Args;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
 
-use crate::ceremony::{describe, CeremonyError};
+use crate::error::CliError;
+use crate::narrate;
 use crate::render::{Rendered, TerminalStyle};
 
 const RP_ID: &str = "example.com";
@@ -25,34 +26,11 @@ const ORIGIN: &str = "https://example.com";
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// User name for the passkey.
-    #[arg(long, default_value = "ada")]
+    #[arg(long, default_value = "ada", allow_hyphen_values = true)]
     pub user: String,
     /// Do not draw the QR codes (the FIDO:/ text is still printed).
     #[arg(long)]
     pub no_qr: bool,
-}
-
-fn phone_line(p: &PhoneProgress) -> String {
-    match p {
-        PhoneProgress::TunnelOpen { routing_id } => {
-            format!(
-                "opened a tunnel on the relay (routing id {})",
-                routing_id.to_hex()
-            )
-        }
-        PhoneProgress::Advertising { advert } => format!(
-            "advertising over (simulated) Bluetooth: {}",
-            hex::encode(advert)
-        ),
-        PhoneProgress::ComputerConnected => "the computer completed the handshake".to_owned(),
-        PhoneProgress::RequestReceived { kind, rp_id } => format!(
-            "{} request for {}: approving automatically",
-            kind.as_str(),
-            rp_id.as_deref().unwrap_or("?")
-        ),
-        PhoneProgress::Replied { status } => format!("replied (CTAP status {status:#04x})"),
-        other => format!("{other:?}"),
-    }
 }
 
 /// Prints both sides' progress as it happens, until both senders are gone.
@@ -64,18 +42,18 @@ async fn narrate(
     while computer_open || phone_open {
         tokio::select! {
             p = computer.recv(), if computer_open => match p {
-                Some(p) => println!("    computer: {}", describe(&p)),
+                Some(p) => println!("    computer: {}", narrate::computer(&p)),
                 None => computer_open = false,
             },
             p = phone.recv(), if phone_open => match p {
-                Some(p) => println!("    phone:    {}", phone_line(&p)),
+                Some(p) => println!("    phone:    {}", narrate::phone(&p)),
                 None => phone_open = false,
             },
         }
     }
 }
 
-fn show(uri: &str, draw: bool) -> Result<(), CeremonyError> {
+fn show(uri: &str, draw: bool) -> Result<(), CliError> {
     if draw {
         let style = if std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
             TerminalStyle::Ansi
@@ -94,7 +72,7 @@ async fn run_pair<R: cable_client::CeremonyRequest>(
     ceremony: Ceremony<R>,
     computer_progress: cable_client::ProgressReceiver,
     store: &PasskeyStore,
-) -> Result<R::Response, CeremonyError> {
+) -> Result<R::Response, CliError> {
     let mut phone = harness.phone(&ceremony.qr_uri(), store.clone());
     let phone_progress = phone.progress();
     let narrator = tokio::spawn(narrate(computer_progress, phone_progress));
@@ -108,15 +86,15 @@ async fn run_pair<R: cable_client::CeremonyRequest>(
 }
 
 /// `cable demo`.
-pub fn run(args: &DemoArgs) -> Result<(), CeremonyError> {
+pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(CeremonyError::Runtime)?;
+        .map_err(CliError::Runtime)?;
     runtime.block_on(demo(args))
 }
 
-async fn demo(args: &DemoArgs) -> Result<(), CeremonyError> {
+async fn demo(args: &DemoArgs) -> Result<(), CliError> {
     let started = Instant::now();
     println!("cable demo: a FIDO hybrid (caBLE v2) ceremony, all on this machine\n");
     println!("Setting up");
@@ -140,7 +118,7 @@ async fn demo(args: &DemoArgs) -> Result<(), CeremonyError> {
         "    relying party sent PublicKeyCredentialCreationOptions ({} bytes of JSON)",
         options.len()
     );
-    let config = harness.client_config(cable_e2e::test_deadlines())?;
+    let config = harness.client_config(short_deadlines())?;
     let (ceremony, progress) = Ceremony::register(config, &options, ORIGIN)?;
     println!("    computer shows this QR code; the phone scans it:");
     show(&ceremony.qr_uri(), !args.no_qr)?;
@@ -155,7 +133,7 @@ async fn demo(args: &DemoArgs) -> Result<(), CeremonyError> {
     println!("2. Sign in with the passkey");
     let options = rp.start_authentication()?;
     println!("    relying party sent PublicKeyCredentialRequestOptions (any passkey for {RP_ID})");
-    let config = harness.client_config(cable_e2e::test_deadlines())?;
+    let config = harness.client_config(short_deadlines())?;
     let (ceremony, progress) = Ceremony::authenticate(config, &options, ORIGIN)?;
     println!("    computer shows a new QR code:");
     show(&ceremony.qr_uri(), !args.no_qr)?;
@@ -178,7 +156,10 @@ async fn demo(args: &DemoArgs) -> Result<(), CeremonyError> {
     );
     println!("\nDone in {} ms.", started.elapsed().as_millis());
     if let Err(e) = harness.shutdown().await {
-        eprintln!("cable demo: the relay did not stop cleanly: {e}");
+        eprintln!(
+            "cable demo: the relay did not stop cleanly: {}",
+            crate::error::chain(&e)
+        );
     }
     Ok(())
 }

@@ -6,7 +6,12 @@ use cable_ble::AdapterChoice;
 pub struct DoctorArgs {
     /// Bluetooth adapter to check: a name such as hci0, an address such as
     /// 00:1A:7D:DA:71:13, or "default" (hci0 if present, else the first adapter).
-    #[arg(long, default_value = "default", env = "CABLE_BLE_ADAPTER")]
+    #[arg(
+        long,
+        default_value = "default",
+        env = "CABLE_BLE_ADAPTER",
+        allow_hyphen_values = true
+    )]
     pub adapter: String,
 }
 

@@ -1,4 +1,7 @@
-//! The CLI's error type: every failure maps to an exit code and one line on stderr.
+//! The CLI's one error type: every failure maps to an exit code and one line on stderr.
+//!
+//! Messages follow the workspace convention: a message says what failed and never repeats
+//! its source; [`chain`] joins the message and its sources into the line a person reads.
 
 use std::path::PathBuf;
 
@@ -9,65 +12,75 @@ pub const EXIT_FAILURE: u8 = 1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    #[error("invalid QR code: {0}")]
+    // ----- input -----
+    #[error("invalid QR code")]
     BadQr(#[source] cable_proto::Error),
-    #[error("invalid advert: {0}")]
+    #[error("invalid advert")]
     BadAdvert(#[source] cable_proto::Error),
-    #[error("invalid advert: not hex ({0})")]
+    #[error("invalid advert: not hex")]
     AdvertNotHex(#[source] hex::FromHexError),
     #[error("invalid domain id {input:?}: expected a number from 0 to 65535")]
     DomainIdNotANumber { input: String },
-    #[error("invalid domain id: {0}")]
+    #[error("invalid domain id")]
     BadDomain(#[source] cable_proto::Error),
-    #[error("cannot render the QR code: {0}")]
-    Render(#[from] crate::render::RenderError),
     #[error("a {format} image is binary: pass --out FILE or redirect standard output")]
     BinaryToTerminal { format: &'static str },
-    #[error("cannot write {path}: {source}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("cannot write to standard output: {0}")]
-    Stdout(#[source] std::io::Error),
-    #[error("cannot start the async runtime: {0}")]
-    Runtime(#[source] std::io::Error),
-    #[error("Bluetooth is not ready (see above)")]
-    BluetoothNotReady,
-    #[error("Bluetooth")]
-    Bluetooth(#[source] cable_ble::BleError),
-    #[error("relay")]
+    #[error("invalid relay settings")]
     BadRelay(#[source] cable_transport::TransportError),
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         path: PathBuf,
         #[source]
         source: std::io::Error,
     },
-    #[error("passkey store {path}")]
+    #[error("--options or --rp-id is required")]
+    MissingRpId,
+    /// The origin defaults to `https://<rp id>`; options without an RP id leave nothing to
+    /// default to.
+    #[error("the options name no relying party id: pass --origin")]
+    MissingOrigin,
+
+    // ----- work -----
+    #[error("cannot render the QR code")]
+    Render(#[from] crate::render::RenderError),
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write to standard output")]
+    Stdout(#[source] std::io::Error),
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
+    #[error("Bluetooth is not ready (see above)")]
+    BluetoothNotReady,
+    #[error("Bluetooth")]
+    Bluetooth(#[from] cable_ble::BleError),
+    #[error("cannot use the passkey store {path}")]
     Store {
         path: PathBuf,
         #[source]
         source: cable_phone::StoreError,
     },
     #[error("phone")]
-    Phone(#[source] cable_phone::PhoneError),
+    Phone(#[from] cable_phone::PhoneError),
+    /// The ceremony's own error already says what failed.
     #[error(transparent)]
-    Ceremony(#[from] crate::ceremony::CeremonyError),
+    Client(#[from] cable_client::ClientError),
+    #[error("demo")]
+    DemoSetup(#[from] cable_demo::HarnessError),
+    #[error("the relying party refused")]
+    DemoRp(#[from] cable_demo::RpError),
 }
 
-/// The error and its causes on one line, each cause once: "phone: invalid QR code: …".
+/// The error and its causes on one line: "phone: invalid QR code: …".
 pub fn chain(err: &dyn std::error::Error) -> String {
     let mut line = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
-        let text = cause.to_string();
-        // Some errors already print their cause inside their own message.
-        if !line.ends_with(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
         source = cause.source();
     }
     line
@@ -76,25 +89,81 @@ pub fn chain(err: &dyn std::error::Error) -> String {
 impl CliError {
     /// Bad input exits with 2, anything else with 1.
     pub fn exit_code(&self) -> u8 {
-        match self {
+        let bad_input = match self {
             CliError::BadQr(_)
             | CliError::BadAdvert(_)
             | CliError::AdvertNotHex(_)
             | CliError::DomainIdNotANumber { .. }
             | CliError::BadDomain(_)
             | CliError::BinaryToTerminal { .. }
-            | CliError::BadRelay(_) => EXIT_BAD_INPUT,
-            CliError::Phone(e) if e.phase() == cable_phone::Phase::ParseQr => EXIT_BAD_INPUT,
+            | CliError::BadRelay(_)
+            | CliError::Read { .. }
+            | CliError::MissingRpId
+            | CliError::MissingOrigin => true,
+            CliError::Phone(e) => e.phase() == cable_phone::Phase::ParseQr,
+            CliError::Client(e) => e.is_input_error(),
             CliError::Render(_)
             | CliError::Write { .. }
             | CliError::Stdout(_)
             | CliError::Runtime(_)
             | CliError::BluetoothNotReady
             | CliError::Bluetooth(_)
-            | CliError::Read { .. }
             | CliError::Store { .. }
-            | CliError::Phone(_) => EXIT_FAILURE,
-            CliError::Ceremony(e) => e.exit_code(),
+            | CliError::DemoSetup(_)
+            | CliError::DemoRp(_) => false,
+        };
+        if bad_input {
+            EXIT_BAD_INPUT
+        } else {
+            EXIT_FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cable_client::{ClientError, Phase};
+
+    #[test]
+    fn the_chain_names_each_cause_once() {
+        let err = CliError::Phone(cable_phone::PhoneError::InvalidQr(
+            cable_proto::Error::QrPrefix,
+        ));
+        assert_eq!(
+            chain(&err),
+            "phone: invalid QR code: QR: missing FIDO:/ prefix"
+        );
+        // A transparent wrapper adds nothing of its own.
+        let err = CliError::Client(ClientError::Protocol {
+            phase: Phase::Handshake,
+            source: cable_proto::Error::HandshakeFailed,
+        });
+        assert_eq!(
+            chain(&err),
+            "protocol error during the handshake with the phone: \
+             handshake failed: peer message did not authenticate"
+        );
+    }
+
+    #[test]
+    fn a_cause_that_ends_like_the_message_is_still_printed() {
+        // The chain used to drop a cause whose text ended the line so far; an error and its
+        // cause may well end alike.
+        #[derive(Debug, thiserror::Error)]
+        #[error("timed out")]
+        struct Inner;
+        #[derive(Debug, thiserror::Error)]
+        #[error("the phone timed out")]
+        struct Outer(#[source] Inner);
+        assert_eq!(chain(&Outer(Inner)), "the phone timed out: timed out");
+    }
+
+    #[test]
+    fn the_client_says_which_of_its_errors_are_input() {
+        let input = CliError::Client(ClientError::EmptyChallenge);
+        assert_eq!(input.exit_code(), EXIT_BAD_INPUT);
+        let work = CliError::Client(ClientError::ScanEnded);
+        assert_eq!(work.exit_code(), EXIT_FAILURE);
     }
 }

@@ -10,6 +10,7 @@ mod demo;
 mod doctor;
 mod error;
 mod inspect;
+mod narrate;
 mod phone;
 mod qr_command;
 mod render;
@@ -55,20 +56,23 @@ enum InspectCommand {
     /// Print the fields of a FIDO:/ QR code as JSON.
     Qr {
         /// The scanned text, starting with FIDO:/ (any case).
+        #[arg(allow_hyphen_values = true)]
         uri: String,
     },
     /// Decrypt a phone's BLE advert (20+ bytes of service data, hex) with the QR code it
     /// answers, and print the routing details as JSON.
     Advert {
         /// The FIDO:/ QR code the phone scanned.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         qr: String,
         /// The service data, hex.
+        #[arg(allow_hyphen_values = true)]
         hex: String,
     },
     /// Print the tunnel-server host name of an encoded domain id (0–65535).
     Domain {
         /// The domain id from an advert.
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
 }
@@ -76,9 +80,9 @@ enum InspectCommand {
 fn run(cli: Cli) -> Result<(), CliError> {
     match cli.command {
         Command::Phone(args) => runtime()?.block_on(phone::run(&args)),
-        Command::Register(args) => Ok(ceremony::register(&args)?),
-        Command::Login(args) => Ok(ceremony::login(&args)?),
-        Command::Demo(args) => Ok(demo::run(&args)?),
+        Command::Register(args) => ceremony::register(&args),
+        Command::Login(args) => ceremony::login(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::Doctor(args) => {
             if runtime()?.block_on(doctor::run(&args)) {
                 Ok(())
@@ -113,5 +117,113 @@ fn main() -> ExitCode {
             eprintln!("cable: {}", error::chain(&err));
             ExitCode::from(err.exit_code())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    /// Every argument of every subcommand that takes a value, as `path: --name`.
+    fn value_args(cmd: &clap::Command, path: &str, out: &mut Vec<(String, bool)>) {
+        for arg in cmd.get_arguments() {
+            if arg.get_action().takes_values() {
+                out.push((
+                    format!("{path} {}", arg.get_id()),
+                    arg.is_allow_hyphen_values_set(),
+                ));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            value_args(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn every_value_may_start_with_a_hyphen() {
+        // Base64url challenges and credential ids start with '-' once in 64; no value a
+        // person pastes may be mistaken for a flag.
+        let mut args = Vec::new();
+        value_args(&Cli::command(), "cable", &mut args);
+        assert!(args.len() > 20, "{args:?}");
+        let refused: Vec<_> = args.iter().filter(|(_, ok)| !ok).map(|(a, _)| a).collect();
+        assert!(
+            refused.is_empty(),
+            "these refuse values starting with '-': {refused:?}"
+        );
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    fn parse(args: &[&str]) -> Command {
+        match Cli::try_parse_from(args) {
+            Ok(cli) => cli.command,
+            Err(e) => panic!("{args:?}: {e}"),
+        }
+    }
+
+    #[test]
+    fn challenges_credential_ids_and_users_may_start_with_a_hyphen() {
+        let Command::Login(login) = parse(&[
+            "cable",
+            "login",
+            "--rp-id",
+            "example.com",
+            "--challenge",
+            "-abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG",
+            "--credential-id",
+            "-AQ",
+            "--credential-id",
+            "--w",
+        ]) else {
+            panic!("not login")
+        };
+        assert_eq!(
+            login.challenge.as_deref(),
+            Some("-abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG")
+        );
+        assert_eq!(login.credential_ids, ["-AQ", "--w"]);
+        let Command::Register(register) = parse(&[
+            "cable",
+            "register",
+            "--rp-id",
+            "example.com",
+            "--user",
+            "-bob",
+            "--display-name",
+            "-Bob",
+            "--challenge",
+            "-_-_",
+        ]) else {
+            panic!("not register")
+        };
+        assert_eq!(register.user.as_deref(), Some("-bob"));
+        assert_eq!(register.display_name.as_deref(), Some("-Bob"));
+        assert_eq!(register.challenge.as_deref(), Some("-_-_"));
+        let Command::Demo(demo) = parse(&["cable", "demo", "--user", "-ada"]) else {
+            panic!("not demo")
+        };
+        assert_eq!(demo.user, "-ada");
+    }
+
+    #[test]
+    fn flags_after_a_value_are_still_flags() {
+        let Command::Login(login) = parse(&[
+            "cable",
+            "login",
+            "--challenge",
+            "-AQ",
+            "--rp-id",
+            "example.com",
+            "--json",
+        ]) else {
+            panic!("not login")
+        };
+        assert!(login.common.json);
+        assert_eq!(login.rp_id.as_deref(), Some("example.com"));
     }
 }

@@ -6,8 +6,7 @@
 use crate::ble::BleChoice;
 use crate::error::CliError;
 use cable_phone::{
-    AlwaysApprove, Outcome, PasskeyStore, PhoneSession, Progress, Prompt, SoftwareAuthenticator,
-    UserApproval,
+    AlwaysApprove, Outcome, PasskeyStore, PhoneSession, Prompt, SoftwareAuthenticator, UserApproval,
 };
 use cable_transport::{Connector, RelayUrl};
 use std::io::{BufRead, Write};
@@ -19,21 +18,32 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, clap::Args)]
 pub struct PhoneArgs {
     /// The scanned QR text, starting with FIDO:/ (any case).
+    #[arg(allow_hyphen_values = true)]
     pub uri: String,
     /// Relay to open the tunnel on (ws:// is accepted for loopback only). The advert names
     /// the relay by its domain id, derived from the host name unless --domain-id is given.
-    #[arg(long, env = "CABLE_RELAY", default_value = cable_phone::DEFAULT_RELAY)]
+    #[arg(
+        long,
+        env = "CABLE_RELAY",
+        default_value = cable_phone::DEFAULT_RELAY,
+        allow_hyphen_values = true
+    )]
     pub relay: String,
     /// Domain id to announce in the advert (0 = cable.ua5v.com, 1 = cable.auth.com, 256 and
     /// above name hashed hosts; see `cable inspect domain`).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub domain_id: Option<u16>,
     /// Extra CA certificates (PEM) to trust for a private relay.
-    #[arg(long, value_name = "PEM")]
+    #[arg(long, value_name = "PEM", allow_hyphen_values = true)]
     pub ca_file: Option<PathBuf>,
     /// Passkey store: a JSON file created on first use. Without it passkeys live in memory
     /// and are gone when the command ends.
-    #[arg(long, value_name = "FILE", env = "CABLE_PHONE_STORE")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "CABLE_PHONE_STORE",
+        allow_hyphen_values = true
+    )]
     pub store: Option<PathBuf>,
     /// Approve every request without asking (user presence and verification are asserted).
     #[arg(long)]
@@ -41,16 +51,21 @@ pub struct PhoneArgs {
     /// How the advert reaches the computer: bluez (Linux Bluetooth), print (an
     /// `advert: <hex>` line on stdout for another program) or air (a simulation through files
     /// in CABLE_AIR_DIR, for two `cable` processes on one machine without Bluetooth).
-    #[arg(long, value_enum, default_value = "bluez")]
+    #[arg(long, value_enum, default_value = "bluez", allow_hyphen_values = true)]
     pub ble: PhoneBle,
     /// Bluetooth adapter for --ble bluez (name such as hci0, address, or "default").
-    #[arg(long, default_value = "default", env = "CABLE_BLE_ADAPTER")]
+    #[arg(
+        long,
+        default_value = "default",
+        env = "CABLE_BLE_ADAPTER",
+        allow_hyphen_values = true
+    )]
     pub adapter: String,
     /// Refuse QR codes generated longer ago than this many seconds (0 accepts any age).
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 600, allow_hyphen_values = true)]
     pub max_qr_age: u64,
     /// Seconds to wait for the computer to connect after advertising starts.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 120, allow_hyphen_values = true)]
     pub wait: u64,
 }
 
@@ -109,29 +124,6 @@ impl UserApproval for TerminalApproval {
     }
 }
 
-fn narrate(progress: &Progress) -> String {
-    match progress {
-        Progress::TunnelOpen { routing_id } => {
-            format!("tunnel open on the relay (routing id {routing_id})")
-        }
-        Progress::Advertising { advert } => {
-            format!(
-                "advertising {} — waiting for the computer",
-                hex::encode(advert)
-            )
-        }
-        Progress::ComputerConnected => "computer connected, handshake complete".to_owned(),
-        Progress::RequestReceived { kind, rp_id } => format!(
-            "request: {} for {}",
-            kind.as_str(),
-            rp_id.as_deref().unwrap_or("(no relying party)")
-        ),
-        Progress::Replied { status: 0 } => "replied: success".to_owned(),
-        Progress::Replied { status } => format!("replied: CTAP error {status:#04x}"),
-        other => format!("{other:?}"),
-    }
-}
-
 pub async fn run(args: &PhoneArgs) -> Result<(), CliError> {
     let relay = RelayUrl::parse(&args.relay).map_err(CliError::BadRelay)?;
     let mut connector = Connector::builder();
@@ -182,7 +174,7 @@ pub async fn run(args: &PhoneArgs) -> Result<(), CliError> {
     let mut progress = session.progress();
     let narrator = tokio::spawn(async move {
         while let Some(p) = progress.recv().await {
-            eprintln!("phone: {}", narrate(&p));
+            eprintln!("phone: {}", crate::narrate::phone(&p));
         }
     });
     let cancel = CancellationToken::new();

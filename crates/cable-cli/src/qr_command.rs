@@ -36,14 +36,19 @@ pub enum Format {
 #[derive(Debug, clap::Args)]
 pub struct QrArgs {
     /// What the QR code announces to the phone.
-    #[arg(long, value_enum, default_value = "ga")]
+    #[arg(long, value_enum, default_value = "ga", allow_hyphen_values = true)]
     pub hint: Hint,
     /// Output format.
-    #[arg(long, value_enum, default_value = "terminal")]
+    #[arg(
+        long,
+        value_enum,
+        default_value = "terminal",
+        allow_hyphen_values = true
+    )]
     pub format: Format,
     /// Write the image to this file instead of standard output; the FIDO:/ text is then
     /// printed on standard output.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
     pub out: Option<PathBuf>,
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use cable_ble::testing::{MockBluez, MockControl};
-use cable_e2e::RelyingParty;
+use cable_demo::RelyingParty;
 use cable_tunnel_server::{Relay, RelayConfig, RunningRelay};
 use dbus::arg::RefArg;
 use dbus::blocking::stdintf::org_freedesktop_dbus::{
@@ -438,7 +438,12 @@ fn relying_party_accepts_register_and_login_through_mock_bluez() {
     registration.assert_advert_registered_then_unregistered(&world);
     let registered = rp
         .finish_registration(registration.response.trim())
-        .unwrap_or_else(|e| panic!("the relying party refused: {e}\n{}", registration.response));
+        .unwrap_or_else(|e| {
+            panic!(
+                "the relying party refused: {e:?}\n{}",
+                registration.response
+            )
+        });
 
     std::fs::write(&options, rp.start_authentication().unwrap()).unwrap();
     let login = ceremony(
@@ -448,7 +453,7 @@ fn relying_party_accepts_register_and_login_through_mock_bluez() {
     login.assert_advert_registered_then_unregistered(&world);
     let signed_in = rp
         .finish_authentication(login.response.trim())
-        .unwrap_or_else(|e| panic!("the relying party refused: {e}\n{}", login.response));
+        .unwrap_or_else(|e| panic!("the relying party refused: {e:?}\n{}", login.response));
     assert_eq!(
         signed_in, registered,
         "signed in with the passkey just made"

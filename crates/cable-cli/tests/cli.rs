@@ -123,3 +123,67 @@ fn invalid_inputs_exit_2_with_one_line() {
         "invalid advert",
     );
 }
+
+#[test]
+fn options_without_an_rp_id_ask_for_the_origin() {
+    let dir = std::env::temp_dir().join(format!("cable-cli-origin-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("options.json");
+    std::fs::write(
+        &path,
+        r#"{"rp": {"name": "Example"}, "user": {"id": "AQ", "name": "ada"}, "challenge": "AQ",
+            "pubKeyCredParams": [{"type": "public-key", "alg": -7}]}"#,
+    )
+    .unwrap();
+    let o = cable(&["register", "--options", path.to_str().unwrap()]);
+    assert_bad_input(&o, "--origin");
+    assert!(!stderr(&o).contains("https://`"), "{}", stderr(&o));
+    std::fs::write(&path, r#"{"challenge": "AQ"}"#).unwrap();
+    assert_bad_input(
+        &cable(&["login", "--options", path.to_str().unwrap()]),
+        "--origin",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Values that start with '-' reach the command: the ceremony then refuses the origin (a
+/// check made before any Bluetooth is touched), not the command line.
+#[test]
+fn values_may_start_with_a_hyphen() {
+    let refused_origin = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--origin", "https://other.example"]);
+        let o = cable(&all);
+        assert!(
+            !stderr(&o).contains("unexpected argument"),
+            "{args:?}: {}",
+            stderr(&o)
+        );
+        assert_bad_input(&o, "relying party id");
+    };
+    refused_origin(&[
+        "login",
+        "--rp-id",
+        "example.com",
+        "--challenge",
+        "-abcdefghijklmnopqrstuvwxyz0123456789ABCDA",
+    ]);
+    refused_origin(&[
+        "login",
+        "--rp-id",
+        "example.com",
+        "--credential-id",
+        "-AQ",
+        "--credential-id",
+        "-_w",
+    ]);
+    refused_origin(&[
+        "register",
+        "--rp-id",
+        "example.com",
+        "--user",
+        "-bob",
+        "--challenge",
+        "-AQ",
+    ]);
+}

@@ -2,10 +2,12 @@
 //!
 //! Pure: no I/O. The session feeds it the phone's getInfo and the phone's reply bytes.
 
-use ciborium::Value;
+use std::collections::BTreeMap;
 
-use crate::cbor::{int, map_get_int, map_get_text, text, to_canonical_vec};
-use crate::ctap::{split_status, AuthenticatorData, AuthenticatorInfo, CMD_GET_ASSERTION};
+use cable_proto::cbor::{map_get, Value};
+use cable_proto::ctap::command;
+
+use crate::ctap::{decode_map, map_get_text, split_status, AuthenticatorData, AuthenticatorInfo};
 use crate::error::ClientError;
 use crate::registration::{descriptor_list, uv_decision};
 use crate::webauthn::client_data::{CeremonyKind, ClientData, Origin};
@@ -60,22 +62,28 @@ impl PreparedAuthentication {
     /// (`up: false`) would only time out.
     pub fn ctap_request(&self, info: &AuthenticatorInfo) -> Result<Vec<u8>, ClientError> {
         let uv = uv_decision(self.options.user_verification, info)?;
-        let mut params = vec![
-            (int(1), text(&self.rp_id)),
-            (int(2), Value::Bytes(self.client_data.hash().to_vec())),
-        ];
+        let mut params = BTreeMap::from([
+            (Value::Unsigned(1), Value::Text(self.rp_id.clone())),
+            (
+                Value::Unsigned(2),
+                Value::Bytes(self.client_data.hash().to_vec()),
+            ),
+            (
+                Value::Unsigned(5),
+                Value::map([
+                    (Value::Text("up".into()), Value::Bool(true)),
+                    (Value::Text("uv".into()), Value::Bool(uv)),
+                ]),
+            ),
+        ]);
         if !self.options.allow_credentials.is_empty() {
-            params.push((int(3), descriptor_list(&self.options.allow_credentials)));
+            params.insert(
+                Value::Unsigned(3),
+                descriptor_list(&self.options.allow_credentials),
+            );
         }
-        params.push((
-            int(5),
-            Value::Map(vec![
-                (text("up"), Value::Bool(true)),
-                (text("uv"), Value::Bool(uv)),
-            ]),
-        ));
-        let mut out = vec![CMD_GET_ASSERTION];
-        out.extend(to_canonical_vec(Value::Map(params)));
+        let mut out = vec![command::GET_ASSERTION];
+        Value::Map(params).encode_into(&mut out);
         Ok(out)
     }
 
@@ -89,11 +97,9 @@ impl PreparedAuthentication {
         let bad = |why| ClientError::MalformedResponse { what: WHAT, why };
         let uv = uv_decision(self.options.user_verification, info)?;
         let body = split_status(reply)?;
-        let Value::Map(map) = crate::cbor::decode_exact(body, WHAT)? else {
-            return Err(bad("not a map"));
-        };
+        let map = decode_map(body, WHAT)?;
         let allow = &self.options.allow_credentials;
-        let credential_id = match map_get_int(&map, 1) {
+        let credential_id = match map_get(&map, 1) {
             Some(Value::Map(cred)) => match map_get_text(cred, "id") {
                 Some(Value::Bytes(id)) => id.clone(),
                 _ => return Err(bad("credential id missing or not bytes")),
@@ -106,13 +112,13 @@ impl PreparedAuthentication {
         if !allow.is_empty() && !allow.contains(&credential_id) {
             return Err(bad("credential was not in the allow list"));
         }
-        let Some(Value::Bytes(auth_data)) = map_get_int(&map, 2) else {
+        let Some(Value::Bytes(auth_data)) = map_get(&map, 2) else {
             return Err(bad("authData missing or not bytes"));
         };
-        let Some(Value::Bytes(signature)) = map_get_int(&map, 3) else {
+        let Some(Value::Bytes(signature)) = map_get(&map, 3) else {
             return Err(bad("signature missing or not bytes"));
         };
-        let user_handle = match map_get_int(&map, 4) {
+        let user_handle = match map_get(&map, 4) {
             Some(Value::Map(user)) => match map_get_text(user, "id") {
                 Some(Value::Bytes(id)) => Some(id.clone()),
                 _ => return Err(bad("user id missing or not bytes")),
@@ -146,7 +152,8 @@ impl PreparedAuthentication {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ctap::tests::{auth_data, CHROME_GET_INFO};
+    use crate::ctap::tests::{auth_data, cbor_kind, int, text, CHROME_GET_INFO};
+    use cable_proto::CborErrorKind;
 
     fn chrome_info() -> AuthenticatorInfo {
         AuthenticatorInfo::parse(&hex::decode(CHROME_GET_INFO).unwrap()).unwrap()
@@ -189,7 +196,7 @@ mod tests {
         if let Some(id) = cred {
             m.push((
                 int(1),
-                Value::Map(vec![
+                Value::map([
                     (text("id"), Value::Bytes(id.to_vec())),
                     (text("type"), text("public-key")),
                 ]),
@@ -198,13 +205,10 @@ mod tests {
         m.push((int(2), Value::Bytes(ad.to_vec())));
         m.push((int(3), Value::Bytes(vec![0x30, 0x01])));
         if let Some(u) = user {
-            m.push((
-                int(4),
-                Value::Map(vec![(text("id"), Value::Bytes(u.to_vec()))]),
-            ));
+            m.push((int(4), Value::map([(text("id"), Value::Bytes(u.to_vec()))])));
         }
         let mut out = vec![0];
-        out.extend(to_canonical_vec(Value::Map(m)));
+        out.extend(Value::map(m).to_bytes());
         out
     }
 
@@ -239,5 +243,20 @@ mod tests {
         for garbage in [&[0u8][..], &[0, 0xa0], &[0, 0x80], &[0, 0xa1, 0x01, 0x01]] {
             assert!(auth.finish(&info, garbage).is_err());
         }
+    }
+
+    #[test]
+    fn finish_refuses_a_reply_with_duplicate_keys() {
+        let auth = PreparedAuthentication::new(DISCOVERABLE, "https://example.com").unwrap();
+        // {1: {"id": h'09', "id": h'0a'}, …}: two credential ids in one descriptor.
+        let mut body = hex::decode("00a301a2626964410962696441").unwrap();
+        body.push(0x0a);
+        body.push(0x02);
+        Value::Bytes(auth_data("example.com", 0x05, None)).encode_into(&mut body);
+        body.extend_from_slice(&[0x03, 0x41, 0x30]);
+        assert_eq!(
+            cbor_kind(auth.finish(&chrome_info(), &body)),
+            Some(CborErrorKind::DuplicateKey)
+        );
     }
 }

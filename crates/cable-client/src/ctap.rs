@@ -1,23 +1,19 @@
-//! CTAP2 pieces the client needs: command bytes, the phone's getInfo, authenticator data.
+//! CTAP2 pieces the client needs: the phone's getInfo, authenticator data, reply status.
 //!
-//! Parsing here is deliberately lenient about what CTAP lets authenticators add (unknown map
-//! keys, extra fields) and strict about what the client relies on (types, lengths, the RP id
-//! hash), so a phone can never make the client index out of bounds or trust the wrong RP.
+//! Every CBOR item from the phone goes through `cable_proto::cbor`'s strict decoder: CTAP2
+//! requires canonical CBOR and Chromium's reader refuses anything else, so a reply with
+//! duplicate or unsorted keys is refused here too instead of being read one way by this
+//! client and another way by a relying party. Within well-formed CBOR, parsing is lenient
+//! about what CTAP lets authenticators add (unknown map keys, extra fields) and strict about
+//! what the client relies on (types, lengths, the RP id hash), so a phone can never make the
+//! client index out of bounds or trust the wrong RP.
 
 use std::collections::BTreeMap;
 
-use ciborium::Value;
+use cable_proto::cbor::{self, map_get, Value};
 use sha2::{Digest, Sha256};
 
-use crate::cbor::{decode_exact, decode_prefix, map_get_int, map_get_text};
 use crate::error::ClientError;
-
-/// `authenticatorMakeCredential`.
-pub const CMD_MAKE_CREDENTIAL: u8 = 0x01;
-/// `authenticatorGetAssertion`.
-pub const CMD_GET_ASSERTION: u8 = 0x02;
-/// `authenticatorGetInfo` (answered locally, never sent over the tunnel).
-pub const CMD_GET_INFO: u8 = 0x04;
 
 /// Splits a CTAP reply `status ‖ CBOR` and turns a non-zero status into an error.
 pub fn split_status(reply: &[u8]) -> Result<&[u8], ClientError> {
@@ -29,6 +25,35 @@ pub fn split_status(reply: &[u8]) -> Result<&[u8], ClientError> {
         Some((0, body)) => Ok(body),
         Some((&status, _)) => Err(ClientError::Authenticator { status }),
     }
+}
+
+/// Decodes exactly one canonical CBOR item that must fill `bytes`.
+pub(crate) fn decode_exact(bytes: &[u8], what: &'static str) -> Result<Value, ClientError> {
+    cbor::decode(bytes).map_err(|source| ClientError::MalformedCbor { what, source })
+}
+
+/// Decodes exactly one canonical CBOR map that must fill `bytes`.
+pub(crate) fn decode_map(
+    bytes: &[u8],
+    what: &'static str,
+) -> Result<BTreeMap<Value, Value>, ClientError> {
+    match decode_exact(bytes, what)? {
+        Value::Map(map) => Ok(map),
+        _ => Err(ClientError::MalformedResponse {
+            what,
+            why: "not a map",
+        }),
+    }
+}
+
+/// Looks up a text key in a CBOR map.
+pub(crate) fn map_get_text<'a>(map: &'a BTreeMap<Value, Value>, key: &str) -> Option<&'a Value> {
+    map.get(&Value::Text(key.to_owned()))
+}
+
+/// Looks up an integer key of either sign in a CBOR map (COSE keys use negative labels).
+pub(crate) fn map_get_int(map: &BTreeMap<Value, Value>, key: i64) -> Option<&Value> {
+    map.get(&Value::integer(key))
 }
 
 /// The phone's `authenticatorGetInfo` response, as far as a hybrid client uses it.
@@ -49,45 +74,30 @@ impl AuthenticatorInfo {
     /// local getInfo can be answered with exactly what the phone sent.
     pub fn parse(cbor: &[u8]) -> Result<Self, ClientError> {
         const WHAT: &str = "getInfo response";
-        let Value::Map(map) = decode_exact(cbor, WHAT)? else {
-            return Err(ClientError::MalformedResponse {
-                what: WHAT,
-                why: "not a map",
-            });
-        };
+        let bad = |why| ClientError::MalformedResponse { what: WHAT, why };
+        let map = decode_map(cbor, WHAT)?;
         let strings = |key: u64, why: &'static str| -> Result<Vec<String>, ClientError> {
-            match map_get_int(&map, key) {
+            match map_get(&map, key) {
                 None => Ok(Vec::new()),
                 Some(Value::Array(items)) => items
                     .iter()
-                    .map(|v| match v {
-                        Value::Text(t) => Ok(t.clone()),
-                        _ => Err(ClientError::MalformedResponse { what: WHAT, why }),
-                    })
+                    .map(|v| v.as_text().map(str::to_owned).ok_or_else(|| bad(why)))
                     .collect(),
-                Some(_) => Err(ClientError::MalformedResponse { what: WHAT, why }),
+                Some(_) => Err(bad(why)),
             }
         };
         let versions = strings(1, "versions is not a list of strings")?;
         let extensions = strings(2, "extensions is not a list of strings")?;
         let transports = strings(9, "transports is not a list of strings")?;
-        let aaguid = match map_get_int(&map, 3) {
+        let aaguid = match map_get(&map, 3) {
             None => None,
-            Some(Value::Bytes(b)) => Some(<[u8; 16]>::try_from(b.as_slice()).map_err(|_| {
-                ClientError::MalformedResponse {
-                    what: WHAT,
-                    why: "aaguid is not 16 bytes",
-                }
-            })?),
-            Some(_) => {
-                return Err(ClientError::MalformedResponse {
-                    what: WHAT,
-                    why: "aaguid is not a byte string",
-                })
-            }
+            Some(Value::Bytes(b)) => Some(
+                <[u8; 16]>::try_from(b.as_slice()).map_err(|_| bad("aaguid is not 16 bytes"))?,
+            ),
+            Some(_) => return Err(bad("aaguid is not a byte string")),
         };
         let mut options = BTreeMap::new();
-        match map_get_int(&map, 4) {
+        match map_get(&map, 4) {
             None => {}
             Some(Value::Map(entries)) => {
                 for (k, v) in entries {
@@ -96,22 +106,17 @@ impl AuthenticatorInfo {
                     }
                 }
             }
-            Some(_) => {
-                return Err(ClientError::MalformedResponse {
-                    what: WHAT,
-                    why: "options is not a map",
-                })
-            }
+            Some(_) => return Err(bad("options is not a map")),
         }
         let mut algorithms = Vec::new();
-        if let Some(Value::Array(params)) = map_get_int(&map, 10) {
+        if let Some(Value::Array(params)) = map_get(&map, 10) {
             for p in params {
-                if let Value::Map(p) = p {
-                    if let Some(Value::Integer(alg)) = map_get_text(p, "alg") {
-                        if let Ok(alg) = i64::try_from(*alg) {
-                            algorithms.push(alg);
-                        }
-                    }
+                if let Some(alg) = p
+                    .as_map()
+                    .and_then(|p| map_get_text(p, "alg"))
+                    .and_then(Value::as_i64)
+                {
+                    algorithms.push(alg);
                 }
             }
         }
@@ -172,7 +177,7 @@ pub struct AttestedCredential {
     pub aaguid: [u8; 16],
     pub credential_id: Vec<u8>,
     /// The credential public key as a COSE_Key map.
-    pub public_key: Value,
+    pub public_key: BTreeMap<Value, Value>,
 }
 
 impl AuthenticatorData {
@@ -190,6 +195,11 @@ impl AuthenticatorData {
         let flags = bytes[32];
         let sign_count = u32::from_be_bytes([bytes[33], bytes[34], bytes[35], bytes[36]]);
         let mut rest = &bytes[37..];
+        // The COSE key and the extensions have no length prefix: their ends are only known
+        // by decoding them.
+        let prefix = |rest: &[u8], what: &'static str| {
+            cbor::decode_prefix(rest).map_err(|source| ClientError::MalformedCbor { what, source })
+        };
         let attested = if flags & flags::ATTESTED_CREDENTIAL_DATA != 0 {
             if rest.len() < 18 {
                 return Err(bad("attested credential data truncated"));
@@ -203,11 +213,10 @@ impl AuthenticatorData {
             }
             let credential_id = rest[..id_len].to_vec();
             rest = &rest[id_len..];
-            let (public_key, used) =
-                decode_prefix(rest).map_err(|_| bad("credential public key is not CBOR"))?;
-            if !matches!(public_key, Value::Map(_)) {
+            let (public_key, used) = prefix(rest, "credential public key")?;
+            let Value::Map(public_key) = public_key else {
                 return Err(bad("credential public key is not a map"));
-            }
+            };
             rest = &rest[used..];
             Some(AttestedCredential {
                 aaguid,
@@ -218,7 +227,7 @@ impl AuthenticatorData {
             None
         };
         if flags & flags::EXTENSION_DATA != 0 {
-            let (_, used) = decode_prefix(rest).map_err(|_| bad("extensions are not CBOR"))?;
+            let (_, used) = prefix(rest, "authenticator data extensions")?;
             rest = &rest[used..];
         }
         if !rest.is_empty() {
@@ -235,10 +244,29 @@ impl AuthenticatorData {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
-    use crate::cbor::{int, text, to_canonical_vec};
+    use cable_proto::CborErrorKind;
 
     /// Chrome-for-Android's getInfo (PROTOCOL.md §11.2).
     pub const CHROME_GET_INFO: &str = "a50182684649444f5f325f30684649444f5f325f3102816370726603500000000000000000000000000000000004a262726bf5627576f50983656361626c656668796272696468696e7465726e616c";
+
+    pub fn int(n: i64) -> Value {
+        Value::integer(n)
+    }
+
+    pub fn text(s: &str) -> Value {
+        Value::Text(s.to_owned())
+    }
+
+    /// The CBOR error kind inside a `MalformedCbor`, or `None` for any other result.
+    pub fn cbor_kind<T: std::fmt::Debug>(result: Result<T, ClientError>) -> Option<CborErrorKind> {
+        match result {
+            Err(ClientError::MalformedCbor {
+                source: cable_proto::Error::Cbor { kind, .. },
+                ..
+            }) => Some(kind),
+            _ => None,
+        }
+    }
 
     #[test]
     fn parses_chrome_get_info() {
@@ -258,11 +286,55 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn reads_algorithms_of_either_sign() {
+        // {10: [{"alg": -7, "type": "public-key"}, {"alg": 3}]}
+        let bytes =
+            hex::decode("a10a82a263616c672664747970656a7075626c69632d6b6579a163616c6703").unwrap();
+        assert_eq!(
+            AuthenticatorInfo::parse(&bytes).unwrap().algorithms,
+            [-7, 3]
+        );
+    }
+
+    #[test]
     fn rejects_malformed_get_info() {
         for bad in ["", "01", "a10101", "a1035001", "a104a0ff", "a10401"] {
             let bytes = hex::decode(bad).unwrap();
             assert!(AuthenticatorInfo::parse(&bytes).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn get_info_with_duplicate_keys_is_refused() {
+        // {1: ["FIDO_2_0"], 1: ["U2F_V2"]}: which version list counts would depend on the
+        // reader, so none does.
+        let bytes = hex::decode("a20181684649444f5f325f300181665532465f5632").unwrap();
+        assert_eq!(
+            cbor_kind(AuthenticatorInfo::parse(&bytes)),
+            Some(CborErrorKind::DuplicateKey)
+        );
+        // {4: {"uv": false, "uv": true}}
+        let bytes = hex::decode("a104a2627576f4627576f5").unwrap();
+        assert_eq!(
+            cbor_kind(AuthenticatorInfo::parse(&bytes)),
+            Some(CborErrorKind::DuplicateKey)
+        );
+    }
+
+    #[test]
+    fn non_canonical_get_info_is_refused() {
+        // {4: {}, 1: []}: keys out of order.
+        let unsorted = hex::decode("a204a00180").unwrap();
+        assert_eq!(
+            cbor_kind(AuthenticatorInfo::parse(&unsorted)),
+            Some(CborErrorKind::UnsortedKeys)
+        );
+        // {1: []} with the key in a two-byte head.
+        let non_minimal = hex::decode("a1180180").unwrap();
+        assert_eq!(
+            cbor_kind(AuthenticatorInfo::parse(&non_minimal)),
+            Some(CborErrorKind::NonMinimal)
+        );
     }
 
     #[test]
@@ -276,7 +348,7 @@ pub(crate) mod tests {
     }
 
     pub fn cose_es256(x: [u8; 32], y: [u8; 32]) -> Value {
-        Value::Map(vec![
+        Value::map([
             (int(1), int(2)),
             (int(3), int(-7)),
             (int(-1), int(1)),
@@ -285,7 +357,9 @@ pub(crate) mod tests {
         ])
     }
 
-    pub fn auth_data(rp_id: &str, flags: u8, attested: Option<(&[u8], Value)>) -> Vec<u8> {
+    /// Authenticator data with the COSE key given as encoded bytes, so tests can also embed
+    /// keys that are not canonical.
+    pub fn auth_data_raw(rp_id: &str, flags: u8, attested: Option<(&[u8], &[u8])>) -> Vec<u8> {
         let mut out: Vec<u8> = Sha256::digest(rp_id.as_bytes()).to_vec();
         out.push(flags);
         out.extend_from_slice(&7u32.to_be_bytes());
@@ -293,9 +367,16 @@ pub(crate) mod tests {
             out.extend_from_slice(&[0x11; 16]);
             out.extend_from_slice(&(id.len() as u16).to_be_bytes());
             out.extend_from_slice(id);
-            out.extend_from_slice(&to_canonical_vec(key));
+            out.extend_from_slice(key);
         }
         out
+    }
+
+    pub fn auth_data(rp_id: &str, flags: u8, attested: Option<(&[u8], Value)>) -> Vec<u8> {
+        match attested {
+            Some((id, key)) => auth_data_raw(rp_id, flags, Some((id, &key.to_bytes()))),
+            None => auth_data_raw(rp_id, flags, None),
+        }
     }
 
     #[test]
@@ -308,10 +389,7 @@ pub(crate) mod tests {
         let att = ad.attested.unwrap();
         assert_eq!(att.credential_id, vec![9, 9, 9]);
         assert_eq!(att.aaguid, [0x11; 16]);
-        assert_eq!(
-            crate::cbor::canonicalize(att.public_key),
-            crate::cbor::canonicalize(key)
-        );
+        assert_eq!(Value::Map(att.public_key), key);
 
         let plain = auth_data("example.com", 0x05, None);
         assert!(AuthenticatorData::parse(&plain, "example.com")
@@ -319,8 +397,22 @@ pub(crate) mod tests {
             .attested
             .is_none());
         let mut with_ext = auth_data("example.com", 0x85, None);
-        with_ext.extend_from_slice(&to_canonical_vec(Value::Map(vec![(text("x"), int(1))])));
+        with_ext.extend_from_slice(&Value::map([(text("x"), int(1))]).to_bytes());
         assert!(AuthenticatorData::parse(&with_ext, "example.com").is_ok());
+    }
+
+    #[test]
+    fn credential_key_with_duplicate_labels_is_refused() {
+        // {1: 2, 3: -7, -1: 1, -2: x, -2: x'}: two x coordinates.
+        let mut key = hex::decode("a5010203262001215820").unwrap();
+        key.extend_from_slice(&[1; 32]);
+        key.extend_from_slice(&hex::decode("215820").unwrap());
+        key.extend_from_slice(&[3; 32]);
+        let bytes = auth_data_raw("example.com", 0x45, Some((&[1], &key)));
+        assert_eq!(
+            cbor_kind(AuthenticatorData::parse(&bytes, "example.com")),
+            Some(CborErrorKind::DuplicateKey)
+        );
     }
 
     #[test]

@@ -36,7 +36,7 @@ impl fmt::Display for Phase {
 pub enum ClientError {
     // ----- WebAuthn input -----
     /// The options are not JSON of the expected shape.
-    #[error("the {what} are not valid WebAuthn JSON: {source}")]
+    #[error("the {what} are not valid WebAuthn JSON")]
     OptionsJson {
         what: &'static str,
         #[source]
@@ -65,9 +65,14 @@ pub enum ClientError {
     Unsupported { what: &'static str },
 
     // ----- Authenticator replies -----
-    /// Bytes that should be CBOR are not.
-    #[error("malformed CBOR in {what}")]
-    MalformedCbor { what: &'static str },
+    /// Bytes that should be canonical CTAP2 CBOR are not (malformed, or with duplicate or
+    /// unsorted map keys, non-minimal lengths, indefinite lengths, floats or tags).
+    #[error("malformed CBOR in the authenticator's {what}")]
+    MalformedCbor {
+        what: &'static str,
+        #[source]
+        source: cable_proto::Error,
+    },
     /// The authenticator's reply is well-formed CBOR but not what CTAP2 specifies.
     #[error("the authenticator's {what} is invalid: {why}")]
     MalformedResponse {
@@ -86,7 +91,7 @@ pub enum ClientError {
     #[error("cancelled during the {phase}")]
     Cancelled { phase: Phase },
     /// The Bluetooth scanner failed.
-    #[error("Bluetooth scan failed: {source}")]
+    #[error("Bluetooth scan failed")]
     Ble {
         #[source]
         source: cable_ble::BleError,
@@ -95,14 +100,14 @@ pub enum ClientError {
     #[error("the Bluetooth scan ended before the phone's advert was seen")]
     ScanEnded,
     /// The tunnel connection failed.
-    #[error("the tunnel failed during the {phase}: {source}")]
+    #[error("the tunnel failed during the {phase}")]
     Transport {
         phase: Phase,
         #[source]
         source: cable_transport::TransportError,
     },
     /// A protocol step failed (e.g. the Noise handshake did not authenticate: wrong QR code).
-    #[error("protocol error during the {phase}: {source}")]
+    #[error("protocol error during the {phase}")]
     Protocol {
         phase: Phase,
         #[source]
@@ -115,6 +120,26 @@ pub enum ClientError {
     /// The authenticator answered with a CTAP2 error status.
     #[error("the authenticator refused: CTAP status {status:#04x} ({})", ctap_status_name(*status))]
     Authenticator { status: u8 },
+}
+
+impl ClientError {
+    /// Whether the caller's input is at fault (the options JSON, the origin, the RP id), as
+    /// opposed to the phone, the network or the person at the phone: a command line exits
+    /// with its usage code for these, and retrying without changing the input cannot help.
+    pub fn is_input_error(&self) -> bool {
+        match self {
+            ClientError::OptionsJson { .. }
+            | ClientError::BadBase64 { .. }
+            | ClientError::BadOrigin { .. }
+            | ClientError::RpIdMismatch { .. }
+            | ClientError::BadUserId { .. }
+            | ClientError::EmptyChallenge
+            | ClientError::NoSupportedAlgorithm => true,
+            // Everything else comes from the phone, the network, the radio or the person at
+            // the phone, where trying again with the same input can succeed.
+            _ => false,
+        }
+    }
 }
 
 /// CTAP2 status names for the codes a hybrid phone realistically returns.
@@ -158,5 +183,47 @@ mod tests {
         assert_eq!(e.to_string(), "the handshake with the phone timed out");
         let e = ClientError::Authenticator { status: 0x27 };
         assert!(e.to_string().contains("CTAP2_ERR_OPERATION_DENIED"));
+    }
+
+    #[test]
+    fn messages_leave_their_source_to_the_chain() {
+        use std::error::Error as _;
+        let source = cable_proto::Error::HandshakeFailed;
+        let e = ClientError::Protocol {
+            phase: Phase::Handshake,
+            source: source.clone(),
+        };
+        assert_eq!(
+            e.to_string(),
+            "protocol error during the handshake with the phone"
+        );
+        assert_eq!(
+            e.source().map(ToString::to_string),
+            Some(source.to_string())
+        );
+        let json = serde_json::from_str::<serde_json::Value>("{").unwrap_err();
+        let e = ClientError::OptionsJson {
+            what: "creation options",
+            source: json,
+        };
+        assert_eq!(
+            e.to_string(),
+            "the creation options are not valid WebAuthn JSON"
+        );
+    }
+
+    #[test]
+    fn input_errors_are_the_callers() {
+        assert!(ClientError::EmptyChallenge.is_input_error());
+        assert!(ClientError::BadOrigin {
+            origin: "https://".into()
+        }
+        .is_input_error());
+        assert!(!ClientError::ScanEnded.is_input_error());
+        assert!(!ClientError::Authenticator { status: 0x27 }.is_input_error());
+        assert!(!ClientError::Unsupported {
+            what: "user verification"
+        }
+        .is_input_error());
     }
 }

@@ -40,7 +40,6 @@
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
 pub mod authentication;
-pub mod cbor;
 pub mod ctap;
 mod error;
 pub mod registration;

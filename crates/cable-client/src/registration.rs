@@ -2,11 +2,13 @@
 //!
 //! Pure: no I/O. The session feeds it the phone's getInfo and the phone's reply bytes.
 
-use ciborium::Value;
+use std::collections::BTreeMap;
+
+use cable_proto::cbor::{map_get, Value};
+use cable_proto::ctap::command;
 use p256::pkcs8::EncodePublicKey;
 
-use crate::cbor::{int, map_get_int, text, to_canonical_vec};
-use crate::ctap::{split_status, AuthenticatorData, AuthenticatorInfo, CMD_MAKE_CREDENTIAL};
+use crate::ctap::{decode_map, map_get_int, split_status, AuthenticatorData, AuthenticatorInfo};
 use crate::error::ClientError;
 use crate::webauthn::client_data::{CeremonyKind, ClientData, Origin};
 use crate::webauthn::options::{Attestation, CreationOptions, ResidentKey, UserVerification};
@@ -95,57 +97,60 @@ impl PreparedRegistration {
     pub fn ctap_request(&self, info: &AuthenticatorInfo) -> Result<Vec<u8>, ClientError> {
         let d = self.decide(info)?;
         let o = &self.options;
-        let mut params = vec![
-            (int(1), Value::Bytes(self.client_data.hash().to_vec())),
+        let mut params = BTreeMap::from([
             (
-                int(2),
-                Value::Map(vec![
+                Value::Unsigned(1),
+                Value::Bytes(self.client_data.hash().to_vec()),
+            ),
+            (
+                Value::Unsigned(2),
+                Value::map([
                     (text("id"), text(&self.rp_id)),
                     (text("name"), text(&o.rp_name)),
                 ]),
             ),
             (
-                int(3),
+                Value::Unsigned(3),
                 // Chrome-for-Android requires all three user members.
-                Value::Map(vec![
+                Value::map([
                     (text("id"), Value::Bytes(o.user_id.clone())),
                     (text("name"), text(&o.user_name)),
                     (text("displayName"), text(&o.user_display_name)),
                 ]),
             ),
             (
-                int(4),
+                Value::Unsigned(4),
                 Value::Array(
                     o.algorithms
                         .iter()
                         .map(|&alg| {
-                            Value::Map(vec![
-                                (text("alg"), int(alg)),
+                            Value::map([
+                                (text("alg"), Value::integer(alg)),
                                 (text("type"), text("public-key")),
                             ])
                         })
                         .collect(),
                 ),
             ),
-        ];
+            (
+                Value::Unsigned(7),
+                Value::map([
+                    (text("rk"), Value::Bool(d.rk)),
+                    (text("uv"), Value::Bool(d.uv)),
+                ]),
+            ),
+        ]);
         if !o.exclude_credentials.is_empty() {
-            params.push((int(5), descriptor_list(&o.exclude_credentials)));
+            params.insert(Value::Unsigned(5), descriptor_list(&o.exclude_credentials));
         }
         if let Some(level) = d.cred_protect {
-            params.push((
-                int(6),
-                Value::Map(vec![(text("credProtect"), int(i64::from(level)))]),
-            ));
+            params.insert(
+                Value::Unsigned(6),
+                Value::map([(text("credProtect"), Value::Unsigned(u64::from(level)))]),
+            );
         }
-        params.push((
-            int(7),
-            Value::Map(vec![
-                (text("rk"), Value::Bool(d.rk)),
-                (text("uv"), Value::Bool(d.uv)),
-            ]),
-        ));
-        let mut out = vec![CMD_MAKE_CREDENTIAL];
-        out.extend(to_canonical_vec(Value::Map(params)));
+        let mut out = vec![command::MAKE_CREDENTIAL];
+        Value::Map(params).encode_into(&mut out);
         Ok(out)
     }
 
@@ -159,16 +164,14 @@ impl PreparedRegistration {
         let bad = |why| ClientError::MalformedResponse { what: WHAT, why };
         let d = self.decide(info)?;
         let body = split_status(reply)?;
-        let Value::Map(map) = crate::cbor::decode_exact(body, WHAT)? else {
-            return Err(bad("not a map"));
-        };
-        let Some(Value::Text(fmt)) = map_get_int(&map, 1) else {
+        let map = decode_map(body, WHAT)?;
+        let Some(Value::Text(fmt)) = map_get(&map, 1) else {
             return Err(bad("fmt missing or not text"));
         };
-        let Some(Value::Bytes(auth_data)) = map_get_int(&map, 2) else {
+        let Some(Value::Bytes(auth_data)) = map_get(&map, 2) else {
             return Err(bad("authData missing or not bytes"));
         };
-        let Some(att_stmt @ Value::Map(_)) = map_get_int(&map, 3) else {
+        let Some(att_stmt @ Value::Map(_)) = map_get(&map, 3) else {
             return Err(bad("attStmt missing or not a map"));
         };
         let parsed = AuthenticatorData::parse(auth_data, &self.rp_id)?;
@@ -188,14 +191,15 @@ impl PreparedRegistration {
         // With conveyance "none" the client replaces the statement (WebAuthn §5.1.3 step 20);
         // authData stays as signed, so no signature elsewhere is invalidated.
         let (fmt, att_stmt) = match self.options.attestation {
-            Attestation::None => ("none".to_owned(), Value::Map(Vec::new())),
+            Attestation::None => ("none".to_owned(), Value::Map(BTreeMap::new())),
             _ => (fmt.clone(), att_stmt.clone()),
         };
-        let attestation_object = to_canonical_vec(Value::Map(vec![
+        let attestation_object = Value::map([
             (text("fmt"), Value::Text(fmt)),
             (text("attStmt"), att_stmt),
             (text("authData"), Value::Bytes(auth_data.clone())),
-        ]));
+        ])
+        .to_bytes();
         Ok(RegistrationResponse {
             credential_id: attested.credential_id,
             client_data_json: self.client_data.json().to_vec(),
@@ -228,7 +232,7 @@ pub(crate) fn descriptor_list(ids: &[Vec<u8>]) -> Value {
     Value::Array(
         ids.iter()
             .map(|id| {
-                Value::Map(vec![
+                Value::map([
                     (text("id"), Value::Bytes(id.clone())),
                     (text("type"), text("public-key")),
                 ])
@@ -238,20 +242,16 @@ pub(crate) fn descriptor_list(ids: &[Vec<u8>]) -> Value {
 }
 
 /// `(COSE alg, SubjectPublicKeyInfo DER)` of a COSE_Key; DER only for ES256 and EdDSA.
-fn public_key_info(cose: &Value) -> Result<(i64, Option<Vec<u8>>), ClientError> {
+fn public_key_info(map: &BTreeMap<Value, Value>) -> Result<(i64, Option<Vec<u8>>), ClientError> {
     const WHAT: &str = "credential public key";
     let bad = |why| ClientError::MalformedResponse { what: WHAT, why };
-    let Value::Map(map) = cose else {
-        return Err(bad("not a map"));
-    };
-    let alg = match map_get_int_signed(map, 3) {
-        Some(Value::Integer(a)) => i64::try_from(*a).map_err(|_| bad("alg out of range"))?,
+    let alg = match map_get_int(map, 3) {
+        Some(a @ (Value::Unsigned(_) | Value::Negative(_))) => {
+            a.as_i64().ok_or_else(|| bad("alg out of range"))?
+        }
         _ => return Err(bad("alg missing")),
     };
-    let bytes_at = |key: i64| match map_get_int_signed(map, key) {
-        Some(Value::Bytes(b)) => Some(b.as_slice()),
-        _ => None,
-    };
+    let bytes_at = |key: i64| map_get_int(map, key).and_then(Value::as_bytes);
     let der = match alg {
         -7 => {
             let (Some(x), Some(y)) = (bytes_at(-2), bytes_at(-3)) else {
@@ -287,20 +287,15 @@ fn public_key_info(cose: &Value) -> Result<(i64, Option<Vec<u8>>), ClientError> 
     Ok((alg, der))
 }
 
-fn map_get_int_signed(map: &[(Value, Value)], key: i64) -> Option<&Value> {
-    if key >= 0 {
-        return map_get_int(map, key as u64);
-    }
-    map.iter().find_map(|(k, v)| match k {
-        Value::Integer(i) if i64::try_from(*i).ok() == Some(key) => Some(v),
-        _ => None,
-    })
+fn text(s: &str) -> Value {
+    Value::Text(s.to_owned())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ctap::tests::{auth_data, cose_es256, CHROME_GET_INFO};
+    use crate::ctap::tests::{auth_data, cbor_kind, cose_es256, int, CHROME_GET_INFO};
+    use cable_proto::CborErrorKind;
     use p256::elliptic_curve::sec1::ToEncodedPoint;
 
     const OPTIONS: &str = r#"{
@@ -410,11 +405,14 @@ mod tests {
 
     fn reply(auth: &[u8], fmt: &str) -> Vec<u8> {
         let mut out = vec![0];
-        out.extend(to_canonical_vec(Value::Map(vec![
-            (int(1), text(fmt)),
-            (int(2), Value::Bytes(auth.to_vec())),
-            (int(3), Value::Map(vec![(text("alg"), int(-7))])),
-        ])));
+        out.extend(
+            Value::map([
+                (int(1), text(fmt)),
+                (int(2), Value::Bytes(auth.to_vec())),
+                (int(3), Value::map([(text("alg"), int(-7))])),
+            ])
+            .to_bytes(),
+        );
         out
     }
 
@@ -445,6 +443,40 @@ mod tests {
         expected.push(auth.len() as u8);
         expected.extend_from_slice(&auth);
         assert_eq!(resp.attestation_object, expected);
+    }
+
+    #[test]
+    fn finish_refuses_a_reply_with_duplicate_keys() {
+        let reg = PreparedRegistration::new(OPTIONS, "https://example.com").unwrap();
+        let (x, y) = test_key();
+        let auth = auth_data("example.com", 0x45, Some((&[5], cose_es256(x, y))));
+        // {1: "none", 2: authData, 2: authData, 3: {}}: two authData entries, so which one
+        // the client checked and which one a relying party reads could differ.
+        let mut reply = hex::decode("00a401646e6f6e65").unwrap();
+        for _ in 0..2 {
+            reply.push(0x02);
+            Value::Bytes(auth.clone()).encode_into(&mut reply);
+        }
+        reply.extend_from_slice(&[0x03, 0xa0]);
+        assert_eq!(
+            cbor_kind(reg.finish(&chrome_info(), &reply)),
+            Some(CborErrorKind::DuplicateKey)
+        );
+    }
+
+    #[test]
+    fn finish_refuses_a_reply_with_unsorted_keys() {
+        let reg = PreparedRegistration::new(OPTIONS, "https://example.com").unwrap();
+        let (x, y) = test_key();
+        let auth = auth_data("example.com", 0x45, Some((&[5], cose_es256(x, y))));
+        // {2: authData, 1: "none", 3: {}}
+        let mut reply = vec![0x00, 0xa3, 0x02];
+        Value::Bytes(auth).encode_into(&mut reply);
+        reply.extend_from_slice(&hex::decode("01646e6f6e6503a0").unwrap());
+        assert_eq!(
+            cbor_kind(reg.finish(&chrome_info(), &reply)),
+            Some(CborErrorKind::UnsortedKeys)
+        );
     }
 
     #[test]

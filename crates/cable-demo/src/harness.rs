@@ -20,14 +20,17 @@ pub struct Harness {
 /// Why the harness could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
-    #[error("relay: {0}")]
+    /// The relay could not start.
+    #[error("the loopback relay could not start")]
     Relay(#[from] RelayError),
-    #[error("relay URL: {0}")]
+    /// The relay's address or the loopback connector was refused.
+    #[error("the loopback relay cannot be reached")]
     Url(#[from] cable_transport::TransportError),
 }
 
-/// Short deadlines for tests: every failure shows up in well under a second.
-pub fn test_deadlines() -> Deadlines {
+/// Short deadlines: on loopback every phase takes milliseconds, so a failure shows up within
+/// seconds instead of the minutes a person at a real phone gets.
+pub fn short_deadlines() -> Deadlines {
     Deadlines {
         scan: Duration::from_secs(5),
         connect: Duration::from_secs(5),

@@ -25,10 +25,10 @@ use webauthn_rp::{
 #[derive(Debug, thiserror::Error)]
 pub enum RpError {
     /// The response JSON does not deserialise (strict WebAuthn Level 3 JSON).
-    #[error("response JSON rejected: {0}")]
+    #[error("response JSON rejected")]
     Json(#[from] serde_json::Error),
     /// webauthn_rp refused the options or the ceremony.
-    #[error("webauthn_rp: {0}")]
+    #[error("webauthn_rp refused")]
     WebAuthn(#[from] AggErr),
     /// A stored credential could not be read back.
     #[error("stored credential key unreadable")]
