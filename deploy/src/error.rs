@@ -5,33 +5,64 @@
 pub enum ConfigError {
     /// A line is not `ROUTING_ID=HOST:PORT [admin=PORT]`.
     #[error("line {line}: expected `ROUTING_ID=HOST:PORT [admin=PORT]`, got {got:?}")]
-    Syntax { line: usize, got: String },
+    Syntax {
+        /// The line number in the instance list, from 1.
+        line: usize,
+        /// The offending text.
+        got: String,
+    },
     /// The routing id is not exactly 6 hex digits (3 bytes).
     #[error("line {line}: routing id {got:?} is not 6 hex digits")]
-    RoutingId { line: usize, got: String },
+    RoutingId {
+        /// The line number in the instance list, from 1.
+        line: usize,
+        /// The offending text.
+        got: String,
+    },
     /// The host is neither an IP address nor a DNS name.
     #[error("line {line}: host {got:?} is not an IP address or a DNS name")]
-    Host { line: usize, got: String },
+    Host {
+        /// The line number in the instance list, from 1.
+        line: usize,
+        /// The offending text.
+        got: String,
+    },
     /// A port is missing, zero, or not a number below 65536.
     #[error("line {line}: port {got:?} is not a number from 1 to 65535")]
-    Port { line: usize, got: String },
+    Port {
+        /// The line number in the instance list, from 1.
+        line: usize,
+        /// The offending text.
+        got: String,
+    },
     /// An option after the address is not known.
     #[error("line {line}: unknown option {got:?} (known: admin=PORT)")]
-    Option { line: usize, got: String },
+    Option {
+        /// The line number in the instance list, from 1.
+        line: usize,
+        /// The offending text.
+        got: String,
+    },
     /// Two instances claim the same routing id.
     #[error(
         "line {line}: routing id {routing_id} already belongs to the instance on line {first}"
     )]
     DuplicateRoutingId {
+        /// The line of the second claim.
         line: usize,
+        /// The line of the first claim.
         first: usize,
+        /// The routing id both claim.
         routing_id: String,
     },
     /// Two routing ids point at the same relay address; one instance owns one routing id.
     #[error("line {line}: {address} already serves the routing id on line {first}")]
     DuplicateAddress {
+        /// The line of the second claim.
         line: usize,
+        /// The line of the first claim.
         first: usize,
+        /// The address both name.
         address: String,
     },
     /// The list names no instance.
@@ -39,5 +70,10 @@ pub enum ConfigError {
     Empty,
     /// A free-form setting would break out of the generated configuration.
     #[error("{setting} {got:?} contains characters that are not allowed here")]
-    UnsafeSetting { setting: &'static str, got: String },
+    UnsafeSetting {
+        /// The setting's name.
+        setting: &'static str,
+        /// The value given.
+        got: String,
+    },
 }

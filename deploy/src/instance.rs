@@ -21,7 +21,9 @@ use crate::{ConfigError, RoutingId};
 /// Where a relay listens: an IP address or a DNS name, and a port.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Host {
+    /// An IPv4 address.
     V4(Ipv4Addr),
+    /// An IPv6 address (written in brackets in a `HOST:PORT`).
     V6(Ipv6Addr),
     /// A DNS name of letters, digits, `-` and `.` (checked label by label).
     Name(String),

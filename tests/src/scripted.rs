@@ -13,10 +13,13 @@ use std::time::Duration;
 /// Why a scripted step failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ScriptError {
+    /// The protocol core refused a step.
     #[error("protocol")]
     Proto(#[from] cable_proto::Error),
+    /// The tunnel failed.
     #[error("transport")]
     Transport(#[from] cable_transport::TransportError),
+    /// The air failed.
     #[error("ble")]
     Ble(#[from] cable_ble::BleError),
 }

@@ -59,10 +59,15 @@ pub(crate) fn map_get_int(map: &BTreeMap<Value, Value>, key: i64) -> Option<&Val
 /// The phone's `authenticatorGetInfo` response, as far as a hybrid client uses it.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AuthenticatorInfo {
+    /// CTAP versions the authenticator supports (key 1), e.g. `FIDO_2_0`, `FIDO_2_1`.
     pub versions: Vec<String>,
+    /// Extensions the authenticator supports (key 2).
     pub extensions: Vec<String>,
+    /// The authenticator's AAGUID (key 3), when it is 16 bytes as CTAP2 requires.
     pub aaguid: Option<[u8; 16]>,
+    /// Options (key 4), e.g. `rk`, `uv`, `up`, `plat`; an absent option keeps its CTAP2 default.
     pub options: BTreeMap<String, bool>,
+    /// Transports the authenticator says it is reachable over (key 9).
     pub transports: Vec<String>,
     /// COSE algorithm ids from key 10, if the phone lists them.
     pub algorithms: Vec<i64>,
@@ -157,24 +162,33 @@ impl AuthenticatorInfo {
 
 /// Flag bits of authenticator data.
 pub mod flags {
+    /// User present (UP): the person touched or tapped the authenticator.
     pub const USER_PRESENT: u8 = 0x01;
+    /// User verified (UV): the authenticator verified the person (biometrics, PIN).
     pub const USER_VERIFIED: u8 = 0x04;
+    /// Attested credential data follows the sign count (set by makeCredential).
     pub const ATTESTED_CREDENTIAL_DATA: u8 = 0x40;
+    /// Extension outputs follow.
     pub const EXTENSION_DATA: u8 = 0x80;
 }
 
 /// Authenticator data, checked against the RP id, with the attested credential (if any).
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuthenticatorData {
+    /// The flag bits; see [`flags`].
     pub flags: u8,
+    /// The signature counter (0 when the authenticator does not keep one, as phones usually do).
     pub sign_count: u32,
+    /// The new credential, present when the `ATTESTED_CREDENTIAL_DATA` flag is set.
     pub attested: Option<AttestedCredential>,
 }
 
 /// The attested credential data inside authenticator data.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AttestedCredential {
+    /// The AAGUID of the authenticator model that made the credential (zeros when it hides it).
     pub aaguid: [u8; 16],
+    /// The credential id the relying party stores and later lists in `allowCredentials`.
     pub credential_id: Vec<u8>,
     /// The credential public key as a COSE_Key map.
     pub public_key: BTreeMap<Value, Value>,

@@ -38,22 +38,38 @@ pub enum ClientError {
     /// The options are not JSON of the expected shape.
     #[error("the {what} are not valid WebAuthn JSON")]
     OptionsJson {
+        /// Which options: creation or request.
         what: &'static str,
+        /// Where and why the JSON does not parse.
         #[source]
         source: serde_json::Error,
     },
     /// A binary field is not base64url.
     #[error("`{field}` is not valid base64url")]
-    BadBase64 { field: &'static str },
+    BadBase64 {
+        /// The field's name in the JSON.
+        field: &'static str,
+    },
     /// The caller's origin is not a secure web origin.
     #[error("origin {origin:?} is not an https origin (or http on localhost)")]
-    BadOrigin { origin: String },
+    BadOrigin {
+        /// The origin as given.
+        origin: String,
+    },
     /// The relying party id does not belong to the origin.
     #[error("relying party id {rp_id:?} is not a registrable suffix of origin {origin}")]
-    RpIdMismatch { rp_id: String, origin: String },
+    RpIdMismatch {
+        /// The relying party id as given.
+        rp_id: String,
+        /// The caller's origin.
+        origin: String,
+    },
     /// `user.id` must be 1 to 64 bytes (WebAuthn).
     #[error("user.id must be 1 to 64 bytes, got {len}")]
-    BadUserId { len: usize },
+    BadUserId {
+        /// The length given.
+        len: usize,
+    },
     /// The challenge is empty.
     #[error("the challenge is empty")]
     EmptyChallenge,
@@ -62,21 +78,28 @@ pub enum ClientError {
     NoSupportedAlgorithm,
     /// A request needs an authenticator feature the phone does not offer.
     #[error("the phone's authenticator does not support {what}")]
-    Unsupported { what: &'static str },
+    Unsupported {
+        /// The feature, e.g. `discoverable credentials`.
+        what: &'static str,
+    },
 
     // ----- Authenticator replies -----
     /// Bytes that should be canonical CTAP2 CBOR are not (malformed, or with duplicate or
     /// unsorted map keys, non-minimal lengths, indefinite lengths, floats or tags).
     #[error("malformed CBOR in the authenticator's {what}")]
     MalformedCbor {
+        /// Which reply or field.
         what: &'static str,
+        /// What the strict decoder refused.
         #[source]
         source: cable_proto::Error,
     },
     /// The authenticator's reply is well-formed CBOR but not what CTAP2 specifies.
     #[error("the authenticator's {what} is invalid: {why}")]
     MalformedResponse {
+        /// Which reply or field.
         what: &'static str,
+        /// What is wrong with it.
         why: &'static str,
     },
     /// The phone's post-handshake message does not offer CTAP2.
@@ -86,13 +109,20 @@ pub enum ClientError {
     // ----- The session -----
     /// A phase did not finish before its deadline.
     #[error("the {phase} timed out")]
-    Timeout { phase: Phase },
+    Timeout {
+        /// The phase that ran out of time.
+        phase: Phase,
+    },
     /// The caller cancelled the ceremony.
     #[error("cancelled during the {phase}")]
-    Cancelled { phase: Phase },
+    Cancelled {
+        /// The phase the ceremony was in.
+        phase: Phase,
+    },
     /// The Bluetooth scanner failed.
     #[error("Bluetooth scan failed")]
     Ble {
+        /// The scanner's error.
         #[source]
         source: cable_ble::BleError,
     },
@@ -102,24 +132,36 @@ pub enum ClientError {
     /// The tunnel connection failed.
     #[error("the tunnel failed during the {phase}")]
     Transport {
+        /// The phase the ceremony was in.
         phase: Phase,
+        /// The tunnel's error.
         #[source]
         source: cable_transport::TransportError,
     },
     /// A protocol step failed (e.g. the Noise handshake did not authenticate: wrong QR code).
     #[error("protocol error during the {phase}")]
     Protocol {
+        /// The phase the ceremony was in.
         phase: Phase,
+        /// The protocol core's error.
         #[source]
         source: cable_proto::Error,
     },
     /// The phone sent a message that is not allowed at this point.
     #[error("unexpected {what} during the {phase}")]
-    UnexpectedMessage { phase: Phase, what: &'static str },
+    UnexpectedMessage {
+        /// The phase the ceremony was in.
+        phase: Phase,
+        /// What arrived.
+        what: &'static str,
+    },
 
     /// The authenticator answered with a CTAP2 error status.
     #[error("the authenticator refused: CTAP status {status:#04x} ({})", ctap_status_name(*status))]
-    Authenticator { status: u8 },
+    Authenticator {
+        /// The CTAP2 status byte.
+        status: u8,
+    },
 }
 
 impl ClientError {

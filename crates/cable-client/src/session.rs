@@ -97,18 +97,28 @@ pub enum Progress {
     /// Listening for the phone's advert (the QR code should be on screen).
     Scanning,
     /// The phone's advert was decrypted; it names this relay host (domain id).
-    AdvertFound { domain_id: u16, relay: String },
+    AdvertFound {
+        /// The advert's tunnel-server domain id.
+        domain_id: u16,
+        /// The relay host it names.
+        relay: String,
+    },
     /// The tunnel WebSocket is open.
     TunnelConnected,
     /// Handshake done; the phone speaks this post-handshake revision.
-    HandshakeComplete { revision: ProtocolRevision },
+    HandshakeComplete {
+        /// The revision the phone's post-handshake message announced.
+        revision: ProtocolRevision,
+    },
     /// The CTAP request is on its way; the person decides on the phone now.
     RequestSent,
     /// The phone answered.
     ReplyReceived,
     /// The phone offered linking data; `verified` says whether its signature checked out.
     LinkingOffered {
+        /// The name the phone gives itself.
         authenticator_name: String,
+        /// Whether the linking signature verified against the handshake.
         verified: bool,
     },
     /// Shutdown sent; the tunnel closes after the linger time.

@@ -33,54 +33,81 @@ fn b64_field(s: &str, field: &'static str) -> Result<Vec<u8>, ClientError> {
 /// `PublicKeyCredentialCreationOptions`, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CreationOptions {
+    /// `rp.id`; `None` means the origin's effective domain.
     pub rp_id: Option<String>,
+    /// `rp.name`, shown by the phone.
     pub rp_name: String,
+    /// `user.id`, the user handle (1 to 64 bytes).
     pub user_id: Vec<u8>,
+    /// `user.name`, shown by the phone.
     pub user_name: String,
+    /// `user.displayName`, shown by the phone.
     pub user_display_name: String,
+    /// The relying party's challenge, as bytes.
     pub challenge: Vec<u8>,
     /// COSE algorithm ids of the `public-key` entries, in the RP's order of preference.
     pub algorithms: Vec<i64>,
+    /// `timeout` in milliseconds, if given.
     pub timeout_ms: Option<u64>,
+    /// Ids of credentials the user already has, which the phone must not duplicate.
     pub exclude_credentials: Vec<Vec<u8>>,
+    /// Whether a discoverable (resident) credential is wanted.
     pub resident_key: ResidentKey,
+    /// Whether user verification is wanted.
     pub user_verification: UserVerification,
+    /// What attestation the relying party wants.
     pub attestation: Attestation,
+    /// The extensions this client acts on.
     pub extensions: RegistrationExtensions,
 }
 
 /// `PublicKeyCredentialRequestOptions`, decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RequestOptions {
+    /// `rpId`; `None` means the origin's effective domain.
     pub rp_id: Option<String>,
+    /// The relying party's challenge, as bytes.
     pub challenge: Vec<u8>,
+    /// `timeout` in milliseconds, if given.
     pub timeout_ms: Option<u64>,
+    /// Credentials the relying party accepts; empty means any discoverable credential.
     pub allow_credentials: Vec<Vec<u8>>,
+    /// Whether user verification is wanted.
     pub user_verification: UserVerification,
 }
 
 /// `residentKey` (with the Level 1 `requireResidentKey` folded in).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResidentKey {
+    /// A server-side credential is fine (the default).
     Discouraged,
+    /// A discoverable credential if the authenticator can make one.
     Preferred,
+    /// A discoverable credential, or the ceremony fails.
     Required,
 }
 
 /// `userVerification`; unknown strings mean the default, `preferred`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserVerification {
+    /// User verification must not be performed if that would bother the person.
     Discouraged,
+    /// User verification when the authenticator supports it (the default).
     Preferred,
+    /// User verification, or the ceremony fails.
     Required,
 }
 
 /// `attestation` conveyance; unknown strings mean the default, `none`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attestation {
+    /// No attestation (the default): the client strips it.
     None,
+    /// Attestation the client may anonymize.
     Indirect,
+    /// The authenticator's attestation as it produced it.
     Direct,
+    /// Enterprise attestation, for managed devices.
     Enterprise,
 }
 

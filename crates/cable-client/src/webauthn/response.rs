@@ -9,14 +9,17 @@ use super::options::b64url;
 /// A new credential from a registration ceremony.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistrationResponse {
+    /// The new credential's id.
     pub credential_id: Vec<u8>,
     /// The `clientDataJSON` the client built and the phone signed over.
     pub client_data_json: Vec<u8>,
     /// CBOR `{"fmt", "attStmt", "authData"}`.
     pub attestation_object: Vec<u8>,
+    /// The authenticator data, also inside the attestation object.
     pub authenticator_data: Vec<u8>,
     /// SubjectPublicKeyInfo DER of the credential key, for the algorithms the client knows.
     pub public_key_der: Option<Vec<u8>>,
+    /// The COSE algorithm id of the credential key.
     pub public_key_algorithm: i64,
     /// `credProps.rk`, when the relying party asked for `credProps`.
     pub cred_props_rk: Option<bool>,
@@ -25,11 +28,15 @@ pub struct RegistrationResponse {
 /// An assertion from an authentication ceremony.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AuthenticationResponse {
+    /// The id of the credential that signed.
     pub credential_id: Vec<u8>,
     /// The `clientDataJSON` the client built and the phone signed over.
     pub client_data_json: Vec<u8>,
+    /// The authenticator data the signature covers.
     pub authenticator_data: Vec<u8>,
+    /// The signature over the authenticator data and the hash of `clientDataJSON`.
     pub signature: Vec<u8>,
+    /// The user handle, when the credential is discoverable and the phone returns it.
     pub user_handle: Option<Vec<u8>>,
 }
 
