@@ -683,21 +683,6 @@ async fn unknown_credential_gives_no_credentials() {
 }
 
 #[tokio::test]
-async fn unsupported_command_is_refused() {
-    let env = Env::start().await;
-    let qr = qr_key(RequestHint::GetAssertion);
-    let phone = spawn_phone(env.phone(&qr, software(&PasskeyStore::in_memory())));
-    let mut computer = computer_connect(&env, &qr).await;
-    let resp = computer.request(0x06, Value::map([])).await; // clientPIN
-    assert_eq!(resp.status, status::INVALID_COMMAND);
-    let err = phone.result().await.unwrap_err();
-    assert!(
-        matches!(err, PhoneError::UnsupportedCommand { command: 0x06 }),
-        "{err:?}"
-    );
-}
-
-#[tokio::test]
 async fn excluded_credential_is_refused() {
     let env = Env::start().await;
     let store = PasskeyStore::in_memory();
