@@ -271,8 +271,10 @@ impl<R: CeremonyRequest> Ceremony<R> {
         )
     }
 
-    /// The `FIDO:/…` text to show as a QR code. It holds the QR secret: the caller owns this
-    /// copy and should drop it once the code is off the screen.
+    /// The `FIDO:/…` text to show as a QR code. It holds the QR secret, from which every key
+    /// of the session is derived: the caller owns this copy and should wipe it once the code
+    /// is off the screen, e.g. by holding it in `zeroize::Zeroizing<String>` (a plain drop
+    /// leaves the text in freed memory). Each call makes a new copy.
     pub fn qr_uri(&self) -> String {
         self.qr.to_uri()
     }

@@ -152,13 +152,16 @@ impl PhoneError {
     }
 }
 
-/// Why the credential store file could not be opened ([`crate::PasskeyStore::open`]).
+/// Why the credential store file could not be opened ([`crate::PasskeyStore::open`]) or
+/// saved.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    /// Reading or writing the file failed.
-    #[error("I/O error")]
-    Io(#[from] std::io::Error),
+    /// The file cannot be used as it is (other users can read it, it is a symbolic link, …)
+    /// or reading, locking or writing it failed. The message names the file and, for the
+    /// first kind, the fix.
+    #[error(transparent)]
+    File(#[from] cable_store::Error),
     /// The file is not a credential store of a supported version.
     #[error("not a valid credential store file")]
     Format(#[from] serde_json::Error),

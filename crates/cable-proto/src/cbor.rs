@@ -57,7 +57,35 @@ impl core::fmt::Debug for Value {
     }
 }
 
+/// Wipes every byte and text string the value holds, at any depth, and leaves `Null`: for
+/// values that carry secrets (e.g. [`crate::message::LinkingInfo::to_value`]), usually
+/// through [`zeroize::Zeroizing`].
+impl zeroize::Zeroize for Value {
+    fn zeroize(&mut self) {
+        match self {
+            Value::Bytes(b) => b.zeroize(),
+            Value::Text(t) => t.zeroize(),
+            Value::Array(items) => items.zeroize(),
+            // Keys cannot be changed in place; take the entries out to wipe them.
+            Value::Map(map) => {
+                for (mut k, mut v) in core::mem::take(map) {
+                    k.zeroize();
+                    v.zeroize();
+                }
+            }
+            Value::Unsigned(_) | Value::Negative(_) | Value::Bool(_) | Value::Null => {}
+        }
+        *self = Value::Null;
+    }
+}
+
 impl Value {
+    /// Moves the value out, leaving `Null`; how a value leaves a [`zeroize::Zeroizing`]
+    /// without a copy.
+    pub(crate) fn take(&mut self) -> Value {
+        core::mem::replace(self, Value::Null)
+    }
+
     /// An integer value (negative numbers use major type 1).
     pub fn integer(n: i64) -> Value {
         if n >= 0 {
@@ -415,6 +443,20 @@ impl Reader<'_> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zeroize_wipes_nested_strings_and_leaves_null() {
+        use zeroize::Zeroize;
+        let mut v = Value::map([
+            (Value::Bytes(vec![7; 4]), Value::Text("secret".into())),
+            (
+                Value::Unsigned(1),
+                Value::Array(vec![Value::Bytes(vec![9; 32]), Value::Bool(true)]),
+            ),
+        ]);
+        v.zeroize();
+        assert_eq!(v, Value::Null);
+    }
 
     fn kind(bytes: &[u8]) -> CborErrorKind {
         match decode(bytes) {

@@ -6,6 +6,7 @@
 
 use hkdf::Hkdf;
 use sha2::Sha256;
+use zeroize::Zeroizing;
 
 use crate::error::{Error, Result};
 use crate::ids::TunnelId;
@@ -39,12 +40,22 @@ pub fn derive(secret: &[u8], salt: &[u8], ty: DerivedValueType, out: &mut [u8]) 
         .map_err(|_| Error::DeriveLength { len: out.len() })
 }
 
-fn derive_fixed<const N: usize>(secret: &[u8], salt: &[u8], ty: DerivedValueType) -> [u8; N] {
-    let mut out = [0u8; N];
-    // N is one of this module's constants (at most 64), far below HKDF's 8160-byte limit.
-    if derive(secret, salt, ty, &mut out).is_err() {
-        unreachable!("HKDF output of {N} bytes is within the limit");
+/// [`derive`] for this module's fixed lengths, straight into the buffer that keeps the
+/// value, so that no unwiped copy is left behind.
+fn derive_into(secret: &[u8], salt: &[u8], ty: DerivedValueType, out: &mut [u8]) {
+    // The lengths are this module's constants (at most 64), far below HKDF's 8160-byte limit.
+    if derive(secret, salt, ty, out).is_err() {
+        unreachable!("HKDF output of {} bytes is within the limit", out.len());
     }
+}
+
+fn derive_fixed<const N: usize>(
+    secret: &[u8],
+    salt: &[u8],
+    ty: DerivedValueType,
+) -> Zeroizing<[u8; N]> {
+    let mut out = Zeroizing::new([0u8; N]);
+    derive_into(secret, salt, ty, &mut out[..]);
     out
 }
 
@@ -64,11 +75,13 @@ impl EidKey {
     /// `Derive(secret, salt, 1, 64)`: QR flow: QR secret and empty salt;
     /// state-assisted flow: link secret and the client nonce.
     pub fn derive(secret: &[u8], salt: &[u8]) -> EidKey {
-        EidKey(derive_fixed(secret, salt, DerivedValueType::EidKey))
+        let mut key = EidKey([0; 64]);
+        derive_into(secret, salt, DerivedValueType::EidKey, &mut key.0);
+        key
     }
 
-    pub(crate) fn aes_key(&self) -> zeroize::Zeroizing<[u8; 32]> {
-        let mut k = zeroize::Zeroizing::new([0u8; 32]);
+    pub(crate) fn aes_key(&self) -> Zeroizing<[u8; 32]> {
+        let mut k = Zeroizing::new([0u8; 32]);
         k.copy_from_slice(&self.0[..32]);
         k
     }
@@ -81,20 +94,25 @@ impl EidKey {
 impl Psk {
     /// `Derive(secret, eid_plaintext, 3, 32)` with the QR or link secret.
     pub fn derive(secret: &[u8], eid_plaintext: &[u8; 16]) -> Psk {
-        Psk(derive_fixed(secret, eid_plaintext, DerivedValueType::Psk))
+        let mut psk = Psk([0; 32]);
+        derive_into(secret, eid_plaintext, DerivedValueType::Psk, &mut psk.0);
+        psk
     }
 }
 
 impl TunnelId {
     /// `Derive(qr_secret, empty, 2, 16)`: the tunnel id of a QR session.
     pub fn derive(qr_secret: &[u8]) -> TunnelId {
-        TunnelId::from_bytes(derive_fixed(qr_secret, &[], DerivedValueType::TunnelId))
+        TunnelId::from_bytes(*derive_fixed(qr_secret, &[], DerivedValueType::TunnelId))
     }
 }
 
 /// `Derive(secret, salt, ty, 32)` for the phone-internal 32-byte values (types 4..6).
-pub fn derive_32(secret: &[u8], salt: &[u8], ty: DerivedValueType) -> zeroize::Zeroizing<[u8; 32]> {
-    zeroize::Zeroizing::new(derive_fixed(secret, salt, ty))
+///
+/// The value is a secret and is wiped when the returned buffer is dropped; copy it only into
+/// something that wipes itself too.
+pub fn derive_32(secret: &[u8], salt: &[u8], ty: DerivedValueType) -> Zeroizing<[u8; 32]> {
+    derive_fixed(secret, salt, ty)
 }
 
 #[cfg(test)]

@@ -97,7 +97,8 @@ pub struct QrCode {
 }
 
 impl QrCode {
-    /// The canonical CBOR map.
+    /// The canonical CBOR map. It holds the QR secret: the caller owns this copy and should
+    /// wipe it (e.g. hold it in [`zeroize::Zeroizing`]).
     pub fn to_cbor(&self) -> Vec<u8> {
         let mut entries = vec![
             (
@@ -120,12 +121,19 @@ impl QrCode {
             Value::Unsigned(5),
             Value::Text(self.hint.as_str().to_owned()),
         ));
-        Value::map(entries).to_bytes()
+        zeroize::Zeroizing::new(Value::map(entries)).to_bytes()
     }
 
-    /// `FIDO:/` followed by the digits.
+    /// `FIDO:/` followed by the digits. It holds the QR secret: the caller owns this copy
+    /// and should wipe it once the code is shown (e.g. hold it in [`zeroize::Zeroizing`]).
     pub fn to_uri(&self) -> String {
-        format!("{PREFIX}{}", digits::encode(&self.to_cbor()))
+        let cbor = zeroize::Zeroizing::new(self.to_cbor());
+        let digits = zeroize::Zeroizing::new(digits::encode(&cbor));
+        // Sized up front so that no reallocation leaves a copy behind.
+        let mut uri = String::with_capacity(PREFIX.len() + digits.len());
+        uri.push_str(PREFIX);
+        uri.push_str(&digits);
+        uri
     }
 
     /// Parses a scanned QR text.
@@ -227,9 +235,9 @@ impl QrKey {
         loop {
             let mut seed = zeroize::Zeroizing::new([0u8; 32]);
             rng.fill_bytes(&mut seed[..]);
-            let mut secret = [0u8; 16];
-            rng.fill_bytes(&mut secret);
-            let secret = QrSecret::from_bytes(secret);
+            // Drawn into the QrSecret itself: a local array would be a copy nothing wipes.
+            let mut secret = QrSecret::from_bytes([0; 16]);
+            rng.fill_bytes(&mut secret.0);
             // Only a zero scalar (probability 2^-256) fails; draw again then.
             if let Ok(key) = QrKey::from_seed(&seed[..], secret, now_unix, hint) {
                 return key;
@@ -292,7 +300,8 @@ impl QrKey {
         &self.private
     }
 
-    /// `FIDO:/…` text to render.
+    /// `FIDO:/…` text to render; the caller owns it and should wipe it, as
+    /// [`QrCode::to_uri`] says.
     pub fn to_uri(&self) -> String {
         self.code.to_uri()
     }

@@ -90,7 +90,7 @@ fn update_message_forms() {
     // Chrome pads with key 0; it is ignored on decode whatever it holds.
     let payload = Value::map([
         (Value::Unsigned(0), Value::Text("pad".into())),
-        (Value::Unsigned(1), info.to_value()),
+        (Value::Unsigned(1), Value::clone(&info.to_value())),
     ])
     .to_bytes();
     assert_eq!(

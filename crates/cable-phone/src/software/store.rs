@@ -37,9 +37,15 @@ pub struct CredentialInfo {
 /// The credential store of the software authenticator. Cheap to clone; clones share state.
 ///
 /// Every credential is discoverable. Registering again for the same relying party and user
-/// handle replaces the older credential, as platform passkey providers do. With a file, every
-/// change is written through (to a temporary file, then renamed; mode 0600 on Unix) before the
-/// authenticator answers, so an answered registration is never lost.
+/// handle replaces the older credential, as platform passkey providers do.
+///
+/// With a file, every change is written through [`cable_store`] before the authenticator
+/// answers, so an answered registration is never lost: under the file's lock, the store
+/// reads what is on disk now, applies the change to that and writes it back (a fresh 0600
+/// file renamed into place). Another process using the same file (a second `cable phone`)
+/// therefore never loses a credential to this one, and this store picks up that process's
+/// credentials at its next change. A save blocks the calling thread for as long as another
+/// process holds the lock, which is one file write.
 #[derive(Clone)]
 pub struct PasskeyStore {
     inner: Arc<Mutex<Inner>>,
@@ -79,13 +85,13 @@ impl PasskeyStore {
     }
 
     /// Opens (or, if missing, starts) a store persisted at `path`.
+    ///
+    /// A file other users can read or write is refused ([`StoreError::File`], whose message
+    /// says how to fix it), as is a symbolic link: whatever the file holds may already have
+    /// been copied, and writing new keys next to it would not help.
     pub fn open(path: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let path = path.into();
-        let credentials = match std::fs::read(&path) {
-            Ok(bytes) => decode_file(&bytes)?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
-            Err(e) => return Err(StoreError::Io(e)),
-        };
+        let credentials = read_file(&path)?;
         Ok(Self {
             inner: Arc::new(Mutex::new(Inner {
                 path: Some(path),
@@ -118,18 +124,37 @@ impl PasskeyStore {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    fn add(&self, cred: Passkey) -> Result<(), StatusCode> {
+        self.change(|all| {
+            all.retain(|p| !(p.rp_id == cred.rp_id && p.user_handle == cred.user_handle));
+            all.push(cred);
+        })
+    }
+
     fn change(&self, apply: impl FnOnce(&mut Vec<Passkey>)) -> Result<(), StatusCode> {
         let mut inner = self.lock();
-        let mut next = inner.credentials.clone();
-        apply(&mut next);
-        if let Some(path) = &inner.path {
-            if let Err(e) = write_file(path, &next) {
-                tracing::error!(path = %path.display(), error = %e, "could not save credential store");
-                return Err(Ctap2Error::Other.into());
+        let Some(path) = &inner.path else {
+            apply(&mut inner.credentials);
+            return Ok(());
+        };
+        match save(path, apply) {
+            Ok(now) => {
+                inner.credentials = now;
+                Ok(())
+            }
+            Err(e) => {
+                // With its causes: "cannot write …" alone does not say the disk is full.
+                let mut error = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    error.push_str(": ");
+                    error.push_str(&c.to_string());
+                    cause = c.source();
+                }
+                tracing::error!(path = %path.display(), %error, "could not save credential store");
+                Err(Ctap2Error::Other.into())
             }
         }
-        inner.credentials = next;
-        Ok(())
     }
 }
 
@@ -175,10 +200,7 @@ impl CredentialStore for PasskeyStore {
         _rp: PublicKeyCredentialRpEntity,
         _options: Options,
     ) -> Result<(), StatusCode> {
-        self.change(|all| {
-            all.retain(|p| !(p.rp_id == cred.rp_id && p.user_handle == cred.user_handle));
-            all.push(cred);
-        })
+        self.add(cred)
     }
 
     async fn update_credential(&mut self, cred: &Passkey) -> Result<(), StatusCode> {
@@ -293,7 +315,28 @@ fn decode_file(bytes: &[u8]) -> Result<Vec<Passkey>, StoreError> {
         .collect()
 }
 
-fn write_file(path: &Path, credentials: &[Passkey]) -> Result<(), StoreError> {
+fn read_file(path: &Path) -> Result<Vec<Passkey>, StoreError> {
+    match cable_store::read_private(path)? {
+        Some(bytes) => decode_file(&bytes),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// One locked read-modify-write of the file: `apply` sees what is on disk now, not what
+/// this process read earlier, so a credential another process saved meanwhile is kept.
+/// Returns the credentials as written.
+fn save(path: &Path, apply: impl FnOnce(&mut Vec<Passkey>)) -> Result<Vec<Passkey>, StoreError> {
+    let file = cable_store::lock(path)?;
+    let mut credentials = match file.read()? {
+        Some(bytes) => decode_file(&bytes)?,
+        None => Vec::new(),
+    };
+    apply(&mut credentials);
+    file.write(&encode_file(&credentials)?)?;
+    Ok(credentials)
+}
+
+fn encode_file(credentials: &[Passkey]) -> Result<Zeroizing<Vec<u8>>, StoreError> {
     let file = StoreFile {
         version: FILE_VERSION,
         credentials: credentials
@@ -301,30 +344,188 @@ fn write_file(path: &Path, credentials: &[Passkey]) -> Result<(), StoreError> {
             .map(encode_credential)
             .collect::<Result<_, _>>()?,
     };
-    let json = Zeroizing::new(serde_json::to_vec_pretty(&file)?);
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(".tmp");
-    let tmp = PathBuf::from(tmp);
-    write_private(&tmp, &json)?;
-    std::fs::rename(&tmp, path)?;
-    Ok(())
+    Ok(Zeroizing::new(serde_json::to_vec_pretty(&file)?))
 }
 
-#[cfg(unix)]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)?;
-    f.write_all(bytes)?;
-    f.sync_all()
-}
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use passkey_crypto::coset::{iana, CoseKeyBuilder};
 
-#[cfg(not(unix))]
-fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    std::fs::write(path, bytes)
+    use super::*;
+
+    fn passkey(user: &str) -> Passkey {
+        Passkey {
+            key: CoseKeyBuilder::new_ec2_priv_key(
+                iana::EllipticCurve::P_256,
+                vec![1; 32],
+                vec![2; 32],
+                vec![3; 32],
+            )
+            .build(),
+            credential_id: user.as_bytes().to_vec().into(),
+            rp_id: "example.com".into(),
+            user_handle: Some(user.as_bytes().to_vec().into()),
+            username: Some(user.into()),
+            user_display_name: None,
+            counter: None,
+            extensions: CredentialExtensions::default(),
+        }
+    }
+
+    fn users(store: &PasskeyStore) -> Vec<String> {
+        let mut names: Vec<String> = store
+            .list()
+            .into_iter()
+            .map(|c| c.user_name.unwrap())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// A fresh directory, removed when dropped.
+    struct Dir(PathBuf);
+
+    impl Dir {
+        fn new(test: &str) -> Dir {
+            let dir = std::env::temp_dir()
+                .join(format!("cable-phone-store-{test}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).unwrap();
+            Dir(dir)
+        }
+    }
+
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    #[test]
+    fn two_stores_on_one_file_keep_each_others_credentials() {
+        let dir = Dir::new("two");
+        let path = dir.0.join("passkeys.json");
+        // Both opened before either saved, as two `cable phone` processes would be.
+        let first = PasskeyStore::open(&path).unwrap();
+        let second = PasskeyStore::open(&path).unwrap();
+        first.add(passkey("alice")).unwrap();
+        second.add(passkey("bob")).unwrap();
+        assert_eq!(users(&second), ["alice", "bob"]);
+        first.add(passkey("carol")).unwrap();
+        assert_eq!(
+            users(&PasskeyStore::open(&path).unwrap()),
+            ["alice", "bob", "carol"]
+        );
+    }
+
+    #[test]
+    fn concurrent_saves_through_separate_stores_lose_nothing() {
+        let dir = Dir::new("threads");
+        let path = dir.0.join("passkeys.json");
+        let threads: Vec<_> = (0..4)
+            .map(|t| {
+                let store = PasskeyStore::open(&path).unwrap();
+                std::thread::spawn(move || {
+                    for i in 0..8 {
+                        store.add(passkey(&format!("{t}-{i}"))).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        assert_eq!(PasskeyStore::open(&path).unwrap().list().len(), 4 * 8);
+    }
+
+    #[cfg(unix)]
+    mod unix {
+        use std::os::unix::fs::{symlink, PermissionsExt};
+
+        use super::*;
+
+        fn mode(path: &Path) -> u32 {
+            std::fs::symlink_metadata(path)
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777
+        }
+
+        fn chmod(path: &Path, mode: u32) {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+        }
+
+        #[test]
+        fn a_world_readable_leftover_temp_file_never_becomes_the_store() {
+            let dir = Dir::new("leftover");
+            let path = dir.0.join("passkeys.json");
+            let leftover = dir.0.join("passkeys.json.tmp");
+            std::fs::write(&leftover, b"left over").unwrap();
+            chmod(&leftover, 0o644);
+            let store = PasskeyStore::open(&path).unwrap();
+            store.add(passkey("alice")).unwrap();
+            assert_eq!(mode(&path), 0o600);
+            assert_eq!(std::fs::read(&leftover).unwrap(), b"left over");
+            assert_eq!(users(&PasskeyStore::open(&path).unwrap()), ["alice"]);
+        }
+
+        #[test]
+        fn a_symbolic_link_at_the_temp_path_is_not_written_through() {
+            let dir = Dir::new("symlink");
+            let path = dir.0.join("passkeys.json");
+            let victim = dir.0.join("victim");
+            std::fs::write(&victim, b"victim").unwrap();
+            chmod(&victim, 0o644);
+            symlink(&victim, dir.0.join("passkeys.json.tmp")).unwrap();
+            let store = PasskeyStore::open(&path).unwrap();
+            store.add(passkey("alice")).unwrap();
+            assert_eq!(std::fs::read(&victim).unwrap(), b"victim");
+            assert!(std::fs::symlink_metadata(&path).unwrap().is_file());
+            assert_eq!(mode(&path), 0o600);
+        }
+
+        #[test]
+        fn a_store_other_users_can_read_is_refused_in_one_line() {
+            let dir = Dir::new("exposed");
+            let path = dir.0.join("passkeys.json");
+            PasskeyStore::open(&path)
+                .unwrap()
+                .add(passkey("alice"))
+                .unwrap();
+            chmod(&path, 0o644);
+            let err = PasskeyStore::open(&path).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    StoreError::File(cable_store::Error::Exposed { mode: 0o644, .. })
+                ),
+                "{err:?}"
+            );
+            assert_eq!(
+                err.to_string(),
+                format!(
+                    "`{0}` is readable by other users (mode 0644); run `chmod 600 {0}`",
+                    path.display()
+                )
+            );
+            chmod(&path, 0o600);
+            assert_eq!(users(&PasskeyStore::open(&path).unwrap()), ["alice"]);
+        }
+
+        #[test]
+        fn a_failed_save_changes_nothing_and_says_so() {
+            let dir = Dir::new("failed");
+            let path = dir.0.join("passkeys.json");
+            let store = PasskeyStore::open(&path).unwrap();
+            store.add(passkey("alice")).unwrap();
+            // Someone opened the file up meanwhile: saving refuses to read it.
+            chmod(&path, 0o644);
+            assert!(store.add(passkey("bob")).is_err());
+            assert_eq!(users(&store), ["alice"]);
+            chmod(&path, 0o600);
+            assert_eq!(users(&PasskeyStore::open(&path).unwrap()), ["alice"]);
+        }
+    }
 }

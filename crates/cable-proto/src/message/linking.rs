@@ -18,6 +18,7 @@ use hmac::{Hmac, Mac};
 use p256::{PublicKey, SecretKey};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
 use super::req_bytes;
 use crate::cbor::{self, map_get, Value};
@@ -162,8 +163,9 @@ impl LinkingInfo {
         }
     }
 
-    /// The CBOR map.
-    pub fn to_value(&self) -> Value {
+    /// The CBOR map. It holds a copy of the link secret (key 3), so it comes wiped on drop;
+    /// whatever is encoded from it holds the secret too and is the caller's to wipe.
+    pub fn to_value(&self) -> Zeroizing<Value> {
         let mut entries = vec![
             (Value::Unsigned(1), Value::Bytes(self.contact_id.clone())),
             (Value::Unsigned(2), Value::Bytes(self.link_id.clone())),
@@ -181,7 +183,7 @@ impl LinkingInfo {
         if self.from_new_implementation {
             entries.push((Value::Unsigned(999), Value::Bool(true)));
         }
-        Value::map(entries)
+        Zeroizing::new(Value::map(entries))
     }
 
     /// Parses the CBOR map. Unknown keys are ignored.
@@ -238,24 +240,25 @@ impl UpdateMessage {
     /// Chrome does so that, once encrypted, it is always 528 bytes whether or
     /// not linking data is present (as long as the linking data is under
     /// about 470 bytes; larger data is sent unpadded).
+    ///
+    /// With linking data the plaintext holds the link secret: wipe it once encrypted.
     pub fn encode(&self) -> Vec<u8> {
         // Aim 16 bytes short of the target and let the crypter pad the rest:
         // the type byte, the map header, key 0 and a 3-byte byte-string header
         // are the fixed overhead.
         let mut padding = UPDATE_PADDING_TARGET - 16 - 1 - 3;
-        let linking = self.linking.as_ref().map(LinkingInfo::to_value);
+        let mut linking = self.linking.as_ref().map(LinkingInfo::to_value);
         if let Some(l) = &linking {
-            let measured = Value::map([(Value::Unsigned(1), l.clone())])
-                .to_bytes()
-                .len();
+            // Map header and key 1 are one byte each.
+            let measured = 2 + Zeroizing::new(l.to_bytes()).len();
             padding = padding.saturating_sub(measured);
         }
         let mut entries = vec![(Value::Unsigned(0), Value::Bytes(vec![0u8; padding]))];
-        if let Some(l) = linking {
-            entries.push((Value::Unsigned(1), l));
+        if let Some(l) = &mut linking {
+            entries.push((Value::Unsigned(1), l.take()));
         }
         let mut out = vec![super::MessageType::Update as u8];
-        Value::map(entries).encode_into(&mut out);
+        Zeroizing::new(Value::map(entries)).encode_into(&mut out);
         out
     }
 

@@ -10,6 +10,7 @@ use super::linking::LinkingInfo;
 use super::opt_bytes;
 use crate::cbor::{self, map_get, Value};
 use crate::error::{Error, Result};
+use zeroize::Zeroizing;
 
 const CONTEXT: &str = "post-handshake message";
 
@@ -61,7 +62,7 @@ impl PostHandshake {
             entries.push((Value::Unsigned(1), Value::Bytes(info.clone())));
         }
         if let Some(linking) = &self.linking {
-            entries.push((Value::Unsigned(2), linking.to_value()));
+            entries.push((Value::Unsigned(2), linking.to_value().take()));
         }
         let mut features = self.features.clone();
         features.sort();
@@ -72,14 +73,15 @@ impl PostHandshake {
         Value::map(entries)
     }
 
-    /// Revision 1 plaintext (hand it to the crypter as is, no type byte).
+    /// Revision 1 plaintext (hand it to the crypter as is, no type byte). With linking data
+    /// it holds the link secret: wipe it once encrypted.
     pub fn encode(&self) -> Vec<u8> {
-        self.to_value().to_bytes()
+        Zeroizing::new(self.to_value()).to_bytes()
     }
 
     /// Revision 0 plaintext: map, zeros, u16 LE zero count; multiple of 512.
     pub fn encode_revision0(&self) -> Vec<u8> {
-        let mut out = self.to_value().to_bytes();
+        let mut out = Zeroizing::new(self.to_value()).to_bytes();
         let total = (out.len() + 2).div_ceil(512) * 512;
         let zeros = total - out.len() - 2;
         out.resize(total - 2, 0);
