@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
-use cable_client::{Ceremony, CeremonyConfig, ClientError, Deadlines, Phase, Progress};
+use cable_client::{
+    Ceremony, CeremonyConfig, ClientError, Deadlines, LinkedPhones, Phase, Progress,
+};
 use cable_e2e::scripted::{advertise_only, deadline, ScriptedPhone};
 use cable_e2e::{client_config_for, test_deadlines, Harness, RelyingParty};
 use cable_phone::PasskeyStore;
@@ -574,6 +576,8 @@ async fn a_late_update_after_shutdown_is_captured_during_the_linger() {
     let harness = Harness::start().await.unwrap();
     let mut config = harness.client_config(test_deadlines()).unwrap();
     config.linger = Duration::from_millis(500);
+    let store = LinkedPhones::in_memory();
+    config.linked_phones = Some(store.clone());
     let (ceremony, mut progress) = Ceremony::authenticate(config, GET_OPTIONS, ORIGIN).unwrap();
     let uri = ceremony.qr_uri();
     let phone = ScriptedPhone::open(harness.air(), harness.relay_url(), &uri)
@@ -597,6 +601,8 @@ async fn a_late_update_after_shutdown_is_captured_during_the_linger() {
         }
     }
     assert_eq!(offered, Some((true, "Late phone".to_owned())));
+    let names: Vec<_> = store.list().into_iter().map(|p| p.name).collect();
+    assert_eq!(names, ["Late phone"]);
 }
 
 #[tokio::test]
@@ -626,4 +632,108 @@ async fn cancelling_after_the_reply_ends_the_linger_and_closes_the_tunnel() {
     );
     // The linger task dropped its progress sender: the stream ends.
     while progress.recv().await.is_some() {}
+}
+
+/// One sign-in whose phone offers linking data for `identity` right after its post-handshake
+/// message, as Chrome-for-Android does; `tamper` breaks the signature. Returns the progress.
+async fn sign_in_offering_a_link(
+    store: &LinkedPhones,
+    identity: &cable_proto::SecretKey,
+    link_id: u8,
+    tamper: bool,
+) -> Vec<Progress> {
+    let harness = Harness::start().await.unwrap();
+    let mut config = harness.client_config(test_deadlines()).unwrap();
+    config.linked_phones = Some(store.clone());
+    let (ceremony, mut progress) = Ceremony::authenticate(config, GET_OPTIONS, ORIGIN).unwrap();
+    let uri = ceremony.qr_uri();
+    let phone = ScriptedPhone::open(harness.air(), harness.relay_url(), &uri)
+        .await
+        .unwrap();
+    assert_eq!(
+        phone.qr.state_assisted,
+        Some(true),
+        "a computer with a store asks to link"
+    );
+    let qr_public = phone.qr.public_key;
+    let identity = identity.clone();
+    let phone_side = async move {
+        let (mut channel, hash) = phone.handshake().await.unwrap();
+        channel
+            .send(&PostHandshake::new(get_info()).encode(), deadline())
+            .await
+            .unwrap();
+        let mut linking = LinkingInfo::new_signed(
+            b"contact".to_vec(),
+            vec![link_id; 8],
+            LinkSecret::from_bytes([link_id; 32]),
+            &identity,
+            "Test phone".to_owned(),
+            &qr_public,
+            &hash,
+        );
+        if tamper {
+            linking.signature[0] ^= 1;
+        }
+        let update = Message::Update(UpdateMessage {
+            linking: Some(linking),
+        });
+        channel.send(&update.encode(), deadline()).await.unwrap();
+        let _request = channel.recv(deadline()).await.unwrap();
+        channel
+            .send(&Message::Ctap(assertion_reply()).encode(), deadline())
+            .await
+            .unwrap();
+    };
+    let (result, ()) = tokio::join!(ceremony.run(CancellationToken::new()), phone_side);
+    result.unwrap();
+    let mut seen = Vec::new();
+    while let Ok(p) = progress.try_recv() {
+        seen.push(p);
+    }
+    seen
+}
+
+#[tokio::test]
+async fn verified_linking_data_is_stored_and_a_forgery_evicts_nothing() {
+    let store = LinkedPhones::in_memory();
+    let identity = cable_proto::keys::random_secret_key(&mut OsRng);
+
+    let progress = sign_in_offering_a_link(&store, &identity, 1, false).await;
+    assert!(
+        progress.contains(&Progress::PhoneLinked {
+            name: "Test phone".into()
+        }),
+        "{progress:?}"
+    );
+    let phones = store.list();
+    assert_eq!(phones.len(), 1);
+    assert_eq!(phones[0].identity_public_key, identity.public_key());
+    assert_eq!(phones[0].link_id, vec![1; 8]);
+    assert_eq!(phones[0].contact_id, b"contact");
+    // The harness's phone advertises the default domain.
+    assert_eq!(phones[0].domain_id, 0);
+
+    // The same identity key with a bad signature: reported, not stored, nothing replaced.
+    let progress = sign_in_offering_a_link(&store, &identity, 2, true).await;
+    assert!(
+        progress.contains(&Progress::LinkingOffered {
+            authenticator_name: "Test phone".into(),
+            verified: false
+        }),
+        "{progress:?}"
+    );
+    assert!(
+        !progress
+            .iter()
+            .any(|p| matches!(p, Progress::PhoneLinked { .. })),
+        "{progress:?}"
+    );
+    assert_eq!(store.list(), phones);
+
+    // A genuine relink replaces the entry of that phone.
+    sign_in_offering_a_link(&store, &identity, 3, false).await;
+    let relinked = store.list();
+    assert_eq!(relinked.len(), 1);
+    assert_eq!(relinked[0].link_id, vec![3; 8]);
 }

@@ -47,6 +47,11 @@ pub struct CommonArgs {
     /// Seconds to wait for the phone's advert after the QR code is shown.
     #[arg(long, default_value_t = 180, allow_hyphen_values = true)]
     pub scan_timeout: u64,
+    /// Do not ask the phone to link (QR key 4 false): nothing is stored, whatever it offers.
+    #[arg(long)]
+    pub no_link: bool,
+    #[command(flatten)]
+    pub store: crate::phones::StoreArgs,
 }
 
 /// `cable register`.
@@ -174,6 +179,9 @@ async fn config(common: &CommonArgs) -> Result<CeremonyConfig, CliError> {
         config.relay_override = Some(RelayUrl::parse(relay).map_err(CliError::BadRelay)?);
     }
     config.deadlines.scan = Duration::from_secs(common.scan_timeout);
+    if !common.no_link {
+        config.linked_phones = Some(common.store.open()?);
+    }
     Ok(config)
 }
 
@@ -325,6 +333,8 @@ mod tests {
             ble: BleChoice::Bluez,
             adapter: "default".into(),
             scan_timeout: 1,
+            no_link: true,
+            store: crate::phones::StoreArgs { phones_file: None },
         }
     }
 

@@ -65,6 +65,12 @@ pub enum CliError {
     },
     #[error("phone")]
     Phone(#[from] cable_phone::PhoneError),
+    #[error("linked phones")]
+    Linked(#[from] cable_client::LinkedStoreError),
+    #[error(
+        "no place for the linked-phone store: set HOME or XDG_DATA_HOME, or pass --phones-file"
+    )]
+    NoDataDir,
     /// The ceremony's own error already says what failed.
     #[error(transparent)]
     Client(#[from] cable_client::ClientError),
@@ -75,16 +81,7 @@ pub enum CliError {
 }
 
 /// The error and its causes on one line: "phone: invalid QR code: …".
-pub fn chain(err: &dyn std::error::Error) -> String {
-    let mut line = err.to_string();
-    let mut source = err.source();
-    while let Some(cause) = source {
-        line.push_str(": ");
-        line.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    line
-}
+pub use cable_client::error_chain as chain;
 
 impl CliError {
     /// Bad input exits with 2, anything else with 1.
@@ -99,7 +96,9 @@ impl CliError {
             | CliError::BadRelay(_)
             | CliError::Read { .. }
             | CliError::MissingRpId
-            | CliError::MissingOrigin => true,
+            | CliError::MissingOrigin
+            | CliError::NoDataDir => true,
+            CliError::Linked(e) => e.is_input_error(),
             CliError::Phone(e) => e.phase() == cable_phone::Phase::ParseQr,
             CliError::Client(e) => e.is_input_error(),
             CliError::Render(_)

@@ -12,6 +12,7 @@ mod error;
 mod inspect;
 mod narrate;
 mod phone;
+mod phones;
 mod qr_command;
 mod render;
 
@@ -46,6 +47,9 @@ enum Command {
     /// Sign in with a passkey on a phone: show a QR code, wait for the phone, print the
     /// authentication response JSON.
     Login(ceremony::LoginArgs),
+    /// List, rename or forget the phones linked to this computer (they link when they offer
+    /// to during register or login).
+    Phones(phones::PhonesArgs),
     /// A complete ceremony on this machine, no Bluetooth, no internet: embedded relay,
     /// simulated phone, register then sign in, verified by an independent relying party.
     Demo(demo::DemoArgs),
@@ -83,6 +87,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Register(args) => ceremony::register(&args),
         Command::Login(args) => ceremony::login(&args),
         Command::Demo(args) => demo::run(&args),
+        Command::Phones(args) => phones::run(&args),
         Command::Doctor(args) => {
             if runtime()?.block_on(doctor::run(&args)) {
                 Ok(())

@@ -18,8 +18,19 @@ pub fn computer(progress: &ComputerProgress) -> String {
         ComputerProgress::RequestSent => "confirm on the phone…".to_owned(),
         ComputerProgress::ReplyReceived => "the phone answered".to_owned(),
         ComputerProgress::LinkingOffered {
-            authenticator_name, ..
-        } => format!("{authenticator_name} offered to stay linked (not stored)"),
+            authenticator_name,
+            verified: true,
+        } => format!("{authenticator_name} offered to stay linked"),
+        ComputerProgress::LinkingOffered {
+            authenticator_name,
+            verified: false,
+        } => format!("{authenticator_name} offered linking data that does not verify: ignored"),
+        ComputerProgress::PhoneLinked { name } => {
+            format!("phone linked as {name:?} (see `cable phones list`)")
+        }
+        ComputerProgress::LinkNotSaved { reason } => {
+            format!("the phone could not be linked: {reason}")
+        }
         ComputerProgress::Finished => "done".to_owned(),
         // `Progress` is non-exhaustive: an event this CLI does not know yet still shows up.
         _ => "working…".to_owned(),

@@ -187,3 +187,94 @@ fn values_may_start_with_a_hyphen() {
         "-AQ",
     ]);
 }
+
+/// A linked-phone store file with two phones, as `cable register` would have written it.
+fn seeded_phones_file(dir: &std::path::Path) -> std::path::PathBuf {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine as _;
+    std::fs::create_dir_all(dir).unwrap();
+    let phone = |seed: u8, name: &str| {
+        let key = cable_proto::keys::secret_key_from_bytes(&[seed; 32]).unwrap();
+        serde_json::json!({
+            "name": name,
+            "authenticator_name": "Pixel 8",
+            "identity_public_key":
+                URL_SAFE_NO_PAD.encode(cable_proto::keys::uncompressed(&key.public_key())),
+            "contact_id": URL_SAFE_NO_PAD.encode([seed; 40]),
+            "link_id": URL_SAFE_NO_PAD.encode([seed; 8]),
+            "link_secret": URL_SAFE_NO_PAD.encode([0x5e; 32]),
+            "domain_id": 0,
+            "linked_at": 1_796_223_600u64,
+        })
+    };
+    let file = serde_json::json!({
+        "version": 1,
+        "phones": [phone(1, "Pixel 8"), phone(2, "Pixel 8 (2)")],
+    });
+    let path = dir.join("linked-phones.json");
+    let _ = std::fs::remove_file(&path);
+    let mut open = std::fs::OpenOptions::new();
+    open.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+    std::io::Write::write_all(&mut open.open(&path).unwrap(), file.to_string().as_bytes()).unwrap();
+    path
+}
+
+fn phones(file: &std::path::Path, args: &[&str]) -> Output {
+    let mut all = vec!["phones", "--phones-file", file.to_str().unwrap()];
+    all.extend_from_slice(args);
+    cable(&all)
+}
+
+#[test]
+fn phones_lists_renames_and_forgets_without_printing_secrets() {
+    let dir = std::env::temp_dir().join(format!("cable-cli-phones-{}", std::process::id()));
+    let file = seeded_phones_file(&dir);
+
+    let o = phones(&file, &["list", "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list[0]["name"], "Pixel 8");
+    assert_eq!(list[1]["name"], "Pixel 8 (2)");
+    assert_eq!(list[0]["id"].as_str().unwrap().len(), 16);
+    let text = stdout(&phones(&file, &["list"]));
+    assert!(text.contains("2026-12-02 15:00"), "{text}");
+    for o in [&text, &stdout(&o)] {
+        // The link secret (0x5e bytes) and contact ids never appear.
+        assert!(!o.contains("Xl5e"), "{o}");
+        assert!(!o.contains("AQEBAQEB"), "{o}");
+    }
+
+    let o = phones(&file, &["rename", "Pixel 8 (2)", "Pixel 8"]);
+    assert_bad_input(&o, "already named \"Pixel 8\"");
+    let o = phones(&file, &["rename", "Pixel 8 (2)", "-work"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = phones(&file, &["forget", "nope"]);
+    assert_bad_input(&o, "no linked phone is named \"nope\"");
+    let o = phones(&file, &["forget", "Pixel 8"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let list: serde_json::Value =
+        serde_json::from_slice(&phones(&file, &["list", "--json"]).stdout).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["name"], "-work");
+    let o = phones(&file, &["forget", "--all"]);
+    assert!(stdout(&o).contains("forgot 1"), "{}", stdout(&o));
+    assert!(stdout(&phones(&file, &["list"])).starts_with("no linked phones"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_store_others_can_read_is_refused_with_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("cable-cli-exposed-{}", std::process::id()));
+    let file = seeded_phones_file(&dir);
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = phones(&file, &["list"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("chmod 600"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

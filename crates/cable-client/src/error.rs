@@ -211,6 +211,19 @@ pub fn ctap_status_name(status: u8) -> &'static str {
     }
 }
 
+/// An error and its causes on one line, each after `": "`: how this workspace prints errors,
+/// since no message repeats its source.
+pub fn chain(err: &dyn std::error::Error) -> String {
+    let mut line = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        line.push_str(": ");
+        line.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    line
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

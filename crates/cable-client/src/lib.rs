@@ -29,9 +29,13 @@
 //! It deliberately does not: speak PIN/UV auth protocols (hybrid phones verify the user
 //! themselves), send silent pre-flight requests or getInfo over the tunnel (getInfo comes
 //! from the post-handshake message and is answered locally), run state-assisted (linked)
-//! sessions, or store linking data (QR key 4 is sent as `false`; linking data a phone offers
-//! anyway is verified and reported as progress, then dropped), or act on extensions other
-//! than `credProps` and `credProtect` (WebAuthn lets a client ignore the rest).
+//! sessions yet, or act on extensions other than `credProps` and `credProtect` (WebAuthn lets
+//! a client ignore the rest).
+//!
+//! Linking: with a [`LinkedPhones`] store in [`CeremonyConfig::linked_phones`] the QR code asks
+//! the phone to link (key 4), and linking data whose signature verifies is stored
+//! ([`linked`]); without one, key 4 is `false` and whatever a phone offers is verified,
+//! reported as progress and dropped.
 //!
 //! Central types: [`Ceremony`] with [`CeremonyConfig`] and [`Progress`],
 //! [`PreparedRegistration`] / [`PreparedAuthentication`] (one request each),
@@ -42,13 +46,15 @@
 pub mod authentication;
 pub mod ctap;
 mod error;
+pub mod linked;
 pub mod registration;
 pub mod session;
 pub mod webauthn;
 
 pub use authentication::PreparedAuthentication;
 pub use ctap::AuthenticatorInfo;
-pub use error::{ctap_status_name, ClientError, Phase};
+pub use error::{chain as error_chain, ctap_status_name, ClientError, Phase};
+pub use linked::{LinkedPhone, LinkedPhones, LinkedStoreError};
 pub use registration::PreparedRegistration;
 pub use session::{
     Ceremony, CeremonyConfig, CeremonyRequest, Deadlines, Progress, ProgressReceiver,

@@ -19,6 +19,7 @@ use cable_ble::Scanner;
 use cable_proto::advert::{decrypt_advert, DecryptedAdvert};
 use cable_proto::domain::host_for_domain_id;
 use cable_proto::ids::RoutingId;
+use cable_proto::message::LinkingInfo;
 use cable_proto::message::ProtocolRevision;
 use cable_proto::qr::{QrKey, RequestHint};
 use cable_proto::rand_core::{self, OsRng};
@@ -30,6 +31,7 @@ use tokio_util::sync::CancellationToken;
 use crate::authentication::PreparedAuthentication;
 use crate::ctap::AuthenticatorInfo;
 use crate::error::{ClientError, Phase};
+use crate::linked::LinkedPhones;
 use crate::registration::PreparedRegistration;
 use crate::webauthn::response::{AuthenticationResponse, RegistrationResponse};
 
@@ -70,6 +72,9 @@ pub struct CeremonyConfig {
     pub deadlines: Deadlines,
     /// How long to keep reading after shutdown for a late update message.
     pub linger: Duration,
+    /// Where to keep phones that link during a QR ceremony. With a store the QR code asks
+    /// the phone for linking data (key 4); verified data is stored, anything else ignored.
+    pub linked_phones: Option<LinkedPhones>,
 }
 
 impl CeremonyConfig {
@@ -85,6 +90,7 @@ impl CeremonyConfig {
             relay_override: None,
             deadlines: Deadlines::default(),
             linger: Duration::from_secs(5),
+            linked_phones: None,
         })
     }
 }
@@ -120,6 +126,16 @@ pub enum Progress {
         authenticator_name: String,
         /// Whether the linking signature verified against the handshake.
         verified: bool,
+    },
+    /// Verified linking data was stored: the phone can be used without a QR code next time.
+    PhoneLinked {
+        /// The name it is stored under (unique in the store).
+        name: String,
+    },
+    /// Verified linking data could not be stored; the ceremony itself is unaffected.
+    LinkNotSaved {
+        /// Why, as one line.
+        reason: String,
     },
     /// Shutdown sent; the tunnel closes after the linger time.
     Finished,
@@ -197,6 +213,8 @@ pub struct Ceremony<R> {
     progress: mpsc::UnboundedSender<Progress>,
     /// The relying party's overall timeout, fixed when `run` starts.
     overall: Option<Instant>,
+    /// The clock reading the ceremony was created with (QR key 3), in Unix seconds.
+    now: u64,
 }
 
 impl<R: std::fmt::Debug> std::fmt::Debug for Ceremony<R> {
@@ -254,9 +272,10 @@ impl<R: CeremonyRequest> Ceremony<R> {
         mut rng: CeremonyRng,
     ) -> (Self, ProgressReceiver) {
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        // Key 4 = false: this client does not store linked phones, so it does not ask for
-        // linking data (the key is still present; see PROTOCOL.md §2.3).
-        let qr = QrKey::generate(&mut rng, now, request.hint()).with_state_assisted(false);
+        // Key 4 asks for linking data only when there is somewhere to keep it (the key is
+        // present either way; see PROTOCOL.md §2.3).
+        let qr = QrKey::generate(&mut rng, now, request.hint())
+            .with_state_assisted(config.linked_phones.is_some());
         let (tx, rx) = mpsc::unbounded_channel();
         (
             Ceremony {
@@ -266,6 +285,7 @@ impl<R: CeremonyRequest> Ceremony<R> {
                 rng,
                 progress: tx,
                 overall: None,
+                now,
             },
             rx,
         )
@@ -318,6 +338,11 @@ impl<R: CeremonyRequest> Ceremony<R> {
             conn,
             machine,
             progress: self.progress.clone(),
+            linker: self.config.linked_phones.clone().map(|store| Linker {
+                store,
+                domain_id: eid.domain_id,
+                now: self.now,
+            }),
         };
         let info = match self.handshake(&mut tunnel, &cancel).await {
             Ok(info) => info,
@@ -509,6 +534,29 @@ struct Tunnel {
     conn: TunnelConnection,
     machine: DesktopSession,
     progress: mpsc::UnboundedSender<Progress>,
+    linker: Option<Linker>,
+}
+
+/// Where verified linking data goes, and what to store with it.
+struct Linker {
+    store: LinkedPhones,
+    /// The domain id of the advert that led to this tunnel: where to contact the phone later.
+    domain_id: u16,
+    /// The ceremony's clock reading, as the link's date.
+    now: u64,
+}
+
+impl Linker {
+    fn store(&self, linking: &LinkingInfo) -> Progress {
+        // A few hundred bytes to a local file: brief enough not to move to the blocking pool,
+        // and it keeps a late update's store ordered before the tunnel closes.
+        match self.store.add_verified(linking, self.domain_id, self.now) {
+            Ok(phone) => Progress::PhoneLinked { name: phone.name },
+            Err(e) => Progress::LinkNotSaved {
+                reason: crate::error::chain(&e),
+            },
+        }
+    }
 }
 
 impl Tunnel {
@@ -550,6 +598,9 @@ impl Tunnel {
                         authenticator_name: linking.name.clone(),
                         verified,
                     });
+                    if let (true, Some(linker)) = (verified, &self.linker) {
+                        let _ = self.progress.send(linker.store(&linking));
+                    }
                 }
                 DesktopEvent::Reply(bytes) => reply = Some(bytes),
                 _ => {}
@@ -710,5 +761,20 @@ mod tests {
         .unwrap();
         let code = cable_proto::qr::QrCode::parse(&reg.qr_uri()).unwrap();
         assert_eq!(code.hint, RequestHint::MakeCredential);
+        assert_eq!(code.state_assisted, Some(false));
+    }
+
+    #[test]
+    fn a_store_makes_the_qr_ask_for_linking() {
+        let mut config = CeremonyConfig::new(Arc::new(cable_ble::Air::new().scanner())).unwrap();
+        config.linked_phones = Some(LinkedPhones::in_memory());
+        let (c, _) = Ceremony::authenticate(
+            config,
+            r#"{"rpId": "a.example", "challenge": "AQ"}"#,
+            "https://a.example",
+        )
+        .unwrap();
+        let code = cable_proto::qr::QrCode::parse(&c.qr_uri()).unwrap();
+        assert_eq!(code.state_assisted, Some(true));
     }
 }

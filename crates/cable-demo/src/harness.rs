@@ -104,6 +104,7 @@ pub fn client_config_for(
         relay_override: Some(relay),
         deadlines,
         linger: Duration::from_millis(200),
+        linked_phones: None,
     })
 }
 
