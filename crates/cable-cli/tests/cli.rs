@@ -278,3 +278,41 @@ fn a_store_others_can_read_is_refused_with_the_fix() {
     assert!(err.contains("chmod 600"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[cfg(unix)]
+#[test]
+fn a_passkey_store_others_can_read_is_refused_in_one_line_naming_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("cable-cli-store-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = dir.join("passkeys.json");
+    std::fs::write(&store, br#"{"version":1,"credentials":[]}"#).unwrap();
+    std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let uri = vectors()["transcripts"]["qr_knpsk0"]["qr_uri"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The store is opened before anything touches the network or Bluetooth.
+    // A closed loopback port makes the run fail fast should the store ever be accepted.
+    let o = cable(&[
+        "phone",
+        &uri,
+        "--store",
+        store.to_str().unwrap(),
+        "--ble",
+        "print",
+        "--relay",
+        "ws://127.0.0.1:9",
+    ]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "one line expected: {err:?}");
+    assert!(
+        err.contains(&format!(
+            "is readable by other users (mode 0644); run `chmod 600 {}`",
+            store.display()
+        )),
+        "{err:?}"
+    );
+}

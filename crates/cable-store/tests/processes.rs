@@ -77,11 +77,22 @@ fn spawn(role: &str, path: &Path, id: usize, stdout: Stdio) -> Child {
         .unwrap()
 }
 
-fn fresh_dir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("cable-store-{test}-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&dir);
-    fs::create_dir_all(&dir).unwrap();
-    dir
+/// A fresh directory, removed when dropped (a failed test included).
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new(test: &str) -> Dir {
+        let dir = std::env::temp_dir().join(format!("cable-store-{test}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        Dir(dir)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
 }
 
 fn temp_files(dir: &Path) -> usize {
@@ -123,7 +134,8 @@ impl XorShift {
 #[test]
 fn a_writer_killed_at_any_point_leaves_the_old_or_the_new_content() {
     const KILLS: usize = 60;
-    let dir = fresh_dir("crash");
+    let guard = Dir::new("crash");
+    let dir = &guard.0;
     let path = dir.join("store");
     let contents = [content(0), content(1)];
     write_private(&path, &contents[0]).unwrap();
@@ -151,7 +163,7 @@ fn a_writer_killed_at_any_point_leaves_the_old_or_the_new_content() {
         let after = old_or_new(&path, &contents);
         changes += usize::from(before != after);
         // The killed writer's temp file at most: each writer removes its predecessors'.
-        let temps = temp_files(&dir);
+        let temps = temp_files(dir);
         assert!(temps <= 1, "temp files pile up after kill {kill}");
         mid_write += temps;
     }
@@ -159,13 +171,12 @@ fn a_writer_killed_at_any_point_leaves_the_old_or_the_new_content() {
     // Every writer replaced the file at least once, so the kills hit real writes.
     assert!(changes > 0);
     write_private(&path, &contents[0]).unwrap();
-    assert_eq!(temp_files(&dir), 0);
+    assert_eq!(temp_files(dir), 0);
     assert!(
         started.elapsed() < Duration::from_secs(30),
         "took {:?}",
         started.elapsed()
     );
-    fs::remove_dir_all(&dir).unwrap();
 }
 
 const WRITERS: usize = 4;
@@ -173,7 +184,8 @@ const ADDS: usize = 25;
 
 #[test]
 fn concurrent_read_modify_writes_in_separate_processes_lose_nothing() {
-    let dir = fresh_dir("concurrent");
+    let guard = Dir::new("concurrent");
+    let dir = &guard.0;
     let path = dir.join("store");
     let children: Vec<Child> = (0..WRITERS)
         .map(|id| spawn("adder", &path, id, Stdio::null()))
@@ -189,6 +201,5 @@ fn concurrent_read_modify_writes_in_separate_processes_lose_nothing() {
         .collect();
     expected.sort_unstable();
     assert_eq!(lines, expected);
-    assert_eq!(temp_files(&dir), 0);
-    fs::remove_dir_all(&dir).unwrap();
+    assert_eq!(temp_files(dir), 0);
 }
