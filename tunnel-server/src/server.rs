@@ -39,7 +39,7 @@ impl Relay {
         })?;
         let admin = match config.admin_listen {
             Some(addr) => {
-                let l = bind_listener(addr, 128)?;
+                let l = bind_listener(addr, crate::admin::BACKLOG)?;
                 let a = l
                     .local_addr()
                     .map_err(|source| RelayError::Bind { addr, source })?;
