@@ -43,6 +43,13 @@
 //! connections, or draining (`new` only). A request head not complete within the handshake
 //! timeout gets its connection closed without an answer.
 //!
+//! # Admin listener
+//! `GET`/`HEAD` `/healthz` (200 while the process serves), `/readyz` (503 once draining) and
+//! `/metrics` (OpenMetrics text), one request per connection. A client has 2 s to send its
+//! request head, else it is disconnected without an answer; when 256 connections are waiting
+//! for their heads, a new one evicts the oldest, so idle or slow clients cannot keep probes
+//! out. The relay binary binds it to loopback unless told otherwise (`--admin-listen`).
+//!
 //! # In-process use (tests of other crates)
 //! ```no_run
 //! # async fn example() -> Result<(), cable_tunnel_server::RelayError> {

@@ -25,16 +25,22 @@ Refusals: 400 not an upgrade or no fido.cable, 404 unknown path/tunnel/routing i
 joined, 405 not GET, 409 tunnel id in use, 429 rate limit, 431 head too large, 503 limits or \
 draining. Close codes: 1000 peer closed, 1001 relay shutting down, 1008 policy (text frame, \
 message limit, lifetime, no peer joined), 1009 message too big.\n\
-Admin listener: GET /healthz, /readyz (503 while draining), /metrics (Prometheus/OpenMetrics)."
+Admin listener (127.0.0.1:9090 unless --admin-listen): GET /healthz, /readyz (503 while \
+draining), /metrics (Prometheus/OpenMetrics)."
 )]
 struct Args {
     /// Address of the tunnel listener (HTTP/1.1 WebSocket upgrades; TLS if --tls-cert is set).
     #[arg(long, env = "CABLE_RELAY_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
 
-    /// Address of the /healthz, /readyz and /metrics listener. Keep it off the public
-    /// internet.
-    #[arg(long, env = "CABLE_RELAY_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
+    /// Address of the /healthz, /readyz and /metrics listener. Loopback by default: for a
+    /// kubelet probe or a scraper on another host, set it to the pod or host address (e.g.
+    /// 10.0.0.10:9090) or 0.0.0.0:9090, and keep the port off the public internet.
+    #[arg(
+        long,
+        env = "CABLE_RELAY_ADMIN_LISTEN",
+        default_value = "127.0.0.1:9090"
+    )]
     admin_listen: SocketAddr,
 
     /// This instance's 3-byte routing id (6 hex digits). Sent to phones in X-caBLE-Routing-ID
@@ -299,6 +305,14 @@ mod tests {
         assert!(c.tls.is_none());
         assert!(Args::try_parse_from(["x", "--tls-cert", "a.pem"]).is_err());
         assert!(Args::try_parse_from(["x", "--routing-id", "12345"]).is_err());
+    }
+
+    #[test]
+    fn the_admin_listener_defaults_to_loopback() {
+        let args = Args::try_parse_from(["cable-tunnel-server"]).unwrap();
+        let admin = config(&args).unwrap().admin_listen.unwrap();
+        assert!(admin.ip().is_loopback(), "{admin}");
+        assert_eq!(admin.port(), 9090);
     }
 
     #[test]
