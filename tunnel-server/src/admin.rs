@@ -14,7 +14,9 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
+use crate::metrics::Listener;
 use crate::state::{Phase, Shared};
+use crate::throttle::AcceptFailures;
 
 const MAX_HEAD: usize = 8192;
 /// Time a client has to send its complete request head. Probes and scrapers send it right
@@ -42,10 +44,12 @@ pub(crate) const BACKLOG: u32 = 1024;
 /// long any connection lives.
 pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
     let waiting = Arc::new(Waiting::new(MAX_WAITING));
+    let mut failures = AcceptFailures::new(Listener::Admin);
     loop {
         let tcp = match listener.accept().await {
             Ok((tcp, _)) => tcp,
-            Err(_) => {
+            Err(e) => {
+                failures.record(&shared.metrics, &e);
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }

@@ -76,6 +76,7 @@ mod registry;
 mod server;
 mod state;
 mod stream;
+mod throttle;
 mod tls;
 mod tunnel;
 

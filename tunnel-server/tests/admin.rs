@@ -120,3 +120,15 @@ async fn a_request_head_must_arrive_within_the_head_timeout() {
         .starts_with("HTTP/1.1 200 OK"));
     relay.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn metrics_count_accept_failures_per_listener() {
+    let relay = Relay::bind(RelayConfig::default()).await.unwrap();
+    let metrics = get(relay.admin_addr().unwrap(), "/metrics").await.unwrap();
+    for listener in ["tunnel", "admin"] {
+        let line = format!("cable_relay_accept_failures_total{{listener=\"{listener}\"}} 0");
+        assert!(metrics.contains(&line), "{line} missing from:\n{metrics}");
+    }
+    assert!(metrics.contains("# TYPE cable_relay_accept_failures counter"));
+    relay.shutdown().await.unwrap();
+}
