@@ -43,6 +43,22 @@
 //! connections, or draining (`new` only). A request head not complete within the handshake
 //! timeout gets its connection closed without an answer.
 //!
+//! # Admin listener
+//! `GET`/`HEAD` `/healthz` (200 while the process serves), `/readyz` (503 once draining) and
+//! `/metrics` (OpenMetrics text), one request per connection. A client has 2 s to send its
+//! request head, else it is disconnected without an answer; when 256 connections are waiting
+//! for their heads, a new one evicts the oldest, so idle or slow clients cannot keep probes
+//! out. The relay binary binds it to loopback unless told otherwise (`--admin-listen`).
+//!
+//! # Logging: keep dependencies' debug and trace output off
+//! The relay logs tunnels only by [`ShortHash`] because a tunnel id is a capability: whoever
+//! knows it can join the tunnel. Its dependencies do not know that: `tungstenite` logs a
+//! client's HTTP request, path and tunnel id included, and every frame at trace level, and `rustls` describes
+//! connections at debug. An embedder whose subscriber enables `trace` globally therefore logs
+//! capabilities. Scope verbose levels to your own crates (`warn,my_app=trace,cable_tunnel_server=trace`
+//! rather than `trace`), and name a dependency only when you mean to see its output. The
+//! `cable-tunnel-server` binary's `--log` applies a bare level to the relay's crates only.
+//!
 //! # In-process use (tests of other crates)
 //! ```no_run
 //! # async fn example() -> Result<(), cable_tunnel_server::RelayError> {
@@ -69,6 +85,7 @@ mod registry;
 mod server;
 mod state;
 mod stream;
+mod throttle;
 mod tls;
 mod tunnel;
 

@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use cable_tunnel_server::{Limits, Relay, RelayConfig, RelayError, RoutingId};
 use clap::{Parser, ValueEnum};
+use tracing_subscriber::filter::{LevelFilter, ParseError};
+use tracing_subscriber::EnvFilter;
 
 /// WebSocket relay for FIDO hybrid (caBLE v2) tunnels: pairs a phone (`/cable/new/<id>`) with a
 /// computer (`/cable/connect/<routing id>/<id>`) and forwards their encrypted messages.
@@ -25,16 +27,22 @@ Refusals: 400 not an upgrade or no fido.cable, 404 unknown path/tunnel/routing i
 joined, 405 not GET, 409 tunnel id in use, 429 rate limit, 431 head too large, 503 limits or \
 draining. Close codes: 1000 peer closed, 1001 relay shutting down, 1008 policy (text frame, \
 message limit, lifetime, no peer joined), 1009 message too big.\n\
-Admin listener: GET /healthz, /readyz (503 while draining), /metrics (Prometheus/OpenMetrics)."
+Admin listener (127.0.0.1:9090 unless --admin-listen): GET /healthz, /readyz (503 while \
+draining), /metrics (Prometheus/OpenMetrics)."
 )]
 struct Args {
     /// Address of the tunnel listener (HTTP/1.1 WebSocket upgrades; TLS if --tls-cert is set).
     #[arg(long, env = "CABLE_RELAY_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
 
-    /// Address of the /healthz, /readyz and /metrics listener. Keep it off the public
-    /// internet.
-    #[arg(long, env = "CABLE_RELAY_ADMIN_LISTEN", default_value = "0.0.0.0:9090")]
+    /// Address of the /healthz, /readyz and /metrics listener. Loopback by default: for a
+    /// kubelet probe or a scraper on another host, set it to the pod or host address (e.g.
+    /// 10.0.0.10:9090) or 0.0.0.0:9090, and keep the port off the public internet.
+    #[arg(
+        long,
+        env = "CABLE_RELAY_ADMIN_LISTEN",
+        default_value = "127.0.0.1:9090"
+    )]
     admin_listen: SocketAddr,
 
     /// This instance's 3-byte routing id (6 hex digits). Sent to phones in X-caBLE-Routing-ID
@@ -134,6 +142,9 @@ struct Args {
     log_format: LogFormat,
 
     /// Log filter (tracing EnvFilter syntax). One info line is logged per tunnel lifetime.
+    /// A bare level (`debug`, `trace`) applies to the relay's own code; dependencies log
+    /// warnings and errors only unless named (`info,tungstenite=debug`): at debug and trace
+    /// they print requests and frames, and requests carry tunnel ids.
     #[arg(long, env = "CABLE_RELAY_LOG", default_value = "info")]
     log: String,
 }
@@ -193,15 +204,57 @@ fn config(args: &Args) -> Result<RelayConfig, RelayError> {
     })
 }
 
+/// Crates whose events a bare level in `--log` turns on.
+const OWN_TARGETS: [&str; 2] = ["cable_tunnel_server", "cable_proto"];
+
+/// Every other target logs at most this much unless `--log` names it. The tunnel id is a
+/// capability (whoever knows it can join the tunnel); tungstenite logs a client's request,
+/// which carries it, and every frame at trace level, and other dependencies print requests
+/// or socket details at debug. So `--log trace` must not reach them.
+const DEPENDENCY_LEVEL: LevelFilter = LevelFilter::WARN;
+
+/// Rewrites a user's filter so that bare levels apply to `OWN_TARGETS` only; directives that
+/// name a target or a span are kept as written.
+fn log_directives(spec: &str) -> String {
+    let mut own_level = None;
+    let mut named = Vec::new();
+    for directive in spec.split(',').map(str::trim).filter(|d| !d.is_empty()) {
+        match directive.parse::<LevelFilter>() {
+            Ok(level) => own_level = Some(level),
+            Err(_) => named.push(directive),
+        }
+    }
+    // A quieter bare level than the dependencies' default quiets them too.
+    let global = own_level.map_or(DEPENDENCY_LEVEL, |l| l.min(DEPENDENCY_LEVEL));
+    let mut out = vec![global.to_string()];
+    if let Some(level) = own_level {
+        out.extend(OWN_TARGETS.iter().map(|t| format!("{t}={level}")));
+    }
+    out.extend(named.into_iter().map(str::to_owned));
+    out.join(",")
+}
+
+fn log_filter(spec: &str) -> Result<EnvFilter, ParseError> {
+    EnvFilter::builder().parse(log_directives(spec))
+}
+
 fn init_logging(args: &Args) {
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (filter, invalid) = match log_filter(&args.log) {
+        Ok(f) => (f, None),
+        Err(e) => (
+            log_filter("info").unwrap_or_else(|_| EnvFilter::new("info")),
+            Some(e),
+        ),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+    if let Some(e) = invalid {
+        tracing::warn!(error = %e, "invalid --log filter; logging at info");
     }
 }
 
@@ -299,6 +352,95 @@ mod tests {
         assert!(c.tls.is_none());
         assert!(Args::try_parse_from(["x", "--tls-cert", "a.pem"]).is_err());
         assert!(Args::try_parse_from(["x", "--routing-id", "12345"]).is_err());
+    }
+
+    #[test]
+    fn bare_levels_apply_to_the_relay_only() {
+        assert_eq!(
+            log_directives("trace"),
+            "warn,cable_tunnel_server=trace,cable_proto=trace"
+        );
+        assert_eq!(
+            log_directives(" debug , tungstenite=trace"),
+            "warn,cable_tunnel_server=debug,cable_proto=debug,tungstenite=trace"
+        );
+        assert_eq!(
+            log_directives("error"),
+            "error,cable_tunnel_server=error,cable_proto=error"
+        );
+        assert_eq!(
+            log_directives("OFF"),
+            "off,cable_tunnel_server=off,cable_proto=off"
+        );
+        assert_eq!(
+            log_directives("cable_tunnel_server::tunnel=debug"),
+            "warn,cable_tunnel_server::tunnel=debug"
+        );
+        assert_eq!(log_directives(""), "warn");
+        assert!(log_filter("info,[span{x=1}]=debug").is_ok());
+        assert!(log_filter("tungstenite=loud").is_err());
+    }
+
+    /// The filter as installed: events of the relay and of its dependencies, at every level,
+    /// through a real subscriber.
+    #[test]
+    fn trace_for_the_relay_keeps_dependencies_quiet() {
+        use std::sync::{Arc, Mutex};
+        #[derive(Clone, Default)]
+        struct Capture(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Capture {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let logged = |spec: &str| {
+            let capture = Capture::default();
+            let writer = capture.clone();
+            let subscriber = tracing_subscriber::fmt()
+                .with_env_filter(log_filter(spec).unwrap())
+                .with_writer(move || writer.clone())
+                .finish();
+            tracing::subscriber::with_default(subscriber, || {
+                tracing::trace!(target: "cable_tunnel_server::tunnel", "relay trace");
+                tracing::debug!(target: "cable_proto::noise", "proto debug");
+                tracing::trace!(target: "tungstenite::handshake::server", "GET /cable/new/a0a1");
+                tracing::debug!(target: "tokio_tungstenite", "tokio-tungstenite debug");
+                tracing::debug!(target: "rustls::server::hs", "rustls debug");
+                tracing::warn!(target: "rustls::server::hs", "rustls warning");
+            });
+            let text = capture.0.lock().unwrap().clone();
+            String::from_utf8(text).unwrap()
+        };
+        let trace = logged("trace");
+        assert!(trace.contains("relay trace"), "{trace}");
+        assert!(trace.contains("proto debug"), "{trace}");
+        assert!(trace.contains("rustls warning"), "{trace}");
+        for quiet in ["/cable/new/", "tokio-tungstenite debug", "rustls debug"] {
+            assert!(!trace.contains(quiet), "{quiet} in:\n{trace}");
+        }
+        // Named explicitly, a dependency logs what was asked for.
+        let asked = logged("info,tungstenite=trace");
+        assert!(asked.contains("GET /cable/new/a0a1"), "{asked}");
+        assert!(!asked.contains("relay trace"), "{asked}");
+        assert!(!asked.contains("rustls debug"), "{asked}");
+        // The default.
+        let info = logged("info");
+        assert!(
+            !info.contains("relay trace") && info.contains("rustls warning"),
+            "{info}"
+        );
+    }
+
+    #[test]
+    fn the_admin_listener_defaults_to_loopback() {
+        let args = Args::try_parse_from(["cable-tunnel-server"]).unwrap();
+        let admin = config(&args).unwrap().admin_listen.unwrap();
+        assert!(admin.ip().is_loopback(), "{admin}");
+        assert_eq!(admin.port(), 9090);
     }
 
     #[test]

@@ -192,6 +192,25 @@ pub enum Direction {
     ConnectToNew = 1,
 }
 
+/// A listening socket of the relay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Listener {
+    /// The WebSocket tunnel listener.
+    Tunnel = 0,
+    /// The health and metrics listener.
+    Admin = 1,
+}
+
+impl Listener {
+    /// Label value used in metrics and logs.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Tunnel => "tunnel",
+            Self::Admin => "admin",
+        }
+    }
+}
+
 /// All metrics of one relay instance.
 #[derive(Debug)]
 pub struct Metrics {
@@ -207,6 +226,7 @@ pub struct Metrics {
     pub(crate) pending: Gauge,
     pub(crate) active: Gauge,
     pub(crate) connections: Gauge,
+    accept_failures: [Counter; 2],
 }
 
 impl Metrics {
@@ -219,6 +239,7 @@ impl Metrics {
         let rejects_family = Family::<[(&'static str, &'static str); 1], Counter>::default();
         let messages_family = Family::<[(&'static str, &'static str); 1], Counter>::default();
         let bytes_family = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        let accept_family = Family::<[(&'static str, &'static str); 1], Counter>::default();
         let duration = Histogram::new([
             0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
         ]);
@@ -277,6 +298,11 @@ impl Metrics {
             "Open client connections",
             connections.clone(),
         );
+        registry.register(
+            "accept_failures",
+            "Failed accepts (typically out of file descriptors), by listener",
+            accept_family.clone(),
+        );
 
         let closed = CloseReason::ALL
             .iter()
@@ -302,6 +328,11 @@ impl Metrics {
         };
         let messages = dir(&messages_family);
         let bytes = dir(&bytes_family);
+        let accept_failures = [Listener::Tunnel, Listener::Admin].map(|l| {
+            accept_family
+                .get_or_create(&[("listener", l.as_str())])
+                .clone()
+        });
         Self {
             registry,
             created,
@@ -315,7 +346,18 @@ impl Metrics {
             pending,
             active,
             connections,
+            accept_failures,
         }
+    }
+
+    pub(crate) fn accept_failed(&self, listener: Listener) {
+        self.accept_failures[listener as usize].inc();
+    }
+
+    /// Failed accepts of one listener so far.
+    #[cfg(test)]
+    pub(crate) fn accept_failures(&self, listener: Listener) -> u64 {
+        self.accept_failures[listener as usize].get()
     }
 
     pub(crate) fn reject(&self, reason: RejectReason) {

@@ -16,9 +16,10 @@ use tokio_tungstenite::WebSocketStream;
 use crate::config::RelayConfig;
 use crate::error::RelayError;
 use crate::handshake::{self, Refusal, UpgradeRequest};
-use crate::metrics::{Metrics, RejectReason};
+use crate::metrics::{Listener, Metrics, RejectReason};
 use crate::state::{ConnGuard, Peer, Phase, Shared, Ws};
 use crate::stream::ClientStream;
+use crate::throttle::AcceptFailures;
 
 /// Connections beyond `max_connections` still get a 503 as long as fewer than this many extra
 /// are in flight; past that they are closed at once, so a flood cannot pin unbounded memory.
@@ -39,7 +40,7 @@ impl Relay {
         })?;
         let admin = match config.admin_listen {
             Some(addr) => {
-                let l = bind_listener(addr, 128)?;
+                let l = bind_listener(addr, crate::admin::BACKLOG)?;
                 let a = l
                     .local_addr()
                     .map_err(|source| RelayError::Bind { addr, source })?;
@@ -248,12 +249,13 @@ async fn prune_rate_limits(shared: Arc<Shared>) {
 
 async fn accept_loop(shared: Arc<Shared>, listener: TcpListener) {
     let max = shared.config.limits.max_connections;
+    let mut failures = AcceptFailures::new(Listener::Tunnel);
     loop {
         let (tcp, addr) = match listener.accept().await {
             Ok(c) => c,
             Err(e) => {
+                failures.record(&shared.metrics, &e);
                 // Typically EMFILE/ENFILE: back off briefly instead of spinning.
-                tracing::warn!(error = %e, "accept failed");
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }

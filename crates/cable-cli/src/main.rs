@@ -10,6 +10,7 @@ mod demo;
 mod doctor;
 mod error;
 mod inspect;
+mod logging;
 mod narrate;
 mod phone;
 mod phones;
@@ -24,6 +25,12 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "cable", version, about, long_about = None)]
 struct Cli {
+    /// Log diagnostics to stderr: -v info, -vv debug, -vvv trace (this program's own crates
+    /// only). RUST_LOG, when set, replaces it; libraries it uses log warnings only unless
+    /// named there, e.g. RUST_LOG=debug,btleplug=debug.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -116,7 +123,9 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    logging::init(cli.verbose);
+    match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("cable: {}", error::chain(&err));

@@ -30,6 +30,19 @@
 //! Deadlines are absolute [`tokio::time::Instant`]s so a caller can give a whole protocol phase
 //! one deadline. Cancellation is by dropping the future (e.g. in `tokio::select!` with a
 //! `tokio_util::sync::CancellationToken`); `recv` is cancel-safe.
+//!
+//! # Logging: keep the WebSocket library's debug and trace output off
+//!
+//! A tunnel id is a capability: whoever knows it can join the tunnel while it is open, and
+//! with the routing id it makes up the whole connect URL. This crate never logs it (nor keys,
+//! nor payloads), but its dependencies do not know that: `tungstenite` logs the HTTP request it
+//! sends, path and tunnel id included, and every frame it reads or writes at trace level, and `rustls` and `tokio-tungstenite`
+//! describe connections at debug. An application that turns on `trace` for everything
+//! therefore writes capabilities into its logs. Scope verbose levels to your own crates and
+//! keep dependencies at `warn` unless you name them on purpose, e.g. with
+//! `tracing_subscriber::EnvFilter::new("warn,my_app=trace,cable_transport=trace")` rather than
+//! `EnvFilter::new("trace")`. The `cable` CLI does this: `-vvv` or `RUST_LOG=trace` reach the
+//! workspace's crates only.
 
 mod connection;
 mod connector;

@@ -1,0 +1,134 @@
+//! The admin listener keeps answering probes and scrapes while clients hold it open.
+//!
+//! Time is paused: the relay runs on tokio's clock, so a test can tell an answer that came
+//! at once from one that came only after idle connections timed out.
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use cable_tunnel_server::{Relay, RelayConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::{timeout, Instant};
+
+/// Far more than the admin listener serves at once.
+const IDLE: usize = 600;
+/// How long the listener waits for a request head (documented in the crate docs).
+const HEAD_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// One request on a fresh connection; the whole answer, or what went wrong.
+async fn get(admin: SocketAddr, path: &str) -> Result<String, String> {
+    let mut tcp = TcpStream::connect(admin)
+        .await
+        .map_err(|e| format!("connect: {e}"))?;
+    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: relay\r\n\r\n").as_bytes())
+        .await
+        .map_err(|e| format!("write: {e}"))?;
+    let mut answer = String::new();
+    match timeout(Duration::from_secs(1), tcp.read_to_string(&mut answer)).await {
+        Ok(Ok(_)) => Ok(answer),
+        Ok(Err(e)) => Err(format!("read: {e}")),
+        Err(_) => Err("no answer within 1 s".to_owned()),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn hundreds_of_idle_connections_do_not_starve_probes() {
+    let relay = Relay::bind(RelayConfig::default()).await.unwrap();
+    let admin = relay.admin_addr().unwrap();
+    let start = Instant::now();
+    let mut idle = Vec::with_capacity(IDLE);
+    for i in 0..IDLE {
+        let mut tcp = TcpStream::connect(admin).await.unwrap();
+        // Half say nothing, half start a request and never finish it.
+        if i % 2 == 1 {
+            tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: ")
+                .await
+                .unwrap();
+        }
+        idle.push(tcp);
+    }
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let answer = get(admin, path).await.unwrap_or_else(|e| {
+            panic!("{path} with {IDLE} idle connections open: {e}");
+        });
+        assert!(
+            answer.starts_with("HTTP/1.1 200 OK\r\n"),
+            "{path}: {answer}"
+        );
+    }
+    let metrics = get(admin, "/metrics").await.unwrap();
+    assert!(
+        metrics.contains("cable_relay_tunnels_created_total 0"),
+        "{metrics}"
+    );
+
+    // The oldest idle connection made room; the newest ones are still open.
+    let mut byte = [0u8; 1];
+    let oldest = timeout(Duration::from_secs(1), idle[0].read(&mut byte)).await;
+    assert!(matches!(oldest, Ok(Ok(0)) | Ok(Err(_))), "{oldest:?}");
+    let newest = timeout(Duration::from_millis(100), idle[IDLE - 1].read(&mut byte)).await;
+    assert!(
+        newest.is_err(),
+        "the newest idle connection was closed: {newest:?}"
+    );
+
+    // All of that happened before any idle connection could have timed out: the probes were
+    // answered because idle connections give way, not because they expired.
+    assert!(
+        start.elapsed() < HEAD_TIMEOUT,
+        "took {:?} of relay time",
+        start.elapsed()
+    );
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_head_must_arrive_within_the_head_timeout() {
+    let relay = Relay::bind(RelayConfig::default()).await.unwrap();
+    let admin = relay.admin_addr().unwrap();
+    let start = Instant::now();
+    let mut slow = TcpStream::connect(admin).await.unwrap();
+    // A byte every half second: always "sending", never done.
+    let request = b"GET /healthz HTTP/1.1\r\nHost: relay\r\n\r\n";
+    let mut closed_at = None;
+    for byte in request {
+        if slow.write_all(&[*byte]).await.is_err() {
+            closed_at = Some(start.elapsed());
+            break;
+        }
+        let mut buf = [0u8; 64];
+        match timeout(Duration::from_millis(500), slow.read(&mut buf)).await {
+            Err(_) => {}
+            Ok(Ok(0) | Err(_)) => {
+                closed_at = Some(start.elapsed());
+                break;
+            }
+            Ok(Ok(_)) => panic!("answered a request that took too long to arrive"),
+        }
+    }
+    let closed_at = closed_at.expect("the slow connection was never closed");
+    assert!(
+        closed_at >= HEAD_TIMEOUT && closed_at <= HEAD_TIMEOUT + Duration::from_millis(500),
+        "closed after {closed_at:?}"
+    );
+    // A prompt client is still answered.
+    assert!(get(admin, "/healthz")
+        .await
+        .unwrap()
+        .starts_with("HTTP/1.1 200 OK"));
+    relay.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn metrics_count_accept_failures_per_listener() {
+    let relay = Relay::bind(RelayConfig::default()).await.unwrap();
+    let metrics = get(relay.admin_addr().unwrap(), "/metrics").await.unwrap();
+    for listener in ["tunnel", "admin"] {
+        let line = format!("cable_relay_accept_failures_total{{listener=\"{listener}\"}} 0");
+        assert!(metrics.contains(&line), "{line} missing from:\n{metrics}");
+    }
+    assert!(metrics.contains("# TYPE cable_relay_accept_failures counter"));
+    relay.shutdown().await.unwrap();
+}
