@@ -2,8 +2,10 @@
 //!
 //! - the relay + air + computer + phone harness and the independent relying party come from
 //!   `cable-demo` (which `cable demo` uses too), re-exported here;
-//! - [`scripted`]: a phone driven step by step, to misbehave on purpose.
+//! - [`scripted`]: a phone driven step by step, to misbehave on purpose;
+//! - [`contact`]: a stand-in relay contact with a linked phone behind it.
 
+pub mod contact;
 pub mod scripted;
 
 pub use cable_demo::{

@@ -48,8 +48,12 @@ pub struct CommonArgs {
     #[arg(long, default_value_t = 180, allow_hyphen_values = true)]
     pub scan_timeout: u64,
     /// Do not ask the phone to link (QR key 4 false): nothing is stored, whatever it offers.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "phone")]
     pub no_link: bool,
+    /// Use this linked phone (see `cable phones list`) instead of showing a QR code: the relay
+    /// wakes it, it proves it is near over Bluetooth as usual, and answers.
+    #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
+    pub phone: Option<String>,
     #[command(flatten)]
     pub store: crate::phones::StoreArgs,
 }
@@ -293,14 +297,46 @@ pub fn login(args: &LoginArgs) -> Result<(), CliError> {
     run(&args.common, request, |r| r.to_json())
 }
 
+/// With `--phone`: no QR code; a phone that stays silent gets an error naming it.
+async fn run_linked<R: CeremonyRequest + 'static>(
+    common: &CommonArgs,
+    config: CeremonyConfig,
+    request: R,
+    phone: cable_client::LinkedPhone,
+    to_json: impl FnOnce(&R::Response) -> serde_json::Value,
+) -> Result<(), CliError> {
+    let name = phone.name.clone();
+    let (ceremony, progress) = Ceremony::with_linked_phone(config, request, phone);
+    eprintln!("Contacting {name:?}: unlock it and keep it near this computer…");
+    match with_spinner(ceremony.run(cancel_on_ctrl_c()), progress).await {
+        Ok(response) => print_json(&to_json(&response), common.json),
+        Err(cable_client::ClientError::Timeout {
+            phase: cable_client::Phase::Scan,
+        }) => Err(CliError::PhoneSilent {
+            name,
+            seconds: common.scan_timeout,
+        }),
+        Err(e) => Err(e.into()),
+    }
+}
+
 /// The ceremony both commands share: QR code, spinner, response JSON on stdout.
 fn run<R: CeremonyRequest + 'static>(
     common: &CommonArgs,
     request: R,
     to_json: impl FnOnce(&R::Response) -> serde_json::Value,
 ) -> Result<(), CliError> {
+    // An unknown phone name is bad input: say so before Bluetooth is touched.
+    let linked = match &common.phone {
+        Some(name) => Some(common.store.open()?.get(name)?),
+        None => None,
+    };
     runtime()?.block_on(async {
-        let (ceremony, progress) = Ceremony::new(config(common).await?, request);
+        let config = config(common).await?;
+        if let Some(phone) = linked {
+            return run_linked(common, config, request, phone, to_json).await;
+        }
+        let (ceremony, progress) = Ceremony::new(config, request);
         show_qr(&ceremony.qr_uri())?;
         let response = with_spinner(ceremony.run(cancel_on_ctrl_c()), progress).await?;
         print_json(&to_json(&response), common.json)
@@ -334,6 +370,7 @@ mod tests {
             adapter: "default".into(),
             scan_timeout: 1,
             no_link: true,
+            phone: None,
             store: crate::phones::StoreArgs { phones_file: None },
         }
     }

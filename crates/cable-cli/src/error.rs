@@ -71,6 +71,9 @@ pub enum CliError {
         "no place for the linked-phone store: set HOME or XDG_DATA_HOME, or pass --phones-file"
     )]
     NoDataDir,
+    /// A linked phone was contacted but never showed up in Bluetooth range.
+    #[error("{name:?} did not answer within {seconds} s: is it unlocked, near this computer, with Bluetooth on? (without --phone a QR code is shown instead)")]
+    PhoneSilent { name: String, seconds: u64 },
     /// The ceremony's own error already says what failed.
     #[error(transparent)]
     Client(#[from] cable_client::ClientError),
@@ -108,6 +111,7 @@ impl CliError {
             | CliError::BluetoothNotReady
             | CliError::Bluetooth(_)
             | CliError::Store { .. }
+            | CliError::PhoneSilent { .. }
             | CliError::DemoSetup(_)
             | CliError::DemoRp(_) => false,
         };

@@ -316,3 +316,22 @@ fn a_passkey_store_others_can_read_is_refused_in_one_line_naming_the_fix() {
         "{err:?}"
     );
 }
+
+#[test]
+fn login_with_an_unknown_linked_phone_is_bad_input_before_any_bluetooth() {
+    let dir = std::env::temp_dir().join(format!("cable-cli-phone-flag-{}", std::process::id()));
+    let file = seeded_phones_file(&dir);
+    let o = cable(&[
+        "login",
+        "--rp-id",
+        "example.com",
+        "--phones-file",
+        file.to_str().unwrap(),
+        "--phone",
+        "Nokia",
+    ]);
+    assert_bad_input(&o, "no linked phone is named \"Nokia\"");
+    let o = cable(&["login", "--rp-id", "example.com", "--phone", "x", "--no-link"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -156,6 +156,16 @@ pub enum ClientError {
         what: &'static str,
     },
 
+    /// The relay answered 410 Gone to a contact: the linked phone unlinked this computer (or
+    /// its contact id was revoked). Offer the QR code instead.
+    #[error("{name:?} is no longer linked to this computer{}", if *forgotten { " (forgotten here too)" } else { "" })]
+    PhoneUnlinked {
+        /// The phone's name in the store.
+        name: String,
+        /// Whether it was removed from [`crate::CeremonyConfig::linked_phones`].
+        forgotten: bool,
+    },
+
     /// The authenticator answered with a CTAP2 error status.
     #[error("the authenticator refused: CTAP status {status:#04x} ({})", ctap_status_name(*status))]
     Authenticator {

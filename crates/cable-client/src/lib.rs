@@ -28,14 +28,15 @@
 //!
 //! It deliberately does not: speak PIN/UV auth protocols (hybrid phones verify the user
 //! themselves), send silent pre-flight requests or getInfo over the tunnel (getInfo comes
-//! from the post-handshake message and is answered locally), run state-assisted (linked)
-//! sessions yet, or act on extensions other than `credProps` and `credProtect` (WebAuthn lets
-//! a client ignore the rest).
+//! from the post-handshake message and is answered locally), or act on extensions other than
+//! `credProps` and `credProtect` (WebAuthn lets a client ignore the rest).
 //!
 //! Linking: with a [`LinkedPhones`] store in [`CeremonyConfig::linked_phones`] the QR code asks
 //! the phone to link (key 4), and linking data whose signature verifies is stored
 //! ([`linked`]); without one, key 4 is `false` and whatever a phone offers is verified,
-//! reported as progress and dropped.
+//! reported as progress and dropped. A stored phone is used again, with no QR code, through
+//! [`Ceremony::with_linked_phone`] (the state-assisted flow, PROTOCOL.md §10): contact through
+//! its relay, its advert keyed by the link secret, NKpsk0 with its identity key.
 //!
 //! Central types: [`Ceremony`] with [`CeremonyConfig`] and [`Progress`],
 //! [`PreparedRegistration`] / [`PreparedAuthentication`] (one request each),
@@ -57,6 +58,7 @@ pub use error::{chain as error_chain, ctap_status_name, ClientError, Phase};
 pub use linked::{LinkedPhone, LinkedPhones, LinkedStoreError};
 pub use registration::PreparedRegistration;
 pub use session::{
-    Ceremony, CeremonyConfig, CeremonyRequest, Deadlines, Progress, ProgressReceiver,
+    Ceremony, CeremonyConfig, CeremonyRequest, Deadlines, LinkedCeremony, Progress,
+    ProgressReceiver,
 };
 pub use webauthn::response::{AuthenticationResponse, RegistrationResponse};

@@ -17,10 +17,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cable_ble::Scanner;
 use cable_proto::advert::{decrypt_advert, DecryptedAdvert};
+use cable_proto::derive::EidKey;
 use cable_proto::domain::host_for_domain_id;
 use cable_proto::ids::RoutingId;
-use cable_proto::message::LinkingInfo;
 use cable_proto::message::ProtocolRevision;
+use cable_proto::message::{ClientPayload, LinkingInfo};
 use cable_proto::qr::{QrKey, RequestHint};
 use cable_proto::rand_core::{self, OsRng};
 use cable_proto::session::{DesktopEvent, DesktopSession};
@@ -31,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::authentication::PreparedAuthentication;
 use crate::ctap::AuthenticatorInfo;
 use crate::error::{ClientError, Phase};
-use crate::linked::LinkedPhones;
+use crate::linked::{LinkedPhone, LinkedPhones};
 use crate::registration::PreparedRegistration;
 use crate::webauthn::response::{AuthenticationResponse, RegistrationResponse};
 
@@ -207,7 +208,7 @@ pub type CeremonyRng = Box<dyn rand_core::CryptoRngCore + Send + Sync>;
 /// One hybrid ceremony: a fresh QR key, one request, one phone.
 pub struct Ceremony<R> {
     config: CeremonyConfig,
-    qr: QrKey,
+    target: Target,
     request: R,
     rng: CeremonyRng,
     progress: mpsc::UnboundedSender<Progress>,
@@ -217,13 +218,62 @@ pub struct Ceremony<R> {
     now: u64,
 }
 
+/// How the ceremony reaches its phone.
+enum Target {
+    /// A QR code the person scans (QR-initiated flow).
+    Qr(Box<QrKey>),
+    /// A linked phone, contacted through its relay (state-assisted flow, PROTOCOL.md §10).
+    Linked {
+        phone: Box<LinkedPhone>,
+        payload: ClientPayload,
+    },
+}
+
+impl std::fmt::Debug for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Qr(qr) => f.debug_tuple("Qr").field(qr).finish(),
+            Target::Linked { phone, .. } => f.debug_tuple("Linked").field(phone).finish(),
+        }
+    }
+}
+
 impl<R: std::fmt::Debug> std::fmt::Debug for Ceremony<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ceremony")
             .field("config", &self.config)
-            .field("qr", &self.qr)
+            .field("target", &self.target)
             .field("request", &self.request)
             .finish_non_exhaustive()
+    }
+}
+
+/// A ceremony with a linked phone: no QR code; the relay wakes the phone, which proves it is
+/// near with an advert keyed by the link secret. Made by [`Ceremony::with_linked_phone`].
+#[derive(Debug)]
+pub struct LinkedCeremony<R>(Ceremony<R>);
+
+impl<R: CeremonyRequest> LinkedCeremony<R> {
+    /// The phone this ceremony contacts.
+    pub fn phone(&self) -> &LinkedPhone {
+        match &self.0.target {
+            Target::Linked { phone, .. } => phone,
+            // Only `with_linked_phone` builds this type, always with a linked target.
+            Target::Qr(_) => unreachable!("a linked ceremony has a linked target"),
+        }
+    }
+
+    /// The prepared request.
+    pub fn request(&self) -> &R {
+        &self.0.request
+    }
+
+    /// Runs it, as [`Ceremony::run`] does. A relay answering 410 Gone means the phone unlinked:
+    /// it is forgotten in [`CeremonyConfig::linked_phones`] and the error is
+    /// [`ClientError::PhoneUnlinked`]. A phone that never advertises ends in
+    /// [`ClientError::Timeout`] in the scan phase.
+    pub async fn run(self, cancel: CancellationToken) -> Result<R::Response, ClientError> {
+        self.0.run(cancel).await
     }
 }
 
@@ -280,7 +330,7 @@ impl<R: CeremonyRequest> Ceremony<R> {
         (
             Ceremony {
                 config,
-                qr,
+                target: Target::Qr(Box::new(qr)),
                 request,
                 rng,
                 progress: tx,
@@ -296,7 +346,39 @@ impl<R: CeremonyRequest> Ceremony<R> {
     /// is off the screen, e.g. by holding it in `zeroize::Zeroizing<String>` (a plain drop
     /// leaves the text in freed memory). Each call makes a new copy.
     pub fn qr_uri(&self) -> String {
-        self.qr.to_uri()
+        match &self.target {
+            Target::Qr(qr) => qr.to_uri(),
+            // `LinkedCeremony` never exposes this method.
+            Target::Linked { .. } => String::new(),
+        }
+    }
+
+    /// A ceremony with a phone linked earlier (no QR code), with the system clock and the
+    /// operating system's RNG.
+    pub fn with_linked_phone(
+        config: CeremonyConfig,
+        request: R,
+        phone: LinkedPhone,
+    ) -> (LinkedCeremony<R>, ProgressReceiver) {
+        let mut rng: CeremonyRng = Box::new(OsRng);
+        let payload = ClientPayload::new(&mut rng, phone.link_id.clone(), request.hint());
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let (tx, rx) = mpsc::unbounded_channel();
+        let ceremony = Ceremony {
+            config,
+            target: Target::Linked {
+                phone: Box::new(phone),
+                payload,
+            },
+            request,
+            rng,
+            progress: tx,
+            overall: None,
+            now,
+        };
+        (LinkedCeremony(ceremony), rx)
     }
 
     /// The prepared request (its client data, RP id, options).
@@ -316,33 +398,15 @@ impl<R: CeremonyRequest> Ceremony<R> {
     /// [`CeremonyConfig::linger`]); cancelling `cancel` ends it too, and closes the tunnel.
     pub async fn run(mut self, cancel: CancellationToken) -> Result<R::Response, ClientError> {
         self.overall = self.request.timeout().map(|t| Instant::now() + t);
-        let advert = self.scan(&cancel).await?;
-        let eid = advert.eid();
-        let relay = self.relay_for(eid.domain_id)?;
-        self.report(Progress::AdvertFound {
-            domain_id: eid.domain_id,
-            relay: relay.to_string(),
-        });
-
-        let conn = self.connect(&relay, &eid.routing_id, &cancel).await?;
-        self.report(Progress::TunnelConnected);
-
-        let machine =
-            DesktopSession::new_qr(&self.qr, &advert, &mut self.rng).map_err(|source| {
-                ClientError::Protocol {
-                    phase: Phase::Handshake,
-                    source,
-                }
-            })?;
-        let mut tunnel = Tunnel {
-            conn,
-            machine,
-            progress: self.progress.clone(),
-            linker: self.config.linked_phones.clone().map(|store| Linker {
-                store,
-                domain_id: eid.domain_id,
-                now: self.now,
-            }),
+        let mut tunnel = match &self.target {
+            Target::Qr(qr) => {
+                let qr = qr.clone();
+                self.open_qr(&qr, &cancel).await?
+            }
+            Target::Linked { phone, payload } => {
+                let (phone, payload) = (phone.clone(), payload.clone());
+                self.open_linked(&phone, &payload, &cancel).await?
+            }
         };
         let info = match self.handshake(&mut tunnel, &cancel).await {
             Ok(info) => info,
@@ -373,13 +437,142 @@ impl<R: CeremonyRequest> Ceremony<R> {
         result
     }
 
+    /// QR flow: the advert names the relay and routing id; the computer joins the phone's
+    /// tunnel and starts the KNpsk0 handshake.
+    async fn open_qr(
+        &mut self,
+        qr: &QrKey,
+        cancel: &CancellationToken,
+    ) -> Result<Tunnel, ClientError> {
+        let advert = self.scan(&qr.secret().eid_key(), cancel).await?;
+        let eid = advert.eid();
+        let relay = self.relay_for(eid.domain_id)?;
+        self.report(Progress::AdvertFound {
+            domain_id: eid.domain_id,
+            relay: relay.to_string(),
+        });
+
+        let conn = self.connect(qr, &relay, &eid.routing_id, cancel).await?;
+        self.report(Progress::TunnelConnected);
+
+        let machine = DesktopSession::new_qr(qr, &advert, &mut self.rng).map_err(|source| {
+            ClientError::Protocol {
+                phase: Phase::Handshake,
+                source,
+            }
+        })?;
+        Ok(Tunnel {
+            conn,
+            machine,
+            progress: self.progress.clone(),
+            linker: self.config.linked_phones.clone().map(|store| Linker {
+                store,
+                domain_id: eid.domain_id,
+                now: self.now,
+            }),
+        })
+    }
+
+    /// State-assisted flow (PROTOCOL.md §10): contact the phone through its relay first (as
+    /// libwebauthn does, so a relay that answers at once works), then wait for its advert and
+    /// start the NKpsk0 handshake; the connect signal, before or after message 1, is the
+    /// machine's to check.
+    async fn open_linked(
+        &mut self,
+        phone: &LinkedPhone,
+        payload: &ClientPayload,
+        cancel: &CancellationToken,
+    ) -> Result<Tunnel, ClientError> {
+        let relay = self.relay_for(phone.domain_id)?;
+        let deadline = self.deadline(self.config.deadlines.connect);
+        let header = payload.to_header_value();
+        let contacting =
+            self.config
+                .connector
+                .open_contact(&relay, &phone.contact_id, &header, deadline);
+        let opened = tokio::select! {
+            biased;
+            _ = cancel.cancelled() => return Err(ClientError::Cancelled { phase: Phase::Connect }),
+            r = contacting => r,
+        };
+        let (conn, signal) = match opened {
+            Ok(opened) => opened,
+            Err(cable_transport::TransportError::Gone) => {
+                return Err(self.unlinked(phone));
+            }
+            Err(source) => return Err(transport_error(Phase::Connect, source)),
+        };
+        self.report(Progress::TunnelConnected);
+
+        let machine = DesktopSession::new_linked(
+            &phone.identity_public_key,
+            &phone.link_secret,
+            payload.client_nonce,
+            signal,
+            &mut self.rng,
+        );
+        let mut tunnel = Tunnel {
+            conn,
+            machine,
+            progress: self.progress.clone(),
+            // Linking data in a state-assisted session cannot be verified (§8.4).
+            linker: None,
+        };
+        let Some(eid_key) = tunnel.machine.eid_key() else {
+            tunnel.close().await;
+            return Err(ClientError::Protocol {
+                phase: Phase::Scan,
+                source: cable_proto::Error::WrongState {
+                    operation: "eid_key",
+                    state: "past the advert",
+                },
+            });
+        };
+        let advert = match self.scan(&eid_key, cancel).await {
+            Ok(advert) => advert,
+            Err(e) => {
+                tunnel.close().await;
+                return Err(e);
+            }
+        };
+        self.report(Progress::AdvertFound {
+            domain_id: phone.domain_id,
+            relay: relay.to_string(),
+        });
+        if let Err(source) = tunnel.machine.advert_seen(&advert) {
+            tunnel.close().await;
+            return Err(protocol_error(Phase::Handshake, source));
+        }
+        Ok(tunnel)
+    }
+
+    /// The relay says the phone's contact id is dead: forget the phone, so the next attempt
+    /// offers the QR code instead.
+    fn unlinked(&self, phone: &LinkedPhone) -> ClientError {
+        let forgotten = match &self.config.linked_phones {
+            Some(store) => store
+                .forget_phone(&phone.identity_public_key)
+                .map(|gone| gone.is_some())
+                .unwrap_or(false),
+            None => false,
+        };
+        ClientError::PhoneUnlinked {
+            name: phone.name.clone(),
+            forgotten,
+        }
+    }
+
     /// The deadline of a phase starting now.
     fn deadline(&self, phase: Duration) -> Instant {
         let own = Instant::now() + phase;
         self.overall.map_or(own, |overall| own.min(overall))
     }
 
-    async fn scan(&self, cancel: &CancellationToken) -> Result<DecryptedAdvert, ClientError> {
+    async fn scan(
+        &self,
+        eid_key: &EidKey,
+        cancel: &CancellationToken,
+    ) -> Result<DecryptedAdvert, ClientError> {
         let deadline = self.deadline(self.config.deadlines.scan);
         let start = tokio::select! {
             biased;
@@ -392,7 +585,6 @@ impl<R: CeremonyRequest> Ceremony<R> {
             Ok(Ok(s)) => s,
         };
         self.report(Progress::Scanning);
-        let eid_key = self.qr.secret().eid_key();
         let outcome = loop {
             tokio::select! {
                 biased;
@@ -403,7 +595,7 @@ impl<R: CeremonyRequest> Ceremony<R> {
                     Some(Err(source)) => break Err(ClientError::Ble { source }),
                     // Not ours, stale, or from another computer's QR: ignore and keep going.
                     Some(Ok(advert)) => {
-                        if let Ok(hit) = decrypt_advert(&eid_key, advert.service_data()) {
+                        if let Ok(hit) = decrypt_advert(eid_key, advert.service_data()) {
                             break Ok(hit);
                         }
                     }
@@ -432,12 +624,13 @@ impl<R: CeremonyRequest> Ceremony<R> {
 
     async fn connect(
         &self,
+        qr: &QrKey,
         relay: &RelayUrl,
         routing_id: &RoutingId,
         cancel: &CancellationToken,
     ) -> Result<TunnelConnection, ClientError> {
         let deadline = self.deadline(self.config.deadlines.connect);
-        let tunnel_id = self.qr.secret().tunnel_id();
+        let tunnel_id = qr.secret().tunnel_id();
         let connecting = self
             .config
             .connector
