@@ -331,7 +331,14 @@ fn login_with_an_unknown_linked_phone_is_bad_input_before_any_bluetooth() {
         "Nokia",
     ]);
     assert_bad_input(&o, "no linked phone is named \"Nokia\"");
-    let o = cable(&["login", "--rp-id", "example.com", "--phone", "x", "--no-link"]);
+    let o = cable(&[
+        "login",
+        "--rp-id",
+        "example.com",
+        "--phone",
+        "x",
+        "--no-link",
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
