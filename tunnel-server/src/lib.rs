@@ -77,6 +77,7 @@
 
 mod admin;
 mod config;
+pub mod contact;
 mod error;
 mod handshake;
 mod metrics;
@@ -88,6 +89,7 @@ mod stream;
 mod throttle;
 mod tls;
 mod tunnel;
+mod webpush;
 
 /// The ids and the request paths are the protocol core's, so that the relay and its clients
 /// cannot disagree about them.
@@ -96,8 +98,9 @@ pub use cable_proto::ids::{RoutingId, ShortHash, TunnelId};
 /// The subprotocol the relay requires and selects, and the header carrying the routing id on
 /// `new`.
 pub use cable_proto::wire::{ROUTING_ID_HEADER, SUBPROTOCOL};
-pub use config::{Limits, RelayConfig};
+pub use config::{ContactConfig, Limits, RelayConfig};
 pub use error::RelayError;
-pub use metrics::{CloseReason, Metrics, RejectReason};
+pub use metrics::{CloseReason, ContactOutcome, Metrics, RejectReason};
 pub use server::{Relay, RelayHandle, RunningRelay};
 pub use tls::server_config_from_pem;
+pub use webpush::{PushFailure, VapidKey};
