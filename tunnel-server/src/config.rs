@@ -7,6 +7,9 @@ use std::time::Duration;
 
 use cable_proto::ids::RoutingId;
 
+use crate::contact::ContactKeys;
+use crate::webpush::VapidKey;
+
 /// Limits the relay enforces. Each one has its own HTTP status or close code and metric.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -83,6 +86,41 @@ pub struct RelayConfig {
     /// Per-socket WebSocket read buffer, in bytes. caBLE messages are small; a large buffer
     /// costs memory on every idle socket.
     pub ws_read_buffer: usize,
+    /// Contacts of linked phones (`/cable/push/register`, `/cable/contact/`); `None` answers
+    /// both with 404.
+    pub contact: Option<ContactConfig>,
+}
+
+/// What the relay needs to serve linked phones: the keys every instance behind one host name
+/// shares (so that a contact can land on any of them) and the push settings.
+#[derive(Clone, Debug)]
+pub struct ContactConfig {
+    /// Keys sealing and opening contact ids.
+    pub keys: Arc<ContactKeys>,
+    /// The VAPID signing key.
+    pub vapid: Arc<VapidKey>,
+    /// The VAPID `sub` claim: a `mailto:` or `https:` contact for the push service operator.
+    pub vapid_subject: String,
+    /// Accept `http://` push endpoints (tests only).
+    pub allow_insecure_push: bool,
+    /// Time allowed for one push (connect, TLS, request, answer) before the contact gets 503.
+    pub push_timeout: Duration,
+    /// The push message's `TTL`: how long the push service may hold it for an offline phone.
+    pub push_ttl: Duration,
+}
+
+impl ContactConfig {
+    /// Production defaults around the two keys: 5 s push timeout, 60 s TTL, https only.
+    pub fn new(keys: ContactKeys, vapid: VapidKey) -> Self {
+        Self {
+            keys: Arc::new(keys),
+            vapid: Arc::new(vapid),
+            vapid_subject: "mailto:relay-operator@invalid".to_owned(),
+            allow_insecure_push: false,
+            push_timeout: Duration::from_secs(5),
+            push_ttl: Duration::from_secs(60),
+        }
+    }
 }
 
 impl Default for RelayConfig {
@@ -99,6 +137,7 @@ impl Default for RelayConfig {
             drain_timeout: Duration::from_secs(125),
             listen_backlog: 4096,
             ws_read_buffer: 2048,
+            contact: None,
         }
     }
 }
@@ -114,6 +153,7 @@ impl fmt::Debug for RelayConfig {
             .field("drain_timeout", &self.drain_timeout)
             .field("listen_backlog", &self.listen_backlog)
             .field("ws_read_buffer", &self.ws_read_buffer)
+            .field("contact", &self.contact)
             .finish()
     }
 }

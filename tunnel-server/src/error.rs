@@ -53,6 +53,22 @@ pub enum RelayError {
         /// What is wrong with it.
         problem: &'static str,
     },
+    /// The contact key file is malformed.
+    #[error("contact key file {path}, line {line}: {problem}")]
+    ContactKeyFile {
+        /// The file.
+        path: String,
+        /// 1-based line number (0: the file as a whole).
+        line: usize,
+        /// What was wrong.
+        problem: &'static str,
+    },
+    /// The VAPID key file holds no usable P-256 private key.
+    #[error("VAPID key file {path}: expected a PEM P-256 private key (PKCS#8) or 32 raw bytes")]
+    VapidKey {
+        /// The file.
+        path: String,
+    },
     /// The relay's main task panicked or was cancelled.
     #[error("relay task failed")]
     Join(#[from] tokio::task::JoinError),

@@ -8,15 +8,25 @@
 
 use cable_proto::domain::TunnelPath;
 use cable_proto::ids::RoutingId;
-use cable_proto::wire::{ROUTING_ID_HEADER, SUBPROTOCOL};
+use cable_proto::wire::{
+    CLIENT_PAYLOAD_HEADER, ROUTING_ID_HEADER, SIGNAL_CONNECTION_HEADER, SUBPROTOCOL,
+};
 use cable_proto::{Error as ProtoError, TunnelPathErrorKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
+use crate::contact::{RegisterError, MAX_REGISTER_BODY};
 use crate::metrics::RejectReason;
 use crate::stream::ClientStream;
 
 const MAX_HEADERS: usize = 32;
+
+/// The path phones register their push subscription at.
+pub(crate) const REGISTER_PATH: &str = "/cable/push/register";
+
+/// Longest `X-caBLE-Client-Payload` accepted, in hex characters (Chromium's payload is
+/// about 60 bytes; the push message carries at most this much).
+pub(crate) const MAX_CLIENT_PAYLOAD_HEX: usize = 2 * cable_proto::push::MAX_CLIENT_PAYLOAD;
 
 /// Why a request was refused: the reason it is counted and answered by, and for a malformed
 /// path which part was wrong (shown to the client and logged; it never holds the path itself,
@@ -25,6 +35,10 @@ const MAX_HEADERS: usize = 32;
 pub(crate) struct Refusal {
     pub(crate) reason: RejectReason,
     pub(crate) path_error: Option<TunnelPathErrorKind>,
+    /// What was wrong with a registration body.
+    pub(crate) register_error: Option<RegisterError>,
+    /// The method a 405 names in `Allow` (the register path takes POST).
+    allow_post: bool,
 }
 
 impl From<RejectReason> for Refusal {
@@ -32,6 +46,17 @@ impl From<RejectReason> for Refusal {
         Self {
             reason,
             path_error: None,
+            register_error: None,
+            allow_post: false,
+        }
+    }
+}
+
+impl From<RegisterError> for Refusal {
+    fn from(e: RegisterError) -> Self {
+        Self {
+            register_error: Some(e),
+            ..RejectReason::BadRegistration.into()
         }
     }
 }
@@ -39,9 +64,26 @@ impl From<RejectReason> for Refusal {
 impl Refusal {
     /// One line for the answer's body, if there is more to say than the status.
     fn detail(&self) -> Option<String> {
+        if let Some(e) = self.register_error {
+            return Some(format!("{e}\n"));
+        }
+        if self.reason == RejectReason::BadClientPayload {
+            return Some(format!(
+                "{CLIENT_PAYLOAD_HEADER} must be one header of hex CBOR, at most {MAX_CLIENT_PAYLOAD_HEX} characters\n"
+            ));
+        }
         self.path_error
             .map(|kind| format!("{}\n", ProtoError::BadTunnelPath { kind }))
     }
+}
+
+/// A request the relay will act on.
+#[derive(Debug)]
+pub(crate) enum Request {
+    /// A WebSocket upgrade to a tunnel path.
+    Upgrade(UpgradeRequest),
+    /// `POST /cable/push/register` with its body (at most [`MAX_REGISTER_BODY`] bytes).
+    Register(Vec<u8>),
 }
 
 /// A request that passed every check that does not depend on relay state.
@@ -52,14 +94,34 @@ pub(crate) struct UpgradeRequest {
     pub(crate) key: String,
     /// Bytes the client sent after the request head (passed on to the WebSocket codec).
     pub(crate) tail: Vec<u8>,
+    /// `contact` only: the decoded `X-caBLE-Client-Payload`; `None` if it was missing or bad
+    /// (refused after the relay checked that it serves contacts at all).
+    pub(crate) client_payload: Option<Vec<u8>>,
+    /// `contact` only: `X-caBLE-Signal-Connection: true` was sent.
+    pub(crate) signal: bool,
 }
 
-/// Reads the request head (bounded by `max_head` bytes) and validates it.
+/// What `validate` found in a request head.
+enum Head {
+    Upgrade {
+        path: TunnelPath,
+        key: String,
+        client_payload: Option<Vec<u8>>,
+        signal: bool,
+    },
+    Register {
+        length: usize,
+        expect_continue: bool,
+    },
+}
+
+/// Reads the request head (bounded by `max_head` bytes) and validates it; for a registration
+/// also reads its body (bounded by [`MAX_REGISTER_BODY`]).
 pub(crate) async fn read_request(
     stream: &mut ClientStream,
     max_head: usize,
     routing_id: RoutingId,
-) -> Result<UpgradeRequest, Refusal> {
+) -> Result<Request, Refusal> {
     let mut buf = Vec::with_capacity(512.min(max_head));
     loop {
         if buf.len() >= max_head {
@@ -78,14 +140,59 @@ pub(crate) async fn read_request(
         match req.parse(&buf) {
             Ok(httparse::Status::Partial) => continue,
             Ok(httparse::Status::Complete(head_len)) => {
-                let (path, key) = validate(&req, routing_id)?;
+                let head = validate(&req, routing_id)?;
                 let tail = buf.get(head_len..).map(<[u8]>::to_vec).unwrap_or_default();
-                return Ok(UpgradeRequest { path, key, tail });
+                return match head {
+                    Head::Upgrade {
+                        path,
+                        key,
+                        client_payload,
+                        signal,
+                    } => Ok(Request::Upgrade(UpgradeRequest {
+                        path,
+                        key,
+                        tail,
+                        client_payload,
+                        signal,
+                    })),
+                    Head::Register {
+                        length,
+                        expect_continue,
+                    } => read_body(stream, tail, length, expect_continue)
+                        .await
+                        .map(Request::Register),
+                };
             }
             Err(httparse::Error::TooManyHeaders) => return Err(RejectReason::HeadTooLarge.into()),
             Err(_) => return Err(RejectReason::MalformedRequest.into()),
         }
     }
+}
+
+/// Reads the rest of a registration body; the caller's handshake timeout bounds the time.
+async fn read_body(
+    stream: &mut ClientStream,
+    mut body: Vec<u8>,
+    length: usize,
+    expect_continue: bool,
+) -> Result<Vec<u8>, Refusal> {
+    if expect_continue && body.len() < length {
+        stream
+            .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+            .await
+            .map_err(|_| Refusal::from(RejectReason::HandshakeIo))?;
+    }
+    // Pipelined requests are not served (every answer closes the connection).
+    body.truncate(length);
+    while body.len() < length {
+        let start = body.len();
+        body.resize(length, 0);
+        match stream.read(&mut body[start..]).await {
+            Ok(0) | Err(_) => return Err(RejectReason::HandshakeIo.into()),
+            Ok(n) => body.truncate(start + n),
+        }
+    }
+    Ok(body)
 }
 
 fn header<'a>(req: &'a httparse::Request<'_, '_>, name: &str) -> impl Iterator<Item = &'a [u8]> {
@@ -110,23 +217,22 @@ fn has_token(req: &httparse::Request<'_, '_>, name: &str, token: &str, ignore_ca
     })
 }
 
-fn validate(
-    req: &httparse::Request<'_, '_>,
-    routing_id: RoutingId,
-) -> Result<(TunnelPath, String), Refusal> {
-    if req.method != Some("GET") {
-        return Err(RejectReason::MethodNotAllowed.into());
-    }
+fn validate(req: &httparse::Request<'_, '_>, routing_id: RoutingId) -> Result<Head, Refusal> {
     let target = req.path.unwrap_or("");
     // The query string is not part of the tunnel path; clients have no reason to send one.
     let path = target.split_once('?').map_or(target, |(p, _)| p);
+    if path == REGISTER_PATH {
+        return validate_register(req);
+    }
+    if req.method != Some("GET") {
+        return Err(RejectReason::MethodNotAllowed.into());
+    }
     let path = match TunnelPath::parse(path) {
-        Ok(TunnelPath::Contact { .. }) => return Err(RejectReason::ContactUnsupported.into()),
         Ok(path) => path,
         Err(ProtoError::BadTunnelPath { kind }) => {
             return Err(Refusal {
-                reason: RejectReason::UnknownPath,
                 path_error: Some(kind),
+                ..RejectReason::UnknownPath.into()
             })
         }
         Err(_) => return Err(RejectReason::UnknownPath.into()),
@@ -148,15 +254,64 @@ fn validate(
     if !has_token(req, "sec-websocket-protocol", SUBPROTOCOL, false) {
         return Err(RejectReason::MissingSubprotocol.into());
     }
-    if let TunnelPath::Connect {
-        routing_id: rid, ..
-    } = path
-    {
-        if rid != routing_id {
-            return Err(RejectReason::WrongRoutingId.into());
+    let (mut client_payload, mut signal) = (None, false);
+    match path {
+        TunnelPath::Connect {
+            routing_id: rid, ..
+        } if rid != routing_id => return Err(RejectReason::WrongRoutingId.into()),
+        TunnelPath::Contact { .. } => {
+            client_payload = parse_client_payload(req);
+            signal = header(req, SIGNAL_CONNECTION_HEADER)
+                .any(|v| v.trim_ascii().eq_ignore_ascii_case(b"true"));
         }
+        _ => {}
     }
-    Ok((path, key))
+    Ok(Head::Upgrade {
+        path,
+        key,
+        client_payload,
+        signal,
+    })
+}
+
+fn parse_client_payload(req: &httparse::Request<'_, '_>) -> Option<Vec<u8>> {
+    let mut values = header(req, CLIENT_PAYLOAD_HEADER);
+    let value = values.next()?.trim_ascii();
+    if values.next().is_some() || value.is_empty() || value.len() > MAX_CLIENT_PAYLOAD_HEX {
+        return None;
+    }
+    // `hex` accepts either case, as both Chromium (upper) and libwebauthn (lower) send it.
+    hex::decode(value).ok()
+}
+
+fn validate_register(req: &httparse::Request<'_, '_>) -> Result<Head, Refusal> {
+    if req.method != Some("POST") {
+        return Err(Refusal {
+            allow_post: true,
+            ..RejectReason::MethodNotAllowed.into()
+        });
+    }
+    if header(req, "transfer-encoding").next().is_some() {
+        return Err(RegisterError::NoLength.into());
+    }
+    let mut lengths = header(req, "content-length");
+    let length = lengths
+        .next()
+        .and_then(|v| std::str::from_utf8(v.trim_ascii()).ok())
+        .filter(|v| !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or(RegisterError::NoLength)?;
+    if lengths.next().is_some() {
+        return Err(RegisterError::NoLength.into());
+    }
+    // Too many digits to parse is also too large.
+    let length = length.parse::<usize>().unwrap_or(usize::MAX);
+    if length > MAX_REGISTER_BODY {
+        return Err(RegisterError::TooLarge.into());
+    }
+    Ok(Head::Register {
+        length,
+        expect_continue: has_token(req, "expect", "100-continue", true),
+    })
 }
 
 /// Writes the 101 that turns the connection into a WebSocket.
@@ -164,6 +319,7 @@ pub(crate) async fn accept(
     stream: &mut ClientStream,
     key: &str,
     routing_id: Option<RoutingId>,
+    signal: bool,
 ) -> std::io::Result<()> {
     let mut response = String::with_capacity(192);
     response.push_str(
@@ -180,6 +336,10 @@ pub(crate) async fn accept(
         response.push_str(&rid.to_hex());
         response.push_str("\r\n");
     }
+    if signal {
+        response.push_str(SIGNAL_CONNECTION_HEADER);
+        response.push_str(": true\r\n");
+    }
     response.push_str("\r\n");
     stream.write_all(response.as_bytes()).await?;
     stream.flush().await
@@ -191,6 +351,7 @@ pub(crate) async fn refuse(stream: &mut ClientStream, refusal: &Refusal) {
         return;
     };
     let extra = match refusal.reason {
+        RejectReason::MethodNotAllowed if refusal.allow_post => "Allow: POST\r\n",
         RejectReason::MethodNotAllowed => "Allow: GET\r\n",
         RejectReason::NotWebSocket => "Sec-WebSocket-Version: 13\r\n",
         RejectReason::RateLimited => "Retry-After: 1\r\n",
@@ -211,6 +372,19 @@ pub(crate) async fn refuse(stream: &mut ClientStream, refusal: &Refusal) {
     }
 }
 
+/// Answers a registration with its contact id and closes the connection.
+pub(crate) async fn registered(stream: &mut ClientStream, contact_id: &str) {
+    let body = format!("{{\"contact_id\":\"{contact_id}\"}}\n");
+    let response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    if stream.write_all(response.as_bytes()).await.is_ok() {
+        let _ = stream.shutdown().await;
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -219,11 +393,18 @@ mod tests {
     const KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
     const T: &str = "00112233445566778899AABBCCDDEEFF";
 
-    fn refusal(raw: &str) -> Result<(TunnelPath, String), Refusal> {
+    fn head(raw: &str) -> Result<Head, Refusal> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         let mut req = httparse::Request::new(&mut headers);
         assert!(req.parse(raw.as_bytes()).unwrap().is_complete());
         validate(&req, RoutingId::from_bytes([1, 2, 3]))
+    }
+
+    fn refusal(raw: &str) -> Result<(TunnelPath, String), Refusal> {
+        match head(raw)? {
+            Head::Upgrade { path, key, .. } => Ok((path, key)),
+            Head::Register { .. } => panic!("not an upgrade"),
+        }
     }
 
     fn check(raw: &str) -> Result<(TunnelPath, String), RejectReason> {
@@ -301,10 +482,6 @@ mod tests {
             RejectReason::UnknownPath
         );
         assert_eq!(
-            check(&request("GET", "/cable/contact/AAAA", proto)).unwrap_err(),
-            RejectReason::ContactUnsupported
-        );
-        assert_eq!(
             check(&request("GET", &format!("/cable/new/{T}"), "")).unwrap_err(),
             RejectReason::MissingSubprotocol
         );
@@ -328,5 +505,101 @@ mod tests {
         );
         let plain = format!("GET /cable/new/{T} HTTP/1.1\r\nHost: x\r\n{proto}\r\n");
         assert_eq!(check(&plain).unwrap_err(), RejectReason::NotWebSocket);
+    }
+
+    #[test]
+    fn contact_headers() {
+        let contact = |extra: &str| {
+            head(&request(
+                "GET",
+                "/cable/contact/AAAA",
+                &format!("Sec-WebSocket-Protocol: fido.cable\r\n{extra}"),
+            ))
+        };
+        let Ok(Head::Upgrade {
+            client_payload,
+            signal,
+            ..
+        }) = contact("X-caBLE-Client-Payload: A1010A\r\nX-caBLE-Signal-Connection: true\r\n")
+        else {
+            panic!("refused")
+        };
+        assert_eq!(client_payload.unwrap(), [0xa1, 0x01, 0x0a]);
+        assert!(signal);
+        let Ok(Head::Upgrade {
+            client_payload,
+            signal,
+            ..
+        }) = contact("x-cable-client-payload: a1010a\r\n")
+        else {
+            panic!("refused")
+        };
+        assert_eq!(client_payload.unwrap(), [0xa1, 0x01, 0x0a]);
+        assert!(!signal);
+        let long = "00".repeat(MAX_CLIENT_PAYLOAD_HEX / 2 + 1);
+        for bad in [
+            "X-caBLE-Client-Payload: zz\r\n".to_owned(),
+            "X-caBLE-Client-Payload: abc\r\n".to_owned(),
+            "X-caBLE-Client-Payload: \r\n".to_owned(),
+            "X-caBLE-Client-Payload: 00\r\nX-caBLE-Client-Payload: 00\r\n".to_owned(),
+            format!("X-caBLE-Client-Payload: {long}\r\n"),
+        ] {
+            let Ok(Head::Upgrade { client_payload, .. }) = contact(&bad) else {
+                panic!("refused")
+            };
+            assert_eq!(client_payload, None, "{bad}");
+        }
+        assert!(Refusal::from(RejectReason::BadClientPayload)
+            .detail()
+            .unwrap()
+            .contains("hex CBOR"));
+    }
+
+    #[test]
+    fn register_heads() {
+        let reg = |method: &str, extra: &str| {
+            head(&format!(
+                "{method} {REGISTER_PATH} HTTP/1.1\r\nHost: x\r\n{extra}\r\n"
+            ))
+        };
+        assert!(matches!(
+            reg("POST", "Content-Length: 10\r\n"),
+            Ok(Head::Register {
+                length: 10,
+                expect_continue: false
+            })
+        ));
+        assert!(matches!(
+            reg("POST", "Content-Length: 10\r\nExpect: 100-continue\r\n"),
+            Ok(Head::Register {
+                expect_continue: true,
+                ..
+            })
+        ));
+        let refused = |method, extra| reg(method, extra).err().unwrap();
+        let r = refused("GET", "");
+        assert_eq!(r.reason, RejectReason::MethodNotAllowed);
+        assert!(r.allow_post);
+        for (extra, e) in [
+            ("", RegisterError::NoLength),
+            ("Content-Length: -1\r\n", RegisterError::NoLength),
+            (
+                "Content-Length: 1\r\nContent-Length: 1\r\n",
+                RegisterError::NoLength,
+            ),
+            ("Transfer-Encoding: chunked\r\n", RegisterError::NoLength),
+            ("Content-Length: 4097\r\n", RegisterError::TooLarge),
+            (
+                "Content-Length: 99999999999999999999999\r\n",
+                RegisterError::TooLarge,
+            ),
+        ] {
+            let r = refused("POST", extra);
+            assert_eq!(
+                (r.reason, r.register_error),
+                (RejectReason::BadRegistration, Some(e)),
+                "{extra}"
+            );
+        }
     }
 }

@@ -6,8 +6,14 @@
 //! is end-to-end encrypted by the two peers: the relay never decrypts, inspects or logs payload
 //! bytes, and refers to tunnels in logs only by a short hash of their id.
 //!
-//! What it deliberately does not do: `/cable/contact/` (state-assisted transactions; answered
-//! with 404), routing between instances (one instance owns one routing id; a standard load
+//! With contact keys ([`ContactConfig`]) it also serves linked phones: `POST
+//! /cable/push/register` turns a Web Push subscription into a contact id (the subscription
+//! sealed under a relay key, see [`contact`]), and `GET /cable/contact/<id>` opens a tunnel on
+//! this instance, wakes the phone with a Web Push message carrying
+//! [`cable_proto::push::PushPayload`] and answers 101; the phone joins with `connect`.
+//!
+//! What it deliberately does not do: keep any state about phones (a contact id carries all of
+//! it), routing between instances (one instance owns one routing id; a standard load
 //! balancer routes `connect` by the routing id in the path), HTTP/2, and anything beyond the
 //! three admin endpoints.
 //!
@@ -36,7 +42,12 @@
 //! | 1011 | `peer failed to join` | the computer's handshake broke after it claimed the tunnel |
 //!
 //! # HTTP statuses
-//! 400 not a WebSocket upgrade / no `fido.cable` / malformed; 404 unknown path, `contact`, wrong
+//! 400 not a WebSocket upgrade / no `fido.cable` / malformed, a bad `X-caBLE-Client-Payload`
+//! (hex, at most 1024 characters), a bad registration body (the reason as text); 410 a contact
+//! id that does not open or a subscription the push service calls gone; 502 a push refused or
+//! not delivered; 503 a push service failing or slower than the push timeout (the push is
+//! sent before the 101, so that 410 can be answered); 404 `contact` or `register` on a relay
+//! without contact keys, unknown path, wrong
 //! routing id, unknown or already joined tunnel (a malformed path's 404 carries a one-line
 //! `text/plain` body naming the part that was wrong, from [`TunnelPath::parse`]); 405 not GET; 409 duplicate tunnel id; 429
 //! per-source rate limit; 431 request head too large; 503 too many pending tunnels, too many
@@ -77,6 +88,7 @@
 
 mod admin;
 mod config;
+pub mod contact;
 mod error;
 mod handshake;
 mod metrics;
@@ -88,6 +100,7 @@ mod stream;
 mod throttle;
 mod tls;
 mod tunnel;
+mod webpush;
 
 /// The ids and the request paths are the protocol core's, so that the relay and its clients
 /// cannot disagree about them.
@@ -96,8 +109,9 @@ pub use cable_proto::ids::{RoutingId, ShortHash, TunnelId};
 /// The subprotocol the relay requires and selects, and the header carrying the routing id on
 /// `new`.
 pub use cable_proto::wire::{ROUTING_ID_HEADER, SUBPROTOCOL};
-pub use config::{Limits, RelayConfig};
+pub use config::{ContactConfig, Limits, RelayConfig};
 pub use error::RelayError;
-pub use metrics::{CloseReason, Metrics, RejectReason};
+pub use metrics::{CloseReason, ContactOutcome, Metrics, RejectReason};
 pub use server::{Relay, RelayHandle, RunningRelay};
 pub use tls::server_config_from_pem;
+pub use webpush::{PushFailure, VapidKey};

@@ -6,8 +6,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use cable_tunnel_server::{Limits, Relay, RelayConfig, RelayError, RoutingId};
-use clap::{Parser, ValueEnum};
+use cable_tunnel_server::contact::ContactKeys;
+use cable_tunnel_server::{
+    ContactConfig, Limits, Relay, RelayConfig, RelayError, RoutingId, VapidKey,
+};
+use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::filter::{LevelFilter, ParseError};
 use tracing_subscriber::EnvFilter;
 
@@ -31,6 +34,9 @@ Admin listener (127.0.0.1:9090 unless --admin-listen): GET /healthz, /readyz (50
 draining), /metrics (Prometheus/OpenMetrics)."
 )]
 struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// Address of the tunnel listener (HTTP/1.1 WebSocket upgrades; TLS if --tls-cert is set).
     #[arg(long, env = "CABLE_RELAY_LISTEN", default_value = "0.0.0.0:8080")]
     listen: SocketAddr,
@@ -137,6 +143,46 @@ struct Args {
     #[arg(long, env = "CABLE_RELAY_WORKER_THREADS", default_value_t = 0)]
     worker_threads: usize,
 
+    /// Contact keys (enables POST /cable/push/register and GET /cable/contact/; needs
+    /// --vapid-key-file). One key per line, current key first: `<id 0-255> <64 hex>`, older
+    /// keys may end in `until=<unix seconds>`, after which their contact ids get 410. Every
+    /// instance behind one host name needs the same file. Make lines with `gen-contact-key`.
+    #[arg(
+        long,
+        env = "CABLE_RELAY_CONTACT_KEY_FILE",
+        requires = "vapid_key_file"
+    )]
+    contact_key_file: Option<PathBuf>,
+
+    /// VAPID private key (P-256) signing Web Push messages: PEM PKCS#8, base64url of the
+    /// 32-byte scalar, or 32 raw bytes. Shared by every instance. Make one with `gen-vapid-key`.
+    #[arg(
+        long,
+        env = "CABLE_RELAY_VAPID_KEY_FILE",
+        requires = "contact_key_file"
+    )]
+    vapid_key_file: Option<PathBuf>,
+
+    /// The VAPID `sub` claim: how a push service reaches the relay's operator.
+    #[arg(
+        long,
+        env = "CABLE_RELAY_VAPID_SUBJECT",
+        default_value = "mailto:relay-operator@invalid"
+    )]
+    vapid_subject: String,
+
+    /// Time allowed for one Web Push request before the contact gets 503.
+    #[arg(long, env = "CABLE_RELAY_PUSH_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    push_timeout: Duration,
+
+    /// TTL of a push message: how long a push service may keep it for an offline phone.
+    #[arg(long, env = "CABLE_RELAY_PUSH_TTL", default_value = "60s", value_parser = parse_duration)]
+    push_ttl: Duration,
+
+    /// Accept http:// push endpoints at registration (tests only).
+    #[arg(long, env = "CABLE_RELAY_ALLOW_INSECURE_PUSH")]
+    allow_insecure_push: bool,
+
     /// Log format: human-readable lines or one JSON object per line.
     #[arg(long, env = "CABLE_RELAY_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
@@ -147,6 +193,19 @@ struct Args {
     /// they print requests and frames, and requests carry tunnel ids.
     #[arg(long, env = "CABLE_RELAY_LOG", default_value = "info")]
     log: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a new contact key line (`<id> <64 hex>`) for --contact-key-file.
+    GenContactKey {
+        /// Key id, 0-255; use one no line in the file has.
+        #[arg(long)]
+        id: u8,
+    },
+    /// Print a new VAPID private key (PEM PKCS#8) for --vapid-key-file; the public key
+    /// (the phones' applicationServerKey) goes to stderr.
+    GenVapidKey,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -201,7 +260,46 @@ fn config(args: &Args) -> Result<RelayConfig, RelayError> {
         drain_timeout: args.drain_timeout,
         listen_backlog: args.listen_backlog,
         ws_read_buffer: args.ws_read_buffer,
+        contact: contact_config(args)?,
     })
+}
+
+fn contact_config(args: &Args) -> Result<Option<ContactConfig>, RelayError> {
+    let (Some(keys), Some(vapid)) = (&args.contact_key_file, &args.vapid_key_file) else {
+        return Ok(None);
+    };
+    let mut contact = ContactConfig::new(ContactKeys::load(keys)?, VapidKey::load(vapid)?);
+    contact.vapid_subject = args.vapid_subject.clone();
+    contact.push_timeout = args.push_timeout;
+    contact.push_ttl = args.push_ttl;
+    contact.allow_insecure_push = args.allow_insecure_push;
+    Ok(Some(contact))
+}
+
+/// Runs a key-generating subcommand.
+fn generate(command: &Command) -> ExitCode {
+    match command {
+        Command::GenContactKey { id } => {
+            println!(
+                "{}",
+                &*ContactKeys::generate_line(*id, &mut rand_core::OsRng)
+            );
+            ExitCode::SUCCESS
+        }
+        Command::GenVapidKey => {
+            let key = VapidKey::generate();
+            let Some(pem) = key.to_pem() else {
+                eprintln!("cannot encode the key");
+                return ExitCode::FAILURE;
+            };
+            print!("{}", &*pem);
+            eprintln!(
+                "VAPID public key (applicationServerKey): {}",
+                key.public_key_b64url()
+            );
+            ExitCode::SUCCESS
+        }
+    }
 }
 
 /// Crates whose events a bare level in `--log` turns on.
@@ -260,6 +358,9 @@ fn init_logging(args: &Args) {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if let Some(command) = &args.command {
+        return generate(command);
+    }
     init_logging(&args);
     let config = match config(&args) {
         Ok(c) => c,

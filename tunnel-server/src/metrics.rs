@@ -8,14 +8,29 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
+use crate::contact::RegisterError;
+use crate::webpush::PushFailure;
+
 /// Why a request was refused before it became a WebSocket (or why its handshake failed).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum RejectReason {
     /// Path the relay does not serve, or a malformed one (404; the answer's body and the log
     /// line name the part that was wrong).
     UnknownPath,
-    /// `/cable/contact/` is not served yet (404).
+    /// `/cable/contact/` or `/cable/push/register` on a relay without contact keys (404).
     ContactUnsupported,
+    /// A contact id that does not open: malformed, unknown or expired key, bad tag (410).
+    ContactGone,
+    /// `X-caBLE-Client-Payload` missing, repeated, not hex or too long (400).
+    BadClientPayload,
+    /// The push service says the subscription is gone (410).
+    PushGone,
+    /// The push service refused the message or the exchange broke (502).
+    PushFailed,
+    /// The push service was slow, overloaded or failing (503).
+    PushUnavailable,
+    /// A registration body was refused (400; the body names the problem).
+    BadRegistration,
     /// Method other than GET (405).
     MethodNotAllowed,
     /// Not a valid WebSocket upgrade request (400).
@@ -51,9 +66,15 @@ pub enum RejectReason {
 }
 
 impl RejectReason {
-    const ALL: [RejectReason; 18] = [
+    const ALL: [RejectReason; 24] = [
         Self::UnknownPath,
         Self::ContactUnsupported,
+        Self::ContactGone,
+        Self::BadClientPayload,
+        Self::PushGone,
+        Self::PushFailed,
+        Self::PushUnavailable,
+        Self::BadRegistration,
         Self::MethodNotAllowed,
         Self::NotWebSocket,
         Self::MissingSubprotocol,
@@ -77,6 +98,12 @@ impl RejectReason {
         match self {
             Self::UnknownPath => "unknown_path",
             Self::ContactUnsupported => "contact_unsupported",
+            Self::ContactGone => "contact_gone",
+            Self::BadClientPayload => "bad_client_payload",
+            Self::PushGone => "push_gone",
+            Self::PushFailed => "push_failed",
+            Self::PushUnavailable => "push_unavailable",
+            Self::BadRegistration => "bad_registration",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::NotWebSocket => "not_websocket",
             Self::MissingSubprotocol => "missing_subprotocol",
@@ -105,17 +132,61 @@ impl RejectReason {
             | Self::UnknownTunnel
             | Self::AlreadyJoined => (404, "Not Found"),
             Self::MethodNotAllowed => (405, "Method Not Allowed"),
-            Self::NotWebSocket | Self::MissingSubprotocol | Self::MalformedRequest => {
-                (400, "Bad Request")
-            }
+            Self::NotWebSocket
+            | Self::MissingSubprotocol
+            | Self::MalformedRequest
+            | Self::BadClientPayload
+            | Self::BadRegistration => (400, "Bad Request"),
+            Self::ContactGone | Self::PushGone => (410, "Gone"),
+            Self::PushFailed => (502, "Bad Gateway"),
             Self::HeadTooLarge => (431, "Request Header Fields Too Large"),
             Self::DuplicateTunnel => (409, "Conflict"),
             Self::RateLimited => (429, "Too Many Requests"),
-            Self::PendingLimit | Self::ConnectionLimit | Self::Draining => {
+            Self::PendingLimit | Self::ConnectionLimit | Self::Draining | Self::PushUnavailable => {
                 (503, "Service Unavailable")
             }
             Self::HandshakeTimeout | Self::TlsFailed | Self::HandshakeIo => return None,
         })
+    }
+}
+
+/// How a `/cable/contact/` request ended, as counted in `cable_relay_contacts`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ContactOutcome {
+    /// The push was accepted and the computer got its 101.
+    Ok,
+    /// The contact id did not open (410).
+    Gone,
+    /// The push service said the subscription is gone (410).
+    PushGone,
+    /// The push failed otherwise (502/503).
+    PushFailed,
+    /// A bad or missing client payload (400).
+    BadRequest,
+    /// Refused before any push: draining, rate or pending limit, no contact keys.
+    Refused,
+}
+
+impl ContactOutcome {
+    const ALL: [ContactOutcome; 6] = [
+        Self::Ok,
+        Self::Gone,
+        Self::PushGone,
+        Self::PushFailed,
+        Self::BadRequest,
+        Self::Refused,
+    ];
+
+    /// Label value used in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Gone => "gone",
+            Self::PushGone => "push_gone",
+            Self::PushFailed => "push_failed",
+            Self::BadRequest => "bad_request",
+            Self::Refused => "refused",
+        }
     }
 }
 
@@ -227,6 +298,11 @@ pub struct Metrics {
     pub(crate) active: Gauge,
     pub(crate) connections: Gauge,
     accept_failures: [Counter; 2],
+    contacts: Vec<Counter>,
+    pub(crate) push_duration: Histogram,
+    push_failures: Vec<Counter>,
+    /// `ok` first, then one per [`RegisterError`].
+    registrations: Vec<Counter>,
 }
 
 impl Metrics {
@@ -249,7 +325,7 @@ impl Metrics {
 
         registry.register(
             "tunnels_created",
-            "Tunnels opened with new",
+            "Tunnels opened with new (or by a contact)",
             created.clone(),
         );
         registry.register(
@@ -333,7 +409,50 @@ impl Metrics {
                 .get_or_create(&[("listener", l.as_str())])
                 .clone()
         });
+        let contacts_family = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        let push_family = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        let registrations_family = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        let push_duration = Histogram::new([0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0]);
+        registry.register(
+            "contacts",
+            "Contact requests from computers to linked phones, by outcome",
+            contacts_family.clone(),
+        );
+        registry.register(
+            "push_duration_seconds",
+            "Time from sending a Web Push message to the push service's answer (or failure)",
+            push_duration.clone(),
+        );
+        registry.register(
+            "push_failures",
+            "Web Push messages that failed, by class",
+            push_family.clone(),
+        );
+        registry.register(
+            "push_registrations",
+            "Push subscription registrations, by outcome",
+            registrations_family.clone(),
+        );
+        let label = |f: &Family<[(&'static str, &'static str); 1], Counter>, key, value| {
+            f.get_or_create(&[(key, value)]).clone()
+        };
+        let contacts = ContactOutcome::ALL
+            .iter()
+            .map(|o| label(&contacts_family, "outcome", o.as_str()))
+            .collect();
+        let push_failures = PushFailure::ALL
+            .iter()
+            .map(|c| label(&push_family, "class", c.as_str()))
+            .collect();
+        let registrations = std::iter::once("ok")
+            .chain(RegisterError::ALL.iter().map(|e| e.as_str()))
+            .map(|o| label(&registrations_family, "outcome", o))
+            .collect();
         Self {
+            contacts,
+            push_duration,
+            push_failures,
+            registrations,
             registry,
             created,
             joined,
@@ -384,6 +503,61 @@ impl Metrics {
     pub(crate) fn relayed(&self, dir: Direction, len: usize) {
         self.messages[dir as usize].inc();
         self.bytes[dir as usize].inc_by(len as u64);
+    }
+
+    pub(crate) fn contact(&self, outcome: ContactOutcome) {
+        if let Some(c) = self.contacts.get(outcome as usize) {
+            c.inc();
+        }
+    }
+
+    pub(crate) fn push_failed(&self, class: PushFailure) {
+        if let Some(c) = PushFailure::ALL
+            .iter()
+            .position(|f| *f == class)
+            .and_then(|i| self.push_failures.get(i))
+        {
+            c.inc();
+        }
+    }
+
+    pub(crate) fn registration(&self, outcome: Result<(), RegisterError>) {
+        let i = match outcome {
+            Ok(()) => 0,
+            Err(e) => RegisterError::ALL
+                .iter()
+                .position(|r| *r == e)
+                .map_or(0, |i| i + 1),
+        };
+        if let Some(c) = self.registrations.get(i) {
+            c.inc();
+        }
+    }
+
+    /// Current value of a contact counter.
+    pub fn contacts(&self, outcome: ContactOutcome) -> u64 {
+        self.contacts.get(outcome as usize).map_or(0, Counter::get)
+    }
+
+    /// Current value of a push failure counter.
+    pub fn push_failures(&self, class: PushFailure) -> u64 {
+        PushFailure::ALL
+            .iter()
+            .position(|f| *f == class)
+            .and_then(|i| self.push_failures.get(i))
+            .map_or(0, Counter::get)
+    }
+
+    /// Current value of a registration counter (`Ok(())` for accepted ones).
+    pub fn registrations(&self, outcome: Result<(), RegisterError>) -> u64 {
+        let i = match outcome {
+            Ok(()) => 0,
+            Err(e) => RegisterError::ALL
+                .iter()
+                .position(|r| *r == e)
+                .map_or(0, |i| i + 1),
+        };
+        self.registrations.get(i).map_or(0, Counter::get)
     }
 
     /// Current value of a reject counter (for tests and the load tool).

@@ -14,12 +14,14 @@ use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
 use crate::config::RelayConfig;
+use crate::contact::Subscription;
 use crate::error::RelayError;
-use crate::handshake::{self, Refusal, UpgradeRequest};
-use crate::metrics::{Listener, Metrics, RejectReason};
+use crate::handshake::{self, Refusal, Request, UpgradeRequest};
+use crate::metrics::{ContactOutcome, Listener, Metrics, RejectReason};
 use crate::state::{ConnGuard, Peer, Phase, Shared, Ws};
 use crate::stream::ClientStream;
 use crate::throttle::AcceptFailures;
+use crate::webpush::{PushFailure, Pusher};
 
 /// Connections beyond `max_connections` still get a 503 as long as fewer than this many extra
 /// are in flight; past that they are closed at once, so a flood cannot pin unbounded memory.
@@ -48,7 +50,12 @@ impl Relay {
             }
             None => None,
         };
-        let shared = Arc::new(Shared::new(config));
+        let push_tls = match config.contact {
+            Some(_) => Some(crate::webpush::tls_connector()?),
+            None => None,
+        };
+        let vapid_public = config.contact.as_ref().map(|c| c.vapid.public_key_b64url());
+        let shared = Arc::new(Shared::new(config, push_tls));
         let admin_addr = admin.as_ref().map(|(_, a)| *a);
         let task = tokio::spawn(supervise(shared.clone(), listener, admin.map(|(l, _)| l)));
         tracing::info!(
@@ -56,8 +63,13 @@ impl Relay {
             admin = %admin_addr.map_or_else(|| "none".to_owned(), |a| a.to_string()),
             routing_id = %shared.config.routing_id,
             tls = shared.tls.is_some(),
+            contact = vapid_public.is_some(),
             "relay listening"
         );
+        if let Some(key) = vapid_public {
+            // Public: phones subscribe with it as their applicationServerKey.
+            tracing::info!(vapid_public_key = %key, "contacts enabled");
+        }
         Ok(RunningRelay {
             shared,
             local_addr,
@@ -276,6 +288,8 @@ struct NewTunnel {
     phone: Peer,
     rx: oneshot::Receiver<Peer>,
     created: Instant,
+    /// Send `00` to the opening side when the other joins (a contact that asked for it).
+    signal: bool,
 }
 
 /// What a successful request turned into: a tunnel to run, or `None` for a computer whose
@@ -296,6 +310,11 @@ async fn handle_connection(
         Ok(Ok(a)) => a,
         Ok(Err(refusal)) => {
             shared.metrics.reject(refusal.reason);
+            if let Some(problem) = refusal.register_error {
+                shared.metrics.registration(Err(problem));
+                tracing::info!(peer = %addr, %problem, "push registration refused");
+                return;
+            }
             match refusal.path_error {
                 // The problem, never the path: a path can carry a tunnel id.
                 Some(problem) => tracing::debug!(
@@ -321,9 +340,10 @@ async fn handle_connection(
         phone,
         rx,
         created,
+        signal,
     }) = accepted
     {
-        crate::tunnel::run(shared, id, phone, rx, created).await;
+        crate::tunnel::run(shared, id, phone, rx, created, signal).await;
     }
 }
 
@@ -342,16 +362,26 @@ async fn handshake(
         None => ClientStream::Plain(tcp),
     };
     let config = &shared.config;
-    let decided = match handshake::read_request(
+    let request = match handshake::read_request(
         &mut stream,
         config.limits.max_request_head,
         config.routing_id,
     )
     .await
     {
-        Err(refusal) => Err(refusal),
         Ok(_) if over_limit => Err(RejectReason::ConnectionLimit.into()),
-        Ok(req) => decide(shared, req, ip).map_err(Refusal::from),
+        other => other,
+    };
+    let decided = match request {
+        Err(refusal) => Err(refusal),
+        Ok(Request::Register(body)) => match register(shared, &body, ip) {
+            Ok(contact_id) => {
+                handshake::registered(&mut stream, &contact_id).await;
+                return Ok(None);
+            }
+            Err(refusal) => Err(refusal),
+        },
+        Ok(Request::Upgrade(req)) => prepare(shared, req, ip).await,
     };
     let (decision, key, tail) = match decided {
         Ok(d) => d,
@@ -365,17 +395,38 @@ async fn handshake(
             let created = Instant::now();
             // On a write error the tunnel still runs: it is registered (a computer may already
             // have claimed it) and its first read fails, which releases it the normal way.
-            let _ = handshake::accept(&mut stream, &key, Some(config.routing_id)).await;
+            let _ = handshake::accept(&mut stream, &key, Some(config.routing_id), false).await;
             let ws = websocket(shared, stream, tail).await;
             Ok(Some(NewTunnel {
                 id,
                 phone: Peer { ws, _guard: guard },
                 rx,
                 created,
+                signal: false,
+            }))
+        }
+        Decision::Contact {
+            id,
+            rx,
+            created,
+            signal,
+        } => {
+            // As for `new`: the tunnel runs even if the 101 cannot be written.
+            let _ = handshake::accept(&mut stream, &key, None, signal).await;
+            let ws = websocket(shared, stream, tail).await;
+            Ok(Some(NewTunnel {
+                id,
+                phone: Peer { ws, _guard: guard },
+                rx,
+                created,
+                signal,
             }))
         }
         Decision::Connect(tx) => {
-            if handshake::accept(&mut stream, &key, None).await.is_err() {
+            if handshake::accept(&mut stream, &key, None, false)
+                .await
+                .is_err()
+            {
                 // Dropping `tx` tells the tunnel that the join failed.
                 return Err(RejectReason::HandshakeIo.into());
             }
@@ -387,18 +438,177 @@ async fn handshake(
     }
 }
 
-enum Decision {
-    New(TunnelId, oneshot::Receiver<Peer>),
-    Connect(oneshot::Sender<Peer>),
+/// `POST /cable/push/register`: seals the subscription into a contact id.
+fn register(shared: &Shared, body: &[u8], ip: IpAddr) -> Result<String, Refusal> {
+    let Some(contact) = &shared.config.contact else {
+        return Err(RejectReason::ContactUnsupported.into());
+    };
+    if !shared.rate.allow(ip) {
+        return Err(RejectReason::RateLimited.into());
+    }
+    let sub = Subscription::from_json(body, contact.allow_insecure_push)?;
+    let id = contact.keys.seal_to_string(&sub, &mut rand_core::OsRng);
+    shared.metrics.registration(Ok(()));
+    tracing::info!(
+        push_host = sub.host(),
+        key_id = contact.keys.current_id(),
+        "push subscription registered"
+    );
+    Ok(id)
 }
 
-fn decide(
+/// Decides an upgrade request; a contact also pushes to the phone first.
+async fn prepare(
     shared: &Shared,
     req: UpgradeRequest,
     ip: IpAddr,
-) -> Result<(Decision, String, Vec<u8>), RejectReason> {
-    let UpgradeRequest { path, key, tail } = req;
+) -> Result<(Decision, String, Vec<u8>), Refusal> {
+    let UpgradeRequest {
+        path,
+        key,
+        tail,
+        client_payload,
+        signal,
+    } = req;
     let decision = match path {
+        TunnelPath::Contact { contact_id } => {
+            let result = contact(shared, &contact_id, client_payload, signal, ip).await;
+            shared.metrics.contact(match &result {
+                Ok(_) => ContactOutcome::Ok,
+                Err(RejectReason::ContactGone) => ContactOutcome::Gone,
+                Err(RejectReason::PushGone) => ContactOutcome::PushGone,
+                Err(RejectReason::PushFailed | RejectReason::PushUnavailable) => {
+                    ContactOutcome::PushFailed
+                }
+                Err(RejectReason::BadClientPayload) => ContactOutcome::BadRequest,
+                Err(_) => ContactOutcome::Refused,
+            });
+            result?
+        }
+        other => decide(shared, other, ip)?,
+    };
+    Ok((decision, key, tail))
+}
+
+/// Frees a contact's tunnel unless the contact succeeded (also when the handshake timeout
+/// cancels the push midway).
+struct Provisional<'a> {
+    shared: &'a Shared,
+    id: TunnelId,
+    armed: bool,
+}
+
+impl Drop for Provisional<'_> {
+    fn drop(&mut self) {
+        if self.armed {
+            self.shared.abandon(&self.id);
+        }
+    }
+}
+
+async fn contact(
+    shared: &Shared,
+    contact_id: &[u8],
+    client_payload: Option<Vec<u8>>,
+    signal: bool,
+    ip: IpAddr,
+) -> Result<Decision, RejectReason> {
+    let Some(contact) = &shared.config.contact else {
+        return Err(RejectReason::ContactUnsupported);
+    };
+    let client_payload = client_payload.ok_or(RejectReason::BadClientPayload)?;
+    if shared.phase_now() != Phase::Running {
+        return Err(RejectReason::Draining);
+    }
+    if !shared.rate.allow(ip) {
+        return Err(RejectReason::RateLimited);
+    }
+    let sub = contact.keys.open(contact_id).map_err(|e| {
+        tracing::info!(peer = %ip, problem = %e, "contact id refused");
+        RejectReason::ContactGone
+    })?;
+    let Some(tls) = &shared.push_tls else {
+        return Err(RejectReason::ContactUnsupported);
+    };
+    let mut bytes = [0u8; 16];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut bytes);
+    let id = TunnelId::from_bytes(bytes);
+    let created = Instant::now();
+    // Registered before the push, so that a quick phone finds the tunnel.
+    let rx = shared.register(id)?;
+    let mut provisional = Provisional {
+        shared,
+        id,
+        armed: true,
+    };
+    let message = cable_proto::push::PushPayload {
+        routing_id: shared.config.routing_id,
+        tunnel_id: id,
+        client_payload,
+    }
+    .encode();
+    let pusher = Pusher {
+        vapid: &contact.vapid,
+        subject: &contact.vapid_subject,
+        ttl: contact.push_ttl,
+        timeout: contact.push_timeout,
+        tls,
+    };
+    let started = Instant::now();
+    let result = pusher.send(&sub, message).await;
+    let elapsed = started.elapsed();
+    shared.metrics.push_duration.observe(elapsed.as_secs_f64());
+    match result {
+        Ok(status) => {
+            provisional.armed = false;
+            tracing::info!(
+                tunnel = %id.short_hash(),
+                push_host = sub.host(),
+                push_status = status,
+                push_ms = elapsed.as_millis() as u64,
+                signal,
+                "contact pushed"
+            );
+            Ok(Decision::Contact {
+                id,
+                rx,
+                created,
+                signal,
+            })
+        }
+        Err(failure) => {
+            shared.metrics.push_failed(failure);
+            tracing::warn!(
+                tunnel = %id.short_hash(),
+                push_host = sub.host(),
+                class = failure.as_str(),
+                push_ms = elapsed.as_millis() as u64,
+                "push failed"
+            );
+            Err(match failure {
+                PushFailure::Gone => RejectReason::PushGone,
+                PushFailure::Timeout | PushFailure::Throttled | PushFailure::ServerError => {
+                    RejectReason::PushUnavailable
+                }
+                _ => RejectReason::PushFailed,
+            })
+        }
+    }
+}
+
+enum Decision {
+    New(TunnelId, oneshot::Receiver<Peer>),
+    Contact {
+        id: TunnelId,
+        rx: oneshot::Receiver<Peer>,
+        created: Instant,
+        signal: bool,
+    },
+    Connect(oneshot::Sender<Peer>),
+}
+
+fn decide(shared: &Shared, path: TunnelPath, ip: IpAddr) -> Result<Decision, RejectReason> {
+    Ok(match path {
         TunnelPath::New { tunnel_id: id } => {
             if shared.phase_now() != Phase::Running {
                 return Err(RejectReason::Draining);
@@ -415,8 +625,7 @@ fn decide(
             Decision::Connect(shared.claim(&id)?)
         }
         TunnelPath::Contact { .. } => return Err(RejectReason::ContactUnsupported),
-    };
-    Ok((decision, key, tail))
+    })
 }
 
 async fn websocket(shared: &Shared, stream: ClientStream, tail: Vec<u8>) -> Box<Ws> {

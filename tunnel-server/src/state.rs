@@ -53,6 +53,8 @@ pub(crate) struct Shared {
     pub(crate) ws_config: WebSocketConfig,
     pub(crate) tls: Option<TlsAcceptor>,
     pub(crate) rate: RateLimiter,
+    /// TLS client for Web Push (only when contacts are configured).
+    pub(crate) push_tls: Option<tokio_rustls::TlsConnector>,
     registry: Registry<Peer>,
     /// Tunnel tasks alive (pending or joined).
     live: AtomicUsize,
@@ -93,7 +95,7 @@ impl Drop for ConnGuard {
 }
 
 impl Shared {
-    pub(crate) fn new(config: RelayConfig) -> Self {
+    pub(crate) fn new(config: RelayConfig, push_tls: Option<tokio_rustls::TlsConnector>) -> Self {
         let limits = &config.limits;
         let mut ws_config = WebSocketConfig::default();
         ws_config.read_buffer_size = config.ws_read_buffer;
@@ -111,6 +113,7 @@ impl Shared {
                 MAX_RATE_BUCKETS,
             ),
             metrics: Metrics::new(),
+            push_tls,
             phase,
             ws_config,
             registry: Registry::new(),
@@ -147,6 +150,13 @@ impl Shared {
     /// Claims a pending tunnel for a joining computer.
     pub(crate) fn claim(&self, id: &TunnelId) -> Result<oneshot::Sender<Peer>, RejectReason> {
         self.registry.claim(id)
+    }
+
+    /// Undoes [`Shared::register`] for a tunnel that never got its task (a failed contact).
+    pub(crate) fn abandon(&self, id: &TunnelId) {
+        self.unregister(id);
+        self.left_pending();
+        self.tunnel_ended(false);
     }
 
     pub(crate) fn unregister(&self, id: &TunnelId) {

@@ -71,9 +71,10 @@ pub(crate) async fn run(
     phone: Peer,
     join_rx: oneshot::Receiver<Peer>,
     created: Instant,
+    signal: bool,
 ) {
     let mut tally = Tally::default();
-    let reason = run_inner(&shared, &id, phone, join_rx, created, &mut tally).await;
+    let reason = run_inner(&shared, &id, phone, join_rx, created, signal, &mut tally).await;
     if tally.joined {
         // An unjoined tunnel's id was freed as soon as it failed (and may already belong to a
         // new tunnel); a joined one keeps its id until both sides are closed.
@@ -106,6 +107,7 @@ async fn run_inner(
     mut phone: Peer,
     mut join_rx: oneshot::Receiver<Peer>,
     created: Instant,
+    signal: bool,
     tally: &mut Tally,
 ) -> CloseReason {
     let limits = &shared.config.limits;
@@ -171,11 +173,17 @@ async fn run_inner(
             tally.joined = true;
             shared.joined();
             // Boxed: a pending tunnel's task does not carry the relay phase's state.
+            let mut down = Flow::default();
+            if signal {
+                // The connect signal of a contact that asked for it: it must reach the opening
+                // side (the computer) before anything the joining phone sends.
+                down.queue.push_back(Bytes::from_static(&[0]));
+            }
             return Box::pin(relay(
                 shared,
                 phone,
                 computer,
-                up,
+                (up, down),
                 lifetime_deadline,
                 stop,
                 tally,
@@ -200,13 +208,12 @@ async fn relay(
     shared: &Shared,
     mut phone: Peer,
     mut computer: Peer,
-    mut up: Flow,
+    (mut up, mut down): (Flow, Flow),
     lifetime_deadline: Instant,
     mut stop: watch::Receiver<Phase>,
     tally: &mut Tally,
 ) -> CloseReason {
     let limits = &shared.config.limits;
-    let mut down = Flow::default();
     let max_messages = limits.max_messages_per_direction;
     let metrics = &shared.metrics;
     let end = {

@@ -88,6 +88,7 @@
 //! | [`handshake`] | `Initiator::{new_qr, new_linked, finish}`, `Responder::{respond_qr, respond_linked}` → `HandshakeOutput { crypter, handshake_hash }` |
 //! | [`crypter`] | `Crypter::{new, encrypt, decrypt, decrypt_first_accepting_legacy}`, `pad`, `unpad` |
 //! | [`message`] | `PostHandshake`, `ProtocolRevision`, `Message`, `UpdateMessage`, `LinkingInfo`, `LinkSecret`, `linking_signature`, `ClientPayload` |
+//! | [`push`] | `PushPayload::{encode, decode}`: what this project's relay pushes to a linked phone |
 //! | [`ctap`] | `CtapRequest`, `CtapResponse`, `command::*`, `status::*` |
 //!
 //! Secrets ([`qr::QrSecret`], [`derive::Psk`], [`derive::EidKey`],
@@ -106,6 +107,7 @@ pub mod handshake;
 pub mod ids;
 pub mod keys;
 pub mod message;
+pub mod push;
 pub mod qr;
 mod secret;
 pub mod session;
