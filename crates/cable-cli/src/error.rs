@@ -33,6 +33,12 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    #[error("invalid --contact-id: expected base64url")]
+    BadContactId,
+    #[error("the phone has no identity file: pass --identity FILE or --store FILE")]
+    NoPhoneIdentity,
+    #[error("no link is named {name:?} (see `cable phone links`)")]
+    NoSuchLink { name: String },
     #[error("--options or --rp-id is required")]
     MissingRpId,
     /// The origin defaults to `https://<rp id>`; options without an RP id leave nothing to
@@ -62,6 +68,12 @@ pub enum CliError {
         path: PathBuf,
         #[source]
         source: cable_phone::StoreError,
+    },
+    #[error("cannot use the phone identity {path}")]
+    Identity {
+        path: PathBuf,
+        #[source]
+        source: cable_phone::IdentityError,
     },
     #[error("phone")]
     Phone(#[from] cable_phone::PhoneError),
@@ -97,6 +109,9 @@ impl CliError {
             | CliError::Read { .. }
             | CliError::MissingRpId
             | CliError::MissingOrigin
+            | CliError::BadContactId
+            | CliError::NoPhoneIdentity
+            | CliError::NoSuchLink { .. }
             | CliError::NoDataDir => true,
             CliError::Linked(e) => e.is_input_error(),
             CliError::Phone(e) => e.phase() == cable_phone::Phase::ParseQr,
@@ -108,6 +123,7 @@ impl CliError {
             | CliError::BluetoothNotReady
             | CliError::Bluetooth(_)
             | CliError::Store { .. }
+            | CliError::Identity { .. }
             | CliError::DemoSetup(_)
             | CliError::DemoRp(_) => false,
         };
