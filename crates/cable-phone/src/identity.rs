@@ -647,6 +647,18 @@ mod tests {
     }
 
     #[test]
+    fn a_push_token_sized_contact_id_still_pads_to_528_bytes() {
+        // FCM registration tokens, which Chrome uses as contact ids, run to about 160 bytes.
+        let identity = PhoneIdentity::from_root_secret([1; ROOT_SECRET_LEN]).unwrap();
+        identity.set_contact_id(Some(vec![0xcc; 200])).unwrap();
+        identity.set_name(Some(host_name())).unwrap();
+        let update = link(&identity, None);
+        let plaintext = cable_proto::message::Message::Update(update).encode();
+        let mut crypter = cable_proto::crypter::Crypter::new(&[1; 32], &[2; 32]);
+        assert_eq!(crypter.encrypt(&plaintext).unwrap().len(), 528);
+    }
+
+    #[test]
     fn unlink_by_name_id_and_all() {
         let dir = TempDir::new("unlink");
         let path = dir.0.join(DEFAULT_FILE_NAME);
