@@ -39,6 +39,8 @@ pub enum CliError {
     NoPhoneIdentity,
     #[error("no link is named {name:?} (see `cable phone links`)")]
     NoSuchLink { name: String },
+    #[error("invalid --name: 1 to 64 bytes, not {len}")]
+    BadPhoneName { len: usize },
     #[error("--options or --rp-id is required")]
     MissingRpId,
     /// The origin defaults to `https://<rp id>`; options without an RP id leave nothing to
@@ -112,6 +114,7 @@ impl CliError {
             | CliError::BadContactId
             | CliError::NoPhoneIdentity
             | CliError::NoSuchLink { .. }
+            | CliError::BadPhoneName { .. }
             | CliError::NoDataDir => true,
             CliError::Linked(e) => e.is_input_error(),
             CliError::Phone(e) => e.phase() == cable_phone::Phase::ParseQr,

@@ -200,6 +200,7 @@ impl UserApproval for TerminalApproval {
 fn identity_error(path: &std::path::Path, source: IdentityError) -> CliError {
     match source {
         IdentityError::NoSuchLink { name } => CliError::NoSuchLink { name },
+        IdentityError::BadName { len } => CliError::BadPhoneName { len },
         source => CliError::Identity {
             path: path.to_owned(),
             source,

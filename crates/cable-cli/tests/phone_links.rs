@@ -136,6 +136,18 @@ fn bad_link_commands_exit_2_with_one_line() {
         ]),
         "invalid --contact-id",
     );
+    let long = "x".repeat(65);
+    assert_bad_input(
+        &cable(&[
+            "phone",
+            "FIDO:/1",
+            "--store",
+            store.to_str().unwrap(),
+            "--name",
+            &long,
+        ]),
+        "invalid --name",
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 

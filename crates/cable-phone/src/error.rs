@@ -218,6 +218,13 @@ pub enum IdentityError {
         /// The file.
         path: std::path::PathBuf,
     },
+    /// The authenticator name is empty or longer than [`crate::identity::MAX_NAME_LEN`]
+    /// bytes.
+    #[error("the phone's name must be 1 to 64 bytes, not {len}")]
+    BadName {
+        /// Its length in bytes.
+        len: usize,
+    },
     /// No link matches what was asked for.
     #[error("no link named {name:?}")]
     NoSuchLink {
@@ -230,6 +237,9 @@ impl IdentityError {
     /// Whether the caller asked for something that is not there (rather than the file
     /// failing).
     pub fn is_input_error(&self) -> bool {
-        matches!(self, IdentityError::NoSuchLink { .. })
+        matches!(
+            self,
+            IdentityError::NoSuchLink { .. } | IdentityError::BadName { .. }
+        )
     }
 }

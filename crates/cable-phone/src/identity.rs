@@ -52,6 +52,9 @@ pub const ROOT_SECRET_LEN: usize = 32;
 pub const LINK_ID_LEN: usize = 8;
 /// The authenticator name when the host has none.
 pub const FALLBACK_NAME: &str = "Linux phone";
+/// The longest authenticator name, in bytes: longer ones would push the update message past
+/// its 528-byte padding and so tell an observer that linking data is present.
+pub const MAX_NAME_LEN: usize = 64;
 /// The identity file's usual name, next to the passkey store.
 pub const DEFAULT_FILE_NAME: &str = "phone-identity.json";
 
@@ -246,8 +249,14 @@ impl PhoneIdentity {
         })
     }
 
-    /// Sets (and saves) the authenticator name; `None` goes back to the host name.
+    /// Sets (and saves) the authenticator name; `None` goes back to the host name. At most
+    /// [`MAX_NAME_LEN`] bytes and not empty.
     pub fn set_name(&self, name: Option<String>) -> Result<(), IdentityError> {
+        if let Some(len) = name.as_ref().map(String::len) {
+            if len == 0 || len > MAX_NAME_LEN {
+                return Err(IdentityError::BadName { len });
+            }
+        }
         self.change(|state| {
             state.name = name;
             Ok(())
@@ -390,7 +399,7 @@ pub fn host_name() -> String {
         .iter()
         .filter_map(|p| std::fs::read_to_string(p).ok())
         .map(|s| s.trim().to_owned())
-        .find(|s| !s.is_empty() && s.len() <= 64)
+        .find(|s| !s.is_empty() && s.len() <= MAX_NAME_LEN)
         .unwrap_or_else(|| FALLBACK_NAME.to_owned())
 }
 
@@ -656,6 +665,18 @@ mod tests {
         let plaintext = cable_proto::message::Message::Update(update).encode();
         let mut crypter = cable_proto::crypter::Crypter::new(&[1; 32], &[2; 32]);
         assert_eq!(crypter.encrypt(&plaintext).unwrap().len(), 528);
+    }
+
+    #[test]
+    fn names_are_bounded() {
+        let identity = PhoneIdentity::generate(&mut OsRng).unwrap();
+        for bad in [String::new(), "x".repeat(MAX_NAME_LEN + 1)] {
+            let err = identity.set_name(Some(bad)).unwrap_err();
+            assert!(matches!(err, IdentityError::BadName { .. }), "{err:?}");
+            assert!(err.is_input_error());
+        }
+        identity.set_name(Some("x".repeat(MAX_NAME_LEN))).unwrap();
+        assert!(host_name().len() <= MAX_NAME_LEN);
     }
 
     #[test]
