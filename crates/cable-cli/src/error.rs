@@ -33,6 +33,14 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+    #[error("invalid --contact-id: expected base64url")]
+    BadContactId,
+    #[error("the phone has no identity file: pass --identity FILE or --store FILE")]
+    NoPhoneIdentity,
+    #[error("no link is named {name:?} (see `cable phone links`)")]
+    NoSuchLink { name: String },
+    #[error("invalid --name: 1 to 64 bytes, not {len}")]
+    BadPhoneName { len: usize },
     #[error("--options or --rp-id is required")]
     MissingRpId,
     /// The origin defaults to `https://<rp id>`; options without an RP id leave nothing to
@@ -62,6 +70,12 @@ pub enum CliError {
         path: PathBuf,
         #[source]
         source: cable_phone::StoreError,
+    },
+    #[error("cannot use the phone identity {path}")]
+    Identity {
+        path: PathBuf,
+        #[source]
+        source: cable_phone::IdentityError,
     },
     #[error("phone")]
     Phone(#[from] cable_phone::PhoneError),
@@ -100,6 +114,10 @@ impl CliError {
             | CliError::Read { .. }
             | CliError::MissingRpId
             | CliError::MissingOrigin
+            | CliError::BadContactId
+            | CliError::NoPhoneIdentity
+            | CliError::NoSuchLink { .. }
+            | CliError::BadPhoneName { .. }
             | CliError::NoDataDir => true,
             CliError::Linked(e) => e.is_input_error(),
             CliError::Phone(e) => e.phase() == cable_phone::Phase::ParseQr,
@@ -112,6 +130,7 @@ impl CliError {
             | CliError::Bluetooth(_)
             | CliError::Store { .. }
             | CliError::PhoneSilent { .. }
+            | CliError::Identity { .. }
             | CliError::DemoSetup(_)
             | CliError::DemoRp(_) => false,
         };

@@ -46,7 +46,8 @@ enum Command {
     /// permission to scan. Exits 1 when something is in the way and says what.
     Doctor(doctor::DoctorArgs),
     /// Act as the phone: answer a computer's QR code with the bundled software
-    /// authenticator (passkeys in a file with --store).
+    /// authenticator (passkeys in a file with --store); `cable phone links` and
+    /// `cable phone unlink` list and forget the computers it linked to.
     Phone(phone::PhoneArgs),
     /// Register a passkey on a phone: show a QR code, wait for the phone, print the
     /// registration response JSON.

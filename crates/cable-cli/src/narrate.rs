@@ -54,6 +54,9 @@ pub fn phone(progress: &PhoneProgress) -> String {
             )
         }
         PhoneProgress::ComputerConnected => "computer connected, handshake complete".to_owned(),
+        PhoneProgress::LinkOffered => {
+            "linked: this computer can reach the phone later without a QR code".to_owned()
+        }
         PhoneProgress::RequestReceived { kind, rp_id } => format!(
             "{} request for {}",
             kind.as_str(),

@@ -1,25 +1,67 @@
-//! `cable phone`: act as the phone for a QR code shown by a computer.
+//! `cable phone`: act as the phone for a QR code shown by a computer, and manage the
+//! computers it linked to (`cable phone links`, `cable phone unlink`).
 //!
 //! Narration goes to stderr so that, with `--ble print`, stdout carries only the
 //! `advert: <hex>` line another program can pick up and broadcast.
 
 use crate::ble::BleChoice;
 use crate::error::CliError;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use cable_phone::{
-    AlwaysApprove, Outcome, PasskeyStore, PhoneSession, Prompt, SoftwareAuthenticator, UserApproval,
+    AlwaysApprove, IdentityError, LinkRecord, LinkSelector, Outcome, PasskeyStore, PhoneIdentity,
+    PhoneSession, Prompt, SoftwareAuthenticator, UserApproval,
 };
 use cable_transport::{Connector, RelayUrl};
+use serde_json::json;
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
+/// Where the phone keeps its passkeys and its identity; shared by the session and the
+/// link commands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct PhoneFiles {
+    /// Passkey store: a JSON file created on first use. Without it passkeys live in memory
+    /// and are gone when the command ends.
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "CABLE_PHONE_STORE",
+        allow_hyphen_values = true
+    )]
+    pub store: Option<PathBuf>,
+    /// The phone's identity (root secret, contact id, links): a JSON file created on first
+    /// use [default: phone-identity.json next to --store; without either, the phone has no
+    /// identity and never links].
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "CABLE_PHONE_IDENTITY",
+        allow_hyphen_values = true
+    )]
+    pub identity: Option<PathBuf>,
+}
+
+impl PhoneFiles {
+    /// The identity file: the flag, else the sibling of the passkey store.
+    fn identity_path(&self) -> Option<PathBuf> {
+        self.identity
+            .clone()
+            .or_else(|| self.store.as_deref().map(PhoneIdentity::path_next_to))
+    }
+}
+
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct PhoneArgs {
+    #[command(subcommand)]
+    pub command: Option<PhoneCommand>,
     /// The scanned QR text, starting with FIDO:/ (any case).
-    #[arg(allow_hyphen_values = true)]
-    pub uri: String,
+    #[arg(allow_hyphen_values = true, required = true)]
+    pub uri: Option<String>,
     /// Relay to open the tunnel on (ws:// is accepted for loopback only). The advert names
     /// the relay by its domain id, derived from the host name unless --domain-id is given.
     #[arg(
@@ -36,15 +78,20 @@ pub struct PhoneArgs {
     /// Extra CA certificates (PEM) to trust for a private relay.
     #[arg(long, value_name = "PEM", allow_hyphen_values = true)]
     pub ca_file: Option<PathBuf>,
-    /// Passkey store: a JSON file created on first use. Without it passkeys live in memory
-    /// and are gone when the command ends.
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "CABLE_PHONE_STORE",
-        allow_hyphen_values = true
-    )]
-    pub store: Option<PathBuf>,
+    #[command(flatten)]
+    pub files: PhoneFiles,
+    /// The contact id this phone's relay registration gave it (base64url): saved in the
+    /// identity, and what the phone hands to computers that ask to link (QR key 4) so that
+    /// they can reach it later without a QR code. Without one the phone does not link.
+    #[arg(long, value_name = "B64URL", allow_hyphen_values = true)]
+    pub contact_id: Option<String>,
+    /// The name computers show for this phone when it links (saved in the identity)
+    /// [default: the host name].
+    #[arg(long, allow_hyphen_values = true)]
+    pub name: Option<String>,
+    /// What to call this computer should it link, for `cable phone links` and `unlink`.
+    #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
+    pub link_name: Option<String>,
     /// Approve every request without asking (user presence and verification are asserted).
     #[arg(long)]
     pub yes: bool,
@@ -67,6 +114,32 @@ pub struct PhoneArgs {
     /// Seconds to wait for the computer to connect after advertising starts.
     #[arg(long, default_value_t = 120, allow_hyphen_values = true)]
     pub wait: u64,
+}
+
+#[derive(Debug, clap::Subcommand)]
+pub enum PhoneCommand {
+    /// List the computers this phone linked to: link id, the name given with --link-name
+    /// and when. With --json, one JSON array (no secrets).
+    Links {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        files: PhoneFiles,
+    },
+    /// Forget links: the computer can no longer reach this phone without a new QR code
+    /// (its contact is refused; the relay learns it when the next contact fails).
+    Unlink {
+        /// The computer's name (from --link-name) or the link id (base64url, as `links`
+        /// shows it).
+        #[arg(allow_hyphen_values = true, required_unless_present = "all")]
+        name: Option<String>,
+        /// Forget every link.
+        #[arg(long, conflicts_with = "name")]
+        all: bool,
+        #[command(flatten)]
+        files: PhoneFiles,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -124,7 +197,133 @@ impl UserApproval for TerminalApproval {
     }
 }
 
+fn identity_error(path: &std::path::Path, source: IdentityError) -> CliError {
+    match source {
+        IdentityError::NoSuchLink { name } => CliError::NoSuchLink { name },
+        IdentityError::BadName { len } => CliError::BadPhoneName { len },
+        source => CliError::Identity {
+            path: path.to_owned(),
+            source,
+        },
+    }
+}
+
+/// `cable phone links` and `cable phone unlink`.
+fn manage(command: &PhoneCommand) -> Result<(), CliError> {
+    let files = match command {
+        PhoneCommand::Links { files, .. } | PhoneCommand::Unlink { files, .. } => files,
+    };
+    let path = files.identity_path().ok_or(CliError::NoPhoneIdentity)?;
+    // Listing and unlinking never create an identity.
+    let identity = PhoneIdentity::open_existing(&path).map_err(|e| identity_error(&path, e))?;
+    let text = match (command, identity) {
+        (PhoneCommand::Links { json: true, .. }, identity) => {
+            let links = identity.map(|i| i.links()).unwrap_or_default();
+            serde_json::Value::Array(links.iter().map(link_json).collect()).to_string()
+        }
+        (PhoneCommand::Links { .. }, identity) => {
+            let links = identity.map(|i| i.links()).unwrap_or_default();
+            if links.is_empty() {
+                "no links (a computer links when its QR code asks to and the phone has a \
+                 --contact-id)"
+                    .to_owned()
+            } else {
+                links_table(&links)
+            }
+        }
+        (PhoneCommand::Unlink { all: true, .. }, None) => "unlinked 0 computer(s)".to_owned(),
+        (PhoneCommand::Unlink { name, .. }, None) => {
+            return Err(CliError::NoSuchLink {
+                name: name.clone().unwrap_or_default(),
+            })
+        }
+        (PhoneCommand::Unlink { name, all, .. }, Some(identity)) => {
+            let selector = if *all {
+                LinkSelector::All
+            } else {
+                LinkSelector::Name(name.clone().unwrap_or_default())
+            };
+            let removed = identity
+                .unlink(&selector)
+                .map_err(|e| identity_error(&path, e))?;
+            format!("unlinked {} computer(s)", removed.len())
+        }
+    };
+    writeln!(std::io::stdout().lock(), "{text}").map_err(CliError::Stdout)
+}
+
+/// A link as `links --json` prints it (the contact id and link secret stay out).
+fn link_json(link: &LinkRecord) -> serde_json::Value {
+    json!({
+        "link_id": URL_SAFE_NO_PAD.encode(&link.link_id),
+        "computer": link.computer,
+        "created": link.created,
+    })
+}
+
+fn links_table(links: &[LinkRecord]) -> String {
+    let names: Vec<&str> = links
+        .iter()
+        .map(|l| l.computer.as_deref().unwrap_or("-"))
+        .collect();
+    let width = names
+        .iter()
+        .map(|n| n.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max("COMPUTER".len());
+    let mut text = format!("{:width$}  {:11}  LINKED (UTC)", "COMPUTER", "LINK ID");
+    for (link, name) in links.iter().zip(names) {
+        text.push_str(&format!(
+            "\n{name:width$}  {:11}  {}",
+            URL_SAFE_NO_PAD.encode(&link.link_id),
+            crate::phones::utc(link.created)
+        ));
+    }
+    text
+}
+
+/// Opens (or creates) the identity for a session and applies --contact-id and --name.
+fn session_identity(args: &PhoneArgs) -> Result<Option<PhoneIdentity>, CliError> {
+    let contact_id = args
+        .contact_id
+        .as_deref()
+        .map(|text| {
+            URL_SAFE_NO_PAD
+                .decode(text.trim_end_matches('='))
+                .ok()
+                .filter(|id| !id.is_empty())
+                .ok_or(CliError::BadContactId)
+        })
+        .transpose()?;
+    let Some(path) = args.files.identity_path() else {
+        if contact_id.is_some() || args.name.is_some() {
+            return Err(CliError::NoPhoneIdentity);
+        }
+        return Ok(None);
+    };
+    let identity = PhoneIdentity::open_or_create(&path, &mut rand_core::OsRng)
+        .map_err(|e| identity_error(&path, e))?;
+    if contact_id.is_some() && identity.contact_id() != contact_id {
+        identity
+            .set_contact_id(contact_id)
+            .map_err(|e| identity_error(&path, e))?;
+    }
+    if let Some(name) = &args.name {
+        if identity.name() != *name {
+            identity
+                .set_name(Some(name.clone()))
+                .map_err(|e| identity_error(&path, e))?;
+        }
+    }
+    Ok(Some(identity))
+}
+
 pub async fn run(args: &PhoneArgs) -> Result<(), CliError> {
+    if let Some(command) = &args.command {
+        return manage(command);
+    }
+    let uri = args.uri.as_deref().unwrap_or_default();
     let relay = RelayUrl::parse(&args.relay).map_err(CliError::BadRelay)?;
     let mut connector = Connector::builder();
     if let Some(path) = &args.ca_file {
@@ -135,13 +334,14 @@ pub async fn run(args: &PhoneArgs) -> Result<(), CliError> {
         connector = connector.extra_ca_pem(&pem).map_err(CliError::BadRelay)?;
     }
     let connector = connector.build().map_err(CliError::BadRelay)?;
-    let store = match &args.store {
+    let store = match &args.files.store {
         Some(path) => PasskeyStore::open(path).map_err(|source| CliError::Store {
             path: path.clone(),
             source,
         })?,
         None => PasskeyStore::in_memory(),
     };
+    let identity = session_identity(args)?;
     let approval: Arc<dyn UserApproval> = if args.yes {
         Arc::new(AlwaysApprove)
     } else {
@@ -163,13 +363,19 @@ pub async fn run(args: &PhoneArgs) -> Result<(), CliError> {
         await_computer: Duration::from_secs(args.wait),
         ..Default::default()
     };
-    let mut session = PhoneSession::with_shared(&args.uri, advertiser, Box::new(authenticator))
+    let mut session = PhoneSession::with_shared(uri, advertiser, Box::new(authenticator))
         .relay(relay)
         .connector(connector)
         .deadlines(deadlines)
         .max_qr_age((args.max_qr_age > 0).then(|| Duration::from_secs(args.max_qr_age)));
     if let Some(id) = args.domain_id {
         session = session.domain_id(id);
+    }
+    if let Some(identity) = identity {
+        session = session.identity(identity);
+    }
+    if let Some(name) = &args.link_name {
+        session = session.link_name(name);
     }
     let mut progress = session.progress();
     let narrator = tokio::spawn(async move {

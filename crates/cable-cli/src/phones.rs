@@ -155,7 +155,7 @@ fn table(phones: &[LinkedPhone]) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM` from Unix seconds.
-fn utc(secs: u64) -> String {
+pub(crate) fn utc(secs: u64) -> String {
     let Ok(at) = i64::try_from(secs)
         .map_err(drop)
         .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).map_err(drop))

@@ -9,6 +9,8 @@ use cable_transport::TransportError;
 pub enum Phase {
     /// Reading the scanned `FIDO:/` text.
     ParseQr,
+    /// Reading a contact (the push payload) and looking up the link it names.
+    Contact,
     /// Opening `/cable/new/<tunnel id>` on the relay.
     OpenTunnel,
     /// Putting the advert on the air.
@@ -31,6 +33,7 @@ impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             Phase::ParseQr => "reading the QR code",
+            Phase::Contact => "answering a contact",
             Phase::OpenTunnel => "opening the tunnel",
             Phase::Advertise => "advertising",
             Phase::AwaitComputer => "waiting for the computer",
@@ -50,6 +53,13 @@ pub enum PhoneError {
     /// The scanned text is not a valid caBLE QR code.
     #[error("invalid QR code")]
     InvalidQr(#[source] cable_proto::Error),
+    /// The contact's client payload (`{1: link id, 2: client nonce, 3: hint}`) is malformed.
+    #[error("invalid client payload in the contact")]
+    BadContact(#[source] cable_proto::Error),
+    /// A contact named a link id this phone does not know (never made, or unlinked since);
+    /// nothing was sent and nothing stored was changed.
+    #[error("the computer asked for a link this phone does not have")]
+    UnknownLink,
     /// The QR code's timestamp (key 3) is outside the accepted window.
     #[error("QR code is stale: generated {age_secs} s ago, accepted up to {max_age_secs} s")]
     StaleQr {
@@ -129,6 +139,7 @@ impl PhoneError {
     pub fn phase(&self) -> Phase {
         match self {
             PhoneError::InvalidQr(_) | PhoneError::StaleQr { .. } => Phase::ParseQr,
+            PhoneError::BadContact(_) | PhoneError::UnknownLink => Phase::Contact,
             PhoneError::Transport { phase, .. }
             | PhoneError::Timeout { phase }
             | PhoneError::Cancelled { phase }
@@ -176,4 +187,59 @@ pub enum StoreError {
     /// The file has a version this code does not know.
     #[error("unsupported store version {0}")]
     UnsupportedVersion(u32),
+}
+
+/// Why the phone's identity file could not be opened or changed
+/// ([`crate::PhoneIdentity`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum IdentityError {
+    /// The file cannot be used as it is (other users can read it, it is a symbolic link, …)
+    /// or reading, locking or writing it failed. The message names the file and, for the
+    /// first kind, the fix.
+    #[error(transparent)]
+    File(#[from] cable_store::Error),
+    /// The file is not a phone identity file of a supported version.
+    #[error("not a valid phone identity file")]
+    Format(#[from] serde_json::Error),
+    /// A field of the file is not valid.
+    #[error("the phone identity file has an invalid {field}")]
+    BadField {
+        /// Which field.
+        field: &'static str,
+    },
+    /// The file has a version this code does not know.
+    #[error("unsupported phone identity version {0}")]
+    UnsupportedVersion(u32),
+    /// The file now holds another identity than the one this process opened; nothing was
+    /// written.
+    #[error("{path} was replaced by another phone identity")]
+    Replaced {
+        /// The file.
+        path: std::path::PathBuf,
+    },
+    /// The authenticator name is empty or longer than [`crate::identity::MAX_NAME_LEN`]
+    /// bytes.
+    #[error("the phone's name must be 1 to 64 bytes, not {len}")]
+    BadName {
+        /// Its length in bytes.
+        len: usize,
+    },
+    /// No link matches what was asked for.
+    #[error("no link named {name:?}")]
+    NoSuchLink {
+        /// The name or link id asked for.
+        name: String,
+    },
+}
+
+impl IdentityError {
+    /// Whether the caller asked for something that is not there (rather than the file
+    /// failing).
+    pub fn is_input_error(&self) -> bool {
+        matches!(
+            self,
+            IdentityError::NoSuchLink { .. } | IdentityError::BadName { .. }
+        )
+    }
 }

@@ -8,7 +8,9 @@
 //! 3. encrypt an EID naming the relay and hand the 20-byte advert to an
 //!    [`Advertiser`](cable_ble::Advertiser);
 //! 4. answer the computer's KNpsk0 handshake and stop advertising;
-//! 5. send the post-handshake message `{1: getInfo, 3: ["ctap"]}`;
+//! 5. send the post-handshake message `{1: getInfo, 3: ["ctap"]}`, then an update message
+//!    padded to 528 bytes, with linking data when the QR code asks for it and the phone has
+//!    a [`PhoneIdentity`] with a contact id;
 //! 6. serve exactly one CTAP request through an [`Authenticator`], reply, and close the
 //!    WebSocket (a phone never sends the shutdown message).
 //!
@@ -26,23 +28,32 @@
 //! verification. Its getInfo lists no PIN protocols, `rk` and `uv` true, and the transports
 //! `internal` and `hybrid`.
 //!
-//! What it deliberately does not do: state-assisted (linked) sessions, sending linking data,
-//! digital-credential (JSON) requests, more than one request per session, or any
-//! cryptography of its own (that is `cable-proto`; sockets are `cable-transport`).
+//! A linked computer reaches the phone again without a QR code through a contact: the relay
+//! pushes a [`ContactRequest`] and [`PhoneSession::contact`] joins that tunnel, advertises
+//! under the link's secret and answers NKpsk0 with the identity key, then serves as above.
+//! [`PhoneIdentity`] keeps the root secret every key and link secret derives from, and the
+//! links, so that they can be listed and removed.
+//!
+//! What it deliberately does not do: register with a relay for contacts (the contact id is
+//! configured), receive pushes, digital-credential (JSON) requests, more than one request
+//! per session, or any cryptography of its own (that is `cable-proto`; sockets are
+//! `cable-transport`).
 
 mod authenticator;
 mod domain_cache;
 mod error;
+pub mod identity;
 mod print_advertiser;
 mod progress;
 mod session;
 pub mod software;
 
 pub use authenticator::{Authenticator, CtapStatus};
-pub use error::{Phase, PhoneError, StoreError};
+pub use error::{IdentityError, Phase, PhoneError, StoreError};
+pub use identity::{LinkRecord, LinkSelector, PhoneIdentity};
 pub use print_advertiser::PrintAdvertiser;
 pub use progress::{Progress, RequestKind};
-pub use session::{Deadlines, Outcome, PhoneSession, DEFAULT_RELAY};
+pub use session::{ContactRequest, Deadlines, Outcome, PhoneSession, DEFAULT_RELAY};
 pub use software::{
     AlwaysApprove, AlwaysDeny, PasskeyStore, Prompt, SoftwareAuthenticator, UserApproval,
 };

@@ -21,6 +21,9 @@ pub enum Progress {
     },
     /// The computer completed the handshake; advertising stopped.
     ComputerConnected,
+    /// Linking data went to the computer (QR key 4 asked for it): it can contact this phone
+    /// later without a QR code.
+    LinkOffered,
     /// The CTAP request arrived.
     RequestReceived {
         /// Which command.

@@ -1,4 +1,5 @@
-//! One phone-side hybrid session: QR → tunnel → advert → handshake → one CTAP request → close.
+//! One phone-side hybrid session: QR → tunnel → advert → handshake → one CTAP request → close,
+//! or the same from a contact (a linked computer asking through the relay) instead of a QR.
 
 use std::fmt;
 use std::future::Future;
@@ -7,6 +8,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use cable_ble::Advertiser;
 use cable_proto::ctap::CtapResponse;
+use cable_proto::ids::{RoutingId, TunnelId};
+use cable_proto::message::{ClientPayload, LinkSecret, UpdateMessage};
 use cable_proto::qr::QrCode;
 use cable_proto::session::{PhoneEvent, PhoneSession as Machine, ServeRequest};
 use cable_transport::{Connector, RelayUrl, TunnelConnection};
@@ -18,6 +21,7 @@ use zeroize::Zeroizing;
 
 use crate::authenticator::Authenticator;
 use crate::error::{Phase, PhoneError};
+use crate::identity::PhoneIdentity;
 use crate::progress::{Progress, RequestKind};
 
 /// The relay a phone uses unless told otherwise: Google's, domain id 0, as Chrome on Android.
@@ -77,6 +81,51 @@ pub enum Outcome {
     ShutdownBeforeRequest,
 }
 
+/// What the relay pushed to the phone for a contact: the tunnel it created and the
+/// computer's client payload (PROTOCOL.md §1.2, §10).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactRequest {
+    /// The relay instance that holds the tunnel.
+    pub routing_id: RoutingId,
+    /// The tunnel to join with `/cable/connect/<routing id>/<tunnel id>`.
+    pub tunnel_id: TunnelId,
+    /// The link id, client nonce and request hint the computer sent.
+    pub client_payload: ClientPayload,
+}
+
+impl ContactRequest {
+    /// From the push payload's fields; `client_payload` is the CBOR map (not its hex).
+    pub fn from_push(
+        routing_id: [u8; 3],
+        tunnel_id: [u8; 16],
+        client_payload: &[u8],
+    ) -> Result<Self, PhoneError> {
+        Ok(Self {
+            routing_id: RoutingId::from_bytes(routing_id),
+            tunnel_id: TunnelId::from_bytes(tunnel_id),
+            client_payload: ClientPayload::from_cbor(client_payload)
+                .map_err(PhoneError::BadContact)?,
+        })
+    }
+}
+
+/// How a session starts.
+enum Start {
+    /// Holds the QR secret: wiped on drop, never in `Debug`.
+    Qr(Zeroizing<String>),
+    Contact(ContactRequest),
+}
+
+/// A start, checked: the QR code read, or the contact's link found.
+enum Prepared {
+    Qr(QrCode),
+    Contact {
+        request: ContactRequest,
+        secret: LinkSecret,
+        identity: PhoneIdentity,
+    },
+}
+
 /// A phone session, configured and ready to [`run`](PhoneSession::run).
 ///
 /// ```no_run
@@ -90,8 +139,9 @@ pub enum Outcome {
 /// # }
 /// ```
 pub struct PhoneSession {
-    /// Holds the QR secret: wiped on drop, never in `Debug`.
-    qr_text: Zeroizing<String>,
+    start: Start,
+    identity: Option<PhoneIdentity>,
+    link_name: Option<String>,
     relay: RelayUrl,
     domain_id: Option<u16>,
     connector: Option<Connector>,
@@ -110,6 +160,7 @@ impl fmt::Debug for PhoneSession {
             .field("domain_id", &self.domain_id)
             .field("deadlines", &self.deadlines)
             .field("max_qr_age", &self.max_qr_age)
+            .field("identity", &self.identity)
             .finish_non_exhaustive()
     }
 }
@@ -132,12 +183,43 @@ impl PhoneSession {
         advertiser: Arc<dyn Advertiser>,
         authenticator: Box<dyn Authenticator>,
     ) -> Self {
+        Self::starting(
+            Start::Qr(Zeroizing::new(qr_text.into())),
+            advertiser,
+            authenticator,
+        )
+    }
+
+    /// A session answering a contact from a linked computer (state-assisted): join the
+    /// tunnel the relay created, advertise under the link's secret, answer NKpsk0 with
+    /// `identity`'s key, then serve one request as in the QR flow. The relay is the one
+    /// set with [`relay`](Self::relay), which should be the relay that registered this
+    /// phone's contact id. A link id `identity` does not know ends the session with
+    /// [`PhoneError::UnknownLink`] before anything is sent or stored.
+    pub fn contact(
+        request: ContactRequest,
+        identity: PhoneIdentity,
+        advertiser: Arc<dyn Advertiser>,
+        authenticator: Box<dyn Authenticator>,
+    ) -> Self {
+        let mut session = Self::starting(Start::Contact(request), advertiser, authenticator);
+        session.identity = Some(identity);
+        session
+    }
+
+    fn starting(
+        start: Start,
+        advertiser: Arc<dyn Advertiser>,
+        authenticator: Box<dyn Authenticator>,
+    ) -> Self {
         let relay = match RelayUrl::parse(DEFAULT_RELAY) {
             Ok(relay) => relay,
             Err(_) => unreachable!("the default relay URL is valid"),
         };
         Self {
-            qr_text: Zeroizing::new(qr_text.into()),
+            start,
+            identity: None,
+            link_name: None,
             relay,
             domain_id: None,
             connector: None,
@@ -158,6 +240,21 @@ impl PhoneSession {
     /// name needs its own relay override.
     pub fn relay(mut self, relay: RelayUrl) -> Self {
         self.relay = relay;
+        self
+    }
+
+    /// The phone's long-term identity. In a QR session whose code asks for linking (key 4)
+    /// and with a contact id set in the identity, the phone makes a link, saves it and sends
+    /// it to the computer right after the post-handshake message.
+    pub fn identity(mut self, identity: PhoneIdentity) -> Self {
+        self.identity = Some(identity);
+        self
+    }
+
+    /// What to call the computer in the link this session may make (the protocol does not
+    /// say; it is only for the user, e.g. `cable phone links`).
+    pub fn link_name(mut self, name: impl Into<String>) -> Self {
+        self.link_name = Some(name.into());
         self
     }
 
@@ -228,36 +325,72 @@ impl PhoneSession {
         cancel: &CancellationToken,
         tunnel: &mut Option<TunnelConnection>,
     ) -> Result<Outcome, PhoneError> {
-        let qr = self.parse_qr()?;
+        let prepared = self.prepare()?;
         let d = self.deadlines;
 
-        // Open the tunnel.
+        // Open the tunnel: a new one for a QR code, the relay's for a contact.
         let connector = match self.connector.take() {
             Some(c) => c,
             None => Connector::new().map_err(|e| PhoneError::transport(Phase::OpenTunnel, e))?,
         };
-        let tunnel_id = qr.secret.tunnel_id();
-        let opened = guarded(
-            cancel,
-            Phase::OpenTunnel,
-            connector.open_new_tunnel(&self.relay, &tunnel_id, deadline(d.open_tunnel)),
-        )
-        .await?;
-        let (conn, routing_id) = opened.map_err(|e| PhoneError::transport(Phase::OpenTunnel, e))?;
+        let (conn, routing_id) = match &prepared {
+            Prepared::Qr(qr) => {
+                let tunnel_id = qr.secret.tunnel_id();
+                guarded(
+                    cancel,
+                    Phase::OpenTunnel,
+                    connector.open_new_tunnel(&self.relay, &tunnel_id, deadline(d.open_tunnel)),
+                )
+                .await?
+                .map_err(|e| PhoneError::transport(Phase::OpenTunnel, e))?
+            }
+            Prepared::Contact { request, .. } => {
+                let conn = guarded(
+                    cancel,
+                    Phase::OpenTunnel,
+                    connector.connect_tunnel(
+                        &self.relay,
+                        &request.routing_id,
+                        &request.tunnel_id,
+                        deadline(d.open_tunnel),
+                    ),
+                )
+                .await?
+                .map_err(|e| PhoneError::transport(Phase::OpenTunnel, e))?;
+                (conn, request.routing_id)
+            }
+        };
         let conn = tunnel.insert(conn);
         self.report(Progress::TunnelOpen { routing_id });
 
         // Advertise.
         let domain_id = self.advert_domain_id().await;
-        if domain_id < 256 && u64::from(domain_id) >= qr.known_domains {
-            // QR key 2 says how many assigned domains the computer knows; it may not find us.
-            tracing::warn!(
+        let mut machine = match &prepared {
+            Prepared::Qr(qr) => {
+                if domain_id < 256 && u64::from(domain_id) >= qr.known_domains {
+                    // QR key 2 says how many assigned domains the computer knows; it may
+                    // not find us.
+                    tracing::warn!(
+                        domain_id,
+                        known = qr.known_domains,
+                        "the computer may not know this relay's domain id"
+                    );
+                }
+                Machine::new_qr(qr, routing_id, domain_id, &mut OsRng)
+            }
+            Prepared::Contact {
+                request,
+                secret,
+                identity,
+            } => Machine::new_linked(
+                &identity.secret_key(),
+                secret,
+                &request.client_payload.client_nonce,
+                routing_id,
                 domain_id,
-                known = qr.known_domains,
-                "the computer may not know this relay's domain id"
-            );
-        }
-        let mut machine = Machine::new_qr(&qr, routing_id, domain_id, &mut OsRng);
+                &mut OsRng,
+            ),
+        };
         let advert = machine.advert();
         let advertiser = self.advertiser.clone();
         let guard = guarded(
@@ -295,7 +428,9 @@ impl PhoneSession {
         )
         .await?;
 
-        // The post-handshake message: getInfo and features, no linking data.
+        // The post-handshake message (getInfo and features), then in a QR session the
+        // update message, before anything else: libwebauthn stops listening once it has the
+        // CTAP reply.
         let get_info = guarded(
             cancel,
             Phase::PostHandshake,
@@ -305,9 +440,16 @@ impl PhoneSession {
         .map_err(|_| PhoneError::Timeout {
             phase: Phase::PostHandshake,
         })?;
+        let update = match &prepared {
+            Prepared::Qr(qr) => Some(self.qr_update(qr, &machine)),
+            // PROTOCOL.md §8.4: a computer cannot verify linking data here.
+            Prepared::Contact { .. } => None,
+        };
         machine
-            .post_handshake(&get_info, None)
+            .post_handshake(&get_info, update.as_ref())
             .map_err(PhoneError::BadGetInfo)?;
+        let update_has_link = update.as_ref().is_some_and(|u| u.linking.is_some());
+        drop(update);
         flush(
             &mut machine,
             conn,
@@ -317,6 +459,9 @@ impl PhoneSession {
         )
         .await?;
         self.report(Progress::ComputerConnected);
+        if update_has_link {
+            self.report(Progress::LinkOffered);
+        }
 
         // Serve exactly one request.
         let request_deadline = deadline(d.await_request);
@@ -417,8 +562,67 @@ impl PhoneSession {
         Step::Continue
     }
 
-    fn parse_qr(&self) -> Result<QrCode, PhoneError> {
-        let qr = QrCode::parse(self.qr_text.trim()).map_err(PhoneError::InvalidQr)?;
+    /// Checks the start before any socket opens: the QR code, or the contact's link.
+    fn prepare(&self) -> Result<Prepared, PhoneError> {
+        match &self.start {
+            Start::Qr(text) => self.parse_qr(text).map(Prepared::Qr),
+            Start::Contact(request) => {
+                let identity = self.identity.clone().ok_or(PhoneError::UnknownLink)?;
+                let secret = identity
+                    .link_secret(&request.client_payload.link_id)
+                    .ok_or(PhoneError::UnknownLink)?;
+                Ok(Prepared::Contact {
+                    request: request.clone(),
+                    secret,
+                    identity,
+                })
+            }
+        }
+    }
+
+    /// The update message a QR session sends after the post-handshake message. Always one,
+    /// padded to a 528-byte ciphertext as Chrome-for-Android does (PROTOCOL.md §8.3), so that
+    /// whoever watches the tunnel cannot tell whether the phone linked; it carries linking
+    /// data only when the QR code asks for it (key 4) and the identity has a contact id.
+    fn qr_update(&self, qr: &QrCode, machine: &Machine) -> UpdateMessage {
+        let (Some(identity), Some(true), Some(hash)) =
+            (&self.identity, qr.state_assisted, machine.handshake_hash())
+        else {
+            return UpdateMessage::default();
+        };
+        let created = self
+            .now
+            .unwrap_or_else(SystemTime::now)
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        match identity.new_link(
+            &qr.public_key,
+            hash,
+            self.link_name.clone(),
+            created,
+            &mut OsRng,
+        ) {
+            Ok(Some(update)) => update,
+            Ok(None) => UpdateMessage::default(),
+            Err(e) => {
+                // A ceremony without a link beats no ceremony: the link was not saved, so
+                // it must not be offered either.
+                let mut error = e.to_string();
+                let mut cause = std::error::Error::source(&e);
+                while let Some(c) = cause {
+                    error.push_str(": ");
+                    error.push_str(&c.to_string());
+                    cause = c.source();
+                }
+                tracing::warn!(%error, "could not save a new link; not offering one");
+                UpdateMessage::default()
+            }
+        }
+    }
+
+    fn parse_qr(&self, text: &str) -> Result<QrCode, PhoneError> {
+        let qr = QrCode::parse(text.trim()).map_err(PhoneError::InvalidQr)?;
         if let (Some(max_age), Some(timestamp)) = (self.max_qr_age, qr.timestamp) {
             let now = self
                 .now

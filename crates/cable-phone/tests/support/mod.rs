@@ -10,7 +10,7 @@ use cable_proto::advert::{decrypt_advert, DecryptedAdvert};
 use cable_proto::cbor::{self, Value};
 use cable_proto::ctap::{CtapRequest, CtapResponse};
 use cable_proto::handshake::Initiator;
-use cable_proto::message::{Message, PostHandshake};
+use cable_proto::message::{Message, PostHandshake, UpdateMessage};
 use cable_proto::qr::{QrKey, RequestHint};
 use cable_proto::rand_core::OsRng;
 use cable_transport::{Connector, EncryptedChannel, RelayUrl, TunnelConnection};
@@ -143,9 +143,15 @@ pub async fn join(env: &Env, qr: &QrKey, advert: &DecryptedAdvert) -> TunnelConn
 pub struct Computer {
     pub channel: EncryptedChannel,
     pub post: PostHandshake,
+    /// The update message that follows the post-handshake message in a QR session.
+    pub update: Option<UpdateMessage>,
+    /// Its ciphertext's length.
+    pub update_len: usize,
+    pub handshake_hash: [u8; 32],
 }
 
-/// Scans, joins, runs the KNpsk0 initiator and reads the post-handshake message.
+/// Scans, joins, runs the KNpsk0 initiator and reads the post-handshake message and the
+/// update message that follows it.
 pub async fn computer_connect(env: &Env, qr: &QrKey) -> Computer {
     let advert = scan_advert(&env.air, qr).await;
     let mut conn = join(env, qr, &advert).await;
@@ -155,11 +161,90 @@ pub async fn computer_connect(env: &Env, qr: &QrKey) -> Computer {
     let msg2 = conn.recv(soon()).await.unwrap();
     assert_eq!(msg2.len(), 81);
     let output = initiator.finish(&msg2).unwrap();
-    let mut channel = EncryptedChannel::new(conn, output.crypter);
-    let first = channel.recv(soon()).await.unwrap();
-    let (post, revision) = PostHandshake::decode(&first).unwrap();
+    let mut crypter = output.crypter;
+    let first = conn.recv(soon()).await.unwrap();
+    let (post, revision) = PostHandshake::decode(&crypter.decrypt(&first).unwrap()).unwrap();
     assert_eq!(revision, cable_proto::message::ProtocolRevision::One);
-    Computer { channel, post }
+    let second = conn.recv(soon()).await.unwrap();
+    let update = match Message::decode(&crypter.decrypt(&second).unwrap()).unwrap() {
+        Message::Update(update) => update,
+        other => panic!("expected the update message, got {other:?}"),
+    };
+    Computer {
+        channel: EncryptedChannel::new(conn, crypter),
+        post,
+        update: Some(update),
+        update_len: second.len(),
+        handshake_hash: output.handshake_hash,
+    }
+}
+
+/// The state-assisted computer: opens a tunnel as the relay would for a contact, hands its
+/// routing id and tunnel id to the phone (as the push would), scans for the advert keyed by
+/// the link secret and the client nonce, and runs NKpsk0 towards the stored identity key.
+pub struct LinkedComputer {
+    pub conn: TunnelConnection,
+    pub routing_id: cable_proto::ids::RoutingId,
+    pub tunnel_id: cable_proto::ids::TunnelId,
+}
+
+impl LinkedComputer {
+    /// Opens `/cable/new/<random tunnel id>` in place of the relay's contact tunnel.
+    pub async fn open(env: &Env) -> LinkedComputer {
+        let mut id = [0u8; 16];
+        cable_proto::rand_core::RngCore::fill_bytes(&mut OsRng, &mut id);
+        let tunnel_id = cable_proto::ids::TunnelId::from_bytes(id);
+        let (conn, routing_id) = Connector::new()
+            .unwrap()
+            .open_new_tunnel(&env.relay_url(), &tunnel_id, soon())
+            .await
+            .unwrap();
+        LinkedComputer {
+            conn,
+            routing_id,
+            tunnel_id,
+        }
+    }
+
+    /// Scans, handshakes and reads the post-handshake message.
+    pub async fn handshake(
+        mut self,
+        env: &Env,
+        link_secret: &cable_proto::message::LinkSecret,
+        client_nonce: &[u8; 16],
+        phone_identity: &p256::PublicKey,
+    ) -> Computer {
+        let key = link_secret.eid_key(client_nonce);
+        let mut stream = env.air.scanner().start_scan().await.unwrap();
+        let advert = tokio::time::timeout(Duration::from_secs(10), async {
+            loop {
+                let advert = stream.next_advert().await.unwrap().unwrap();
+                if let Ok(d) = decrypt_advert(&key, advert.service_data()) {
+                    return d;
+                }
+            }
+        })
+        .await
+        .expect("no advert");
+        stream.stop().await;
+        assert_eq!(advert.plaintext[0], 0);
+        let psk = link_secret.psk(&advert.plaintext);
+        let (initiator, msg1) = Initiator::new_linked(phone_identity, &psk, &mut OsRng).unwrap();
+        self.conn.send(msg1.to_vec(), soon()).await.unwrap();
+        let msg2 = self.conn.recv(soon()).await.unwrap();
+        assert_eq!(msg2.len(), 81);
+        let output = initiator.finish(&msg2).unwrap();
+        let mut channel = EncryptedChannel::new(self.conn, output.crypter);
+        let first = channel.recv(soon()).await.unwrap();
+        let (post, _) = PostHandshake::decode(&first).unwrap();
+        Computer {
+            channel,
+            post,
+            update: None,
+            update_len: 0,
+            handshake_hash: output.handshake_hash,
+        }
+    }
 }
 
 impl Computer {

@@ -424,7 +424,9 @@ impl PhoneSession {
     }
 
     fn send(&mut self, message: &Message) -> Result<()> {
-        let frame = self.encrypt(&message.encode())?;
+        // An update's plaintext holds the link secret.
+        let plaintext = zeroize::Zeroizing::new(message.encode());
+        let frame = self.encrypt(&plaintext)?;
         self.transmit.push_back(frame);
         Ok(())
     }
