@@ -70,7 +70,7 @@ impl LinkedPhone {
     pub fn id(&self) -> String {
         use sha2::Digest;
         let digest = sha2::Sha256::digest(keys::compressed(&self.identity_public_key));
-        hex_lower(&digest[..8])
+        hex::encode(&digest[..8])
     }
 
     fn from_linking(linking: &LinkingInfo, domain_id: u16, linked_at: u64) -> Self {
@@ -85,10 +85,6 @@ impl LinkedPhone {
             linked_at,
         }
     }
-}
-
-fn hex_lower(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Why the linked-phone store refused an operation.
