@@ -22,7 +22,7 @@ use crate::stream::ClientStream;
 const MAX_HEADERS: usize = 32;
 
 /// The path phones register their push subscription at.
-pub(crate) const REGISTER_PATH: &str = "/cable/push/register";
+pub(crate) const REGISTER_PATH: &str = cable_proto::domain::PUSH_REGISTER_PATH;
 
 /// Longest `X-caBLE-Client-Payload` accepted, in hex characters (Chromium's payload is
 /// about 60 bytes; the push message carries at most this much).

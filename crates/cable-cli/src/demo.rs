@@ -2,15 +2,18 @@
 //!
 //! A tunnel relay on loopback, a simulated phone (cable-phone with its software
 //! authenticator, approving automatically) and the computer side (cable-client) meet over an
-//! in-memory radio. A passkey is registered and then used to sign in; a relying party built on
-//! webauthn_rp (independent of this project) verifies both responses. Every step is narrated.
+//! in-memory radio. A passkey is registered with a QR code, during which the phone links to
+//! the computer; then the computer signs in with the linked phone and no QR code (the relay
+//! wakes the phone with a Web Push message to the phone's own loopback push endpoint). A
+//! relying party built on webauthn_rp (independent of this project) verifies both
+//! responses. Every step is narrated.
 
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use cable_client::Ceremony;
+use cable_client::{Ceremony, LinkedPhones, PreparedAuthentication};
 use cable_demo::{short_deadlines, Harness, RelyingParty};
-use cable_phone::{PasskeyStore, Progress as PhoneProgress};
+use cable_phone::{PasskeyStore, PhoneIdentity, Progress as PhoneProgress};
 use clap::Args;
 use tokio::sync::mpsc::UnboundedReceiver;
 use tokio_util::sync::CancellationToken;
@@ -72,8 +75,12 @@ async fn run_pair<R: cable_client::CeremonyRequest>(
     ceremony: Ceremony<R>,
     computer_progress: cable_client::ProgressReceiver,
     store: &PasskeyStore,
+    identity: &PhoneIdentity,
 ) -> Result<R::Response, CliError> {
-    let mut phone = harness.phone(&ceremony.qr_uri(), store.clone());
+    let mut phone = harness
+        .phone(&ceremony.qr_uri(), store.clone())
+        .identity(identity.clone())
+        .link_name("this computer");
     let phone_progress = phone.progress();
     let narrator = tokio::spawn(narrate(computer_progress, phone_progress));
     let cancel = CancellationToken::new();
@@ -98,46 +105,85 @@ async fn demo(args: &DemoArgs) -> Result<(), CliError> {
     let started = Instant::now();
     println!("cable demo: a FIDO hybrid (caBLE v2) ceremony, all on this machine\n");
     println!("Setting up");
-    let harness = Harness::start().await?;
+    let harness = Harness::start_with_contacts().await?;
     println!(
-        "    tunnel relay listening at {} (routing id {})",
+        "    tunnel relay listening at {} (routing id {}), serving contacts of linked phones",
         harness.relay_url(),
         harness.relay().routing_id().to_hex()
     );
     println!(
         "    simulated phone: software authenticator (ES256 passkeys), approves every request"
     );
+    let identity =
+        PhoneIdentity::generate(&mut rand_core::OsRng).map_err(|source| CliError::Identity {
+            path: "(in memory)".into(),
+            source,
+        })?;
+    let mut endpoint = harness.register_phone(&identity).await?;
+    println!(
+        "    the phone registered its push subscription with the relay (push endpoint {}) and got a contact id",
+        endpoint.local_addr()
+    );
     println!("    Bluetooth: an in-memory radio shared by phone and computer");
     let rp = RelyingParty::new(RP_ID, ORIGIN)?;
     println!("    relying party: {RP_ID} at {ORIGIN}, verified with webauthn_rp\n");
     let store = PasskeyStore::in_memory();
+    let linked = LinkedPhones::in_memory();
 
-    println!("1. Register a passkey for {:?}", args.user);
+    println!(
+        "1. Register a passkey for {:?} with a QR code; the phone links",
+        args.user
+    );
     let options = rp.start_registration(&args.user, &args.user)?;
     println!(
         "    relying party sent PublicKeyCredentialCreationOptions ({} bytes of JSON)",
         options.len()
     );
-    let config = harness.client_config(short_deadlines())?;
+    let mut config = harness.client_config(short_deadlines())?;
+    config.linked_phones = Some(linked.clone());
     let (ceremony, progress) = Ceremony::register(config, &options, ORIGIN)?;
-    println!("    computer shows this QR code; the phone scans it:");
+    println!("    computer shows this QR code (it offers linking); the phone scans it:");
     show(&ceremony.qr_uri(), !args.no_qr)?;
-    let registration = run_pair(&harness, ceremony, progress, &store).await?;
+    let registration = run_pair(&harness, ceremony, progress, &store, &identity).await?;
     let credential_id = rp.finish_registration(&registration.to_json_string())?;
     println!(
         "    computer returned a registration response; credential id {}",
         cable_client::webauthn::options::b64url(&credential_id)
     );
-    println!("    relying party verified the registration: OK\n");
+    println!("    relying party verified the registration: OK");
+    let phone = linked.list().pop().ok_or(CliError::DemoNotLinked)?;
+    println!(
+        "    computer keeps the linked phone {:?}; the phone keeps {} link(s)\n",
+        phone.name,
+        identity.links().len()
+    );
 
-    println!("2. Sign in with the passkey");
+    println!("2. Sign in with the linked phone: no QR code");
     let options = rp.start_authentication()?;
     println!("    relying party sent PublicKeyCredentialRequestOptions (any passkey for {RP_ID})");
-    let config = harness.client_config(short_deadlines())?;
-    let (ceremony, progress) = Ceremony::authenticate(config, &options, ORIGIN)?;
-    println!("    computer shows a new QR code:");
-    show(&ceremony.qr_uri(), !args.no_qr)?;
-    let assertion = run_pair(&harness, ceremony, progress, &store).await?;
+    let mut config = harness.client_config(short_deadlines())?;
+    config.linked_phones = Some(linked.clone());
+    let request = PreparedAuthentication::new(&options, ORIGIN)?;
+    let (ceremony, computer_progress) = Ceremony::with_linked_phone(config, request, phone);
+    println!("    computer asks the relay to contact the phone; the relay pushes to it");
+    let phone_side = async {
+        let contact = endpoint.next().await.ok_or(CliError::DemoNotLinked)?;
+        println!("    phone:    woken by a push: a linked computer asks for it");
+        let mut session = harness.contacted_phone(contact, &identity, store.clone());
+        let phone_progress = session.progress();
+        Ok::<_, CliError>((session, phone_progress))
+    };
+    let cancel = CancellationToken::new();
+    let narrator_and_phone = async {
+        let (session, phone_progress) = phone_side.await?;
+        let narrator = tokio::spawn(narrate(computer_progress, phone_progress));
+        let outcome = session.run(cancel.clone()).await;
+        let _ = tokio::time::timeout(Duration::from_millis(300), narrator).await;
+        outcome.map_err(CliError::from)
+    };
+    let (assertion, phone) = tokio::join!(ceremony.run(cancel.clone()), narrator_and_phone);
+    phone?;
+    let assertion = assertion?;
     let signed_in = rp.finish_authentication(&assertion.to_json_string())?;
     println!(
         "    computer returned an assertion from credential {}",

@@ -79,6 +79,14 @@ pub enum CliError {
     },
     #[error("phone")]
     Phone(#[from] cable_phone::PhoneError),
+    #[error("cannot listen for pushes on {addr}")]
+    PushListen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("phone")]
+    Push(#[source] cable_phone::PushError),
     #[error("linked phones")]
     Linked(#[from] cable_client::LinkedStoreError),
     #[error(
@@ -95,6 +103,8 @@ pub enum CliError {
     DemoSetup(#[from] cable_demo::HarnessError),
     #[error("the relying party refused")]
     DemoRp(#[from] cable_demo::RpError),
+    #[error("the simulated phone did not link")]
+    DemoNotLinked,
 }
 
 /// The error and its causes on one line: "phone: invalid QR code: …".
@@ -121,6 +131,7 @@ impl CliError {
             | CliError::NoDataDir => true,
             CliError::Linked(e) => e.is_input_error(),
             CliError::Phone(e) => e.phase() == cable_phone::Phase::ParseQr,
+            CliError::Push(e) => matches!(e, cable_phone::PushError::BadEndpoint(_)),
             CliError::Client(e) => e.is_input_error(),
             CliError::Render(_)
             | CliError::Write { .. }
@@ -130,9 +141,11 @@ impl CliError {
             | CliError::Bluetooth(_)
             | CliError::Store { .. }
             | CliError::PhoneSilent { .. }
+            | CliError::PushListen { .. }
             | CliError::Identity { .. }
             | CliError::DemoSetup(_)
-            | CliError::DemoRp(_) => false,
+            | CliError::DemoRp(_)
+            | CliError::DemoNotLinked => false,
         };
         if bad_input {
             EXIT_BAD_INPUT

@@ -13,6 +13,7 @@ mod inspect;
 mod logging;
 mod narrate;
 mod phone;
+mod phone_listen;
 mod phones;
 mod qr_command;
 mod render;
@@ -46,8 +47,9 @@ enum Command {
     /// permission to scan. Exits 1 when something is in the way and says what.
     Doctor(doctor::DoctorArgs),
     /// Act as the phone: answer a computer's QR code with the bundled software
-    /// authenticator (passkeys in a file with --store); `cable phone links` and
-    /// `cable phone unlink` list and forget the computers it linked to.
+    /// authenticator (passkeys in a file with --store); `cable phone listen` waits for linked
+    /// computers to reach it without a QR code; `cable phone links` and `cable phone unlink`
+    /// list and forget the computers it linked to.
     Phone(phone::PhoneArgs),
     /// Register a passkey on a phone: show a QR code, wait for the phone, print the
     /// registration response JSON.
@@ -59,7 +61,8 @@ enum Command {
     /// to during register or login).
     Phones(phones::PhonesArgs),
     /// A complete ceremony on this machine, no Bluetooth, no internet: embedded relay,
-    /// simulated phone, register then sign in, verified by an independent relying party.
+    /// simulated phone, register with a QR code (the phone links), then sign in with the
+    /// linked phone and no QR code, verified by an independent relying party.
     Demo(demo::DemoArgs),
 }
 

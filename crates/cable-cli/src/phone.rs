@@ -62,6 +62,25 @@ pub struct PhoneArgs {
     /// The scanned QR text, starting with FIDO:/ (any case).
     #[arg(allow_hyphen_values = true, required = true)]
     pub uri: Option<String>,
+    #[command(flatten)]
+    pub serving: Serving,
+    /// The contact id this phone's relay registration gave it (base64url): saved in the
+    /// identity, and what the phone hands to computers that ask to link (QR key 4) so that
+    /// they can reach it later without a QR code. `cable phone listen` registers for one and
+    /// saves it; without one the phone does not link.
+    #[arg(long, value_name = "B64URL", allow_hyphen_values = true)]
+    pub contact_id: Option<String>,
+    /// What to call this computer should it link, for `cable phone links` and `unlink`.
+    #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
+    pub link_name: Option<String>,
+    /// Refuse QR codes generated longer ago than this many seconds (0 accepts any age).
+    #[arg(long, default_value_t = 600, allow_hyphen_values = true)]
+    pub max_qr_age: u64,
+}
+
+/// What every phone session needs, from a QR code or from a contact.
+#[derive(Debug, clap::Args)]
+pub struct Serving {
     /// Relay to open the tunnel on (ws:// is accepted for loopback only). The advert names
     /// the relay by its domain id, derived from the host name unless --domain-id is given.
     #[arg(
@@ -80,18 +99,10 @@ pub struct PhoneArgs {
     pub ca_file: Option<PathBuf>,
     #[command(flatten)]
     pub files: PhoneFiles,
-    /// The contact id this phone's relay registration gave it (base64url): saved in the
-    /// identity, and what the phone hands to computers that ask to link (QR key 4) so that
-    /// they can reach it later without a QR code. Without one the phone does not link.
-    #[arg(long, value_name = "B64URL", allow_hyphen_values = true)]
-    pub contact_id: Option<String>,
     /// The name computers show for this phone when it links (saved in the identity)
     /// [default: the host name].
     #[arg(long, allow_hyphen_values = true)]
     pub name: Option<String>,
-    /// What to call this computer should it link, for `cable phone links` and `unlink`.
-    #[arg(long, value_name = "NAME", allow_hyphen_values = true)]
-    pub link_name: Option<String>,
     /// Approve every request without asking (user presence and verification are asserted).
     #[arg(long)]
     pub yes: bool,
@@ -108,16 +119,41 @@ pub struct PhoneArgs {
         allow_hyphen_values = true
     )]
     pub adapter: String,
-    /// Refuse QR codes generated longer ago than this many seconds (0 accepts any age).
-    #[arg(long, default_value_t = 600, allow_hyphen_values = true)]
-    pub max_qr_age: u64,
     /// Seconds to wait for the computer to connect after advertising starts.
     #[arg(long, default_value_t = 120, allow_hyphen_values = true)]
     pub wait: u64,
 }
 
+/// `cable phone listen`.
+#[derive(Debug, clap::Args)]
+pub struct ListenArgs {
+    #[command(flatten)]
+    pub serving: Serving,
+    /// Address of this phone's own push endpoint, which the relay posts contacts to (plain
+    /// HTTP: the relay must run with --allow-insecure-push, or a TLS proxy must front it and
+    /// --push-url name it) [default: the address of the last registration, so that linked
+    /// computers keep reaching the phone across restarts; else 127.0.0.1 and a free port].
+    #[arg(long, value_name = "ADDR:PORT", allow_hyphen_values = true)]
+    pub push_listen: Option<std::net::SocketAddr>,
+    /// The base URL the relay reaches the push endpoint at, when not the listen address
+    /// (a proxy, another host name); the secret path is appended.
+    #[arg(long, value_name = "URL", allow_hyphen_values = true)]
+    pub push_url: Option<String>,
+    /// Register with the relay again even if the identity's registration matches.
+    #[arg(long)]
+    pub reregister: bool,
+    /// Stop after answering this many contacts (0: until interrupted).
+    #[arg(long, default_value_t = 0, allow_hyphen_values = true)]
+    pub count: u64,
+}
+
 #[derive(Debug, clap::Subcommand)]
 pub enum PhoneCommand {
+    /// Be reachable by linked computers: register with the relay for a contact id (kept in
+    /// the identity; QR sessions hand it to computers that ask to link), then wait for
+    /// contacts on this phone's own push endpoint and answer each one as a QR session would,
+    /// without a QR code.
+    Listen(Box<ListenArgs>),
     /// List the computers this phone linked to: link id, the name given with --link-name
     /// and when. With --json, one JSON array (no secrets).
     Links {
@@ -212,6 +248,7 @@ fn identity_error(path: &std::path::Path, source: IdentityError) -> CliError {
 fn manage(command: &PhoneCommand) -> Result<(), CliError> {
     let files = match command {
         PhoneCommand::Links { files, .. } | PhoneCommand::Unlink { files, .. } => files,
+        PhoneCommand::Listen(_) => unreachable!("listen is not a management command"),
     };
     let path = files.identity_path().ok_or(CliError::NoPhoneIdentity)?;
     // Listing and unlinking never create an identity.
@@ -237,6 +274,7 @@ fn manage(command: &PhoneCommand) -> Result<(), CliError> {
                 name: name.clone().unwrap_or_default(),
             })
         }
+        (PhoneCommand::Listen(_), _) => unreachable!("listen is not a management command"),
         (PhoneCommand::Unlink { name, all, .. }, Some(identity)) => {
             let selector = if *all {
                 LinkSelector::All
@@ -284,10 +322,11 @@ fn links_table(links: &[LinkRecord]) -> String {
 }
 
 /// Opens (or creates) the identity for a session and applies --contact-id and --name.
-fn session_identity(args: &PhoneArgs) -> Result<Option<PhoneIdentity>, CliError> {
-    let contact_id = args
-        .contact_id
-        .as_deref()
+pub(crate) fn session_identity(
+    serving: &Serving,
+    contact_id: Option<&str>,
+) -> Result<Option<PhoneIdentity>, CliError> {
+    let contact_id = contact_id
         .map(|text| {
             URL_SAFE_NO_PAD
                 .decode(text.trim_end_matches('='))
@@ -296,8 +335,8 @@ fn session_identity(args: &PhoneArgs) -> Result<Option<PhoneIdentity>, CliError>
                 .ok_or(CliError::BadContactId)
         })
         .transpose()?;
-    let Some(path) = args.files.identity_path() else {
-        if contact_id.is_some() || args.name.is_some() {
+    let Some(path) = serving.files.identity_path() else {
+        if contact_id.is_some() || serving.name.is_some() {
             return Err(CliError::NoPhoneIdentity);
         }
         return Ok(None);
@@ -309,7 +348,7 @@ fn session_identity(args: &PhoneArgs) -> Result<Option<PhoneIdentity>, CliError>
             .set_contact_id(contact_id)
             .map_err(|e| identity_error(&path, e))?;
     }
-    if let Some(name) = &args.name {
+    if let Some(name) = &serving.name {
         if identity.name() != *name {
             identity
                 .set_name(Some(name.clone()))
@@ -319,75 +358,95 @@ fn session_identity(args: &PhoneArgs) -> Result<Option<PhoneIdentity>, CliError>
     Ok(Some(identity))
 }
 
-pub async fn run(args: &PhoneArgs) -> Result<(), CliError> {
-    if let Some(command) = &args.command {
-        return manage(command);
+/// What a session is built from: relay, connector, authenticator, advertiser, deadlines.
+pub(crate) struct Kit {
+    pub(crate) relay: RelayUrl,
+    pub(crate) connector: Connector,
+    pub(crate) store: PasskeyStore,
+    pub(crate) approval: Arc<dyn UserApproval>,
+    pub(crate) advertiser: Arc<dyn cable_ble::Advertiser>,
+    pub(crate) deadlines: cable_phone::Deadlines,
+    pub(crate) domain_id: Option<u16>,
+}
+
+impl Kit {
+    pub(crate) async fn new(serving: &Serving) -> Result<Self, CliError> {
+        let relay = RelayUrl::parse(&serving.relay).map_err(CliError::BadRelay)?;
+        let mut connector = Connector::builder();
+        if let Some(path) = &serving.ca_file {
+            let pem = std::fs::read(path).map_err(|source| CliError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            connector = connector.extra_ca_pem(&pem).map_err(CliError::BadRelay)?;
+        }
+        let connector = connector.build().map_err(CliError::BadRelay)?;
+        let store = match &serving.files.store {
+            Some(path) => PasskeyStore::open(path).map_err(|source| CliError::Store {
+                path: path.clone(),
+                source,
+            })?,
+            None => PasskeyStore::in_memory(),
+        };
+        let approval: Arc<dyn UserApproval> = if serving.yes {
+            Arc::new(AlwaysApprove)
+        } else {
+            Arc::new(TerminalApproval)
+        };
+        let advertiser = match serving.ble {
+            PhoneBle::Bluez => BleChoice::Bluez
+                .advertiser(&serving.adapter)
+                .await
+                .map_err(CliError::Bluetooth)?,
+            PhoneBle::Air => BleChoice::Air
+                .advertiser(&serving.adapter)
+                .await
+                .map_err(CliError::Bluetooth)?,
+            PhoneBle::Print => Arc::new(cable_phone::PrintAdvertiser::stdout()),
+        };
+        let deadlines = cable_phone::Deadlines {
+            await_computer: Duration::from_secs(serving.wait),
+            ..Default::default()
+        };
+        Ok(Self {
+            relay,
+            connector,
+            store,
+            approval,
+            advertiser,
+            deadlines,
+            domain_id: serving.domain_id,
+        })
     }
-    let uri = args.uri.as_deref().unwrap_or_default();
-    let relay = RelayUrl::parse(&args.relay).map_err(CliError::BadRelay)?;
-    let mut connector = Connector::builder();
-    if let Some(path) = &args.ca_file {
-        let pem = std::fs::read(path).map_err(|source| CliError::Read {
-            path: path.clone(),
-            source,
-        })?;
-        connector = connector.extra_ca_pem(&pem).map_err(CliError::BadRelay)?;
+
+    pub(crate) fn authenticator(&self) -> Box<dyn cable_phone::Authenticator> {
+        Box::new(SoftwareAuthenticator::with_shared_approval(
+            self.store.clone(),
+            self.approval.clone(),
+        ))
     }
-    let connector = connector.build().map_err(CliError::BadRelay)?;
-    let store = match &args.files.store {
-        Some(path) => PasskeyStore::open(path).map_err(|source| CliError::Store {
-            path: path.clone(),
-            source,
-        })?,
-        None => PasskeyStore::in_memory(),
-    };
-    let identity = session_identity(args)?;
-    let approval: Arc<dyn UserApproval> = if args.yes {
-        Arc::new(AlwaysApprove)
-    } else {
-        Arc::new(TerminalApproval)
-    };
-    let authenticator = SoftwareAuthenticator::with_shared_approval(store, approval);
-    let advertiser = match args.ble {
-        PhoneBle::Bluez => BleChoice::Bluez
-            .advertiser(&args.adapter)
-            .await
-            .map_err(CliError::Bluetooth)?,
-        PhoneBle::Air => BleChoice::Air
-            .advertiser(&args.adapter)
-            .await
-            .map_err(CliError::Bluetooth)?,
-        PhoneBle::Print => Arc::new(cable_phone::PrintAdvertiser::stdout()),
-    };
-    let deadlines = cable_phone::Deadlines {
-        await_computer: Duration::from_secs(args.wait),
-        ..Default::default()
-    };
-    let mut session = PhoneSession::with_shared(uri, advertiser, Box::new(authenticator))
-        .relay(relay)
-        .connector(connector)
-        .deadlines(deadlines)
-        .max_qr_age((args.max_qr_age > 0).then(|| Duration::from_secs(args.max_qr_age)));
-    if let Some(id) = args.domain_id {
-        session = session.domain_id(id);
+
+    pub(crate) fn configure(&self, mut session: PhoneSession) -> PhoneSession {
+        session = session
+            .relay(self.relay.clone())
+            .connector(self.connector.clone())
+            .deadlines(self.deadlines);
+        if let Some(id) = self.domain_id {
+            session = session.domain_id(id);
+        }
+        session
     }
-    if let Some(identity) = identity {
-        session = session.identity(identity);
-    }
-    if let Some(name) = &args.link_name {
-        session = session.link_name(name);
-    }
+}
+
+/// Runs one session, narrating it on stderr; Ctrl-C cancels it.
+pub(crate) async fn serve(
+    mut session: PhoneSession,
+    cancel: CancellationToken,
+) -> Result<(), CliError> {
     let mut progress = session.progress();
     let narrator = tokio::spawn(async move {
         while let Some(p) = progress.recv().await {
             eprintln!("phone: {}", crate::narrate::phone(&p));
-        }
-    });
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_signal.cancel();
         }
     });
     let result = session.run(cancel).await;
@@ -403,4 +462,41 @@ pub async fn run(args: &PhoneArgs) -> Result<(), CliError> {
         _ => eprintln!("phone: done"),
     }
     Ok(())
+}
+
+pub(crate) fn cancel_on_ctrl_c() -> CancellationToken {
+    let cancel = CancellationToken::new();
+    let on_signal = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            on_signal.cancel();
+        }
+    });
+    cancel
+}
+
+pub async fn run(args: &PhoneArgs) -> Result<(), CliError> {
+    match &args.command {
+        Some(PhoneCommand::Listen(listen)) => return crate::phone_listen::run(listen).await,
+        Some(command) => return manage(command),
+        None => {}
+    }
+    let uri = args.uri.as_deref().unwrap_or_default();
+    // Input is checked before Bluetooth is touched.
+    let identity = session_identity(&args.serving, args.contact_id.as_deref())?;
+    let kit = Kit::new(&args.serving).await?;
+    let mut session = kit
+        .configure(PhoneSession::with_shared(
+            uri,
+            kit.advertiser.clone(),
+            kit.authenticator(),
+        ))
+        .max_qr_age((args.max_qr_age > 0).then(|| Duration::from_secs(args.max_qr_age)));
+    if let Some(identity) = identity {
+        session = session.identity(identity);
+    }
+    if let Some(name) = &args.link_name {
+        session = session.link_name(name);
+    }
+    serve(session, cancel_on_ctrl_c()).await
 }

@@ -60,6 +60,9 @@ pub enum PhoneError {
     /// nothing was sent and nothing stored was changed.
     #[error("the computer asked for a link this phone does not have")]
     UnknownLink,
+    /// The identity file could not be read again to look the link up.
+    #[error("the phone's identity cannot be read")]
+    Identity(#[source] IdentityError),
     /// The QR code's timestamp (key 3) is outside the accepted window.
     #[error("QR code is stale: generated {age_secs} s ago, accepted up to {max_age_secs} s")]
     StaleQr {
@@ -139,7 +142,9 @@ impl PhoneError {
     pub fn phase(&self) -> Phase {
         match self {
             PhoneError::InvalidQr(_) | PhoneError::StaleQr { .. } => Phase::ParseQr,
-            PhoneError::BadContact(_) | PhoneError::UnknownLink => Phase::Contact,
+            PhoneError::BadContact(_) | PhoneError::UnknownLink | PhoneError::Identity(_) => {
+                Phase::Contact
+            }
             PhoneError::Transport { phase, .. }
             | PhoneError::Timeout { phase }
             | PhoneError::Cancelled { phase }

@@ -25,7 +25,10 @@
 //! }
 //! ```
 //!
-//! `contact_id` (the one new links get), `name` and a link's `computer` are optional. Each
+//! `contact_id` (the one new links get), `name`, a link's `computer` and `registration`
+//! (`{"relay": …, "endpoint": …}`: where a contact id from
+//! [`register_for_contacts`](crate::register_for_contacts) came from) are optional. The Web
+//! Push subscription keys derive from the root secret too ([`crate::push`]). Each
 //! link keeps the contact id it was made under, so that a new registration with the relay
 //! does not silently break the computers that already know this phone.
 
@@ -43,6 +46,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::error::IdentityError;
+use crate::push::PushKeys;
 
 const FILE_VERSION: u32 = 1;
 
@@ -108,6 +112,7 @@ struct Inner {
     path: Option<PathBuf>,
     state: State,
     identity: SecretKey,
+    push: PushKeys,
 }
 
 /// What the file holds.
@@ -117,6 +122,17 @@ struct State {
     contact_id: Option<Vec<u8>>,
     name: Option<String>,
     links: Vec<LinkRecord>,
+    registration: Option<Registration>,
+}
+
+/// Where this phone's contact id came from: the relay it registered with and the push
+/// endpoint it gave, so that a phone can tell whether it must register again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    /// The relay's base URL.
+    pub relay: String,
+    /// The Web Push endpoint in the subscription.
+    pub endpoint: String,
 }
 
 impl fmt::Debug for PhoneIdentity {
@@ -151,6 +167,7 @@ impl PhoneIdentity {
                 contact_id: None,
                 name: None,
                 links: Vec::new(),
+                registration: None,
             },
         )
     }
@@ -201,11 +218,13 @@ impl PhoneIdentity {
                 field: "root_secret",
             }
         })?;
+        let push = PushKeys::derive(&state.root[..])?;
         Ok(Self {
             inner: Arc::new(Mutex::new(Inner {
                 path,
                 state,
                 identity,
+                push,
             })),
         })
     }
@@ -241,9 +260,37 @@ impl PhoneIdentity {
         self.lock().state.name.clone().unwrap_or_else(host_name)
     }
 
-    /// Sets (and saves) the contact id for new links; existing links keep theirs.
+    /// The Web Push subscription keys, derived from the root secret.
+    pub fn push_keys(&self) -> PushKeys {
+        self.lock().push.clone()
+    }
+
+    /// The relay and endpoint the contact id was registered with, if it was registered by
+    /// [`register_for_contacts`](crate::register_for_contacts) (not set by hand).
+    pub fn registration(&self) -> Option<Registration> {
+        self.lock().state.registration.clone()
+    }
+
+    /// Saves a contact id from a registration, and where it came from.
+    pub(crate) fn set_registration(
+        &self,
+        contact_id: Vec<u8>,
+        registration: Registration,
+    ) -> Result<(), IdentityError> {
+        self.change(|state| {
+            state.contact_id = Some(contact_id);
+            state.registration = Some(registration);
+            Ok(())
+        })
+    }
+
+    /// Sets (and saves) the contact id for new links; existing links keep theirs. The
+    /// registration record is dropped: the id no longer comes from it.
     pub fn set_contact_id(&self, contact_id: Option<Vec<u8>>) -> Result<(), IdentityError> {
         self.change(|state| {
+            if state.contact_id != contact_id {
+                state.registration = None;
+            }
             state.contact_id = contact_id;
             Ok(())
         })
@@ -278,6 +325,25 @@ impl PhoneIdentity {
             &link.contact_id,
             &link.link_id,
         ))
+    }
+
+    /// Re-reads the file, so that links made or removed by other processes since this one
+    /// opened it count (a long-running listener must refuse a computer unlinked meanwhile).
+    /// Nothing to do for an identity in memory or a file that is gone.
+    pub fn reload(&self) -> Result<(), IdentityError> {
+        let mut inner = self.lock();
+        let Some(path) = inner.path.clone() else {
+            return Ok(());
+        };
+        let Some(bytes) = cable_store::read_private(&path)? else {
+            return Ok(());
+        };
+        let state = decode_file(&bytes)?;
+        if state.root != inner.state.root {
+            return Err(IdentityError::Replaced { path });
+        }
+        inner.state = state;
+        Ok(())
     }
 
     /// Removes the links `selector` picks (and saves); returns them. Nothing matching is
@@ -389,6 +455,7 @@ impl State {
             contact_id: None,
             name: None,
             links: Vec::new(),
+            registration: None,
         }
     }
 }
@@ -414,6 +481,15 @@ struct IdentityFile {
     name: Option<String>,
     #[serde(default)]
     links: Vec<StoredLink>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    registration: Option<StoredRegistration>,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredRegistration {
+    relay: String,
+    endpoint: String,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -453,6 +529,10 @@ fn encode_file(state: &State) -> Result<Zeroizing<Vec<u8>>, IdentityError> {
                 created: l.created,
             })
             .collect(),
+        registration: state.registration.as_ref().map(|r| StoredRegistration {
+            relay: r.relay.clone(),
+            endpoint: r.endpoint.clone(),
+        }),
     };
     Ok(Zeroizing::new(serde_json::to_vec_pretty(&file)?))
 }
@@ -497,6 +577,10 @@ fn decode_file(bytes: &[u8]) -> Result<State, IdentityError> {
         contact_id,
         name: file.name,
         links,
+        registration: file.registration.map(|r| Registration {
+            relay: r.relay,
+            endpoint: r.endpoint,
+        }),
     })
 }
 

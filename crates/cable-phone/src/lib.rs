@@ -34,8 +34,13 @@
 //! [`PhoneIdentity`] keeps the root secret every key and link secret derives from, and the
 //! links, so that they can be listed and removed.
 //!
-//! What it deliberately does not do: register with a relay for contacts (the contact id is
-//! configured), receive pushes, digital-credential (JSON) requests, more than one request
+//! To be reachable, the phone registers its Web Push subscription with a relay
+//! ([`register_for_contacts`]) for the contact id it hands out; [`PushKeys::open`] turns a
+//! pushed message into a [`ContactRequest`], and [`PushEndpoint`] is a minimal push
+//! endpoint of its own (plain HTTP, for a relay on the same host or private network) for
+//! phones that have no platform push service.
+//!
+//! What it deliberately does not do: digital-credential (JSON) requests, more than one request
 //! per session, or any cryptography of its own (that is `cable-proto`; sockets are
 //! `cable-transport`).
 
@@ -45,14 +50,18 @@ mod error;
 pub mod identity;
 mod print_advertiser;
 mod progress;
+pub mod push;
+mod push_endpoint;
 mod session;
 pub mod software;
 
 pub use authenticator::{Authenticator, CtapStatus};
 pub use error::{IdentityError, Phase, PhoneError, StoreError};
-pub use identity::{LinkRecord, LinkSelector, PhoneIdentity};
+pub use identity::{LinkRecord, LinkSelector, PhoneIdentity, Registration};
 pub use print_advertiser::PrintAdvertiser;
 pub use progress::{Progress, RequestKind};
+pub use push::{register_for_contacts, PushError, PushKeys};
+pub use push_endpoint::PushEndpoint;
 pub use session::{ContactRequest, Deadlines, Outcome, PhoneSession, DEFAULT_RELAY};
 pub use software::{
     AlwaysApprove, AlwaysDeny, PasskeyStore, Prompt, SoftwareAuthenticator, UserApproval,

@@ -568,6 +568,8 @@ impl PhoneSession {
             Start::Qr(text) => self.parse_qr(text).map(Prepared::Qr),
             Start::Contact(request) => {
                 let identity = self.identity.clone().ok_or(PhoneError::UnknownLink)?;
+                // Another process may have linked or unlinked since this identity was opened.
+                identity.reload().map_err(PhoneError::Identity)?;
                 let secret = identity
                     .link_secret(&request.client_payload.link_id)
                     .ok_or(PhoneError::UnknownLink)?;

@@ -286,6 +286,43 @@ async fn an_unknown_link_is_refused_and_the_file_left_alone() {
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 
+#[tokio::test]
+async fn a_link_removed_by_another_process_is_refused() {
+    let env = Env::start().await;
+    let dir = TempDir::new("unlinked-elsewhere");
+    let path = dir.0.join("phone-identity.json");
+    // The long-running listener's handle, opened before the link was removed elsewhere.
+    let identity = PhoneIdentity::open_or_create(&path, &mut OsRng).unwrap();
+    identity.set_contact_id(Some(CONTACT_ID.to_vec())).unwrap();
+    let store = PasskeyStore::in_memory();
+    let qr = qr_key(RequestHint::MakeCredential).with_state_assisted(true);
+    let (computer, _, _) = register(&env, &qr, &store, Some(&identity)).await;
+    let known = computer.update.unwrap().linking.unwrap().link_id;
+
+    // `cable phone unlink` in another process.
+    let other = PhoneIdentity::open_existing(&path).unwrap().unwrap();
+    other.unlink(&cable_phone::LinkSelector::All).unwrap();
+
+    let tunnel = LinkedComputer::open(&env).await;
+    let payload = ClientPayload::new(&mut OsRng, known, RequestHint::GetAssertion);
+    let request = ContactRequest::from_push(
+        *tunnel.routing_id.as_bytes(),
+        *tunnel.tunnel_id.as_bytes(),
+        &payload.to_cbor(),
+    )
+    .unwrap();
+    let err = spawn_phone(contact_session(&env, request, &identity, &store))
+        .result()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PhoneError::UnknownLink), "{err:?}");
+    assert_eq!(env.air.active_adverts(), 0);
+    assert!(
+        identity.links().is_empty(),
+        "the handle sees the file as it is now"
+    );
+}
+
 #[test]
 fn a_malformed_client_payload_is_a_typed_error() {
     for bytes in [&[][..], &[0xa0], &[0x80], &[0xa1, 0x01, 0x41, 0x00]] {

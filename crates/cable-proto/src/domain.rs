@@ -92,6 +92,11 @@ pub fn contact_path(contact_id: &[u8]) -> String {
     format!("/cable/contact/{}", URL_SAFE_NO_PAD.encode(contact_id))
 }
 
+/// Where a phone registers its Web Push subscription for contacts (`POST`). Not part of
+/// caBLE itself: the contact id is opaque to computers, and this path is how this project's
+/// relay mints one (a sealed subscription).
+pub const PUSH_REGISTER_PATH: &str = "/cable/push/register";
+
 /// `wss://<host>` + [`new_path`].
 pub fn new_url(host: &str, tunnel_id: &TunnelId) -> String {
     format!("wss://{host}{}", new_path(tunnel_id))

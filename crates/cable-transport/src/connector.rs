@@ -210,24 +210,17 @@ impl Connector {
         headers: &[(&'static str, HeaderValue)],
         deadline: Instant,
     ) -> Result<(TunnelConnection, Response<Option<Vec<u8>>>), TransportError> {
-        if !relay.is_secure() && !relay.is_loopback() && !self.allow_plaintext {
-            return Err(TransportError::PlaintextNotAllowed {
-                host: relay.host().to_owned(),
-            });
-        }
+        self.check_plaintext(relay)?;
         tokio::time::timeout_at(deadline, self.open_inner(relay, url, headers))
             .await
             .map_err(|_| TransportError::Timeout(Operation::Connect))?
     }
 
-    async fn open_inner(
-        &self,
-        relay: &RelayUrl,
-        url: &str,
-        headers: &[(&'static str, HeaderValue)],
-    ) -> Result<(TunnelConnection, Response<Option<Vec<u8>>>), TransportError> {
+    /// TCP, then TLS for `wss://`: the byte stream under both the WebSocket upgrade and the
+    /// registration request.
+    pub(crate) async fn stream(&self, relay: &RelayUrl) -> Result<TunnelStream, TransportError> {
         let tcp = connect_tcp(relay).await?;
-        let stream: TunnelStream = if relay.is_secure() {
+        Ok(if relay.is_secure() {
             let name = ServerName::try_from(relay.bare_host().to_owned()).map_err(|_| {
                 TransportError::InvalidRelayUrl {
                     problem: crate::error::UrlProblem::BadServerName,
@@ -243,8 +236,26 @@ impl Connector {
             Either::Right(tls)
         } else {
             Either::Left(tcp)
-        };
+        })
+    }
 
+    /// Refuses `ws://` to a host that is not loopback unless plaintext is allowed.
+    pub(crate) fn check_plaintext(&self, relay: &RelayUrl) -> Result<(), TransportError> {
+        if !relay.is_secure() && !relay.is_loopback() && !self.allow_plaintext {
+            return Err(TransportError::PlaintextNotAllowed {
+                host: relay.host().to_owned(),
+            });
+        }
+        Ok(())
+    }
+
+    async fn open_inner(
+        &self,
+        relay: &RelayUrl,
+        url: &str,
+        headers: &[(&'static str, HeaderValue)],
+    ) -> Result<(TunnelConnection, Response<Option<Vec<u8>>>), TransportError> {
+        let stream = self.stream(relay).await?;
         let mut request = url
             .into_client_request()
             .map_err(|e| TransportError::Protocol(WebSocketError(e)))?;

@@ -14,6 +14,8 @@ pub enum Operation {
     Receive,
     /// The closing handshake.
     Close,
+    /// Registering a push subscription, request and answer.
+    Register,
 }
 
 impl fmt::Display for Operation {
@@ -23,6 +25,7 @@ impl fmt::Display for Operation {
             Operation::Send => "sending",
             Operation::Receive => "receiving",
             Operation::Close => "closing",
+            Operation::Register => "registering for contacts",
         })
     }
 }
@@ -141,6 +144,18 @@ pub enum TransportError {
     /// The relay answered 410 Gone (on `/cable/contact/`: the pairing is invalid).
     #[error("relay answered 410 Gone")]
     Gone,
+    /// The relay refused a push registration (`/cable/push/register`).
+    #[error("relay refused the push registration with HTTP {status}{}", reason_suffix(.reason))]
+    RegistrationRefused {
+        /// The status code (400 with a reason for a bad subscription; 404 from a relay that
+        /// does not serve contacts).
+        status: u16,
+        /// The first line of the relay's explanation, printable characters only, at most 200.
+        reason: String,
+    },
+    /// The relay's answer to a push registration was not `{"contact_id": "<base64url>"}`.
+    #[error("relay's answer to the push registration is not a contact id")]
+    BadRegistrationReply,
     /// The relay did not select the `fido.cable` subprotocol.
     #[error("relay did not select the fido.cable subprotocol")]
     SubprotocolNotSelected,
@@ -191,6 +206,14 @@ pub enum TransportError {
     /// Any other I/O error on an established connection.
     #[error("I/O error on the tunnel")]
     Io(#[source] io::Error),
+}
+
+fn reason_suffix(reason: &str) -> String {
+    if reason.is_empty() {
+        String::new()
+    } else {
+        format!(": {reason}")
+    }
 }
 
 impl TransportError {

@@ -14,13 +14,15 @@
 //!
 //! What it deliberately does not do: the Noise handshake or any message parsing (that is
 //! `cable-proto`, a sans-IO crate; [`EncryptedChannel`] only applies its `Crypter`), retries,
-//! redirects, or HTTP/2. Plaintext `ws://` is for
+//! redirects, HTTP/2, or any HTTP beyond that one registration request. Plaintext `ws://` is for
 //! loopback relays and tests; other hosts need an explicit opt-in.
 //!
 //! Central types:
 //! - [`Connector`]: configured once (trust roots, limits), opens connections:
 //!   [`Connector::open_new_tunnel`] (phone) and [`Connector::connect_tunnel`] (computer);
-//!   [`Connector::open_contact`] for the computer's state-assisted `/cable/contact/`.
+//!   [`Connector::open_contact`] for the computer's state-assisted `/cable/contact/`, and
+//!   [`Connector::register_push`], the phone's one plain HTTP request: registering its Web
+//!   Push subscription for a contact id.
 //! - [`TunnelConnection`]: `send`/`recv`/`close` of binary messages, each with a deadline.
 //! - [`EncryptedChannel`]: a connection plus `cable-proto`'s `Crypter` after the handshake:
 //!   plaintext in and out.
@@ -48,6 +50,7 @@ mod connection;
 mod connector;
 mod encrypted;
 mod error;
+mod register;
 mod relay_url;
 
 /// The subprotocol and header names, defined once in `cable-proto` for every party.

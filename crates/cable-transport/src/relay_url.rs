@@ -100,6 +100,22 @@ impl RelayUrl {
         format!("{self}{}", domain::connect_path(routing_id, tunnel_id))
     }
 
+    /// `host[:port]` as the `Host` header names it (the port only when not the default).
+    pub(crate) fn authority(&self) -> String {
+        let default_port = if self.secure { 443 } else { 80 };
+        if self.port == default_port {
+            self.host.clone()
+        } else {
+            format!("{}:{}", self.host, self.port)
+        }
+    }
+
+    /// `<prefix>/cable/push/register`: the path (no scheme or host) a phone posts its push
+    /// subscription to.
+    pub fn push_register_path(&self) -> String {
+        format!("{}{}", self.prefix, domain::PUSH_REGISTER_PATH)
+    }
+
     /// `<base>/cable/contact/<base64url(contact_id), no padding>`.
     pub fn contact_url(&self, contact_id: &[u8]) -> String {
         format!("{self}{}", domain::contact_path(contact_id))
