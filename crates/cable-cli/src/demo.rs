@@ -119,6 +119,12 @@ async fn demo(args: &DemoArgs) -> Result<(), CliError> {
             path: "(in memory)".into(),
             source,
         })?;
+    identity
+        .set_name(Some("Demo phone".to_owned()))
+        .map_err(|source| CliError::Identity {
+            path: "(in memory)".into(),
+            source,
+        })?;
     let mut endpoint = harness.register_phone(&identity).await?;
     println!(
         "    the phone registered its push subscription with the relay (push endpoint {}) and got a contact id",

@@ -426,6 +426,25 @@ impl Kit {
         ))
     }
 
+    /// An authenticator over the store as it is on disk now: a listener lives for days while
+    /// QR sessions in other processes add passkeys to the same file.
+    pub(crate) fn fresh_authenticator(
+        &self,
+        serving: &Serving,
+    ) -> Result<Box<dyn cable_phone::Authenticator>, CliError> {
+        let store = match &serving.files.store {
+            Some(path) => PasskeyStore::open(path).map_err(|source| CliError::Store {
+                path: path.clone(),
+                source,
+            })?,
+            None => self.store.clone(),
+        };
+        Ok(Box::new(SoftwareAuthenticator::with_shared_approval(
+            store,
+            self.approval.clone(),
+        )))
+    }
+
     pub(crate) fn configure(&self, mut session: PhoneSession) -> PhoneSession {
         session = session
             .relay(self.relay.clone())

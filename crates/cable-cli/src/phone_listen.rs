@@ -71,11 +71,18 @@ pub async fn run(args: &ListenArgs) -> Result<(), CliError> {
         };
         let Some(request) = request else { break };
         eprintln!("phone: a linked computer asks for this phone");
+        let authenticator = match kit.fresh_authenticator(&args.serving) {
+            Ok(authenticator) => authenticator,
+            Err(e) => {
+                eprintln!("phone: cannot answer: {}", crate::error::chain(&e));
+                continue;
+            }
+        };
         let session = kit.configure(PhoneSession::contact(
             request,
             identity.clone(),
             kit.advertiser.clone(),
-            kit.authenticator(),
+            authenticator,
         ));
         // One contact failing (a computer that gave up, an unlinked one) does not stop the
         // phone listening for the next.

@@ -130,3 +130,119 @@ fn a_phone_with_a_contact_id_links_during_register() {
     assert_eq!(links[0]["computer"], "-the computer");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `cable phone listen` registers with the relay and waits; a QR registration links (the
+/// identity now has a contact id); `cable login --phone` then reaches the phone with no QR
+/// code: the relay pushes to the listener's endpoint, which answers on the air.
+#[test]
+fn a_listening_phone_answers_a_linked_login_without_a_qr_code() {
+    use cable_tunnel_server::contact::ContactKeys;
+    use cable_tunnel_server::{ContactConfig, VapidKey};
+
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("cable-cli-air-listen-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("air")).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let keys = ContactKeys::parse(&ContactKeys::generate_line(1, &mut rand_core::OsRng)).unwrap();
+    let mut contact = ContactConfig::new(keys, VapidKey::generate());
+    contact.allow_insecure_push = true;
+    let relay = runtime
+        .block_on(Relay::bind(RelayConfig {
+            contact: Some(contact),
+            ..RelayConfig::default()
+        }))
+        .unwrap();
+    let air = dir.join("air");
+    let env = [
+        ("CABLE_AIR_DIR", air.to_str().unwrap()),
+        (
+            "DBUS_SYSTEM_BUS_ADDRESS",
+            "unix:path=/nonexistent/cable-air-test",
+        ),
+    ];
+    let store = dir.join("phone-passkeys.json");
+    let phones = dir.join("linked-phones.json");
+    let url = relay.url();
+    let phone_common = [
+        "--relay",
+        &url,
+        "--ble",
+        "air",
+        "--yes",
+        "--store",
+        store.to_str().unwrap(),
+        "--wait",
+        PROCESS_WAIT_SECS,
+    ];
+
+    let mut listen_args = vec!["phone", "listen", "--count", "1", "--name", "Air phone"];
+    listen_args.extend_from_slice(&phone_common);
+    let mut listener = Cable::spawn("listener", &listen_args, &env);
+    let deadline = std::time::Instant::now() + QR_TIMEOUT;
+    while !listener.stderr().contains("waiting for contacts") {
+        assert!(
+            listener.exited().is_none() && std::time::Instant::now() < deadline,
+            "the listener never got ready\n{}",
+            listener.report()
+        );
+        std::thread::sleep(POLL);
+    }
+    assert!(
+        listener.stderr().contains("registered with"),
+        "{}",
+        listener.report()
+    );
+
+    let computer_common = [
+        "--rp-id",
+        RP_ID,
+        "--origin",
+        ORIGIN,
+        "--relay",
+        &url,
+        "--ble",
+        "air",
+        "--scan-timeout",
+        PROCESS_WAIT_SECS,
+        "--json",
+        "--phones-file",
+        phones.to_str().unwrap(),
+    ];
+    let challenge = URL_SAFE_NO_PAD.encode(b"listen: register");
+    let mut register_args = vec!["register", "--user", "alice", "--challenge", &challenge];
+    register_args.extend_from_slice(&computer_common);
+    let mut computer = Cable::spawn("computer", &register_args, &env);
+    let uri = wait_for_qr(&mut computer, reports);
+    let mut qr_args = vec!["phone", uri.as_str(), "--link-name", "laptop"];
+    qr_args.extend_from_slice(&phone_common);
+    let mut phone = Cable::spawn("phone", &qr_args, &env);
+    wait_for_both(
+        &mut computer,
+        &mut phone,
+        || std::thread::sleep(POLL),
+        reports,
+    );
+    let created: serde_json::Value = serde_json::from_str(computer.stdout().trim()).unwrap();
+    let credential_id = check_registration_json(&created, &challenge);
+
+    let challenge = URL_SAFE_NO_PAD.encode(b"listen: login");
+    let mut login_args = vec!["login", "--phone", "Air phone", "--challenge", &challenge];
+    login_args.extend_from_slice(&computer_common);
+    let mut login = Cable::spawn("login", &login_args, &env);
+    wait_for_both(
+        &mut login,
+        &mut listener,
+        || std::thread::sleep(POLL),
+        reports,
+    );
+    let asserted: serde_json::Value = serde_json::from_str(login.stdout().trim()).unwrap();
+    check_credential_json(&asserted, "webauthn.get", &challenge);
+    assert_eq!(asserted["id"], credential_id.as_str());
+    assert!(
+        !login.stderr().contains("FIDO:/"),
+        "no QR code was shown: {}",
+        login.report()
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
