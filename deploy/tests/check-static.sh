@@ -34,6 +34,7 @@ for k in 1.28.0 1.37.0; do
         kubernetes/pdb.yaml kubernetes/ingress.yaml
 done
 check promtool promtool check rules prometheus/cable-relay-alerts.yml
+check promtool promtool test rules prometheus/cable-relay-alerts.test.yml
 
 # systemd-analyze verify wants the ExecStart binary to exist: check a copy pointing at /bin/true.
 unit_dir="$(mktemp -d)"
