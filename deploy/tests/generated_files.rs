@@ -98,3 +98,36 @@ fn bad_input_is_reported_not_rendered() {
         "cable-lbconf: --instance: line 1: host \"relay;evil\" is not an IP address or a DNS name\n"
     );
 }
+
+/// `-o` replaces the file in one rename through a fresh temporary file: a symbolic link
+/// planted where a fixed temporary name would be is never written through, and the result
+/// is readable by a balancer running as another user.
+#[cfg(unix)]
+#[test]
+fn output_never_writes_through_a_planted_temporary_file() {
+    use std::os::unix::fs::{symlink, PermissionsExt};
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "keep").unwrap();
+    symlink(&victim, dir.path().join(".upstreams.conf.tmp")).unwrap();
+    let out = dir.path().join("upstreams.conf");
+    let o = Command::new(env!("CARGO_BIN_EXE_cable-lbconf"))
+        .args(["--instance", "000001=127.0.0.1:8001", "nginx", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+    assert!(std::fs::read_to_string(&out)
+        .unwrap()
+        .contains("upstream cable_new"));
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o644);
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().into_string().unwrap())
+        .filter(|n| n.starts_with(".cable-lbconf-"))
+        .collect();
+    assert!(left.is_empty(), "temporary files left: {left:?}");
+}

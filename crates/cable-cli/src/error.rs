@@ -51,12 +51,9 @@ pub enum CliError {
     // ----- work -----
     #[error("cannot render the QR code")]
     Render(#[from] crate::render::RenderError),
-    #[error("cannot write {path}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    /// An output file (`cable qr --out`); the store's error names the path.
+    #[error("cannot write the output file")]
+    Write(#[source] cable_store::Error),
     #[error("cannot write to standard output")]
     Stdout(#[source] std::io::Error),
     #[error("cannot start the async runtime")]
@@ -134,7 +131,7 @@ impl CliError {
             CliError::Push(e) => matches!(e, cable_phone::PushError::BadEndpoint(_)),
             CliError::Client(e) => e.is_input_error(),
             CliError::Render(_)
-            | CliError::Write { .. }
+            | CliError::Write(_)
             | CliError::Stdout(_)
             | CliError::Runtime(_)
             | CliError::BluetoothNotReady

@@ -81,10 +81,8 @@ pub fn run(args: &QrArgs) -> Result<(), CliError> {
     };
     match &args.out {
         Some(path) => {
-            std::fs::write(path, &bytes).map_err(|source| CliError::Write {
-                path: path.clone(),
-                source,
-            })?;
+            // The image carries the QR secret: private to its owner, like the stores.
+            cable_store::replace_private(path, &bytes).map_err(CliError::Write)?;
             if args.format != Format::Terminal {
                 println!("{uri}");
             }

@@ -68,6 +68,30 @@ fn qr_writes_png_and_svg_files() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// The image holds the QR secret: it is written 0600 even over a world-readable file, and
+/// an unwritable place is one line naming the path.
+#[cfg(unix)]
+#[test]
+fn qr_output_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = std::env::temp_dir().join(format!("cable-cli-private-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("code.png");
+    std::fs::write(&path, b"old").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let o = cable(&["qr", "--format", "png", "--out", path.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the QR image is readable by others");
+    let names: Vec<_> = std::fs::read_dir(&dir).unwrap().flatten().collect();
+    assert_eq!(names.len(), 1, "left next to the image: {names:?}");
+    let missing = dir.join("no-such-dir").join("code.png");
+    let o = cable(&["qr", "--format", "png", "--out", missing.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("no-such-dir"), "{}", stderr(&o));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
 #[test]
 fn inspect_qr_vector() {
     let v = vectors();

@@ -226,6 +226,31 @@ pub fn write_private(path: impl AsRef<Path>, bytes: &[u8]) -> Result<(), Error> 
     lock(path)?.write(bytes)
 }
 
+/// Replaces `path` with `bytes` like [`write_private`] (fresh exclusive 0600 temporary
+/// file, `fsync`, rename, directory `fsync`) but without the lock: for an output file that
+/// one process writes once and nobody updates, such as an exported QR code image, so that
+/// no `.lock` file is left next to it. A temporary file left by a killed writer is not
+/// cleaned up, since without the lock a live writer's cannot be told from it.
+pub fn replace_private(path: impl AsRef<Path>, bytes: &[u8]) -> Result<(), Error> {
+    replace(path.as_ref(), bytes)
+}
+
+fn replace(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let (dir, name) = split(path)?;
+    let (tmp_path, mut file) = create_temp(dir, name)?;
+    let written = file
+        .write_all(bytes)
+        .and_then(|()| file.sync_all())
+        .map_err(io_error("write", &tmp_path))
+        .and_then(|()| std::fs::rename(&tmp_path, path).map_err(io_error("replace", path)));
+    drop(file);
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp_path);
+        return Err(e);
+    }
+    sys::sync_dir(dir).map_err(io_error("sync the directory of", path))
+}
+
 /// Waits for the exclusive lock on `path` (its sibling `<name>.lock`) and holds it until
 /// the returned [`Locked`] is dropped.
 ///
@@ -272,21 +297,9 @@ impl Locked {
     /// file is removed and the file is untouched. If the directory sync fails the new
     /// content is in place but may not survive a power loss; the error says so.
     pub fn write(&self, bytes: &[u8]) -> Result<(), Error> {
-        let path = &self.path;
-        let (dir, name) = split(path)?;
+        let (dir, name) = split(&self.path)?;
         remove_stale_temps(dir, name);
-        let (tmp_path, mut file) = create_temp(dir, name)?;
-        let written = file
-            .write_all(bytes)
-            .and_then(|()| file.sync_all())
-            .map_err(io_error("write", &tmp_path))
-            .and_then(|()| std::fs::rename(&tmp_path, path).map_err(io_error("replace", path)));
-        drop(file);
-        if let Err(e) = written {
-            let _ = std::fs::remove_file(&tmp_path);
-            return Err(e);
-        }
-        sys::sync_dir(dir).map_err(io_error("sync the directory of", path))
+        replace(&self.path, bytes)
     }
 }
 

@@ -255,3 +255,26 @@ fn two_locks_on_one_file_exclude_each_other_within_a_process() {
     lines.dedup();
     assert_eq!(lines.len(), 4 * 20);
 }
+
+#[test]
+fn replace_private_makes_a_0600_file_over_an_open_one_and_leaves_no_lock() {
+    let dir = Dir::new("replace");
+    let path = dir.join("qr.png");
+    fs::write(&path, b"old").unwrap();
+    chmod(&path, 0o644);
+    cable_store::replace_private(&path, b"new").unwrap();
+    assert_eq!(mode(&path), 0o600);
+    assert_eq!(fs::read(&path).unwrap(), b"new");
+    assert_eq!(dir.names(), vec!["qr.png".to_owned()]);
+    // A symbolic link in its place is replaced, never written through.
+    let target = dir.join("elsewhere");
+    fs::write(&target, b"keep").unwrap();
+    let link = dir.join("link.png");
+    symlink(&target, &link).unwrap();
+    cable_store::replace_private(&link, b"image").unwrap();
+    assert_eq!(fs::read(&target).unwrap(), b"keep");
+    assert!(!fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
+}
