@@ -94,13 +94,19 @@ pub fn render_config(instances: &Instances, opts: &HaproxyOptions) -> Result<Str
         out,
         "    acl cable_new path_reg -i ^/cable/new/[0-9a-f]{{32}}$\n\
          \x20   acl cable_connect path_reg -i ^/cable/connect/[0-9a-f]{{6}}/[0-9a-f]{{32}}$\n\
+         \x20   # Contacts and push registrations go to any instance, like new tunnels: all share\n\
+         \x20   # the contact and VAPID keys, and the phone's connect finds the tunnel by routing id.\n\
+         \x20   acl cable_contact path_reg ^/cable/contact/[A-Za-z0-9_-]+$\n\
+         \x20   acl cable_register path {register}\n\
          \x20   http-request set-var(txn.cable_backend) path,field(4,/),lower,map_str({map}) if cable_connect\n\
          \x20   # Unknown routing ids and every other path fail fast at the edge.\n\
          \x20   http-request return status 404 if cable_connect !{{ var(txn.cable_backend) -m found }}\n\
-         \x20   http-request return status 404 if !cable_new !cable_connect\n\
+         \x20   http-request return status 404 if !cable_new !cable_connect !cable_contact !cable_register\n\
          \x20   use_backend %[var(txn.cable_backend)] if cable_connect\n\
+         \x20   use_backend cable_contact if cable_contact\n\
          \x20   default_backend cable_new\n",
-        map = opts.map_file
+        map = opts.map_file,
+        register = cable_proto::domain::PUSH_REGISTER_PATH,
     );
     let backend_common = format!(
         "    mode http\n\
@@ -111,19 +117,13 @@ pub fn render_config(instances: &Instances, opts: &HaproxyOptions) -> Result<Str
         opts.tunnel_timeout_secs
     );
     out.push_str("# Any ready instance; readiness (/readyz) turns 503 while an instance drains.\n");
-    out.push_str("backend cable_new\n");
-    out.push_str(&backend_common);
+    any_ready_backend(&mut out, "cable_new", &backend_common, 3, instances);
     out.push_str(
-        "    balance roundrobin\n\
-         \x20   option httpchk GET /readyz\n\
-         \x20   http-check expect status 200\n\
-         \x20   retries 3\n\
-         \x20   option redispatch 1\n\
-         \x20   retry-on conn-failure empty-response 503\n",
+        "\n# Contacts: any ready instance too, but retried once only. A draining instance\n\
+         # answers 503 before it pushes; one that gave up on a slow push service has pushed,\n\
+         # and each retry wakes the phone again (it ignores pushes for tunnels that are gone).\n",
     );
-    for inst in instances.iter() {
-        let _ = writeln!(out, "    server {}{}", server_line(inst), check(inst));
-    }
+    any_ready_backend(&mut out, "cable_contact", &backend_common, 1, instances);
     out.push_str(
         "\n# connect: only the owner. Liveness (/healthz) stays 200 while an instance drains,\n\
          # because it keeps serving joins for the tunnels it owns.\n",
@@ -139,6 +139,30 @@ pub fn render_config(instances: &Instances, opts: &HaproxyOptions) -> Result<Str
         let _ = writeln!(out, "    server {}{}\n", server_line(inst), check(inst));
     }
     Ok(out)
+}
+
+/// A backend over every instance, round robin, checked by readiness, that retries refused
+/// connections and 503s on the next instance.
+fn any_ready_backend(
+    out: &mut String,
+    name: &str,
+    common: &str,
+    retries: u8,
+    instances: &Instances,
+) {
+    let _ = write!(
+        out,
+        "backend {name}\n{common}\
+         \x20   balance roundrobin\n\
+         \x20   option httpchk GET /readyz\n\
+         \x20   http-check expect status 200\n\
+         \x20   retries {retries}\n\
+         \x20   option redispatch 1\n\
+         \x20   retry-on conn-failure empty-response 503\n",
+    );
+    for inst in instances.iter() {
+        let _ = writeln!(out, "    server {}{}", server_line(inst), check(inst));
+    }
 }
 
 fn server_line(inst: &crate::Instance) -> String {
@@ -198,8 +222,12 @@ mod tests {
         assert!(text.contains("    server rid_00000a 127.0.0.1:8001 check port 9001\n    server rid_00000b relay-b:8002\n"));
         assert!(text.contains("backend cable_rid_00000a\n"));
         assert!(text.contains("backend cable_rid_00000b\n"));
-        assert_eq!(text.matches("    retries 1\n").count(), 2);
+        // Two connect backends and the contact backend retry once; new tunnels three times.
+        assert_eq!(text.matches("    retries 1\n").count(), 3);
         assert_eq!(text.matches("    retries 3\n").count(), 1);
+        assert!(text.contains("backend cable_contact\n"));
+        assert!(text.contains("    use_backend cable_contact if cable_contact\n"));
+        assert!(text.contains("    acl cable_register path /cable/push/register\n"));
         // Only the instance with an admin port gets a health check on its connect backend.
         assert_eq!(text.matches("option httpchk GET /healthz").count(), 1);
 

@@ -1,5 +1,5 @@
-//! Kubernetes: an `Ingress` (networking.k8s.io/v1) that sends `/cable/new/` to the Service
-//! over every ready pod and `/cable/connect/<routing id>/` to each pod's own Service.
+//! Kubernetes: an `Ingress` (networking.k8s.io/v1) that sends `/cable/new/`, `/cable/contact/`
+//! and `/cable/push/register` to the Service over every ready pod and `/cable/connect/<routing id>/` to each pod's own Service.
 
 use std::fmt::Write;
 
@@ -88,12 +88,15 @@ pub fn render(instances: &Instances, opts: &IngressOptions) -> Result<String, Co
         "  rules:\n    - host: \"{}\"\n      http:\n        paths:",
         opts.host
     );
-    path(
-        &mut out,
-        "/cable/new/",
-        &opts.new_service,
-        opts.service_port,
-    );
+    // Contacts and push registrations may land on any instance: every instance holds the
+    // same contact and VAPID keys, and the tunnel a contact creates is found by routing id.
+    for (prefix, kind) in [
+        ("/cable/new/", "Prefix"),
+        ("/cable/contact/", "Prefix"),
+        (cable_proto::domain::PUSH_REGISTER_PATH, "Exact"),
+    ] {
+        path(&mut out, prefix, kind, &opts.new_service, opts.service_port);
+    }
     for inst in instances.iter() {
         let service = service_name(inst)?;
         let lower = map_key(&inst.routing_id);
@@ -101,6 +104,7 @@ pub fn render(instances: &Instances, opts: &IngressOptions) -> Result<String, Co
         path(
             &mut out,
             &format!("/cable/connect/{lower}/"),
+            "Prefix",
             &service,
             opts.service_port,
         );
@@ -108,6 +112,7 @@ pub fn render(instances: &Instances, opts: &IngressOptions) -> Result<String, Co
             path(
                 &mut out,
                 &format!("/cable/connect/{upper}/"),
+                "Prefix",
                 &service,
                 opts.service_port,
             );
@@ -169,10 +174,10 @@ fn service_name(inst: &crate::Instance) -> Result<String, ConfigError> {
     }
 }
 
-fn path(out: &mut String, prefix: &str, service: &str, port: u16) {
+fn path(out: &mut String, prefix: &str, kind: &str, service: &str, port: u16) {
     let _ = writeln!(
         out,
-        "          - path: {prefix}\n            pathType: Prefix\n            backend:\n              service:\n                name: {service}\n                port:\n                  number: {port}"
+        "          - path: {prefix}\n            pathType: {kind}\n            backend:\n              service:\n                name: {service}\n                port:\n                  number: {port}"
     );
 }
 
@@ -222,6 +227,8 @@ mod tests {
         assert_eq!(y.matches("name: cable-relay-1\n").count(), 2);
         assert!(y.contains("path: /cable/connect/00000a/"));
         assert!(y.contains("path: /cable/connect/00000A/"));
+        assert!(y.contains("path: /cable/contact/\n            pathType: Prefix\n            backend:\n              service:\n                name: cable-relay-new\n"));
+        assert!(y.contains("path: /cable/push/register\n            pathType: Exact\n            backend:\n              service:\n                name: cable-relay-new\n"));
         assert!(y.contains("secretName: cable-tls"));
         assert!(y.contains("nginx.ingress.kubernetes.io/limit-rps: \"20\"\n"));
         let mut o = opts();

@@ -1,6 +1,8 @@
 //! Three relays with distinct routing ids behind nginx, and behind HAProxy, on loopback,
 //! configured by `cable-lbconf` and `deploy/nginx/cable-locations.conf` exactly as an
-//! operator would deploy them.
+//! operator would deploy them. The relays share one contact key and one VAPID key (made with
+//! the relay's own `gen-contact-key` and `gen-vapid-key`), so a linked phone registered
+//! through the balancer can be contacted through any instance.
 //!
 //! Needs `nginx` and `haproxy` (Debian `nginx-light`, `haproxy`) and a built relay binary:
 //! `CABLE_TUNNEL_SERVER_BIN`, or else `cable-tunnel-server` next to this test's target
@@ -16,8 +18,12 @@ use std::process::Stdio;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use cable_phone::{PhoneIdentity, PushEndpoint};
 use cable_proto::ids::TunnelId;
+use cable_proto::message::ClientPayload;
+use cable_proto::qr::RequestHint;
 use cable_proto::wire::{ROUTING_ID_HEADER, SUBPROTOCOL};
+use cable_transport::{Connector, RelayUrl, TransportError};
 use futures_util::{SinkExt, StreamExt};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -41,6 +47,9 @@ const DRAIN: Duration = Duration::from_secs(4);
 /// Upper bound for any single step; nothing here should come close.
 const STEP: Duration = Duration::from_secs(10);
 const PAIRS: usize = 48;
+/// Contacts of one linked phone through the balancer: enough for round robin to reach every
+/// instance more than once.
+const CONTACTS: usize = 9;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Balancer {
@@ -66,10 +75,11 @@ async fn scenario(kind: Balancer) {
         .tempdir()
         .unwrap();
     let _dump = LogsOnFailure(dir.path().to_owned());
+    let keys = SharedKeys::generate(dir.path());
     let mut relays = Vec::new();
     for (i, rid) in ROUTING_IDS.into_iter().enumerate() {
         let via_entrypoint = i == ROUTING_IDS.len() - 1;
-        relays.push(Relay::start(rid, dir.path(), via_entrypoint).await);
+        relays.push(Relay::start(rid, dir.path(), via_entrypoint, &keys).await);
     }
     // The image's HEALTHCHECK command against a real relay.
     let health = std::process::Command::new("bash")
@@ -105,6 +115,10 @@ async fn scenario(kind: Balancer) {
     );
     assert_eq!(per_rid.iter().sum::<usize>(), PAIRS);
 
+    // 1b. A linked phone: registered through the balancer, contacted through it on every
+    //     instance, joined through it at the instance that created each tunnel.
+    contacts_through_the_balancer(kind, balancer.addr, &relays).await;
+
     // 2. Rejections: unknown routing id at the edge; unknown tunnel and missing subprotocol
     //    at the owner, passed through.
     assert_eq!(
@@ -123,8 +137,13 @@ async fn scenario(kind: Balancer) {
         status_of(&format!("{base}/cable/new/{}", ids.next()), false).await,
         400
     );
+    // A contact without its client payload: the instance's 400, passed on.
     assert_eq!(
         status_of(&format!("{base}/cable/contact/AAAA"), true).await,
+        400
+    );
+    assert_eq!(
+        status_of(&format!("{base}/cable/contact/AA.A"), true).await,
         404
     );
     assert_eq!(status_of(&format!("{base}/cable/new/xyz"), true).await, 404);
@@ -284,15 +303,7 @@ async fn alert_rules_name_real_metrics(admin: SocketAddr) {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("prometheus/cable-relay-alerts.yml"),
     )
     .unwrap();
-    let mut tcp = TcpStream::connect(admin).await.unwrap();
-    tcp.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut body = String::new();
-    timeout(STEP, tcp.read_to_string(&mut body))
-        .await
-        .unwrap()
-        .unwrap();
+    let body = admin_body(admin, "/metrics").await;
     let words = |text: &str, start: &str| -> Vec<String> {
         text.match_indices(start)
             .map(|(i, _)| {
@@ -402,7 +413,12 @@ struct Relay {
 impl Relay {
     /// `via_entrypoint`: start through deploy/docker/entrypoint.sh with only a pod name, so
     /// the routing id is the one the entrypoint derives.
-    async fn start(routing_id: &'static str, dir: &Path, via_entrypoint: bool) -> Self {
+    async fn start(
+        routing_id: &'static str,
+        dir: &Path,
+        via_entrypoint: bool,
+        keys: &SharedKeys,
+    ) -> Self {
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let log = std::fs::File::create(dir.join(format!("relay-{routing_id}.log"))).unwrap();
@@ -411,12 +427,14 @@ impl Relay {
             cmd.arg(entrypoint())
                 .arg(relay_binary())
                 .args(relay_args(None, addr, admin))
+                .args(keys.args())
                 .env("POD_NAME", POD_NAME_OF_LAST)
                 .env_remove("CABLE_RELAY_ROUTING_ID");
             cmd
         } else {
             let mut cmd = Command::new(relay_binary());
-            cmd.args(relay_args(Some(routing_id), addr, admin));
+            cmd.args(relay_args(Some(routing_id), addr, admin))
+                .args(keys.args());
             cmd
         };
         let child = cmd
@@ -496,8 +514,161 @@ fn relay_args(routing_id: Option<&str>, addr: SocketAddr, admin: SocketAddr) -> 
     args
 }
 
+/// The contact and VAPID keys every instance shares, made as an operator makes them.
+struct SharedKeys {
+    contact: PathBuf,
+    vapid: PathBuf,
+}
+
+impl SharedKeys {
+    fn generate(dir: &Path) -> Self {
+        let run = |args: &[&str], file: &str| {
+            let out = std::process::Command::new(relay_binary())
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{args:?}: {out:?}");
+            let path = dir.join(file);
+            std::fs::write(&path, out.stdout).unwrap();
+            path
+        };
+        Self {
+            contact: run(&["gen-contact-key", "--id", "1"], "contact.keys"),
+            vapid: run(&["gen-vapid-key"], "vapid.pem"),
+        }
+    }
+
+    /// The push endpoint of the test is plain http on loopback.
+    fn args(&self) -> Vec<String> {
+        vec![
+            "--contact-key-file".to_owned(),
+            self.contact.display().to_string(),
+            "--vapid-key-file".to_owned(),
+            self.vapid.display().to_string(),
+            "--allow-insecure-push".to_owned(),
+        ]
+    }
+}
+
+/// One phone registers through the balancer and is contacted [`CONTACTS`] times through it:
+/// each contact lands on some instance (all of them, over the run), the push names that
+/// instance's routing id, and the phone's connect through the edge reaches the same tunnel.
+async fn contacts_through_the_balancer(kind: Balancer, addr: SocketAddr, relays: &[Relay]) {
+    let relay = RelayUrl::parse(&format!("ws://{addr}")).unwrap();
+    let connector = Connector::new().unwrap();
+    let phone = PhoneIdentity::from_root_secret([kind as u8 + 7; 32]).unwrap();
+    let mut endpoint = PushEndpoint::bind(([127, 0, 0, 1], 0).into(), phone.push_keys())
+        .await
+        .unwrap();
+    let subscription = phone
+        .push_keys()
+        .subscription_json(&endpoint.url())
+        .unwrap();
+    let deadline = || tokio::time::Instant::now() + STEP;
+    let contact_id = connector
+        .register_push(&relay, &subscription, deadline())
+        .await
+        .unwrap();
+    // Refusals of the register path come from the relay, with its reason, through the edge.
+    match connector.register_push(&relay, "{}", deadline()).await {
+        Err(TransportError::RegistrationRefused { status: 400, .. }) => {}
+        other => panic!("{kind:?}: a bad subscription gave {other:?}"),
+    }
+
+    let mut per_rid = [0usize; 3];
+    for i in 0..CONTACTS {
+        let payload = ClientPayload {
+            link_id: vec![i as u8; 8],
+            client_nonce: [i as u8; 16],
+            hint: RequestHint::GetAssertion,
+        };
+        let (mut computer, echoed) = connector
+            .open_contact(
+                &relay,
+                &contact_id,
+                &hex::encode(payload.to_cbor()),
+                deadline(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{kind:?}: contact {i}: {e}"));
+        assert!(echoed, "{kind:?}: the signal header did not come back");
+        let request = timeout(STEP, endpoint.next())
+            .await
+            .unwrap_or_else(|_| panic!("{kind:?}: contact {i} pushed nothing"))
+            .unwrap();
+        assert_eq!(request.client_payload, payload, "{kind:?}: contact {i}");
+        let rid = request.routing_id.to_hex();
+        per_rid[index_of(&rid)] += 1;
+        let mut phone_side = connector
+            .connect_tunnel(&relay, &request.routing_id, &request.tunnel_id, deadline())
+            .await
+            .unwrap_or_else(|e| panic!("{kind:?}: phone's connect to {rid}: {e}"));
+        assert_eq!(computer.recv(deadline()).await.unwrap(), vec![0]);
+        let hello = format!("contact {i} via {rid}").into_bytes();
+        computer.send(hello.clone(), deadline()).await.unwrap();
+        assert_eq!(phone_side.recv(deadline()).await.unwrap(), hello);
+        phone_side
+            .send(b"answer".to_vec(), deadline())
+            .await
+            .unwrap();
+        assert_eq!(computer.recv(deadline()).await.unwrap(), b"answer");
+        computer.close(deadline()).await.unwrap();
+    }
+    eprintln!("{kind:?}: contacts per instance {per_rid:?}");
+    // A contact id no key opens: 410 Gone from whichever instance, through the edge.
+    let payload = hex::encode(
+        ClientPayload {
+            link_id: vec![1; 8],
+            client_nonce: [1; 16],
+            hint: RequestHint::GetAssertion,
+        }
+        .to_cbor(),
+    );
+    for _ in 0..ROUTING_IDS.len() {
+        match connector
+            .open_contact(&relay, &[1; 120], &payload, deadline())
+            .await
+        {
+            Err(TransportError::Gone) => {}
+            Err(e) => panic!("{kind:?}: a forged contact id gave {e}"),
+            Ok(_) => panic!("{kind:?}: a forged contact id was accepted"),
+        }
+    }
+    assert!(
+        per_rid.iter().all(|&n| n > 0),
+        "{kind:?}: contacts did not reach every instance: {per_rid:?}"
+    );
+    for (r, &n) in relays.iter().zip(&per_rid) {
+        let metrics = admin_body(r.admin, "/metrics").await;
+        let counted = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("cable_relay_contacts_total{outcome=\"ok\"} "))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        assert_eq!(
+            counted,
+            Some(n as f64),
+            "{kind:?}: {} counted other contacts than it served",
+            r.routing_id
+        );
+    }
+}
+
 fn entrypoint() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("docker/entrypoint.sh")
+}
+
+/// The body of a GET on the admin listener.
+async fn admin_body(addr: SocketAddr, path: &str) -> String {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut body = String::new();
+    timeout(STEP, tcp.read_to_string(&mut body))
+        .await
+        .unwrap()
+        .unwrap();
+    body
 }
 
 /// GET on the admin listener; `None` if nothing answers.
