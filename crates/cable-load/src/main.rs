@@ -12,12 +12,21 @@
 //!   latency percentiles and round trips per second.
 //! - `pending`: open phones only and hold them; reports relay RSS per pending tunnel.
 //! - `idle`: set up pairs and hold them idle; reports relay RSS per joined idle pair.
+//! - `contact`: one linked phone contacted `--pairs` times, `--setup-concurrency` at once,
+//!   through a push endpoint in this process (see the `contact` module); reports the time
+//!   from a contact request to the push, to the phone's connect and to the connect signal,
+//!   and relay CPU per contact. The relay needs contact keys and `--allow-insecure-push`.
+//!
+//! `--after-close SECS` (`rtt` mode) closes every pair after the round trips and samples the
+//! relay's RSS for that long: whether the relay gives the memory back.
 //!
 //! Relay RSS and CPU time come from `/proc/<relay pid>` (`--relay-pid`), so the relay can be
 //! judged by its own cost even when the generator shares the machine.
 //!
 //! It deliberately does not speak the caBLE handshake or encryption: the relay forwards opaque
 //! bytes, so random payloads of realistic sizes exercise it the same way.
+
+mod contact;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -56,7 +65,7 @@ struct Args {
     #[arg(long, value_enum, default_value_t = Mode::Rtt)]
     mode: Mode,
 
-    /// Number of tunnels (pairs, or phones in `pending` mode).
+    /// Number of tunnels (pairs, phones in `pending` mode, contacts in `contact` mode).
     #[arg(long, default_value_t = 1000)]
     pairs: usize,
 
@@ -81,7 +90,7 @@ struct Args {
     #[arg(long, default_value_t = 8)]
     sources: u8,
 
-    /// Tunnel setups in progress at once.
+    /// Tunnel setups (or contacts) in progress at once.
     #[arg(long, default_value_t = 64)]
     setup_concurrency: usize,
 
@@ -92,6 +101,12 @@ struct Args {
     /// Seconds to wait after each step before reading RSS (lets the relay settle).
     #[arg(long, default_value_t = 1.0)]
     settle: f64,
+
+    /// `rtt` mode: after the round trips, close every pair and sample the relay's RSS for
+    /// this many seconds (at 0, 1, 2, 5, 10, 20, 30, 45, 60, 90 and 120 s), to see whether
+    /// the relay gives the memory back.
+    #[arg(long, default_value_t = 0)]
+    after_close: u64,
 
     /// Runtime worker threads (1 = single-threaded runtime).
     #[arg(long, default_value_t = 1)]
@@ -104,6 +119,7 @@ enum Mode {
     Rtt,
     Pending,
     Idle,
+    Contact,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +136,8 @@ enum LoadError {
     Proc { pid: u32, source: std::io::Error },
     #[error("unexpected /proc format")]
     ProcFormat,
+    #[error("contact mode: {0}")]
+    Contact(String),
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -163,7 +181,7 @@ struct Target {
     routing_id: RoutingId,
     sources: Vec<IpAddr>,
     config: WebSocketConfig,
-    run_tag: u64,
+    pub(crate) run_tag: u64,
 }
 
 impl Target {
@@ -176,6 +194,16 @@ impl Target {
     }
 
     async fn open(&self, path: &str, source: IpAddr) -> Result<Ws, String> {
+        self.open_with(path, source, &[]).await
+    }
+
+    /// Opens `path` from `source` with extra request headers.
+    async fn open_with(
+        &self,
+        path: &str,
+        source: IpAddr,
+        headers: &[(&'static str, String)],
+    ) -> Result<Ws, String> {
         let mut req = format!("ws://{}{}", self.host, path)
             .into_client_request()
             .map_err(|e| e.to_string())?;
@@ -183,6 +211,10 @@ impl Target {
             "Sec-WebSocket-Protocol",
             HeaderValue::from_static(SUBPROTOCOL),
         );
+        for (name, value) in headers {
+            let value = HeaderValue::from_str(value).map_err(|e| e.to_string())?;
+            req.headers_mut().insert(*name, value);
+        }
         let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
         socket
             .bind(SocketAddr::new(source, 0))
@@ -256,6 +288,12 @@ struct Step {
 }
 
 #[derive(Debug, Serialize)]
+struct Sample {
+    seconds_after_close: u64,
+    relay_rss_kib: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
 struct Report {
     mode: Mode,
     url: String,
@@ -264,7 +302,9 @@ struct Report {
     relay_baseline: Option<Usage>,
     setup: Option<Setup>,
     latency: Option<Latency>,
+    contacts: Option<contact::Contacts>,
     steps: Vec<Step>,
+    after_close: Vec<Sample>,
     relay_final: Option<Usage>,
     errors: Errors,
 }
@@ -456,13 +496,29 @@ async fn run(args: Args) -> Result<Report, LoadError> {
         relay_baseline: baseline,
         setup: None,
         latency: None,
+        contacts: None,
         steps: Vec::new(),
+        after_close: Vec::new(),
         relay_final: None,
         errors: Errors::default(),
     };
     let settle = Duration::from_secs_f64(args.settle.max(0.0));
 
     match args.mode {
+        Mode::Contact => {
+            report.contacts = Some(
+                contact::run(
+                    target.clone(),
+                    shared.clone(),
+                    &args.url,
+                    args.pairs,
+                    args.setup_concurrency,
+                    args.relay_pid,
+                )
+                .await?,
+            );
+            report.relay_final = relay(args.relay_pid)?;
+        }
         Mode::Pending | Mode::Idle => {
             let steps = if args.steps.is_empty() {
                 vec![args.pairs]
@@ -594,6 +650,19 @@ async fn run(args: Args) -> Result<Report, LoadError> {
                     / all.len().max(1) as f64,
             });
             report.relay_final = after;
+            // The drivers have dropped every phone; the relay closes each computer in turn.
+            let started = Instant::now();
+            for at in [0u64, 1, 2, 5, 10, 20, 30, 45, 60, 90, 120] {
+                if args.after_close == 0 || at > args.after_close {
+                    break;
+                }
+                let due = started + Duration::from_secs(at);
+                tokio::time::sleep_until(due.into()).await;
+                report.after_close.push(Sample {
+                    seconds_after_close: at,
+                    relay_rss_kib: relay(args.relay_pid)?.map(|u| u.rss_kib),
+                });
+            }
         }
     }
     let mut errors = match shared.errors.lock() {
@@ -725,6 +794,31 @@ mod tests {
         assert_eq!(latency.inflight, 2);
         assert!(latency.p50_us > 0.0 && latency.p50_us <= latency.max_us);
         assert_eq!(relay.metrics().active(), 6);
+        assert!(report.after_close.is_empty());
+
+        let report = run(args(&[
+            "--url",
+            &url,
+            "--pairs",
+            "2",
+            "--messages",
+            "1",
+            "--settle",
+            "0",
+            "--after-close",
+            "1",
+            "--relay-pid",
+            &pid,
+        ]))
+        .await
+        .unwrap();
+        let at: Vec<u64> = report
+            .after_close
+            .iter()
+            .map(|s| s.seconds_after_close)
+            .collect();
+        assert_eq!(at, vec![0, 1]);
+        assert!(report.after_close.iter().all(|s| s.relay_rss_kib > Some(0)));
 
         let report = run(args(&[
             "--url", &url, "--mode", "pending", "--steps", "2,4", "--settle", "0",
@@ -734,5 +828,59 @@ mod tests {
         assert_eq!(report.steps.len(), 2);
         assert_eq!(report.steps[1].tunnels, 4);
         assert_eq!(report.errors.setup, 0);
+    }
+
+    #[tokio::test]
+    async fn contacts_a_phone_through_an_in_process_relay() {
+        use cable_tunnel_server::contact::ContactKeys;
+        let keys = ContactKeys::parse(
+            "1 0101010101010101010101010101010101010101010101010101010101010101\n",
+        )
+        .unwrap();
+        let mut contact = cable_tunnel_server::ContactConfig::new(
+            keys,
+            cable_tunnel_server::VapidKey::generate(),
+        );
+        contact.allow_insecure_push = true;
+        let relay = cable_tunnel_server::Relay::bind(cable_tunnel_server::RelayConfig {
+            contact: Some(contact),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let url = relay.url();
+        let pid = std::process::id().to_string();
+        let report = run(args(&[
+            "--url",
+            &url,
+            "--mode",
+            "contact",
+            "--pairs",
+            "5",
+            "--setup-concurrency",
+            "2",
+            "--relay-pid",
+            &pid,
+        ]))
+        .await
+        .unwrap();
+        assert_eq!(report.errors.setup, 0, "{:?}", report.errors.first);
+        let contacts = report.contacts.unwrap();
+        assert_eq!(contacts.contacts_ok, 5);
+        assert_eq!(
+            relay
+                .metrics()
+                .contacts(cable_tunnel_server::ContactOutcome::Ok),
+            5
+        );
+
+        // Without contact keys the relay refuses the registration, and the report says so.
+        let plain = cable_tunnel_server::Relay::bind(cable_tunnel_server::RelayConfig::default())
+            .await
+            .unwrap();
+        let err = run(args(&["--url", &plain.url(), "--mode", "contact"]))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("--allow-insecure-push"), "{err}");
     }
 }
