@@ -45,8 +45,8 @@ load() {
         | tee "$out/$name.json"
 }
 
-pairs_list=("${@:-1000 9990}")
-for pairs in ${pairs_list[@]}; do
+if [ "$#" -gt 0 ]; then pairs_list=("$@"); else pairs_list=(1000 9990); fi
+for pairs in "${pairs_list[@]}"; do
     # Setup rate, relay CPU per pair, RTT with a single round trip in flight (pairs served
     # round-robin, every pair connected).
     start_relay

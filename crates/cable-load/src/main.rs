@@ -12,6 +12,9 @@
 //!   latency percentiles and round trips per second.
 //! - `pending`: open phones only and hold them; reports relay RSS per pending tunnel.
 //! - `idle`: set up pairs and hold them idle; reports relay RSS per joined idle pair.
+//! - `soak`: `--pairs` pairs at once, some aborted, stalled or slow (see the `soak` module),
+//!   then a verdict: no message lost or reordered, every close as documented, the relay's
+//!   gauges and file descriptors back to their baseline. Exits 1 if any check fails.
 //! - `contact`: one linked phone contacted `--pairs` times, `--setup-concurrency` at once,
 //!   through a push endpoint in this process (see the `contact` module); reports the time
 //!   from a contact request to the push, to the phone's connect and to the connect signal,
@@ -27,6 +30,7 @@
 //! bytes, so random payloads of realistic sizes exercise it the same way.
 
 mod contact;
+mod soak;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -108,6 +112,22 @@ struct Args {
     #[arg(long, default_value_t = 0)]
     after_close: u64,
 
+    /// `soak` mode: fraction of pairs that abort halfway (TCP reset or FIN, phone or computer).
+    #[arg(long, default_value_t = 0.2)]
+    abort_fraction: f64,
+
+    /// `soak` mode: fraction of pairs whose computer stops reading while the phone sends.
+    #[arg(long, default_value_t = 0.02)]
+    stall_fraction: f64,
+
+    /// `soak` mode: fraction of pairs whose phone writes its frames a few bytes at a time.
+    #[arg(long, default_value_t = 0.02)]
+    slow_fraction: f64,
+
+    /// The relay's admin listener (host:port), for its connection and tunnel gauges.
+    #[arg(long)]
+    admin: Option<SocketAddr>,
+
     /// Runtime worker threads (1 = single-threaded runtime).
     #[arg(long, default_value_t = 1)]
     threads: usize,
@@ -120,6 +140,7 @@ enum Mode {
     Pending,
     Idle,
     Contact,
+    Soak,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +159,8 @@ enum LoadError {
     ProcFormat,
     #[error("contact mode: {0}")]
     Contact(String),
+    #[error("cannot read the metrics of the admin listener {0}: {1}")]
+    Admin(SocketAddr, std::io::Error),
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
@@ -303,6 +326,7 @@ struct Report {
     setup: Option<Setup>,
     latency: Option<Latency>,
     contacts: Option<contact::Contacts>,
+    soak: Option<soak::Soak>,
     steps: Vec<Step>,
     after_close: Vec<Sample>,
     relay_final: Option<Usage>,
@@ -497,6 +521,7 @@ async fn run(args: Args) -> Result<Report, LoadError> {
         setup: None,
         latency: None,
         contacts: None,
+        soak: None,
         steps: Vec::new(),
         after_close: Vec::new(),
         relay_final: None,
@@ -505,6 +530,21 @@ async fn run(args: Args) -> Result<Report, LoadError> {
     let settle = Duration::from_secs_f64(args.settle.max(0.0));
 
     match args.mode {
+        Mode::Soak => {
+            let settings = soak::Settings {
+                pairs: args.pairs,
+                rounds: args.messages,
+                size: args.size.max(8),
+                abort: args.abort_fraction,
+                stall: args.stall_fraction,
+                slow: args.slow_fraction,
+                concurrency: args.setup_concurrency,
+                admin: args.admin,
+                relay_pid: args.relay_pid,
+            };
+            report.soak = Some(soak::run(target.clone(), settings).await?);
+            report.relay_final = relay(args.relay_pid)?;
+        }
         Mode::Contact => {
             report.contacts = Some(
                 contact::run(
@@ -693,6 +733,10 @@ fn main() -> std::process::ExitCode {
         Ok(report) => match serde_json::to_string_pretty(&report) {
             Ok(json) => {
                 println!("{json}");
+                if report.soak.as_ref().is_some_and(|s| !s.passed) {
+                    eprintln!("cable-load: the soak failed; see \"problems\" in the report");
+                    return std::process::ExitCode::FAILURE;
+                }
                 std::process::ExitCode::SUCCESS
             }
             Err(e) => {
@@ -828,6 +872,65 @@ mod tests {
         assert_eq!(report.steps.len(), 2);
         assert_eq!(report.steps[1].tunnels, 4);
         assert_eq!(report.errors.setup, 0);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn soaks_an_in_process_relay_and_finds_it_clean() {
+        let relay = cable_tunnel_server::Relay::bind(cable_tunnel_server::RelayConfig {
+            admin_listen: Some("127.0.0.1:0".parse().unwrap()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let admin = relay.admin_addr().unwrap().to_string();
+        let url = relay.url();
+        let report = run(args(&[
+            "--url",
+            &url,
+            "--mode",
+            "soak",
+            "--pairs",
+            "60",
+            "--messages",
+            "4",
+            "--size",
+            "300",
+            "--abort-fraction",
+            "0.3",
+            "--stall-fraction",
+            "0.1",
+            "--slow-fraction",
+            "0.1",
+            "--admin",
+            &admin,
+        ]))
+        .await
+        .unwrap();
+        let soak = report.soak.unwrap();
+        assert!(soak.passed, "{soak:#?}");
+        assert_eq!(soak.pairs_set_up, 60);
+
+        // A relay that cuts every pair (messages above its limit) fails the soak.
+        let mut config = cable_tunnel_server::RelayConfig::default();
+        config.limits.max_message_size = 100;
+        let strict = cable_tunnel_server::Relay::bind(config).await.unwrap();
+        let report = run(args(&[
+            "--url",
+            &strict.url(),
+            "--mode",
+            "soak",
+            "--pairs",
+            "10",
+            "--messages",
+            "2",
+            "--size",
+            "300",
+        ]))
+        .await
+        .unwrap();
+        let soak = report.soak.unwrap();
+        assert!(!soak.passed, "{soak:#?}");
+        assert!(!soak.problems.is_empty());
     }
 
     #[tokio::test]
