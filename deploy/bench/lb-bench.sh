@@ -5,8 +5,9 @@
 #
 # Relays and nginx (one worker) share CPU 0; the load driver runs on CPU 1, so the figure
 # is bounded by one core serving the balancer and every relay. DIRECT=1 skips nginx (the
-# driver talks to the one relay directly) for a baseline. CABLE_LOAD=1 with N=1 also runs
-# crates/cable-load against the balancer. Prints JSON lines. Ports: BASE_PORT (20000)
+# driver talks to the one relay directly) for a baseline. CABLE_LOAD=1 also runs
+# crates/cable-load against the balancer (it joins at the routing id each phone received, so
+# it drives every instance; its relay CPU figures are those of the first instance only). Prints JSON lines. Ports: BASE_PORT (20000)
 # upwards, below the ephemeral range. PRIO prefixes the relays, nginx and the driver (e.g.
 # PRIO="chrt -f 10", as in tunnel-server/bench/relay-bench.sh, on a machine shared with
 # other work).
@@ -84,7 +85,7 @@ fi
 
 "${prio[@]}" taskset -c 1 "$target/release/examples/lb_pairs" --url "$url" --pairs "$pairs" \
     --concurrency "$conc" "${watch[@]}"
-if [ "${CABLE_LOAD:-0}" = 1 ] && [ "$n" = 1 ]; then
-    "${prio[@]}" taskset -c 1 "$target/release/cable-load" --url "$url" --routing-id 000000 --mode rtt \
+if [ "${CABLE_LOAD:-0}" = 1 ]; then
+    "${prio[@]}" taskset -c 1 "$target/release/cable-load" --url "$url" --mode rtt \
         --pairs 1000 --messages 10 --relay-pid "${pids[0]}"
 fi

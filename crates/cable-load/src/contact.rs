@@ -200,10 +200,10 @@ async fn one(target: &Target, waiting: &Waiting, path: &str, i: usize) -> Result
         (CLIENT_PAYLOAD_HEADER, hex::encode(payload.to_cbor())),
         (SIGNAL_CONNECTION_HEADER, "true".to_owned()),
     ];
-    let mut computer = target.open_with(path, source, &headers).await?;
+    let (mut computer, _) = target.open_with(path, source, &headers).await?;
     let (request, pushed_at) = rx.await.map_err(|_| "push endpoint stopped".to_owned())?;
     let phone_source = target.sources[(i + 1) % target.sources.len()];
-    let phone = target
+    let (phone, _) = target
         .open_with(
             &connect_path(&request.routing_id, &request.tunnel_id),
             phone_source,

@@ -61,7 +61,9 @@ struct Args {
     #[arg(long, default_value = "ws://127.0.0.1:8080")]
     url: String,
 
-    /// The relay's routing id (6 hex digits).
+    /// Routing id to join at when the relay's answer to a phone names none (6 hex digits).
+    /// Normally each computer joins at the routing id its phone received in
+    /// `X-caBLE-Routing-ID`, so several instances behind a balancer can be driven at once.
     #[arg(long, default_value = "000000")]
     routing_id: String,
 
@@ -217,16 +219,17 @@ impl Target {
     }
 
     async fn open(&self, path: &str, source: IpAddr) -> Result<Ws, String> {
-        self.open_with(path, source, &[]).await
+        Ok(self.open_with(path, source, &[]).await?.0)
     }
 
-    /// Opens `path` from `source` with extra request headers.
+    /// Opens `path` from `source` with extra request headers; returns the connection and
+    /// the routing id the relay announced, if any.
     async fn open_with(
         &self,
         path: &str,
         source: IpAddr,
         headers: &[(&'static str, String)],
-    ) -> Result<Ws, String> {
+    ) -> Result<(Ws, Option<RoutingId>), String> {
         let mut req = format!("ws://{}{}", self.host, path)
             .into_client_request()
             .map_err(|e| e.to_string())?;
@@ -247,27 +250,45 @@ impl Target {
             .await
             .map_err(|e| format!("connect: {e}"))?;
         tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-        let (ws, _) = tokio_tungstenite::client_async_with_config(req, tcp, Some(self.config))
-            .await
-            .map_err(|e| match e {
-                tokio_tungstenite::tungstenite::Error::Http(r) => {
-                    format!("HTTP {}", r.status().as_u16())
-                }
-                other => other.to_string(),
-            })?;
-        Ok(ws)
+        let (ws, response) =
+            tokio_tungstenite::client_async_with_config(req, tcp, Some(self.config))
+                .await
+                .map_err(|e| match e {
+                    tokio_tungstenite::tungstenite::Error::Http(r) => {
+                        format!("HTTP {}", r.status().as_u16())
+                    }
+                    other => other.to_string(),
+                })?;
+        Ok((ws, announced_routing_id(response.headers())))
     }
 
-    async fn phone(&self, i: usize) -> Result<Ws, String> {
+    /// The phone of pair `i`, and the routing id its computer must join at.
+    async fn phone(&self, i: usize) -> Result<(Ws, RoutingId), String> {
         let source = self.sources[i % self.sources.len()];
-        self.open(&new_path(&self.tunnel_id(i)), source).await
+        let (ws, rid) = self
+            .open_with(&new_path(&self.tunnel_id(i)), source, &[])
+            .await?;
+        Ok((ws, rid.unwrap_or(self.routing_id)))
     }
 
-    async fn computer(&self, i: usize) -> Result<Ws, String> {
+    async fn computer(&self, i: usize, routing_id: &RoutingId) -> Result<Ws, String> {
         let source = self.sources[(i + 1) % self.sources.len()];
-        self.open(&connect_path(&self.routing_id, &self.tunnel_id(i)), source)
+        self.open(&connect_path(routing_id, &self.tunnel_id(i)), source)
             .await
     }
+}
+
+/// The routing id in a relay's `X-caBLE-Routing-ID` answer header, if it names exactly one
+/// valid id.
+fn announced_routing_id(
+    headers: &tokio_tungstenite::tungstenite::http::HeaderMap,
+) -> Option<RoutingId> {
+    let mut values = headers.get_all(cable_proto::wire::ROUTING_ID_HEADER).iter();
+    let only = values.next()?;
+    if values.next().is_some() {
+        return None;
+    }
+    RoutingId::from_hex(only.to_str().ok()?).ok()
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -407,7 +428,7 @@ async fn open_range(
         let shared = shared.clone();
         tasks.push(tokio::spawn(async move {
             let _permit = permit;
-            let phone = match target.phone(i).await {
+            let (phone, routing_id) = match target.phone(i).await {
                 Ok(p) => p,
                 Err(e) => {
                     shared.setup_error(format!("new #{i}: {e}"));
@@ -417,7 +438,7 @@ async fn open_range(
             if !with_computer {
                 return Some((phone, None));
             }
-            match target.computer(i).await {
+            match target.computer(i, &routing_id).await {
                 Ok(c) => Some((phone, Some(c))),
                 Err(e) => {
                     shared.setup_error(format!("connect #{i}: {e}"));
@@ -872,6 +893,39 @@ mod tests {
         assert_eq!(report.steps.len(), 2);
         assert_eq!(report.steps[1].tunnels, 4);
         assert_eq!(report.errors.setup, 0);
+    }
+
+    /// Computers join at the routing id their phone was given, not at `--routing-id`: what
+    /// lets one run drive several instances behind a balancer.
+    #[tokio::test]
+    async fn follows_the_routing_id_the_relay_announces() {
+        let relay = cable_tunnel_server::Relay::bind(cable_tunnel_server::RelayConfig {
+            routing_id: RoutingId::from_hex("0a0b0c").unwrap(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+        let url = relay.url();
+        for mode in ["rtt", "soak"] {
+            let report = run(args(&[
+                "--url",
+                &url,
+                "--mode",
+                mode,
+                "--pairs",
+                "4",
+                "--messages",
+                "2",
+                "--settle",
+                "0",
+            ]))
+            .await
+            .unwrap();
+            assert_eq!(report.errors.setup, 0, "{mode}: {:?}", report.errors.first);
+            if let Some(soak) = report.soak {
+                assert!(soak.passed, "{soak:#?}");
+            }
+        }
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -25,6 +25,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use cable_proto::domain::{connect_path, new_path};
+use cable_proto::ids::RoutingId;
 use cable_proto::wire::SUBPROTOCOL;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
@@ -220,7 +221,7 @@ pub(crate) async fn run(target: Arc<Target>, settings: Settings) -> Result<Soak,
         let target = target.clone();
         setups.push(tokio::spawn(async move {
             let _permit = permit;
-            let phone = open(
+            let (phone, announced) = open(
                 &target,
                 &new_path(&target.tunnel_id(i)),
                 i,
@@ -228,9 +229,10 @@ pub(crate) async fn run(target: Arc<Target>, settings: Settings) -> Result<Soak,
             )
             .await
             .map_err(|e| format!("new #{i}: {e}"))?;
-            let computer = open(
+            let routing_id = announced.unwrap_or(target.routing_id);
+            let (computer, _) = open(
                 &target,
-                &connect_path(&target.routing_id, &target.tunnel_id(i)),
+                &connect_path(&routing_id, &target.tunnel_id(i)),
                 i + 1,
                 false,
             )
@@ -327,7 +329,12 @@ pub(crate) async fn run(target: Arc<Target>, settings: Settings) -> Result<Soak,
     })
 }
 
-async fn open(target: &Target, path: &str, source: usize, slow: bool) -> Result<Ws, String> {
+async fn open(
+    target: &Target,
+    path: &str,
+    source: usize,
+    slow: bool,
+) -> Result<(Ws, Option<RoutingId>), String> {
     let source: IpAddr = target.sources[source % target.sources.len()];
     let mut req = format!("ws://{}{}", target.host, path)
         .into_client_request()
@@ -350,10 +357,11 @@ async fn open(target: &Target, path: &str, source: usize, slow: bool) -> Result<
         slow,
         pause: None,
     };
-    let (ws, _) = tokio_tungstenite::client_async_with_config(req, stream, Some(target.config))
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(ws)
+    let (ws, response) =
+        tokio_tungstenite::client_async_with_config(req, stream, Some(target.config))
+            .await
+            .map_err(|e| e.to_string())?;
+    Ok((ws, crate::announced_routing_id(response.headers())))
 }
 
 /// Message `seq` of pair `i`: its numbers first, then filler derived from both.
