@@ -89,6 +89,7 @@
 mod admin;
 mod config;
 pub mod contact;
+pub mod domain_names;
 mod error;
 mod handshake;
 mod metrics;

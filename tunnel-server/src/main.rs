@@ -206,6 +206,38 @@ enum Command {
     /// Print a new VAPID private key (PEM PKCS#8) for --vapid-key-file; the public key
     /// (the phones' applicationServerKey) goes to stderr.
     GenVapidKey,
+    /// Choose the host name of a self-hosted relay. Phones name relays by a domain id, and
+    /// ids from 256 up stand for hashed names (`cable.<hash>.<tld>`) that the operator must
+    /// register: list candidates, find the id of a name, print what to set up.
+    #[command(subcommand)]
+    Domain(DomainCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum DomainCommand {
+    /// List domain ids and their host names, from --start upwards.
+    List {
+        /// First id (hashed names start at 256).
+        #[arg(long, default_value_t = 256)]
+        start: u16,
+        /// How many to list.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+        /// Only names under these top-level domains (com, org, net, info); repeatable.
+        #[arg(long)]
+        tld: Vec<String>,
+    },
+    /// Print the domain id of a host name (`cable.<hash>.<tld>`, or an assigned one).
+    Find {
+        /// The host name.
+        host: String,
+    },
+    /// Print the domain to register, the DNS record, the certificate name and the phone's
+    /// flags for an id or a host name.
+    Setup {
+        /// Domain id (256–65535) or host name.
+        id_or_host: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -276,9 +308,10 @@ fn contact_config(args: &Args) -> Result<Option<ContactConfig>, RelayError> {
     Ok(Some(contact))
 }
 
-/// Runs a key-generating subcommand.
+/// Runs a key-generating or domain subcommand.
 fn generate(command: &Command) -> ExitCode {
     match command {
+        Command::Domain(query) => domain(query),
         Command::GenContactKey { id } => {
             println!(
                 "{}",
@@ -313,6 +346,30 @@ const DEPENDENCY_LEVEL: LevelFilter = LevelFilter::WARN;
 
 /// Rewrites a user's filter so that bare levels apply to `OWN_TARGETS` only; directives that
 /// name a target or a span are kept as written.
+fn domain(query: &DomainCommand) -> ExitCode {
+    use cable_tunnel_server::domain_names;
+    let result = match query {
+        DomainCommand::List { start, limit, tld } => {
+            domain_names::list(*start, *limit, tld).map(|names| {
+                for n in names {
+                    println!("{:>5}  {}", n.id, n.host);
+                }
+            })
+        }
+        DomainCommand::Find { host } => domain_names::resolve(host).map(|n| println!("{}", n.id)),
+        DomainCommand::Setup { id_or_host } => {
+            domain_names::resolve(id_or_host).map(|n| print!("{n}"))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cable-tunnel-server: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 fn log_directives(spec: &str) -> String {
     let mut own_level = None;
     let mut named = Vec::new();
