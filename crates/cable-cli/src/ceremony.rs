@@ -176,12 +176,35 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(CliError::Runtime)
 }
 
-async fn config(common: &CommonArgs) -> Result<CeremonyConfig, CliError> {
+/// `--relay`, checked before anything is shown: a plaintext relay is only for loopback, and
+/// finding that out after the phone has scanned would waste the person's scan.
+fn relay_override(common: &CommonArgs) -> Result<Option<RelayUrl>, CliError> {
+    let Some(text) = &common.relay else {
+        return Ok(None);
+    };
+    let relay = RelayUrl::parse(text).map_err(CliError::BadRelay)?;
+    if !relay.is_secure() && !relay.is_loopback() {
+        return Err(CliError::BadRelay(
+            cable_transport::TransportError::PlaintextNotAllowed {
+                host: relay.host().to_owned(),
+            },
+        ));
+    }
+    Ok(Some(relay))
+}
+
+/// `--rp-id` and `--user` are refused empty, naming the flag.
+fn non_empty(flag: &'static str, value: Option<&String>) -> Result<(), CliError> {
+    match value {
+        Some(v) if v.trim().is_empty() => Err(CliError::EmptyFlag { flag }),
+        _ => Ok(()),
+    }
+}
+
+async fn config(common: &CommonArgs, relay: Option<RelayUrl>) -> Result<CeremonyConfig, CliError> {
     let scanner = common.ble.scanner(&common.adapter).await?;
     let mut config = CeremonyConfig::new(scanner)?;
-    if let Some(relay) = &common.relay {
-        config.relay_override = Some(RelayUrl::parse(relay).map_err(CliError::BadRelay)?);
-    }
+    config.relay_override = relay;
     config.deadlines.scan = Duration::from_secs(common.scan_timeout);
     if !common.no_link {
         config.linked_phones = Some(common.store.open()?);
@@ -263,6 +286,8 @@ fn cancel_on_ctrl_c() -> CancellationToken {
 
 /// `cable register`.
 pub fn register(args: &RegisterArgs) -> Result<(), CliError> {
+    non_empty("--rp-id", args.rp_id.as_ref())?;
+    non_empty("--user", args.user.as_ref())?;
     let json = match (&args.options, &args.rp_id, &args.user) {
         (Some(path), _, _) => read_options(path)?,
         (None, Some(rp_id), Some(user)) => creation_options(
@@ -283,6 +308,7 @@ pub fn register(args: &RegisterArgs) -> Result<(), CliError> {
 
 /// `cable login`.
 pub fn login(args: &LoginArgs) -> Result<(), CliError> {
+    non_empty("--rp-id", args.rp_id.as_ref())?;
     let json = match (&args.options, &args.rp_id) {
         (Some(path), _) => read_options(path)?,
         (None, Some(rp_id)) => {
@@ -326,13 +352,14 @@ fn run<R: CeremonyRequest + 'static>(
     request: R,
     to_json: impl FnOnce(&R::Response) -> serde_json::Value,
 ) -> Result<(), CliError> {
-    // An unknown phone name is bad input: say so before Bluetooth is touched.
+    // An unknown phone name or a bad relay is bad input: say so before Bluetooth is touched.
+    let relay = relay_override(common)?;
     let linked = match &common.phone {
         Some(name) => Some(common.store.open()?.get(name)?),
         None => None,
     };
     runtime()?.block_on(async {
-        let config = config(common).await?;
+        let config = config(common, relay).await?;
         if let Some(phone) = linked {
             return run_linked(common, config, request, phone, to_json).await;
         }

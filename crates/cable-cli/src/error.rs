@@ -43,6 +43,8 @@ pub enum CliError {
     BadPhoneName { len: usize },
     #[error("--options or --rp-id is required")]
     MissingRpId,
+    #[error("{flag} must not be empty")]
+    EmptyFlag { flag: &'static str },
     /// The origin defaults to `https://<rp id>`; options without an RP id leave nothing to
     /// default to.
     #[error("the options name no relying party id: pass --origin")]
@@ -120,6 +122,7 @@ impl CliError {
             | CliError::BadRelay(_)
             | CliError::Read { .. }
             | CliError::MissingRpId
+            | CliError::EmptyFlag { .. }
             | CliError::MissingOrigin
             | CliError::BadContactId
             | CliError::NoPhoneIdentity

@@ -52,9 +52,10 @@ pub struct QrArgs {
     pub out: Option<PathBuf>,
 }
 
-/// Whether the terminal rendering may use colour escapes (NO_COLOR, https://no-color.org).
-pub fn terminal_style() -> TerminalStyle {
-    if std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
+/// Whether the terminal rendering may use colour escapes: only on a terminal, and not with
+/// NO_COLOR (https://no-color.org). Pipes and files get plain text.
+pub fn terminal_style(to_terminal: bool) -> TerminalStyle {
+    if !to_terminal || std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()) {
         TerminalStyle::Plain
     } else {
         TerminalStyle::Ansi
@@ -73,7 +74,13 @@ pub fn run(args: &QrArgs) -> Result<(), CliError> {
     let rendered = Rendered::new(&uri)?;
     let (bytes, binary): (Vec<u8>, Option<&'static str>) = match args.format {
         Format::Terminal => (
-            format!("{}{uri}\n", rendered.terminal(terminal_style())).into_bytes(),
+            format!(
+                "{}{uri}\n",
+                rendered.terminal(terminal_style(
+                    args.out.is_none() && std::io::stdout().is_terminal(),
+                ))
+            )
+            .into_bytes(),
             None,
         ),
         Format::Png => (rendered.png(8)?, Some("PNG")),

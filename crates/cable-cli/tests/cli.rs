@@ -92,6 +92,55 @@ fn qr_output_files_are_private() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A QR code written into a pipe or a file carries no colour escapes.
+#[test]
+fn qr_text_in_pipes_is_plain() {
+    let o = cable(&["qr"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!o.stdout.contains(&0x1b), "ANSI escapes in a pipe");
+    assert!(stdout(&o).contains("FIDO:/"));
+}
+
+/// Bad relays and empty flags are refused at start, as bad input naming the problem, before
+/// Bluetooth is touched or a QR code is shown.
+#[test]
+fn bad_input_is_refused_before_bluetooth() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &[
+                "register",
+                "--relay",
+                "ws://relay.example.com",
+                "--rp-id",
+                "example.com",
+                "--user",
+                "ada",
+            ],
+            "relay.example.com",
+        ),
+        (
+            &["login", "--relay", "not a url", "--rp-id", "example.com"],
+            "relay",
+        ),
+        (
+            &["register", "--rp-id", "", "--user", "ada"],
+            "--rp-id must not be empty",
+        ),
+        (
+            &["register", "--rp-id", "example.com", "--user", " "],
+            "--user must not be empty",
+        ),
+    ];
+    for (args, expected) in cases {
+        let o = cable(args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(expected), "{args:?}: {err}");
+        assert!(!err.contains("Bluetooth"), "{args:?}: {err}");
+        assert!(o.stdout.is_empty(), "{args:?}: a QR code was shown");
+    }
+}
+
 #[test]
 fn inspect_qr_vector() {
     let v = vectors();
