@@ -65,6 +65,19 @@ pub enum ConfigError {
         /// The address both name.
         address: String,
     },
+    /// Two instances' hosts name the same per-pod Service (Kubernetes output): one Service
+    /// selects one pod, which owns one routing id, so one of the two could never be reached.
+    #[error(
+        "instances with routing ids {first} and {second} both name the per-pod Service {service}"
+    )]
+    DuplicateService {
+        /// The Service name (the lower-cased host).
+        service: String,
+        /// The routing id of the first instance naming it.
+        first: String,
+        /// The routing id of the second.
+        second: String,
+    },
     /// The list names no instance.
     #[error("no instances given")]
     Empty,

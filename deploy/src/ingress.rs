@@ -97,8 +97,7 @@ pub fn render(instances: &Instances, opts: &IngressOptions) -> Result<String, Co
     ] {
         path(&mut out, prefix, kind, &opts.new_service, opts.service_port);
     }
-    for inst in instances.iter() {
-        let service = service_name(inst)?;
+    for (inst, service) in instances.iter().zip(service_names(instances)?) {
         let lower = map_key(&inst.routing_id);
         let upper = inst.routing_id.to_hex();
         path(
@@ -135,8 +134,7 @@ pub fn render_pod_services(
          # One Service per relay pod, for /cable/connect/<routing id>/ routes.\n",
         instances.len()
     );
-    for inst in instances.iter() {
-        let service = service_name(inst)?;
+    for (inst, service) in instances.iter().zip(service_names(instances)?) {
         let _ = write!(
             out,
             "---\n\
@@ -172,6 +170,26 @@ fn service_name(inst: &crate::Instance) -> Result<String, ConfigError> {
             got: other.to_string(),
         }),
     }
+}
+
+/// Every instance's per-pod Service name, in order; two instances may not share one (their
+/// hosts differing only in case or port would otherwise both route to a single pod).
+fn service_names(instances: &Instances) -> Result<Vec<String>, ConfigError> {
+    let mut seen = std::collections::HashMap::new();
+    instances
+        .iter()
+        .map(|inst| {
+            let service = service_name(inst)?;
+            if let Some(first) = seen.insert(service.clone(), map_key(&inst.routing_id)) {
+                return Err(ConfigError::DuplicateService {
+                    service,
+                    first,
+                    second: map_key(&inst.routing_id),
+                });
+            }
+            Ok(service)
+        })
+        .collect()
 }
 
 fn path(out: &mut String, prefix: &str, kind: &str, service: &str, port: u16) {
@@ -249,6 +267,28 @@ mod tests {
         assert!(render_pod_services(&list, "Bad Label", 8080).is_err());
         let ip = Instances::parse("100000=10.0.0.1:8080").unwrap();
         assert!(render_pod_services(&ip, "cable-relay", 8080).is_err());
+    }
+
+    #[test]
+    fn refuses_two_instances_on_one_service() {
+        // Found by fuzz/deploy_instances: distinct addresses, one Service (and one pod).
+        for text in [
+            "000000=cable-relay-1:8080\n00000a=cable-relay-1:8082\n",
+            "000000=cable-relay-1:8080\n00000a=Cable-Relay-1:8082\n",
+        ] {
+            let list = Instances::parse(text).unwrap();
+            let dup = || ConfigError::DuplicateService {
+                service: "cable-relay-1".into(),
+                first: "000000".into(),
+                second: "00000a".into(),
+            };
+            assert_eq!(render(&list, &opts()), Err(dup()), "{text}");
+            assert_eq!(
+                render_pod_services(&list, "cable-relay", 8080),
+                Err(dup()),
+                "{text}"
+            );
+        }
     }
 
     #[test]

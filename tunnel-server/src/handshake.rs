@@ -31,8 +31,9 @@ pub(crate) const MAX_CLIENT_PAYLOAD_HEX: usize = 2 * cable_proto::push::MAX_CLIE
 /// Why a request was refused: the reason it is counted and answered by, and for a malformed
 /// path which part was wrong (shown to the client and logged; it never holds the path itself,
 /// which may carry a tunnel id).
+#[doc(hidden)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Refusal {
+pub struct Refusal {
     pub(crate) reason: RejectReason,
     pub(crate) path_error: Option<TunnelPathErrorKind>,
     /// What was wrong with a registration body.
@@ -62,8 +63,27 @@ impl From<RegisterError> for Refusal {
 }
 
 impl Refusal {
+    /// The reason the request is counted and answered by.
+    #[doc(hidden)]
+    pub fn reason(&self) -> RejectReason {
+        self.reason
+    }
+
+    /// For a malformed tunnel path, which part was wrong.
+    #[doc(hidden)]
+    pub fn path_error(&self) -> Option<TunnelPathErrorKind> {
+        self.path_error
+    }
+
+    /// For a refused registration, what was wrong with it.
+    #[doc(hidden)]
+    pub fn register_error(&self) -> Option<RegisterError> {
+        self.register_error
+    }
+
     /// One line for the answer's body, if there is more to say than the status.
-    fn detail(&self) -> Option<String> {
+    #[doc(hidden)]
+    pub fn detail(&self) -> Option<String> {
         if let Some(e) = self.register_error {
             return Some(format!("{e}\n"));
         }
@@ -102,17 +122,44 @@ pub(crate) struct UpgradeRequest {
 }
 
 /// What `validate` found in a request head.
-enum Head {
+#[doc(hidden)]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Head {
+    /// A WebSocket upgrade to a tunnel path.
     Upgrade {
+        /// The routed path.
         path: TunnelPath,
+        /// `Sec-WebSocket-Key`.
         key: String,
+        /// `contact` only: the decoded `X-caBLE-Client-Payload`.
         client_payload: Option<Vec<u8>>,
+        /// `contact` only: `X-caBLE-Signal-Connection: true` was sent.
         signal: bool,
     },
+    /// `POST /cable/push/register`.
     Register {
+        /// The `Content-Length` (at most [`MAX_REGISTER_BODY`]).
         length: usize,
+        /// `Expect: 100-continue` was sent.
         expect_continue: bool,
     },
+}
+
+/// Parses and validates a request head at the start of `buf`: `Ok(None)` while it is
+/// incomplete, else what the request routes to and the head's length in bytes. What
+/// [`read_request`] runs on every read; public (hidden) for the fuzz targets.
+#[doc(hidden)]
+pub fn parse_head(buf: &[u8], routing_id: RoutingId) -> Result<Option<(Head, usize)>, Refusal> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut headers);
+    match req.parse(buf) {
+        Ok(httparse::Status::Partial) => Ok(None),
+        Ok(httparse::Status::Complete(head_len)) => {
+            Ok(Some((validate(&req, routing_id)?, head_len)))
+        }
+        Err(httparse::Error::TooManyHeaders) => Err(RejectReason::HeadTooLarge.into()),
+        Err(_) => Err(RejectReason::MalformedRequest.into()),
+    }
 }
 
 /// Reads the request head (bounded by `max_head` bytes) and validates it; for a registration
@@ -135,37 +182,30 @@ pub(crate) async fn read_request(
             Ok(n) => n,
         };
         buf.truncate(start + n);
-        let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&buf) {
-            Ok(httparse::Status::Partial) => continue,
-            Ok(httparse::Status::Complete(head_len)) => {
-                let head = validate(&req, routing_id)?;
-                let tail = buf.get(head_len..).map(<[u8]>::to_vec).unwrap_or_default();
-                return match head {
-                    Head::Upgrade {
-                        path,
-                        key,
-                        client_payload,
-                        signal,
-                    } => Ok(Request::Upgrade(UpgradeRequest {
-                        path,
-                        key,
-                        tail,
-                        client_payload,
-                        signal,
-                    })),
-                    Head::Register {
-                        length,
-                        expect_continue,
-                    } => read_body(stream, tail, length, expect_continue)
-                        .await
-                        .map(Request::Register),
-                };
-            }
-            Err(httparse::Error::TooManyHeaders) => return Err(RejectReason::HeadTooLarge.into()),
-            Err(_) => return Err(RejectReason::MalformedRequest.into()),
-        }
+        let Some((head, head_len)) = parse_head(&buf, routing_id)? else {
+            continue;
+        };
+        let tail = buf.get(head_len..).map(<[u8]>::to_vec).unwrap_or_default();
+        return match head {
+            Head::Upgrade {
+                path,
+                key,
+                client_payload,
+                signal,
+            } => Ok(Request::Upgrade(UpgradeRequest {
+                path,
+                key,
+                tail,
+                client_payload,
+                signal,
+            })),
+            Head::Register {
+                length,
+                expect_continue,
+            } => read_body(stream, tail, length, expect_continue)
+                .await
+                .map(Request::Register),
+        };
     }
 }
 

@@ -116,3 +116,9 @@ pub use metrics::{CloseReason, ContactOutcome, Metrics, RejectReason};
 pub use server::{Relay, RelayHandle, RunningRelay};
 pub use tls::server_config_from_pem;
 pub use webpush::{PushFailure, VapidKey};
+
+/// The request-head parser and router, for the fuzz targets; not a supported API.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::handshake::{parse_head, Head, Refusal};
+}

@@ -293,6 +293,26 @@ impl Initiator {
         read_empty(&mut self.state, msg2)?;
         finish(self.state, true)
     }
+
+    /// As [`Initiator::finish`], but a reply that does not complete the handshake hands the
+    /// initiator back unchanged, so the next reply can be tried on it: snow restores its
+    /// symmetric state when `read_message` fails, and everything else a failed read touches
+    /// (the peer's ephemeral) is overwritten by the next read. Only for the fuzz targets,
+    /// where building an initiator per input (P-256 multiplications) would dominate; no
+    /// protocol lets a peer retry a handshake message.
+    #[cfg(any(test, feature = "fuzzing"))]
+    #[doc(hidden)]
+    pub fn try_finish(
+        mut self,
+        msg2: &[u8],
+    ) -> core::result::Result<HandshakeOutput, (Error, Option<Box<Initiator>>)> {
+        match read_empty(&mut self.state, msg2) {
+            Ok(()) => finish(self.state, true).map_err(|e| (e, None)),
+            // A payload was read: the handshake moved on and cannot be retried.
+            Err(e @ Error::HandshakePayload { .. }) => Err((e, None)),
+            Err(e) => Err((e, Some(Box::new(self)))),
+        }
+    }
 }
 
 /// The phone's side of a handshake (one message in, one out).
@@ -371,5 +391,71 @@ impl Responder {
             });
         }
         Ok((msg2, finish(state, false)?))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::qr::{QrSecret, RequestHint};
+
+    fn keys() -> (QrKey, Psk, SecretKey, SecretKey) {
+        let qr = QrKey::from_seed(
+            &[0x11; 32],
+            QrSecret::from_bytes([7; 16]),
+            1_700_000_000,
+            RequestHint::GetAssertion,
+        )
+        .unwrap();
+        let psk = qr.secret().psk(&[3; 16]);
+        let desktop = SecretKey::from_slice(&[5; 32]).unwrap();
+        let phone = SecretKey::from_slice(&[9; 32]).unwrap();
+        (qr, psk, desktop, phone)
+    }
+
+    #[test]
+    fn a_failed_try_finish_leaves_the_initiator_as_new() {
+        let (qr, psk, desktop, phone) = keys();
+        let (initiator, msg1) = Initiator::new_qr_with_ephemeral(&qr, &psk, &desktop).unwrap();
+        let (msg2, phone_out) =
+            Responder::respond_qr_with_ephemeral(qr.public_key(), &psk, &msg1, &phone).unwrap();
+        let mut bad_tag = msg2;
+        bad_tag[80] ^= 1;
+        let mut bad_point = msg2;
+        bad_point[10] ^= 1;
+        // A wrong length, a point off the curve, and a valid point with a tag that fails.
+        let mut initiator = Some(initiator);
+        for bad in [&msg2[..80], &bad_point[..], &bad_tag[..]] {
+            let (e, back) = initiator.take().unwrap().try_finish(bad).unwrap_err();
+            assert!(
+                matches!(e, Error::HandshakeLength { .. } | Error::HandshakeFailed),
+                "{e:?}"
+            );
+            initiator = back.map(|b| *b);
+        }
+        let out = initiator.unwrap().try_finish(&msg2).unwrap();
+        let fresh = Initiator::new_qr_with_ephemeral(&qr, &psk, &desktop)
+            .unwrap()
+            .0
+            .finish(&msg2)
+            .unwrap();
+        assert_eq!(out.handshake_hash, fresh.handshake_hash);
+        assert_eq!(out.handshake_hash, phone_out.handshake_hash);
+    }
+
+    #[test]
+    fn try_finish_retries_the_linked_pattern_too() {
+        let (_, psk, desktop, phone) = keys();
+        let identity = SecretKey::from_slice(&[13; 32]).unwrap();
+        let (initiator, msg1) =
+            Initiator::new_linked_with_ephemeral(&identity.public_key(), &psk, &desktop).unwrap();
+        let (msg2, phone_out) =
+            Responder::respond_linked_with_ephemeral(&identity, &psk, &msg1, &phone).unwrap();
+        let mut bad_tag = msg2;
+        bad_tag[70] ^= 0x80;
+        let (_, back) = initiator.try_finish(&bad_tag).unwrap_err();
+        let out = back.unwrap().try_finish(&msg2).unwrap();
+        assert_eq!(out.handshake_hash, phone_out.handshake_hash);
     }
 }
