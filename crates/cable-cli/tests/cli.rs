@@ -105,7 +105,11 @@ fn qr_text_in_pipes_is_plain() {
 /// Bluetooth is touched or a QR code is shown.
 #[test]
 fn bad_input_is_refused_before_bluetooth() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["register", "--rp-id", "co.uk", "--user", "ada"],
+            "is a public suffix",
+        ),
         (
             &[
                 "register",

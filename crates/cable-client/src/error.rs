@@ -64,6 +64,13 @@ pub enum ClientError {
         /// The caller's origin.
         origin: String,
     },
+    /// The relying party id is a public suffix (`co.uk`, `github.io`): a credential scoped to
+    /// it would be valid for every site under it, so browsers refuse it and so does this.
+    #[error("relying party id {rp_id:?} is a public suffix, not a registrable domain")]
+    RpIdIsPublicSuffix {
+        /// The relying party id as given.
+        rp_id: String,
+    },
     /// `user.id` must be 1 to 64 bytes (WebAuthn).
     #[error("user.id must be 1 to 64 bytes, got {len}")]
     BadUserId {
@@ -184,6 +191,7 @@ impl ClientError {
             | ClientError::BadBase64 { .. }
             | ClientError::BadOrigin { .. }
             | ClientError::RpIdMismatch { .. }
+            | ClientError::RpIdIsPublicSuffix { .. }
             | ClientError::BadUserId { .. }
             | ClientError::EmptyChallenge
             | ClientError::NoSupportedAlgorithm => true,

@@ -59,14 +59,21 @@ impl Origin {
 
     /// Resolves the relying party id: the one the options name, else the origin's host.
     ///
-    /// The id must equal the host or be a parent domain of it at a label boundary. Without the
-    /// public suffix list a bare top-level label such as `com` cannot be told apart from a
-    /// registrable domain, so single-label ids are accepted only when they equal the host.
+    /// The id must equal the host or be a parent domain of it at a label boundary, and must
+    /// not be a public suffix (`co.uk`, `github.io`), as browsers require: the public suffix
+    /// list is the `psl` crate's copy, current as of its release (`cargo update -p psl`
+    /// brings a newer list). Single-label ids are accepted only when they equal the host
+    /// (`localhost`, an intranet name).
     pub fn rp_id_for(&self, requested: Option<&str>) -> Result<String, ClientError> {
+        let rp = requested.map_or_else(|| self.host.clone(), str::to_ascii_lowercase);
+        if !self.is_ip && rp != "localhost" && is_public_suffix(&rp) {
+            return Err(ClientError::RpIdIsPublicSuffix {
+                rp_id: requested.map_or_else(|| self.host.clone(), str::to_owned),
+            });
+        }
         let Some(rp_id) = requested else {
-            return Ok(self.host.clone());
+            return Ok(rp);
         };
-        let rp = rp_id.to_ascii_lowercase();
         let ok = rp == self.host
             || (!self.is_ip
                 && rp.contains('.')
@@ -81,6 +88,14 @@ impl Origin {
             })
         }
     }
+}
+
+/// Whether `domain` is exactly a suffix the public suffix list names (ICANN or private
+/// section); the list's implicit `*` rule for unknown top-level labels does not count.
+fn is_public_suffix(domain: &str) -> bool {
+    let domain = domain.trim_end_matches('.');
+    psl::suffix(domain.as_bytes())
+        .is_some_and(|s| s.is_known() && s.as_bytes() == domain.as_bytes())
 }
 
 /// Which ceremony the client data is for.
@@ -205,7 +220,6 @@ mod tests {
             "login.example.com"
         );
         for bad in [
-            "com",
             "ample.com",
             "evil.com",
             "other.login.example.com",
@@ -223,5 +237,35 @@ mod tests {
         assert_eq!(local.rp_id_for(Some("localhost")).unwrap(), "localhost");
         let ip = Origin::parse("https://10.1.2.3").unwrap();
         assert!(ip.rp_id_for(Some("2.3")).is_err());
+    }
+
+    /// Public suffixes are refused as relying party ids, as browsers refuse them, whether the
+    /// options name them or the origin's host is one; registrable domains under them are fine.
+    #[test]
+    fn public_suffixes_are_not_relying_parties() {
+        let shop = Origin::parse("https://shop.example.co.uk").unwrap();
+        assert_eq!(
+            shop.rp_id_for(Some("example.co.uk")).unwrap(),
+            "example.co.uk"
+        );
+        let pages = Origin::parse("https://alice.github.io").unwrap();
+        assert_eq!(pages.rp_id_for(None).unwrap(), "alice.github.io");
+        for (origin, rp) in [
+            ("https://shop.example.co.uk", Some("co.uk")),
+            ("https://co.uk", Some("co.uk")),
+            ("https://co.uk", None),
+            ("https://alice.github.io", Some("github.io")),
+            ("https://login.example.com", Some("com")),
+            ("https://login.example.com", Some("COM")),
+        ] {
+            let o = Origin::parse(origin).unwrap();
+            assert!(
+                matches!(o.rp_id_for(rp), Err(ClientError::RpIdIsPublicSuffix { .. })),
+                "{origin} {rp:?}"
+            );
+        }
+        // An unknown top-level label is no listed suffix: an intranet host is its own RP.
+        let intranet = Origin::parse("https://wiki.corp").unwrap();
+        assert_eq!(intranet.rp_id_for(None).unwrap(), "wiki.corp");
     }
 }
