@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::CliError;
 use crate::narrate;
+use crate::out::outln;
 use crate::render::{Rendered, TerminalStyle};
 
 const RP_ID: &str = "example.com";
@@ -45,11 +46,11 @@ async fn narrate(
     while computer_open || phone_open {
         tokio::select! {
             p = computer.recv(), if computer_open => match p {
-                Some(p) => println!("    computer: {}", narrate::computer(&p)),
+                Some(p) => { let _ = outln!("    computer: {}", narrate::computer(&p)); },
                 None => computer_open = false,
             },
             p = phone.recv(), if phone_open => match p {
-                Some(p) => println!("    phone:    {}", narrate::phone(&p)),
+                Some(p) => { let _ = outln!("    phone:    {}", narrate::phone(&p)); },
                 None => phone_open = false,
             },
         }
@@ -63,9 +64,9 @@ fn show(uri: &str, draw: bool) -> Result<(), CliError> {
         } else {
             TerminalStyle::Plain
         };
-        println!("{}", Rendered::new(uri)?.terminal(style));
+        outln!("{}", Rendered::new(uri)?.terminal(style))?;
     }
-    println!("    QR text: {uri}");
+    outln!("    QR text: {uri}")?;
     Ok(())
 }
 
@@ -103,17 +104,15 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
 
 async fn demo(args: &DemoArgs) -> Result<(), CliError> {
     let started = Instant::now();
-    println!("cable demo: a FIDO hybrid (caBLE v2) ceremony, all on this machine\n");
-    println!("Setting up");
+    outln!("cable demo: a FIDO hybrid (caBLE v2) ceremony, all on this machine\n")?;
+    outln!("Setting up")?;
     let harness = Harness::start_with_contacts().await?;
-    println!(
+    outln!(
         "    tunnel relay listening at {} (routing id {}), serving contacts of linked phones",
         harness.relay_url(),
         harness.relay().routing_id().to_hex()
-    );
-    println!(
-        "    simulated phone: software authenticator (ES256 passkeys), approves every request"
-    );
+    )?;
+    outln!("    simulated phone: software authenticator (ES256 passkeys), approves every request")?;
     let identity =
         PhoneIdentity::generate(&mut rand_core::OsRng).map_err(|source| CliError::Identity {
             path: "(in memory)".into(),
@@ -126,55 +125,55 @@ async fn demo(args: &DemoArgs) -> Result<(), CliError> {
             source,
         })?;
     let mut endpoint = harness.register_phone(&identity).await?;
-    println!(
+    outln!(
         "    the phone registered its push subscription with the relay (push endpoint {}) and got a contact id",
         endpoint.local_addr()
-    );
-    println!("    Bluetooth: an in-memory radio shared by phone and computer");
+    )?;
+    outln!("    Bluetooth: an in-memory radio shared by phone and computer")?;
     let rp = RelyingParty::new(RP_ID, ORIGIN)?;
-    println!("    relying party: {RP_ID} at {ORIGIN}, verified with webauthn_rp\n");
+    outln!("    relying party: {RP_ID} at {ORIGIN}, verified with webauthn_rp\n")?;
     let store = PasskeyStore::in_memory();
     let linked = LinkedPhones::in_memory();
 
-    println!(
+    outln!(
         "1. Register a passkey for {:?} with a QR code; the phone links",
         args.user
-    );
+    )?;
     let options = rp.start_registration(&args.user, &args.user)?;
-    println!(
+    outln!(
         "    relying party sent PublicKeyCredentialCreationOptions ({} bytes of JSON)",
         options.len()
-    );
+    )?;
     let mut config = harness.client_config(short_deadlines())?;
     config.linked_phones = Some(linked.clone());
     let (ceremony, progress) = Ceremony::register(config, &options, ORIGIN)?;
-    println!("    computer shows this QR code (it offers linking); the phone scans it:");
+    outln!("    computer shows this QR code (it offers linking); the phone scans it:")?;
     show(&ceremony.qr_uri(), !args.no_qr)?;
     let registration = run_pair(&harness, ceremony, progress, &store, &identity).await?;
     let credential_id = rp.finish_registration(&registration.to_json_string())?;
-    println!(
+    outln!(
         "    computer returned a registration response; credential id {}",
         cable_client::webauthn::options::b64url(&credential_id)
-    );
-    println!("    relying party verified the registration: OK");
+    )?;
+    outln!("    relying party verified the registration: OK")?;
     let phone = linked.list().pop().ok_or(CliError::DemoNotLinked)?;
-    println!(
+    outln!(
         "    computer keeps the linked phone {:?}; the phone keeps {} link(s)\n",
         phone.name,
         identity.links().len()
-    );
+    )?;
 
-    println!("2. Sign in with the linked phone: no QR code");
+    outln!("2. Sign in with the linked phone: no QR code")?;
     let options = rp.start_authentication()?;
-    println!("    relying party sent PublicKeyCredentialRequestOptions (any passkey for {RP_ID})");
+    outln!("    relying party sent PublicKeyCredentialRequestOptions (any passkey for {RP_ID})")?;
     let mut config = harness.client_config(short_deadlines())?;
     config.linked_phones = Some(linked.clone());
     let request = PreparedAuthentication::new(&options, ORIGIN)?;
     let (ceremony, computer_progress) = Ceremony::with_linked_phone(config, request, phone);
-    println!("    computer asks the relay to contact the phone; the relay pushes to it");
+    outln!("    computer asks the relay to contact the phone; the relay pushes to it")?;
     let phone_side = async {
         let contact = endpoint.next().await.ok_or(CliError::DemoNotLinked)?;
-        println!("    phone:    woken by a push: a linked computer asks for it");
+        outln!("    phone:    woken by a push: a linked computer asks for it")?;
         let mut session = harness.contacted_phone(contact, &identity, store.clone());
         let phone_progress = session.progress();
         Ok::<_, CliError>((session, phone_progress))
@@ -191,22 +190,22 @@ async fn demo(args: &DemoArgs) -> Result<(), CliError> {
     phone?;
     let assertion = assertion?;
     let signed_in = rp.finish_authentication(&assertion.to_json_string())?;
-    println!(
+    outln!(
         "    computer returned an assertion from credential {}",
         cable_client::webauthn::options::b64url(&signed_in)
-    );
-    println!(
+    )?;
+    outln!(
         "    relying party verified the signature: OK, signed in as {:?}\n",
         args.user
-    );
+    )?;
 
-    println!("Authentication response JSON as the relying party received it:");
-    println!(
+    outln!("Authentication response JSON as the relying party received it:")?;
+    outln!(
         "{}",
         serde_json::to_string_pretty(&assertion.to_json())
             .unwrap_or_else(|_| assertion.to_json_string())
-    );
-    println!("\nDone in {} ms.", started.elapsed().as_millis());
+    )?;
+    outln!("\nDone in {} ms.", started.elapsed().as_millis())?;
     if let Err(e) = harness.shutdown().await {
         eprintln!(
             "cable demo: the relay did not stop cleanly: {}",

@@ -1,5 +1,6 @@
 //! `cable doctor`: can this computer scan for (and advertise) hybrid BLE adverts?
 
+use crate::error::CliError;
 use cable_ble::AdapterChoice;
 
 #[derive(Debug, clap::Args)]
@@ -16,8 +17,8 @@ pub struct DoctorArgs {
 }
 
 /// Prints the diagnosis; returns whether Bluetooth is ready.
-pub async fn run(args: &DoctorArgs) -> bool {
+pub async fn run(args: &DoctorArgs) -> Result<bool, CliError> {
     let diagnosis = cable_ble::diagnose(&AdapterChoice::parse(&args.adapter)).await;
-    println!("{diagnosis}");
-    diagnosis.is_ready()
+    crate::out::outln!("{diagnosis}")?;
+    Ok(diagnosis.is_ready())
 }

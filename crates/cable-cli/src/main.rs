@@ -12,6 +12,7 @@ mod error;
 mod inspect;
 mod logging;
 mod narrate;
+mod out;
 mod phone;
 mod phone_listen;
 mod phones;
@@ -20,6 +21,7 @@ mod render;
 
 use clap::{Parser, Subcommand};
 use error::CliError;
+use out::outln;
 use std::process::ExitCode;
 
 /// FIDO hybrid transport (caBLE v2): sign in on a computer with a passkey on a phone.
@@ -100,7 +102,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Demo(args) => demo::run(&args),
         Command::Phones(args) => phones::run(&args),
         Command::Doctor(args) => {
-            if runtime()?.block_on(doctor::run(&args)) {
+            if runtime()?.block_on(doctor::run(&args))? {
                 Ok(())
             } else {
                 Err(CliError::BluetoothNotReady)
@@ -113,7 +115,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
                 InspectCommand::Advert { qr, hex } => inspect::advert(&qr, &hex)?.to_string(),
                 InspectCommand::Domain { id } => inspect::domain(&id)?,
             };
-            println!("{out}");
+            outln!("{out}")?;
             Ok(())
         }
     }
@@ -131,6 +133,9 @@ fn main() -> ExitCode {
     logging::init(cli.verbose);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output went away (`cable demo | head -1`): stop quietly with
+        // the status a shell reports for a process ended by SIGPIPE.
+        Err(err) if out::is_closed_pipe(&err) => ExitCode::from(141),
         Err(err) => {
             eprintln!("cable: {}", error::chain(&err));
             ExitCode::from(err.exit_code())

@@ -1,6 +1,7 @@
 //! `cable qr`: a fresh QR code in the terminal, or as a PNG or SVG file.
 
 use crate::error::CliError;
+use crate::out::outln;
 use crate::render::{Rendered, TerminalStyle};
 use cable_proto::qr::{QrKey, RequestHint};
 use std::io::{IsTerminal, Write};
@@ -91,7 +92,7 @@ pub fn run(args: &QrArgs) -> Result<(), CliError> {
             // The image carries the QR secret: private to its owner, like the stores.
             cable_store::replace_private(path, &bytes).map_err(CliError::Write)?;
             if args.format != Format::Terminal {
-                println!("{uri}");
+                outln!("{uri}")?;
             }
             Ok(())
         }

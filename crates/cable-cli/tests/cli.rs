@@ -92,6 +92,45 @@ fn qr_output_files_are_private() {
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
+/// A reader that goes away (`cable demo | head -1`) ends the command quietly with the
+/// SIGPIPE status, and a full disk is one line of error: never a panic.
+#[cfg(unix)]
+#[test]
+fn closed_and_full_standard_output_are_not_panics() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cable"))
+        .arg("demo")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.starts_with("cable demo"), "{first}");
+    // The reader is dropped here: the demo's next line meets a closed pipe.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(141), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cable"))
+        .args(["inspect", "domain", "266"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}
+
 /// A QR code written into a pipe or a file carries no colour escapes.
 #[test]
 fn qr_text_in_pipes_is_plain() {
