@@ -1,6 +1,7 @@
 //! `cable-tunnel-server`: runs the caBLE tunnel relay. See the library documentation for the
 //! protocol behaviour, status codes and close codes.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -393,24 +394,20 @@ fn log_filter(spec: &str) -> Result<EnvFilter, ParseError> {
     EnvFilter::builder().parse(log_directives(spec))
 }
 
-fn init_logging(args: &Args) {
-    let (filter, invalid) = match log_filter(&args.log) {
-        Ok(f) => (f, None),
-        Err(e) => (
-            log_filter("info").unwrap_or_else(|_| EnvFilter::new("info")),
-            Some(e),
-        ),
-    };
+/// Installs the log subscriber. A bad `--log` filter is an error: an operator who asked for
+/// a filter must not silently get another one. Colour escapes only on a terminal, so that
+/// journald, `docker logs` and files get plain lines.
+fn init_logging(args: &Args) -> Result<(), ParseError> {
+    let filter = log_filter(&args.log)?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Human => builder.init(),
         LogFormat::Json => builder.json().flatten_event(true).init(),
     }
-    if let Some(e) = invalid {
-        tracing::warn!(error = %e, "invalid --log filter; logging at info");
-    }
+    Ok(())
 }
 
 /// Returns freed memory to the system (background purge threads, jemalloc's default decay):
@@ -425,7 +422,13 @@ fn main() -> ExitCode {
     if let Some(command) = &args.command {
         return generate(command);
     }
-    init_logging(&args);
+    if let Err(e) = init_logging(&args) {
+        eprintln!(
+            "cable-tunnel-server: invalid --log filter {:?}: {e}",
+            args.log
+        );
+        return ExitCode::from(2);
+    }
     let config = match config(&args) {
         Ok(c) => c,
         Err(e) => {

@@ -1,4 +1,5 @@
-//! `cable-tunnel-server domain …`: what an operator choosing a host name runs.
+//! The relay binary's operator commands: `domain …` for choosing a host name, and the
+//! checks made on its settings at start.
 
 #![allow(clippy::unwrap_used)] // test harness: a failed step is a failed test
 
@@ -53,4 +54,45 @@ fn unanswerable_questions_exit_1_with_one_line() {
         assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
         assert!(o.stdout.is_empty());
     }
+}
+
+/// Operator-facing start-up: a bad `--log` filter is refused (exit 2, one line naming it),
+/// and logs written to a pipe carry no colour escapes.
+#[test]
+fn log_settings_are_checked_and_pipes_get_plain_lines() {
+    let o = relay(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--log",
+        "nope=[[",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let err = text(&o.stderr);
+    assert!(err.contains("invalid --log filter \"nope=[[\""), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+
+    // A certificate that does not parse is logged as an error, and stderr here is a pipe.
+    let junk = std::env::temp_dir().join(format!("cable-relay-junk-{}.pem", std::process::id()));
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    let junk_path = junk.to_str().unwrap();
+    let o = relay(&[
+        "--listen",
+        "127.0.0.1:0",
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        junk_path,
+        "--tls-key",
+        junk_path,
+    ]);
+    let _ = std::fs::remove_file(&junk);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(text(&o.stderr).contains("ERROR"), "{}", text(&o.stderr));
+    assert!(
+        !o.stderr.contains(&0x1b),
+        "ANSI escapes in {}",
+        text(&o.stderr)
+    );
 }
