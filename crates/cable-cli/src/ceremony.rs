@@ -8,6 +8,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::phone::cancel_on_ctrl_c;
 use cable_client::webauthn::options::{CreationOptions, RequestOptions};
 use cable_client::{
     Ceremony, CeremonyConfig, CeremonyRequest, PreparedAuthentication, PreparedRegistration,
@@ -17,7 +18,6 @@ use cable_proto::rand_core::{OsRng, RngCore};
 use cable_transport::RelayUrl;
 use clap::Args;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 use crate::ble::BleChoice;
 use crate::error::CliError;
@@ -273,17 +273,6 @@ fn print_json(value: &serde_json::Value, compact: bool) -> Result<(), CliError> 
     writeln!(out, "{text}").map_err(CliError::Stdout)
 }
 
-fn cancel_on_ctrl_c() -> CancellationToken {
-    let cancel = CancellationToken::new();
-    let token = cancel.clone();
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            token.cancel();
-        }
-    });
-    cancel
-}
-
 /// `cable register`.
 pub fn register(args: &RegisterArgs) -> Result<(), CliError> {
     non_empty("--rp-id", args.rp_id.as_ref())?;
@@ -334,7 +323,8 @@ async fn run_linked<R: CeremonyRequest + 'static>(
     let name = phone.name.clone();
     let (ceremony, progress) = Ceremony::with_linked_phone(config, request, phone);
     eprintln!("Contacting {name:?}: unlock it and keep it near this computer…");
-    match with_spinner(ceremony.run(cancel_on_ctrl_c()), progress).await {
+    let cancel = cancel_on_ctrl_c();
+    match with_spinner(ceremony.run(cancel), progress).await {
         Ok(response) => print_json(&to_json(&response), common.json),
         Err(cable_client::ClientError::Timeout {
             phase: cable_client::Phase::Scan,
@@ -364,8 +354,9 @@ fn run<R: CeremonyRequest + 'static>(
             return run_linked(common, config, request, phone, to_json).await;
         }
         let (ceremony, progress) = Ceremony::new(config, request);
+        let cancel = cancel_on_ctrl_c();
         show_qr(&ceremony.qr_uri())?;
-        let response = with_spinner(ceremony.run(cancel_on_ctrl_c()), progress).await?;
+        let response = with_spinner(ceremony.run(cancel), progress).await?;
         print_json(&to_json(&response), common.json)
     })
 }

@@ -9,6 +9,8 @@ use std::path::PathBuf;
 pub const EXIT_BAD_INPUT: u8 = 2;
 /// Exit code for a failure while doing the work (I/O, network, peer).
 pub const EXIT_FAILURE: u8 = 1;
+/// Ctrl-C: the status a shell reports for a process ended by SIGINT.
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -110,8 +112,15 @@ pub enum CliError {
 pub use cable_client::error_chain as chain;
 
 impl CliError {
-    /// Bad input exits with 2, anything else with 1.
+    /// Bad input exits with 2, Ctrl-C with 130, anything else with 1.
     pub fn exit_code(&self) -> u8 {
+        if matches!(
+            self,
+            CliError::Client(cable_client::ClientError::Cancelled { .. })
+                | CliError::Phone(cable_phone::PhoneError::Cancelled { .. })
+        ) {
+            return EXIT_INTERRUPTED;
+        }
         let bad_input = match self {
             CliError::BadQr(_)
             | CliError::BadAdvert(_)

@@ -131,6 +131,54 @@ fn closed_and_full_standard_output_are_not_panics() {
     assert_eq!(err.lines().count(), 1, "{err}");
 }
 
+/// Ctrl-C while the computer waits for a phone ends the ceremony with the status a shell
+/// reports for SIGINT, and one line saying so.
+#[cfg(unix)]
+#[test]
+fn ctrl_c_exits_130() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let air = std::env::temp_dir().join(format!("cable-cli-ctrl-c-{}", std::process::id()));
+    std::fs::create_dir_all(&air).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cable"))
+        .args([
+            "register",
+            "--ble",
+            "air",
+            "--rp-id",
+            "example.com",
+            "--user",
+            "ada",
+        ])
+        .env("CABLE_AIR_DIR", &air)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The QR code is on stderr once the computer is waiting.
+    let mut stderr = child.stderr.take().unwrap();
+    let mut seen = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&seen).contains("FIDO:/") {
+        let n = stderr.read(&mut buf).unwrap();
+        assert!(n > 0, "no QR code: {}", String::from_utf8_lossy(&seen));
+        seen.extend_from_slice(&buf[..n]);
+    }
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-INT", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let mut rest = String::new();
+    stderr.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let _ = std::fs::remove_dir_all(&air);
+    assert_eq!(status.code(), Some(130), "{rest}");
+    assert!(rest.contains("cancelled"), "{rest}");
+    assert!(!rest.contains("panicked"), "{rest}");
+}
+
 /// A QR code written into a pipe or a file carries no colour escapes.
 #[test]
 fn qr_text_in_pipes_is_plain() {
