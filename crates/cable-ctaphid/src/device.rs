@@ -264,19 +264,20 @@ impl Device {
             self.on_init(packet, cid, bcnt, events);
             return;
         }
-        if cid == Cid::BROADCAST || !self.is_allocated(cid) {
-            self.send_error(cid, ErrorCode::InvalidChannel);
-            return;
-        }
         if cmd == Command::Cancel {
             // The spec: no reply to CANCEL ever, and one that matches no outstanding
-            // CBOR request (or comes on another channel) is ignored.
+            // CBOR request, or comes on any other ("non-active") channel, is ignored;
+            // so not even an unallocated channel gets ERR_INVALID_CHANNEL for it.
             if let Some(p) = self.pending.as_mut() {
                 if p.id.cid == cid && !p.cancelled {
                     p.cancelled = true;
                     events.push(Event::Cancel { id: p.id });
                 }
             }
+            return;
+        }
+        if cid == Cid::BROADCAST || !self.is_allocated(cid) {
+            self.send_error(cid, ErrorCode::InvalidChannel);
             return;
         }
         if let Some(busy) = self.reassembler.in_progress() {

@@ -658,10 +658,13 @@ fn broadcast_and_unknown_channels_are_invalid_channel() {
     let now = Instant::now();
     open(&mut dev, now);
     for cid in [Cid::BROADCAST, Cid(0x0bad_0bad), Cid::RESERVED] {
-        for cmd in [Command::Ping, Command::Cbor, Command::Wink, Command::Cancel] {
+        for cmd in [Command::Ping, Command::Cbor, Command::Wink, Command::Lock] {
             send(&mut dev, cid, cmd, &[1], now);
             assert_eq!(take(&mut dev), vec![error(cid, ErrorCode::InvalidChannel)]);
         }
+        // CANCEL is never answered, not even on a channel that does not exist.
+        send(&mut dev, cid, Command::Cancel, &[], now);
+        assert!(!dev.has_outgoing());
     }
     dev.receive(&report("ffffffff 81 0001 00"), now).unwrap();
     assert_eq!(dev.take_outgoing(), vec![report("ffffffff bf 0001 0b")]);
