@@ -230,6 +230,26 @@ impl Target {
         source: IpAddr,
         headers: &[(&'static str, String)],
     ) -> Result<(Ws, Option<RoutingId>), String> {
+        let req = self.request(path, headers)?;
+        let tcp = self.tcp_from(source).await?;
+        let (ws, response) =
+            tokio_tungstenite::client_async_with_config(req, tcp, Some(self.config))
+                .await
+                .map_err(|e| match e {
+                    tokio_tungstenite::tungstenite::Error::Http(r) => {
+                        format!("HTTP {}", r.status().as_u16())
+                    }
+                    other => other.to_string(),
+                })?;
+        Ok((ws, announced_routing_id(response.headers())))
+    }
+
+    /// The upgrade request for `path`: `fido.cable` and the extra headers.
+    fn request(
+        &self,
+        path: &str,
+        headers: &[(&'static str, String)],
+    ) -> Result<tokio_tungstenite::tungstenite::handshake::client::Request, String> {
         let mut req = format!("ws://{}{}", self.host, path)
             .into_client_request()
             .map_err(|e| e.to_string())?;
@@ -241,6 +261,11 @@ impl Target {
             let value = HeaderValue::from_str(value).map_err(|e| e.to_string())?;
             req.headers_mut().insert(*name, value);
         }
+        Ok(req)
+    }
+
+    /// A TCP connection to the relay from the loopback address `source`.
+    async fn tcp_from(&self, source: IpAddr) -> Result<TcpStream, String> {
         let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
         socket
             .bind(SocketAddr::new(source, 0))
@@ -250,16 +275,7 @@ impl Target {
             .await
             .map_err(|e| format!("connect: {e}"))?;
         tcp.set_nodelay(true).map_err(|e| e.to_string())?;
-        let (ws, response) =
-            tokio_tungstenite::client_async_with_config(req, tcp, Some(self.config))
-                .await
-                .map_err(|e| match e {
-                    tokio_tungstenite::tungstenite::Error::Http(r) => {
-                        format!("HTTP {}", r.status().as_u16())
-                    }
-                    other => other.to_string(),
-                })?;
-        Ok((ws, announced_routing_id(response.headers())))
+        Ok(tcp)
     }
 
     /// The phone of pair `i`, and the routing id its computer must join at.

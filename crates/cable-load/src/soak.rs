@@ -26,14 +26,11 @@ use std::time::{Duration, Instant};
 
 use cable_proto::domain::{connect_path, new_path};
 use cable_proto::ids::RoutingId;
-use cable_proto::wire::SUBPROTOCOL;
 use futures_util::{SinkExt, StreamExt};
 use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpSocket, TcpStream};
+use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::WebSocketStream;
@@ -336,22 +333,8 @@ async fn open(
     slow: bool,
 ) -> Result<(Ws, Option<RoutingId>), String> {
     let source: IpAddr = target.sources[source % target.sources.len()];
-    let mut req = format!("ws://{}{}", target.host, path)
-        .into_client_request()
-        .map_err(|e| e.to_string())?;
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static(SUBPROTOCOL),
-    );
-    let socket = TcpSocket::new_v4().map_err(|e| e.to_string())?;
-    socket
-        .bind(SocketAddr::new(source, 0))
-        .map_err(|e| format!("bind {source}: {e}"))?;
-    let tcp = socket
-        .connect(target.addr)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    tcp.set_nodelay(true).map_err(|e| e.to_string())?;
+    let req = target.request(path, &[])?;
+    let tcp = target.tcp_from(source).await?;
     let stream = Trickle {
         tcp,
         slow,
