@@ -28,7 +28,8 @@ check() {
 
 check hadolint hadolint Dockerfile
 check shellcheck shellcheck docker/entrypoint.sh tests/run-multi-instance.sh tests/check-static.sh bench/lb-bench.sh \
-    ../tunnel-server/bench/*.sh ../fuzz/run-all.sh ../.ci/run ../.ci/install-system-packages
+    ../tunnel-server/bench/*.sh ../fuzz/run-all.sh ../.ci/run ../.ci/install-system-packages \
+    ../tests/vm/*.sh ../tests/vm/init
 for k in 1.28.0 1.37.0; do
     check kubernetes-validate kubernetes-validate --strict --quiet -k "$k" \
         kubernetes/statefulset.yaml kubernetes/services.yaml kubernetes/pod-services.yaml \
