@@ -189,8 +189,10 @@ fn register_advertisement_interface(cr: &mut Crossroads) -> IfaceToken<Advertise
             });
         b.property("Includes")
             .get(|_, _: &mut AdvertisementData| Ok(Vec::<String>::new()));
-        // Chrome advertises in low-latency mode (100 ms); BlueZ's default is far slower.
-        // BlueZ versions that do not know these properties never read them.
+        // Chrome advertises in low-latency mode (100 ms); BlueZ's default is far slower
+        // (1.28 s). bluetoothd reads these only when started with its experimental
+        // interfaces (`bluetoothd -E`, up to at least 5.66; measured in tests/vm): otherwise
+        // it drops them silently and discovery takes longer. Older versions never read them.
         b.property("MinInterval")
             .get(|_, _: &mut AdvertisementData| Ok(100u32));
         b.property("MaxInterval")

@@ -6,9 +6,9 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use btleplug::api::{
-    Central, CentralEvent, CentralState, Manager as _, Peripheral as _, ScanFilter,
-};
+use btleplug::api::{Central, CentralState, Manager as _, ScanFilter};
+#[cfg(not(target_os = "linux"))]
+use btleplug::api::{CentralEvent, Peripheral as _};
 use btleplug::platform::{Adapter, Manager};
 use futures_util::future::BoxFuture;
 use futures_util::{Stream, StreamExt};
@@ -73,6 +73,7 @@ impl fmt::Debug for BtleplugScanner {
     }
 }
 
+#[cfg(not(target_os = "linux"))]
 type EventStream = Pin<Box<dyn Stream<Item = CentralEvent> + Send>>;
 
 impl Scanner for BtleplugScanner {
@@ -91,27 +92,90 @@ impl Scanner for BtleplugScanner {
             if let Ok(CentralState::PoweredOff) = adapter.adapter_state().await {
                 return Err(BleError::AdapterPoweredOff { adapter: name });
             }
-            // Subscribe before starting so that no advert between the two is lost.
-            let events = adapter
-                .events()
-                .await
-                .map_err(|e| with_adapter(classify("subscribe to adapter events", e), &name))?;
-            adapter
-                .start_scan(scan_filter())
-                .await
-                .map_err(|e| with_adapter(classify("start scan", e), &name))?;
-            tracing::debug!(adapter = %name, "BLE scan started");
-            let (feed, stream) = AdvertStream::channel(64);
-            tokio::spawn(async move {
-                run_scan(adapter, name, events, feed).await;
-                drop(slot);
-            });
-            Ok(stream)
+            #[cfg(target_os = "linux")]
+            {
+                let (discovery, sightings) = crate::le_discovery::LeDiscovery::start(&name)
+                    .await
+                    .map_err(|e| with_adapter(e, &name))?;
+                tracing::debug!(adapter = %name, "BLE scan started (LE only)");
+                let (feed, stream) = AdvertStream::channel(64);
+                tokio::spawn(async move {
+                    run_le_scan(discovery, name, Box::pin(sightings), feed).await;
+                    drop(slot);
+                });
+                Ok(stream)
+            }
+            #[cfg(not(target_os = "linux"))]
+            {
+                // Subscribe before starting so that no advert between the two is lost.
+                let events = adapter
+                    .events()
+                    .await
+                    .map_err(|e| with_adapter(classify("subscribe to adapter events", e), &name))?;
+                adapter
+                    .start_scan(scan_filter())
+                    .await
+                    .map_err(|e| with_adapter(classify("start scan", e), &name))?;
+                tracing::debug!(adapter = %name, "BLE scan started");
+                let (feed, stream) = AdvertStream::channel(64);
+                tokio::spawn(async move {
+                    run_scan(adapter, name, events, feed).await;
+                    drop(slot);
+                });
+                Ok(stream)
+            }
         })
     }
 }
 
+/// Owns a running LE-only scan (Linux): forwards adverts, then always stops the scan.
+#[cfg(target_os = "linux")]
+async fn run_le_scan(
+    discovery: crate::le_discovery::LeDiscovery,
+    name: String,
+    mut sightings: Pin<Box<dyn Stream<Item = crate::le_discovery::Seen> + Send>>,
+    feed: ScanFeed,
+) {
+    let outcome = async {
+        loop {
+            let sighting = tokio::select! {
+                _ = feed.stopped() => return Ok(()),
+                sighting = sightings.next() => sighting,
+            };
+            let sighting = match sighting {
+                Some(crate::le_discovery::Seen::Device(sighting)) => sighting,
+                Some(crate::le_discovery::Seen::PoweredOff) => {
+                    return Err(BleError::AdapterPoweredOff {
+                        adapter: name.clone(),
+                    })
+                }
+                None => {
+                    return Err(BleError::backend(
+                        "scan",
+                        "the Bluetooth service stopped sending events",
+                    ))
+                }
+            };
+            for advert in cable_adverts(&sighting.service_data, sighting.address, sighting.name) {
+                tracing::trace!(?advert, "caBLE advert");
+                if feed.send(advert).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+    }
+    .await;
+    match discovery.stop().await {
+        Ok(()) => tracing::debug!(adapter = %name, "BLE scan stopped"),
+        Err(e) => tracing::debug!(adapter = %name, error = %e, "stopping the BLE scan failed"),
+    }
+    if let Err(error) = outcome {
+        feed.fail(error).await;
+    }
+}
+
 /// Owns a running scan: forwards adverts, then always stops the adapter's scan.
+#[cfg(not(target_os = "linux"))]
 async fn run_scan(adapter: Adapter, name: String, mut events: EventStream, feed: ScanFeed) {
     let outcome = forward_adverts(&adapter, &name, &mut events, &feed).await;
     match adapter.stop_scan().await {
@@ -123,6 +187,7 @@ async fn run_scan(adapter: Adapter, name: String, mut events: EventStream, feed:
     }
 }
 
+#[cfg(not(target_os = "linux"))]
 async fn forward_adverts(
     adapter: &Adapter,
     name: &str,
@@ -229,6 +294,16 @@ pub(crate) async fn diagnose(choice: &AdapterChoice) -> Diagnosis {
     }
 }
 
+#[cfg(target_os = "linux")]
+async fn probe_scan(_adapter: &Adapter, name: &str) -> Result<(), BleError> {
+    // The same LE-only discovery a real scan uses, so the probe asks for what a scan will.
+    let (discovery, _) = crate::le_discovery::LeDiscovery::start(name)
+        .await
+        .map_err(|e| with_adapter(e, name))?;
+    discovery.stop().await.map_err(|e| with_adapter(e, name))
+}
+
+#[cfg(not(target_os = "linux"))]
 async fn probe_scan(adapter: &Adapter, name: &str) -> Result<(), BleError> {
     adapter
         .start_scan(scan_filter())
@@ -282,6 +357,9 @@ async fn list_adapters() -> Result<Vec<(Adapter, AdapterReport)>, BleError> {
             },
         ));
     }
+    // bluetoothd lists its adapters in no stable order (hci2, hci1, hci0 seen): sort them
+    // naturally (hci2 before hci10) so that reports read the same every time.
+    out.sort_by(|a, b| (a.1.name.len(), &a.1.name).cmp(&(b.1.name.len(), &b.1.name)));
     Ok(out)
 }
 

@@ -44,6 +44,8 @@ mod btleplug_scanner;
 #[cfg(all(target_os = "linux", any(feature = "btleplug", feature = "bluez")))]
 mod dbus_errors;
 mod error;
+#[cfg(all(feature = "btleplug", target_os = "linux"))]
+mod le_discovery;
 mod loopback_air;
 mod scan;
 mod system;

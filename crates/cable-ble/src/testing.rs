@@ -339,6 +339,15 @@ impl MockControl {
         Ok((keys, uuids))
     }
 
+    /// The `Transport` entry of the last discovery filter set on an adapter (`le`, `auto`,
+    /// `bredr`), if it had one.
+    pub fn discovery_transport(&self, adapter: &str) -> io::Result<Option<String>> {
+        let (filter,): (PropMap,) = self.mock_call("GetDiscoveryFilter", (adapter,))?;
+        Ok(filter
+            .get("Transport")
+            .and_then(|v| v.0.as_str().map(str::to_owned)))
+    }
+
     /// The advertisements registered on an adapter.
     pub fn advertisements(&self, adapter: &str) -> io::Result<Vec<MockAdvertisement>> {
         let (adverts,): (Vec<PropMap>,) = self.mock_call("ListAdvertisements", (adapter,))?;

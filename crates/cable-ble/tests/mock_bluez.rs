@@ -131,6 +131,15 @@ fn new_device_is_found_and_scan_uses_no_uuid_filter() {
             let (keys, uuids) = control.discovery_filter("hci0").expect("filter");
             assert!(uuids.is_empty(), "scan filter has UUIDs: {uuids:?}");
             assert!(keys.contains(&"DuplicateData".to_owned()), "{keys:?}");
+            // LE only: with `auto`, bluetoothd interleaves classic inquiry and many
+            // controllers hear no LE adverts for seconds at a time.
+            assert_eq!(
+                control
+                    .discovery_transport("hci0")
+                    .expect("filter")
+                    .as_deref(),
+                Some("le")
+            );
 
             control
                 .add_le_device("hci0", "C0:00:00:00:00:01", &[(FIDO.uuid(), payload(1))])
