@@ -8,7 +8,7 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::phone::cancel_on_ctrl_c;
+use crate::signals::cancel_on_signals;
 use cable_client::webauthn::options::{CreationOptions, RequestOptions};
 use cable_client::{
     Ceremony, CeremonyConfig, CeremonyRequest, PreparedAuthentication, PreparedRegistration,
@@ -323,7 +323,7 @@ async fn run_linked<R: CeremonyRequest + 'static>(
     let name = phone.name.clone();
     let (ceremony, progress) = Ceremony::with_linked_phone(config, request, phone);
     eprintln!("Contacting {name:?}: unlock it and keep it near this computer…");
-    let cancel = cancel_on_ctrl_c();
+    let cancel = cancel_on_signals();
     match with_spinner(ceremony.run(cancel), progress).await {
         Ok(response) => print_json(&to_json(&response), common.json),
         Err(cable_client::ClientError::Timeout {
@@ -354,7 +354,7 @@ fn run<R: CeremonyRequest + 'static>(
             return run_linked(common, config, request, phone, to_json).await;
         }
         let (ceremony, progress) = Ceremony::new(config, request);
-        let cancel = cancel_on_ctrl_c();
+        let cancel = cancel_on_signals();
         show_qr(&ceremony.qr_uri())?;
         let response = with_spinner(ceremony.run(cancel), progress).await?;
         print_json(&to_json(&response), common.json)

@@ -112,14 +112,14 @@ pub enum CliError {
 pub use cable_client::error_chain as chain;
 
 impl CliError {
-    /// Bad input exits with 2, Ctrl-C with 130, anything else with 1.
+    /// Bad input exits with 2, Ctrl-C with 130, SIGTERM with 143, anything else with 1.
     pub fn exit_code(&self) -> u8 {
         if matches!(
             self,
             CliError::Client(cable_client::ClientError::Cancelled { .. })
                 | CliError::Phone(cable_phone::PhoneError::Cancelled { .. })
         ) {
-            return EXIT_INTERRUPTED;
+            return crate::signals::cancelled_exit_code();
         }
         let bad_input = match self {
             CliError::BadQr(_)

@@ -18,6 +18,7 @@ mod phone_listen;
 mod phones;
 mod qr_command;
 mod render;
+mod signals;
 
 use clap::{Parser, Subcommand};
 use error::CliError;

@@ -483,32 +483,6 @@ pub(crate) async fn serve(
     Ok(())
 }
 
-/// A token cancelled by Ctrl-C. The handler is in place when this returns (on Unix the
-/// signal is registered here, not when the task first runs), so a Ctrl-C right after, say,
-/// the QR code appears cancels the ceremony instead of killing the process.
-pub(crate) fn cancel_on_ctrl_c() -> CancellationToken {
-    let cancel = CancellationToken::new();
-    let on_signal = cancel.clone();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        if let Ok(mut interrupt) = signal(SignalKind::interrupt()) {
-            tokio::spawn(async move {
-                if interrupt.recv().await.is_some() {
-                    on_signal.cancel();
-                }
-            });
-            return cancel;
-        }
-    }
-    tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_signal.cancel();
-        }
-    });
-    cancel
-}
-
 pub async fn run(args: &PhoneArgs) -> Result<(), CliError> {
     match &args.command {
         Some(PhoneCommand::Listen(listen)) => return crate::phone_listen::run(listen).await,
@@ -532,5 +506,5 @@ pub async fn run(args: &PhoneArgs) -> Result<(), CliError> {
     if let Some(name) = &args.link_name {
         session = session.link_name(name);
     }
-    serve(session, cancel_on_ctrl_c()).await
+    serve(session, crate::signals::cancel_on_signals()).await
 }

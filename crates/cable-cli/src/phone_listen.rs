@@ -12,7 +12,8 @@ use cable_transport::Instant;
 
 use crate::error::CliError;
 use crate::phone::ListenArgs;
-use crate::phone::{cancel_on_ctrl_c, serve, session_identity, Kit};
+use crate::phone::{serve, session_identity, Kit};
+use crate::signals::cancel_on_signals;
 
 /// Registering is one small HTTP request.
 const REGISTER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
@@ -62,7 +63,7 @@ pub async fn run(args: &ListenArgs) -> Result<(), CliError> {
         identity.links().len()
     );
 
-    let cancel = cancel_on_ctrl_c();
+    let cancel = cancel_on_signals();
     let mut answered = 0u64;
     while args.count == 0 || answered < args.count {
         let request = tokio::select! {

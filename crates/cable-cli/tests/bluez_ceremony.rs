@@ -8,7 +8,6 @@
 
 mod support;
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -16,14 +15,8 @@ use base64::Engine;
 use cable_ble::testing::{MockBluez, MockControl};
 use cable_demo::RelyingParty;
 use cable_tunnel_server::{Relay, RelayConfig, RunningRelay};
-use dbus::arg::RefArg;
-use dbus::blocking::stdintf::org_freedesktop_dbus::{
-    ObjectManagerInterfacesAdded, PropertiesPropertiesChanged,
-};
-use dbus::blocking::Connection;
-use dbus::channel::Channel;
-use dbus::message::SignalArgs;
 use serde_json::Value;
+use support::air_watch::{hex_string, AirEvent, AirWatch, SIGNAL_TIMEOUT};
 use support::{
     assert_one_stored_passkey, b64url, check_credential_json, check_registration_json,
     stored_credentials, wait_for_both, wait_for_qr, with, Cable, ORIGIN, POLL, PROCESS_WAIT_SECS,
@@ -31,10 +24,6 @@ use support::{
 };
 
 const ADAPTER: &str = "hci0";
-/// caBLE's advert service UUID (FIDO's FFF9) as BlueZ spells it.
-const FIDO_SERVICE_UUID: &str = "0000fff9-0000-1000-8000-00805f9b34fb";
-/// How long the mock's last signals may take to arrive once both processes have ended.
-const SIGNAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Everything both sides said, and the mock's log, for assertion messages.
 fn reports(processes: &[&Cable], mock: &MockBluez) -> String {
@@ -42,107 +31,6 @@ fn reports(processes: &[&Cable], mock: &MockBluez) -> String {
     out.push_str("--- mock BlueZ log ---\n");
     out.push_str(&mock.log());
     out
-}
-
-/// What the mock BlueZ broadcast about adverts, in order.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum AirEvent {
-    /// `LEAdvertisingManager1.ActiveInstances` of the adapter changed to this count.
-    ActiveAdverts(u64),
-    /// An LE device appeared (as a scanner sees an advert) with this FFF9 service data.
-    Device(Vec<u8>),
-}
-
-/// Subscribes to the mock's signals. A registered advert lives only milliseconds (the
-/// computer connects at once), too short to catch by polling; signals queue until read.
-struct AirWatch {
-    conn: Connection,
-    events: Arc<Mutex<Vec<AirEvent>>>,
-}
-
-impl AirWatch {
-    fn start(bus: &str) -> AirWatch {
-        let mut channel = Channel::open_private(bus).unwrap();
-        channel.register().unwrap();
-        let conn = Connection::from(channel);
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let sink = events.clone();
-        conn.add_match(
-            PropertiesPropertiesChanged::match_rule(None, None).static_clone(),
-            move |changed: PropertiesPropertiesChanged, _: &Connection, _: &dbus::Message| {
-                if changed.interface_name == "org.bluez.LEAdvertisingManager1" {
-                    if let Some(n) = changed
-                        .changed_properties
-                        .get("ActiveInstances")
-                        .and_then(|v| v.0.as_u64())
-                    {
-                        sink.lock().unwrap().push(AirEvent::ActiveAdverts(n));
-                    }
-                }
-                true
-            },
-        )
-        .unwrap();
-        let sink = events.clone();
-        conn.add_match(
-            ObjectManagerInterfacesAdded::match_rule(None, None).static_clone(),
-            move |added: ObjectManagerInterfacesAdded, _: &Connection, _: &dbus::Message| {
-                let service_data = added
-                    .interfaces
-                    .get("org.bluez.Device1")
-                    .and_then(|device| device.get("ServiceData"))
-                    .and_then(|data| data.0.as_iter());
-                if let Some(mut entries) = service_data {
-                    // A dict iterates as key, value, key, value, …
-                    while let (Some(uuid), Some(value)) = (entries.next(), entries.next()) {
-                        if uuid.as_str() == Some(FIDO_SERVICE_UUID) {
-                            sink.lock()
-                                .unwrap()
-                                .push(AirEvent::Device(flat_bytes(value)));
-                        }
-                    }
-                }
-                true
-            },
-        )
-        .unwrap();
-        AirWatch { conn, events }
-    }
-
-    /// Reads the signals that have arrived, waiting up to `wait` for the first.
-    fn pump(&self, wait: Duration) {
-        let mut wait = wait;
-        while self.conn.process(wait).unwrap() {
-            wait = Duration::ZERO;
-        }
-    }
-
-    /// The events so far, emptying the list.
-    fn take(&self) -> Vec<AirEvent> {
-        std::mem::take(&mut *self.events.lock().unwrap())
-    }
-
-    /// Waits (bounded) until the last advert has been withdrawn, and returns the events.
-    fn settle(&self) -> Vec<AirEvent> {
-        let deadline = Instant::now() + SIGNAL_TIMEOUT;
-        while Instant::now() < deadline
-            && self.events.lock().unwrap().last() != Some(&AirEvent::ActiveAdverts(0))
-        {
-            self.pump(POLL);
-        }
-        self.take()
-    }
-}
-
-/// The bytes of an `ay`, however deeply wrapped in variants.
-fn flat_bytes(arg: &dyn RefArg) -> Vec<u8> {
-    match arg.as_u64() {
-        Some(byte) => u8::try_from(byte).into_iter().collect(),
-        None => arg
-            .as_iter()
-            .map(|items| items.flat_map(flat_bytes).collect())
-            .unwrap_or_default(),
-    }
 }
 
 /// A mock BlueZ with one powered adapter and a relay on 127.0.0.1, with the runtime that
@@ -346,10 +234,6 @@ impl Ceremony {
     }
 }
 
-fn hex_string(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[test]
 fn register_and_login_from_flags_through_mock_bluez() {
     let world = World::start();
@@ -457,5 +341,60 @@ fn relying_party_accepts_register_and_login_through_mock_bluez() {
     assert_eq!(
         signed_in, registered,
         "signed in with the passkey just made"
+    );
+}
+
+/// SIGTERM while the phone advertises and waits: the phone withdraws its advert itself (the
+/// mock logs the unregistration; it would also drop it when the client left the bus) and
+/// exits with the status a shell reports for SIGTERM.
+#[test]
+fn sigterm_withdraws_the_phone_advert() {
+    let world = World::start();
+    let bus = world.mock.bus_address();
+    let computer_args = with(
+        &["register", "--rp-id", RP_ID, "--user", "carol"],
+        world.computer_args(),
+    );
+    let computer_args: Vec<&str> = computer_args.iter().map(String::as_str).collect();
+    let mut computer = Cable::spawn(
+        "computer",
+        &computer_args,
+        &[("DBUS_SYSTEM_BUS_ADDRESS", bus)],
+    );
+    let context = |processes: &[&Cable]| reports(processes, &world.mock);
+    let uri = wait_for_qr(&mut computer, context);
+    // Nobody scans for this phone: it advertises until it is stopped.
+    computer.kill();
+
+    world.air.pump(Duration::ZERO);
+    world.air.take();
+    let log_start = world.mock.log().len();
+    let mut args = vec!["phone", uri.as_str()];
+    let phone_args = world.phone_args();
+    args.extend(phone_args.iter().map(String::as_str));
+    let mut phone = Cable::spawn("phone", &args, &[("DBUS_SYSTEM_BUS_ADDRESS", bus)]);
+    let deadline = Instant::now() + SIGNAL_TIMEOUT;
+    while !world.air.take().contains(&AirEvent::ActiveAdverts(1)) {
+        assert!(
+            Instant::now() < deadline && phone.exited().is_none(),
+            "the phone never advertised\n{}",
+            reports(&[&phone], &world.mock)
+        );
+        world.air.pump(POLL);
+    }
+    phone.signal("TERM");
+    let status = phone.wait(SIGNAL_TIMEOUT);
+    assert_eq!(
+        status.code(),
+        Some(143),
+        "{}",
+        reports(&[&phone], &world.mock)
+    );
+    let air = world.air.settle();
+    assert_eq!(air.last(), Some(&AirEvent::ActiveAdverts(0)), "{air:?}");
+    let log = world.mock.log()[log_start..].to_owned();
+    assert!(
+        log.lines().any(|l| l.contains("UnregisterAdvertisement")),
+        "the phone left without unregistering its advert\n{log}"
     );
 }

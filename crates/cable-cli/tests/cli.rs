@@ -136,9 +136,23 @@ fn closed_and_full_standard_output_are_not_panics() {
 #[cfg(unix)]
 #[test]
 fn ctrl_c_exits_130() {
+    cancelled_by_signal("INT", 130);
+}
+
+/// SIGTERM (`kill`, a service manager, a container stop) cancels the same way, with the
+/// status a shell reports for it.
+#[cfg(unix)]
+#[test]
+fn sigterm_exits_143() {
+    cancelled_by_signal("TERM", 143);
+}
+
+#[cfg(unix)]
+fn cancelled_by_signal(signal: &str, expected: i32) {
     use std::io::Read;
     use std::process::{Command, Stdio};
-    let air = std::env::temp_dir().join(format!("cable-cli-ctrl-c-{}", std::process::id()));
+    let air =
+        std::env::temp_dir().join(format!("cable-cli-signal-{signal}-{}", std::process::id()));
     std::fs::create_dir_all(&air).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_cable"))
         .args([
@@ -166,7 +180,7 @@ fn ctrl_c_exits_130() {
     }
     let pid = child.id().to_string();
     assert!(Command::new("kill")
-        .args(["-INT", &pid])
+        .args([format!("-{signal}").as_str(), &pid])
         .status()
         .unwrap()
         .success());
@@ -174,7 +188,7 @@ fn ctrl_c_exits_130() {
     stderr.read_to_string(&mut rest).unwrap();
     let status = child.wait().unwrap();
     let _ = std::fs::remove_dir_all(&air);
-    assert_eq!(status.code(), Some(130), "{rest}");
+    assert_eq!(status.code(), Some(expected), "{rest}");
     assert!(rest.contains("cancelled"), "{rest}");
     assert!(!rest.contains("panicked"), "{rest}");
 }

@@ -73,3 +73,20 @@ fn unknown_adapter_name_fails() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("hci7"), "{}", text(&o));
 }
+
+/// bluetoothd lists adapters in no stable order; the report lists them by name.
+#[test]
+fn adapters_are_listed_in_order() {
+    let mock = MockBluez::start().unwrap();
+    let control = mock.control().unwrap();
+    for name in ["hci10", "hci2", "hci0"] {
+        control.add_adapter(name).unwrap();
+    }
+    let o = doctor(mock.bus_address(), &["--adapter", "hci0"]);
+    let t = text(&o);
+    let at = |name: &str| {
+        t.find(&format!("adapter {name} "))
+            .unwrap_or_else(|| panic!("{t}"))
+    };
+    assert!(at("hci0") < at("hci2") && at("hci2") < at("hci10"), "{t}");
+}

@@ -2,6 +2,8 @@
 //! they print.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod air_watch;
+
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -85,6 +87,40 @@ impl Cable {
             }
         }
         self.status
+    }
+
+    /// Kills the process (SIGKILL) and reaps it.
+    pub fn kill(&mut self) {
+        if self.exited().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+            self.exited();
+        }
+    }
+
+    /// Sends a signal by name (`TERM`, `INT`) with kill(1).
+    pub fn signal(&self, name: &str) {
+        let sent = Command::new("kill")
+            .args([format!("-{name}"), self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success(), "kill -{name} failed");
+    }
+
+    /// Waits (bounded) for the process to end; panics with its report on timeout.
+    pub fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.exited() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "did not end in {timeout:?}\n{}",
+                self.report()
+            );
+            std::thread::sleep(POLL);
+        }
     }
 
     pub fn report(&self) -> String {
