@@ -87,12 +87,14 @@
 //! (addresses, [`RelayHandle`] for drain/stop, [`Metrics`]), and [`RelayError`].
 
 mod admin;
+pub mod client_addr;
 mod config;
 pub mod contact;
 pub mod domain_names;
 mod error;
 mod handshake;
 mod metrics;
+pub mod proxy_protocol;
 mod rate_limit;
 mod registry;
 mod server;
@@ -110,6 +112,7 @@ pub use cable_proto::ids::{RoutingId, ShortHash, TunnelId};
 /// The subprotocol the relay requires and selects, and the header carrying the routing id on
 /// `new`.
 pub use cable_proto::wire::{ROUTING_ID_HEADER, SUBPROTOCOL};
+pub use client_addr::{Cidr, ForwardedHeader};
 pub use config::{ContactConfig, Limits, RelayConfig};
 pub use error::RelayError;
 pub use metrics::{CloseReason, ContactOutcome, Metrics, RejectReason};
