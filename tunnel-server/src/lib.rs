@@ -113,9 +113,11 @@ pub use cable_proto::ids::{RoutingId, ShortHash, TunnelId};
 /// `new`.
 pub use cable_proto::wire::{ROUTING_ID_HEADER, SUBPROTOCOL};
 pub use client_addr::{Cidr, ForwardedHeader};
-pub use config::{ContactConfig, Limits, RelayConfig};
+pub use config::{ClientAddresses, ContactConfig, Limits, RelayConfig};
 pub use error::RelayError;
-pub use metrics::{CloseReason, ContactOutcome, Metrics, RejectReason};
+pub use metrics::{
+    AddressSource, CloseReason, ContactOutcome, Metrics, ProxyRefusal, RejectReason,
+};
 pub use server::{Relay, RelayHandle, RunningRelay};
 pub use tls::server_config_from_pem;
 pub use webpush::{PushFailure, VapidKey};
