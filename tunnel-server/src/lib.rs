@@ -54,6 +54,15 @@
 //! connections, or draining (`new` only). A request head not complete within the handshake
 //! timeout gets its connection closed without an answer.
 //!
+//! # Client addresses behind a balancer
+//! The per-source rate limit and the log lines use the socket's peer unless
+//! [`ClientAddresses`] names trusted balancer networks. With `proxy_protocol`, every tunnel
+//! connection must come from one and start with a PROXY protocol header (v1 or v2,
+//! [`proxy_protocol`]), read before TLS within the handshake timeout and never past its
+//! end; other connections are closed without an answer. Without it, a trusted peer's
+//! `X-Forwarded-For` (or `Forwarded`) names the client: its rightmost address outside the
+//! trusted networks ([`client_addr`]).
+//!
 //! # Admin listener
 //! `GET`/`HEAD` `/healthz` (200 while the process serves), `/readyz` (503 once draining) and
 //! `/metrics` (OpenMetrics text), one request per connection. A client has 2 s to send its
