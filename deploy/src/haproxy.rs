@@ -7,6 +7,21 @@ use std::fmt::Write;
 use crate::routing_id::map_key;
 use crate::{ConfigError, Instances};
 
+/// How the relays learn each client's address through HAProxy, for their per-client rate
+/// limit and logs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientAddress {
+    /// `send-proxy-v2` on every server: a PROXY protocol v2 header before the request. The
+    /// relays need `--proxy-protocol --trusted-proxy <HAProxy's address>`.
+    #[default]
+    ProxyProtocol,
+    /// `option forwardfor`: HAProxy appends the client to `X-Forwarded-For`. The relays need
+    /// `--trusted-proxy <HAProxy's address>`.
+    XForwardedFor,
+    /// Neither: the relays see HAProxy's address (run them with `--rate-limit-per-second 0`).
+    None,
+}
+
 /// Settings of the generated HAProxy configuration.
 #[derive(Debug, Clone)]
 pub struct HaproxyOptions {
@@ -17,9 +32,12 @@ pub struct HaproxyOptions {
     /// Longest life of an upgraded connection, in seconds: the relay's tunnel lifetime plus
     /// a margin (the relay closes tunnels itself; this only reaps what it could not).
     pub tunnel_timeout_secs: u32,
-    /// Edge rate limit: requests per source address per 10 s; 0 turns it off. The relays see
-    /// only the balancer's address, so this is where a per-client limit belongs.
+    /// Edge rate limit: requests per source address per 10 s; 0 turns it off. It stops a
+    /// flood before it reaches any relay; the relays' own per-client limit (which needs
+    /// [`HaproxyOptions::client_address`]) then holds per instance.
     pub rate_limit_per_10s: u32,
+    /// How the relays learn the client's address.
+    pub client_address: ClientAddress,
 }
 
 impl Default for HaproxyOptions {
@@ -29,6 +47,7 @@ impl Default for HaproxyOptions {
             map_file: "/etc/haproxy/cable-routing.map".to_owned(),
             tunnel_timeout_secs: 130,
             rate_limit_per_10s: 200,
+            client_address: ClientAddress::default(),
         }
     }
 }
@@ -81,6 +100,10 @@ pub fn render_config(instances: &Instances, opts: &HaproxyOptions) -> Result<Str
          \x20   timeout http-request 10s\n\
          \x20   timeout client-fin 5s\n",
     );
+    if opts.client_address == ClientAddress::XForwardedFor {
+        // Appended after whatever the client sent: the relay reads the rightmost entry.
+        out.push_str("    option forwardfor\n");
+    }
     if opts.rate_limit_per_10s > 0 {
         let _ = writeln!(
             out,
@@ -117,13 +140,20 @@ pub fn render_config(instances: &Instances, opts: &HaproxyOptions) -> Result<Str
         opts.tunnel_timeout_secs
     );
     out.push_str("# Any ready instance; readiness (/readyz) turns 503 while an instance drains.\n");
-    any_ready_backend(&mut out, "cable_new", &backend_common, 3, instances);
+    any_ready_backend(&mut out, "cable_new", &backend_common, 3, instances, opts);
     out.push_str(
         "\n# Contacts: any ready instance too, but retried once only. A draining instance\n\
          # answers 503 before it pushes; one that gave up on a slow push service has pushed,\n\
          # and each retry wakes the phone again (it ignores pushes for tunnels that are gone).\n",
     );
-    any_ready_backend(&mut out, "cable_contact", &backend_common, 1, instances);
+    any_ready_backend(
+        &mut out,
+        "cable_contact",
+        &backend_common,
+        1,
+        instances,
+        opts,
+    );
     out.push_str(
         "\n# connect: only the owner. Liveness (/healthz) stays 200 while an instance drains,\n\
          # because it keeps serving joins for the tunnels it owns.\n",
@@ -136,7 +166,13 @@ pub fn render_config(instances: &Instances, opts: &HaproxyOptions) -> Result<Str
         if inst.admin_port.is_some() {
             out.push_str("    option httpchk GET /healthz\n    http-check expect status 200\n");
         }
-        let _ = writeln!(out, "    server {}{}\n", server_line(inst), check(inst));
+        let _ = writeln!(
+            out,
+            "    server {}{}{}\n",
+            server_line(inst),
+            send_proxy(opts),
+            check(inst)
+        );
     }
     Ok(out)
 }
@@ -149,6 +185,7 @@ fn any_ready_backend(
     common: &str,
     retries: u8,
     instances: &Instances,
+    opts: &HaproxyOptions,
 ) {
     let _ = write!(
         out,
@@ -161,7 +198,23 @@ fn any_ready_backend(
          \x20   retry-on conn-failure empty-response 503\n",
     );
     for inst in instances.iter() {
-        let _ = writeln!(out, "    server {}{}", server_line(inst), check(inst));
+        let _ = writeln!(
+            out,
+            "    server {}{}{}",
+            server_line(inst),
+            send_proxy(opts),
+            check(inst)
+        );
+    }
+}
+
+/// `send-proxy-v2` for the tunnel connections only: health checks go to the admin port
+/// (`check port`), which HAProxy then sends without a PROXY header, as the admin listener
+/// expects.
+fn send_proxy(opts: &HaproxyOptions) -> &'static str {
+    match opts.client_address {
+        ClientAddress::ProxyProtocol => " send-proxy-v2",
+        ClientAddress::XForwardedFor | ClientAddress::None => "",
     }
 }
 
@@ -213,6 +266,7 @@ mod tests {
             map_file: "/etc/haproxy/m.map".into(),
             tunnel_timeout_secs: 99,
             rate_limit_per_10s: 0,
+            client_address: ClientAddress::None,
         };
         let text = render_config(&two(), &opts).unwrap();
         assert!(text.contains("    bind 127.0.0.1:8443\n    bind :443 ssl crt /etc/c.pem\n"));
@@ -231,8 +285,31 @@ mod tests {
         // Only the instance with an admin port gets a health check on its connect backend.
         assert_eq!(text.matches("option httpchk GET /healthz").count(), 1);
 
+        assert!(!text.contains("send-proxy") && !text.contains("forwardfor"));
+
         let limited = render_config(&two(), &HaproxyOptions::default()).unwrap();
         assert!(limited.contains("gt 200 }"));
+    }
+
+    #[test]
+    fn client_addresses_reach_the_relays() {
+        let proxied = render_config(&two(), &HaproxyOptions::default()).unwrap();
+        // Every server line of all four backends (new, contact, two connects).
+        assert_eq!(proxied.matches(" send-proxy-v2").count(), 6);
+        assert!(proxied
+            .contains("    server rid_00000a 127.0.0.1:8001 send-proxy-v2 check port 9001\n"));
+        assert!(proxied.contains("    server rid_00000b relay-b:8002 send-proxy-v2\n"));
+        assert!(!proxied.contains("forwardfor"));
+        let forwarded = render_config(
+            &two(),
+            &HaproxyOptions {
+                client_address: ClientAddress::XForwardedFor,
+                ..HaproxyOptions::default()
+            },
+        )
+        .unwrap();
+        assert!(forwarded.contains("\n    option forwardfor\n"));
+        assert!(!forwarded.contains("send-proxy"));
     }
 
     #[test]

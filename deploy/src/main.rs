@@ -5,10 +5,10 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use cable_deploy::haproxy::{self, HaproxyOptions};
+use cable_deploy::haproxy::{self, ClientAddress, HaproxyOptions};
 use cable_deploy::ingress::{self, IngressOptions};
 use cable_deploy::{nginx, Instances};
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Generate load-balancer routing for caBLE tunnel relays from a list of
 /// `ROUTING_ID=HOST:PORT [admin=PORT]` entries (one instance owns one routing id).
@@ -57,6 +57,12 @@ enum Command {
         /// Requests per source address per 10 s before the edge answers 429; 0 = off.
         #[arg(long, default_value_t = 200)]
         rate_limit_per_10s: u32,
+        /// How the relays learn each client's address (for their per-client rate limit):
+        /// `proxy-protocol` adds `send-proxy-v2` to every server (relays: `--proxy-protocol
+        /// --trusted-proxy <HAProxy address>`), `x-forwarded-for` adds `option forwardfor`
+        /// (relays: `--trusted-proxy <HAProxy address>`), `none` neither.
+        #[arg(long, value_enum, default_value_t = ClientAddressArg::ProxyProtocol)]
+        client_address: ClientAddressArg,
     },
     /// Kubernetes Services, one per relay pod (each instance's host is its pod's name).
     PodServices {
@@ -96,6 +102,24 @@ enum Command {
     },
 }
 
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum ClientAddressArg {
+    ProxyProtocol,
+    XForwardedFor,
+    #[value(name = "none")]
+    NoHeader,
+}
+
+impl From<ClientAddressArg> for ClientAddress {
+    fn from(arg: ClientAddressArg) -> Self {
+        match arg {
+            ClientAddressArg::ProxyProtocol => Self::ProxyProtocol,
+            ClientAddressArg::XForwardedFor => Self::XForwardedFor,
+            ClientAddressArg::NoHeader => Self::None,
+        }
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
@@ -117,6 +141,7 @@ fn run(cli: Cli) -> Result<(), String> {
             map_file,
             tunnel_timeout,
             rate_limit_per_10s,
+            client_address,
         } => haproxy::render_config(
             &instances,
             &HaproxyOptions {
@@ -124,6 +149,7 @@ fn run(cli: Cli) -> Result<(), String> {
                 map_file,
                 tunnel_timeout_secs: tunnel_timeout,
                 rate_limit_per_10s,
+                client_address: client_address.into(),
             },
         )
         .map_err(|e| e.to_string())?,

@@ -1,6 +1,7 @@
 //! Three relays with distinct routing ids behind nginx, and behind HAProxy, on loopback,
 //! configured by `cable-lbconf` and `deploy/nginx/cable-locations.conf` exactly as an
-//! operator would deploy them. The relays share one contact key and one VAPID key (made with
+//! operator would deploy them, with their per-client rate limit on (HAProxy sends PROXY v2
+//! headers, nginx `X-Forwarded-For`; the relays trust 127.0.0.1). The relays share one contact key and one VAPID key (made with
 //! the relay's own `gen-contact-key` and `gen-vapid-key`), so a linked phone registered
 //! through the balancer can be contacted through any instance.
 //!
@@ -79,7 +80,7 @@ async fn scenario(kind: Balancer) {
     let mut relays = Vec::new();
     for (i, rid) in ROUTING_IDS.into_iter().enumerate() {
         let via_entrypoint = i == ROUTING_IDS.len() - 1;
-        relays.push(Relay::start(rid, dir.path(), via_entrypoint, &keys).await);
+        relays.push(Relay::start(kind, rid, dir.path(), via_entrypoint, &keys).await);
     }
     // The image's HEALTHCHECK command against a real relay.
     let health = std::process::Command::new("bash")
@@ -118,6 +119,10 @@ async fn scenario(kind: Balancer) {
     // 1b. A linked phone: registered through the balancer, contacted through it on every
     //     instance, joined through it at the instance that created each tunnel.
     contacts_through_the_balancer(kind, balancer.addr, &relays).await;
+
+    // 1c. Per-client rate limits through the balancer: a client on 127.0.0.2 that floods one
+    //     instance is refused there, while everyone else (127.0.0.1) is not.
+    rate_limit_per_client(kind, balancer.addr, &relays[2], &ids).await;
 
     // 2. Rejections: unknown routing id at the edge; unknown tunnel and missing subprotocol
     //    at the owner, passed through.
@@ -414,6 +419,7 @@ impl Relay {
     /// `via_entrypoint`: start through deploy/docker/entrypoint.sh with only a pod name, so
     /// the routing id is the one the entrypoint derives.
     async fn start(
+        kind: Balancer,
         routing_id: &'static str,
         dir: &Path,
         via_entrypoint: bool,
@@ -426,14 +432,14 @@ impl Relay {
             let mut cmd = Command::new("bash");
             cmd.arg(entrypoint())
                 .arg(relay_binary())
-                .args(relay_args(None, addr, admin))
+                .args(relay_args(kind, None, addr, admin))
                 .args(keys.args())
                 .env("POD_NAME", POD_NAME_OF_LAST)
                 .env_remove("CABLE_RELAY_ROUTING_ID");
             cmd
         } else {
             let mut cmd = Command::new(relay_binary());
-            cmd.args(relay_args(Some(routing_id), addr, admin))
+            cmd.args(relay_args(kind, Some(routing_id), addr, admin))
                 .args(keys.args());
             cmd
         };
@@ -494,8 +500,16 @@ impl Relay {
     }
 }
 
-/// The relay's command line, with short limits for the test.
-fn relay_args(routing_id: Option<&str>, addr: SocketAddr, admin: SocketAddr) -> Vec<String> {
+/// The relay's command line, with short limits for the test. The per-client rate limit stays
+/// at its default: the balancer on 127.0.0.1 passes each client's address on, by PROXY
+/// header (HAProxy, as `cable-lbconf haproxy` configures it) or `X-Forwarded-For` (nginx,
+/// as `cable-locations.conf` sets it).
+fn relay_args(
+    kind: Balancer,
+    routing_id: Option<&str>,
+    addr: SocketAddr,
+    admin: SocketAddr,
+) -> Vec<String> {
     let mut args: Vec<String> = [
         "--listen".to_owned(),
         addr.to_string(),
@@ -503,11 +517,13 @@ fn relay_args(routing_id: Option<&str>, addr: SocketAddr, admin: SocketAddr) -> 
         admin.to_string(),
         "--drain-timeout".to_owned(),
         format!("{}s", DRAIN.as_secs()),
-        // Behind a balancer every request comes from the balancer's address.
-        "--rate-limit-per-second".to_owned(),
-        "0".to_owned(),
+        "--trusted-proxy".to_owned(),
+        "127.0.0.1/32".to_owned(),
     ]
     .into();
+    if kind == Balancer::Haproxy {
+        args.push("--proxy-protocol".to_owned());
+    }
     if let Some(rid) = routing_id {
         args.extend(["--routing-id".to_owned(), rid.to_owned()]);
     }
@@ -651,6 +667,80 @@ async fn contacts_through_the_balancer(kind: Balancer, addr: SocketAddr, relays:
             r.routing_id
         );
     }
+}
+
+/// Status of an upgrade to `path` through the balancer from a client bound to `source`.
+async fn status_from(source: [u8; 4], balancer: SocketAddr, path: &str) -> u16 {
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind((source, 0).into()).unwrap();
+    let mut tcp = timeout(STEP, socket.connect(balancer))
+        .await
+        .unwrap()
+        .unwrap();
+    let req = format!(
+        "GET {path} HTTP/1.1\r\nHost: {balancer}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: {SUBPROTOCOL}\r\n\r\n"
+    );
+    tcp.write_all(req.as_bytes()).await.unwrap();
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 512];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = timeout(STEP, tcp.read(&mut chunk)).await.unwrap().unwrap();
+        assert!(n > 0, "connection closed before the response head");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&buf);
+    head.get(9..12).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+/// Joins for unknown tunnels go to one instance (the routing id's owner), which checks the
+/// rate limit before it looks the tunnel up: 404 while the client has tokens, then 429.
+async fn rate_limit_per_client(
+    kind: Balancer,
+    balancer: SocketAddr,
+    relay: &Relay,
+    ids: &TunnelIds,
+) {
+    let path = || format!("/cable/connect/{}/{}", relay.routing_id, ids.next());
+    // The default burst is 100 requests; the limit refills 20 a second while this runs.
+    let mut sent = 0;
+    loop {
+        sent += 1;
+        match status_from([127, 0, 0, 2], balancer, &path()).await {
+            404 => assert!(sent < 1000, "{kind:?}: 127.0.0.2 never rate limited"),
+            429 => break,
+            other => panic!("{kind:?}: join {sent} from 127.0.0.2 answered {other}"),
+        }
+    }
+    eprintln!("{kind:?}: 127.0.0.2 rate limited after {sent} requests");
+    assert!(
+        sent > 50,
+        "{kind:?}: limited after only {sent}: keyed on the balancer?"
+    );
+    assert_eq!(
+        status_from([127, 0, 0, 1], balancer, &path()).await,
+        404,
+        "{kind:?}: another client was limited with 127.0.0.2"
+    );
+    let metrics = admin_body(relay.admin, "/metrics").await;
+    let source = match kind {
+        Balancer::Haproxy => "proxy_protocol",
+        Balancer::Nginx => "forwarded_header",
+    };
+    let counted = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!(
+                "cable_relay_client_addresses_total{{source=\"{source}\"}} "
+            ))
+        })
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(
+        counted >= sent as f64,
+        "{kind:?}: {source} counted {counted}"
+    );
 }
 
 fn entrypoint() -> PathBuf {

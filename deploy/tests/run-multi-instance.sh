@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Three relays behind nginx and behind HAProxy on loopback (deploy/tests/multi_instance.rs).
+# Three relays behind nginx and behind HAProxy on loopback (deploy/tests/multi_instance.rs),
+# with their per-client rate limit on: HAProxy passes clients by PROXY header, nginx by
+# X-Forwarded-For, and a second client address (127.0.0.2) must be limited on its own.
 # Needs nginx and haproxy installed (.ci/install-system-packages). Honours CARGO_TARGET_DIR.
 #
 # The relay binary is the workspace's debug build made by `cargo test --workspace`: building

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use cable_proto::ids::RoutingId;
 
+use crate::client_addr::{Cidr, ForwardedHeader};
 use crate::contact::ContactKeys;
 use crate::webpush::VapidKey;
 
@@ -89,6 +90,26 @@ pub struct RelayConfig {
     /// Contacts of linked phones (`/cable/push/register`, `/cable/contact/`); `None` answers
     /// both with 404.
     pub contact: Option<ContactConfig>,
+    /// Where client addresses come from behind a balancer; the default trusts no one and
+    /// uses the socket's peer.
+    pub client_addresses: ClientAddresses,
+}
+
+/// How the relay learns a client's real address behind a balancer, for the per-source rate
+/// limit and the log lines.
+///
+/// With `proxy_protocol`, every connection must come from a trusted network and start with
+/// a PROXY protocol header (v1 or v2); others are closed. Without it, a request from a
+/// trusted network may name its client in `forwarded_header`; from anywhere else that
+/// header is ignored. With no trusted network, the socket's peer is always the client.
+#[derive(Debug, Clone, Default)]
+pub struct ClientAddresses {
+    /// Require a PROXY protocol header on every tunnel-listener connection.
+    pub proxy_protocol: bool,
+    /// Networks of the balancers whose PROXY headers or forwarded headers are believed.
+    pub trusted_proxies: Vec<Cidr>,
+    /// The header a trusted balancer names the client in (ignored with `proxy_protocol`).
+    pub forwarded_header: ForwardedHeader,
 }
 
 /// What the relay needs to serve linked phones: the keys every instance behind one host name
@@ -138,6 +159,7 @@ impl Default for RelayConfig {
             listen_backlog: 4096,
             ws_read_buffer: 2048,
             contact: None,
+            client_addresses: ClientAddresses::default(),
         }
     }
 }
@@ -154,6 +176,7 @@ impl fmt::Debug for RelayConfig {
             .field("listen_backlog", &self.listen_backlog)
             .field("ws_read_buffer", &self.ws_read_buffer)
             .field("contact", &self.contact)
+            .field("client_addresses", &self.client_addresses)
             .finish()
     }
 }
@@ -184,6 +207,14 @@ impl RelayConfig {
             return Err(InvalidConfig {
                 setting: "rate-limit-burst",
                 problem: "must be at least 1 when the rate limit is on",
+            });
+        }
+        let c = &self.client_addresses;
+        if c.proxy_protocol && c.trusted_proxies.is_empty() {
+            return Err(InvalidConfig {
+                setting: "proxy-protocol",
+                problem:
+                    "needs at least one --trusted-proxy network (every connection would be refused)",
             });
         }
         if self.ws_read_buffer < 64 {

@@ -6,6 +6,8 @@
 //! the socket becomes a `WebSocketStream` through `from_partially_read`, so framing is still
 //! entirely tungstenite's.
 
+use std::net::IpAddr;
+
 use cable_proto::domain::TunnelPath;
 use cable_proto::ids::RoutingId;
 use cable_proto::wire::{
@@ -15,6 +17,7 @@ use cable_proto::{Error as ProtoError, TunnelPathErrorKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 
+use crate::client_addr::{forwarded_client, Cidr, ForwardedHeader};
 use crate::contact::{RegisterError, MAX_REGISTER_BODY};
 use crate::metrics::RejectReason;
 use crate::stream::ClientStream;
@@ -150,12 +153,33 @@ pub enum Head {
 /// [`read_request`] runs on every read; public (hidden) for the fuzz targets.
 #[doc(hidden)]
 pub fn parse_head(buf: &[u8], routing_id: RoutingId) -> Result<Option<(Head, usize)>, Refusal> {
+    Ok(parse_head_from(buf, routing_id, None)?.map(|(head, len, _)| (head, len)))
+}
+
+/// Whose forwarded header to believe: set only when the socket's peer is a trusted proxy.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Forwarding<'a> {
+    pub(crate) header: ForwardedHeader,
+    pub(crate) trusted: &'a [Cidr],
+}
+
+/// [`parse_head`], and the client address a trusted proxy's forwarded header names.
+fn parse_head_from(
+    buf: &[u8],
+    routing_id: RoutingId,
+    forwarding: Option<Forwarding<'_>>,
+) -> Result<Option<(Head, usize, Option<IpAddr>)>, Refusal> {
     let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut headers);
     match req.parse(buf) {
         Ok(httparse::Status::Partial) => Ok(None),
         Ok(httparse::Status::Complete(head_len)) => {
-            Ok(Some((validate(&req, routing_id)?, head_len)))
+            let head = validate(&req, routing_id)?;
+            let client = forwarding.and_then(|f| {
+                let name = f.header.name()?;
+                forwarded_client(f.header, header(&req, name), f.trusted)
+            });
+            Ok(Some((head, head_len, client)))
         }
         Err(httparse::Error::TooManyHeaders) => Err(RejectReason::HeadTooLarge.into()),
         Err(_) => Err(RejectReason::MalformedRequest.into()),
@@ -163,12 +187,14 @@ pub fn parse_head(buf: &[u8], routing_id: RoutingId) -> Result<Option<(Head, usi
 }
 
 /// Reads the request head (bounded by `max_head` bytes) and validates it; for a registration
-/// also reads its body (bounded by [`MAX_REGISTER_BODY`]).
+/// also reads its body (bounded by [`MAX_REGISTER_BODY`]). Also returns the client address
+/// named by the forwarded header that `forwarding` allows, if any.
 pub(crate) async fn read_request(
     stream: &mut ClientStream,
     max_head: usize,
     routing_id: RoutingId,
-) -> Result<Request, Refusal> {
+    forwarding: Option<Forwarding<'_>>,
+) -> Result<(Request, Option<IpAddr>), Refusal> {
     let mut buf = Vec::with_capacity(512.min(max_head));
     loop {
         if buf.len() >= max_head {
@@ -182,11 +208,11 @@ pub(crate) async fn read_request(
             Ok(n) => n,
         };
         buf.truncate(start + n);
-        let Some((head, head_len)) = parse_head(&buf, routing_id)? else {
+        let Some((head, head_len, client)) = parse_head_from(&buf, routing_id, forwarding)? else {
             continue;
         };
         let tail = buf.get(head_len..).map(<[u8]>::to_vec).unwrap_or_default();
-        return match head {
+        let request = match head {
             Head::Upgrade {
                 path,
                 key,
@@ -206,6 +232,7 @@ pub(crate) async fn read_request(
                 .await
                 .map(Request::Register),
         };
+        return request.map(|r| (r, client));
     }
 }
 

@@ -54,6 +54,15 @@
 //! connections, or draining (`new` only). A request head not complete within the handshake
 //! timeout gets its connection closed without an answer.
 //!
+//! # Client addresses behind a balancer
+//! The per-source rate limit and the log lines use the socket's peer unless
+//! [`ClientAddresses`] names trusted balancer networks. With `proxy_protocol`, every tunnel
+//! connection must come from one and start with a PROXY protocol header (v1 or v2,
+//! [`proxy_protocol`]), read before TLS within the handshake timeout and never past its
+//! end; other connections are closed without an answer. Without it, a trusted peer's
+//! `X-Forwarded-For` (or `Forwarded`) names the client: its rightmost address outside the
+//! trusted networks ([`client_addr`]).
+//!
 //! # Admin listener
 //! `GET`/`HEAD` `/healthz` (200 while the process serves), `/readyz` (503 once draining) and
 //! `/metrics` (OpenMetrics text), one request per connection. A client has 2 s to send its
@@ -87,12 +96,14 @@
 //! (addresses, [`RelayHandle`] for drain/stop, [`Metrics`]), and [`RelayError`].
 
 mod admin;
+pub mod client_addr;
 mod config;
 pub mod contact;
 pub mod domain_names;
 mod error;
 mod handshake;
 mod metrics;
+pub mod proxy_protocol;
 mod rate_limit;
 mod registry;
 mod server;
@@ -110,9 +121,12 @@ pub use cable_proto::ids::{RoutingId, ShortHash, TunnelId};
 /// The subprotocol the relay requires and selects, and the header carrying the routing id on
 /// `new`.
 pub use cable_proto::wire::{ROUTING_ID_HEADER, SUBPROTOCOL};
-pub use config::{ContactConfig, Limits, RelayConfig};
+pub use client_addr::{Cidr, ForwardedHeader};
+pub use config::{ClientAddresses, ContactConfig, Limits, RelayConfig};
 pub use error::RelayError;
-pub use metrics::{CloseReason, ContactOutcome, Metrics, RejectReason};
+pub use metrics::{
+    AddressSource, CloseReason, ContactOutcome, Metrics, ProxyRefusal, RejectReason,
+};
 pub use server::{Relay, RelayHandle, RunningRelay};
 pub use tls::server_config_from_pem;
 pub use webpush::{PushFailure, VapidKey};

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use cable_tunnel_server::contact::ContactKeys;
 use cable_tunnel_server::{
-    ContactConfig, Limits, Relay, RelayConfig, RelayError, RoutingId, VapidKey,
+    Cidr, ClientAddresses, ContactConfig, ForwardedHeader, Limits, Relay, RelayConfig, RelayError,
+    RoutingId, VapidKey,
 };
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::filter::{LevelFilter, ParseError};
@@ -112,13 +113,47 @@ struct Args {
     max_pending_tunnels: usize,
 
     /// Sustained new+connect requests per second allowed per source address (IPv6: per /64);
-    /// more get 429. 0 turns the limit off (e.g. when every request comes from a proxy).
+    /// more get 429. 0 turns the limit off. Behind a balancer, keep it on with
+    /// --trusted-proxy (and --proxy-protocol), so that the source is the client, not the
+    /// balancer.
     #[arg(long, env = "CABLE_RELAY_RATE_LIMIT", default_value_t = 20.0)]
     rate_limit_per_second: f64,
 
     /// Burst allowance of the per-source rate limit, in requests.
     #[arg(long, env = "CABLE_RELAY_RATE_BURST", default_value_t = 100)]
     rate_limit_burst: u32,
+
+    /// Require a PROXY protocol header (v1 or v2: HAProxy `send-proxy-v2`, nginx stream
+    /// `proxy_protocol on`) at the start of every tunnel connection, and rate-limit and log
+    /// by the client it names. Needs --trusted-proxy: a connection from any other network,
+    /// or without a valid header within --handshake-timeout, is closed without an answer.
+    #[arg(long, env = "CABLE_RELAY_PROXY_PROTOCOL", requires = "trusted_proxy")]
+    proxy_protocol: bool,
+
+    /// Network of a balancer whose PROXY header or forwarded header is believed, in CIDR
+    /// notation (10.0.0.0/8, 127.0.0.1/32, ::1/128; a bare address is one host). Repeat for
+    /// several; comma-separated in the environment variable. None by default: the socket's
+    /// peer is then always the client.
+    #[arg(
+        long,
+        env = "CABLE_RELAY_TRUSTED_PROXIES",
+        value_name = "CIDR",
+        value_delimiter = ','
+    )]
+    trusted_proxy: Vec<Cidr>,
+
+    /// Without --proxy-protocol: the request header in which a trusted proxy names the
+    /// client. The client is its rightmost address that is not itself in a trusted network;
+    /// from a peer outside them the header is ignored. Pick the header your balancer sets
+    /// (nginx `$proxy_add_x_forwarded_for`, HAProxy `option forwardfor`: x-forwarded-for),
+    /// so that a client cannot slip in the other one.
+    #[arg(
+        long,
+        env = "CABLE_RELAY_FORWARDED_HEADER",
+        value_enum,
+        default_value_t = ForwardedHeaderArg::XForwardedFor
+    )]
+    forwarded_header: ForwardedHeaderArg,
 
     /// On SIGTERM/SIGINT: refuse `new` (readyz 503) but keep serving joins and live tunnels for
     /// this long, then close what is left with 1001 and exit. A second signal exits at once.
@@ -242,6 +277,27 @@ enum DomainCommand {
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
+enum ForwardedHeaderArg {
+    /// `X-Forwarded-For: client, proxy, …`.
+    XForwardedFor,
+    /// RFC 7239 `Forwarded: for=client, for=proxy`.
+    Forwarded,
+    /// Read neither.
+    #[value(name = "none")]
+    NoHeader,
+}
+
+impl From<ForwardedHeaderArg> for ForwardedHeader {
+    fn from(arg: ForwardedHeaderArg) -> Self {
+        match arg {
+            ForwardedHeaderArg::XForwardedFor => Self::XForwardedFor,
+            ForwardedHeaderArg::Forwarded => Self::Forwarded,
+            ForwardedHeaderArg::NoHeader => Self::None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
 enum LogFormat {
     Human,
     Json,
@@ -294,6 +350,11 @@ fn config(args: &Args) -> Result<RelayConfig, RelayError> {
         listen_backlog: args.listen_backlog,
         ws_read_buffer: args.ws_read_buffer,
         contact: contact_config(args)?,
+        client_addresses: ClientAddresses {
+            proxy_protocol: args.proxy_protocol,
+            trusted_proxies: args.trusted_proxy.clone(),
+            forwarded_header: args.forwarded_header.into(),
+        },
     })
 }
 
@@ -520,6 +581,40 @@ mod tests {
         assert!(c.tls.is_none());
         assert!(Args::try_parse_from(["x", "--tls-cert", "a.pem"]).is_err());
         assert!(Args::try_parse_from(["x", "--routing-id", "12345"]).is_err());
+        let addrs = &c.client_addresses;
+        assert!(!addrs.proxy_protocol && addrs.trusted_proxies.is_empty());
+        assert_eq!(addrs.forwarded_header, ForwardedHeader::XForwardedFor);
+    }
+
+    #[test]
+    fn balancer_flags() {
+        let args = Args::try_parse_from([
+            "x",
+            "--proxy-protocol",
+            "--trusted-proxy",
+            "10.0.0.0/8",
+            "--trusted-proxy",
+            "127.0.0.1/32,::1/128",
+            "--forwarded-header",
+            "forwarded",
+        ])
+        .unwrap();
+        let c = config(&args).unwrap().client_addresses;
+        assert!(c.proxy_protocol);
+        let nets: Vec<String> = c.trusted_proxies.iter().map(ToString::to_string).collect();
+        assert_eq!(nets, ["10.0.0.0/8", "127.0.0.1/32", "::1/128"]);
+        assert_eq!(c.forwarded_header, ForwardedHeader::Forwarded);
+        // The PROXY header is required of trusted peers only, so there must be some.
+        assert!(Args::try_parse_from(["x", "--proxy-protocol"]).is_err());
+        let bad = Args::try_parse_from(["x", "--trusted-proxy", "10.0.0.1/8"])
+            .unwrap_err()
+            .to_string();
+        assert!(bad.contains("the network is 10.0.0.0/8"), "{bad}");
+        let none = Args::try_parse_from(["x", "--forwarded-header", "none"]).unwrap();
+        assert_eq!(
+            config(&none).unwrap().client_addresses.forwarded_header,
+            ForwardedHeader::None
+        );
     }
 
     #[test]

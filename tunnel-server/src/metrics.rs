@@ -9,6 +9,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::contact::RegisterError;
+use crate::proxy_protocol::ProxyHeaderError;
 use crate::webpush::PushFailure;
 
 /// Why a request was refused before it became a WebSocket (or why its handshake failed).
@@ -63,10 +64,13 @@ pub enum RejectReason {
     TlsFailed,
     /// Client went away or broke the connection during the handshake.
     HandshakeIo,
+    /// `--proxy-protocol`: a peer outside the trusted networks, or no valid PROXY header
+    /// (connection closed; `proxy_headers_refused` says why).
+    ProxyHeader,
 }
 
 impl RejectReason {
-    const ALL: [RejectReason; 24] = [
+    const ALL: [RejectReason; 25] = [
         Self::UnknownPath,
         Self::ContactUnsupported,
         Self::ContactGone,
@@ -91,6 +95,7 @@ impl RejectReason {
         Self::HandshakeTimeout,
         Self::TlsFailed,
         Self::HandshakeIo,
+        Self::ProxyHeader,
     ];
 
     /// Label value used in metrics and logs.
@@ -120,6 +125,7 @@ impl RejectReason {
             Self::HandshakeTimeout => "handshake_timeout",
             Self::TlsFailed => "tls_failed",
             Self::HandshakeIo => "handshake_io",
+            Self::ProxyHeader => "proxy_header",
         }
     }
 
@@ -145,8 +151,101 @@ impl RejectReason {
             Self::PendingLimit | Self::ConnectionLimit | Self::Draining | Self::PushUnavailable => {
                 (503, "Service Unavailable")
             }
-            Self::HandshakeTimeout | Self::TlsFailed | Self::HandshakeIo => return None,
+            Self::HandshakeTimeout | Self::TlsFailed | Self::HandshakeIo | Self::ProxyHeader => {
+                return None
+            }
         })
+    }
+}
+
+/// Where the address a connection is rate-limited and logged by came from, as counted in
+/// `cable_relay_client_addresses`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AddressSource {
+    /// The TCP peer (no balancer configured, an untrusted peer's forwarded header ignored, a
+    /// trusted peer without one, or a PROXY header that names no client).
+    Socket,
+    /// A PROXY protocol header from a trusted peer.
+    ProxyProtocol,
+    /// `X-Forwarded-For` or `Forwarded` from a trusted peer.
+    ForwardedHeader,
+}
+
+impl AddressSource {
+    const ALL: [AddressSource; 3] = [Self::Socket, Self::ProxyProtocol, Self::ForwardedHeader];
+
+    /// Label value used in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Socket => "socket",
+            Self::ProxyProtocol => "proxy_protocol",
+            Self::ForwardedHeader => "forwarded_header",
+        }
+    }
+}
+
+/// Why a connection's PROXY header was refused, as counted in
+/// `cable_relay_proxy_headers_refused`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ProxyRefusal {
+    /// The peer is not in a trusted network (nothing is read from it).
+    UntrustedPeer,
+    /// The connection does not start with a PROXY header (a client bypassing the balancer,
+    /// or a balancer not configured to send one).
+    NoHeader,
+    /// A header with a bad field, address, port or byte.
+    Malformed,
+    /// A version 1 line or a version 2 length over the limit.
+    TooLong,
+    /// A version, command, family or transport the relay does not take.
+    Unsupported,
+    /// The peer closed or broke the connection within the header.
+    Closed,
+    /// The header was not complete within the handshake timeout.
+    Timeout,
+}
+
+impl ProxyRefusal {
+    const ALL: [ProxyRefusal; 7] = [
+        Self::UntrustedPeer,
+        Self::NoHeader,
+        Self::Malformed,
+        Self::TooLong,
+        Self::Unsupported,
+        Self::Closed,
+        Self::Timeout,
+    ];
+
+    /// Label value used in metrics and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::UntrustedPeer => "untrusted_peer",
+            Self::NoHeader => "no_header",
+            Self::Malformed => "malformed",
+            Self::TooLong => "too_long",
+            Self::Unsupported => "unsupported",
+            Self::Closed => "closed",
+            Self::Timeout => "timeout",
+        }
+    }
+}
+
+impl From<ProxyHeaderError> for ProxyRefusal {
+    fn from(e: ProxyHeaderError) -> Self {
+        use ProxyHeaderError as E;
+        match e {
+            E::BadSignature => Self::NoHeader,
+            E::V1TooLong | E::V2TooLong(_) => Self::TooLong,
+            E::V1BadByte
+            | E::V1BadFields
+            | E::V1BadAddress
+            | E::V1BadPort
+            | E::V1BadProtocol
+            | E::V2ShortAddresses { .. } => Self::Malformed,
+            E::V2BadVersion(_) | E::V2BadCommand(_) | E::V2BadFamily(_) | E::V2BadTransport(_) => {
+                Self::Unsupported
+            }
+        }
     }
 }
 
@@ -303,6 +402,10 @@ pub struct Metrics {
     push_failures: Vec<Counter>,
     /// `ok` first, then one per [`RegisterError`].
     registrations: Vec<Counter>,
+    /// One per [`AddressSource`], in its order.
+    client_addresses: Vec<Counter>,
+    /// One per [`ProxyRefusal`], in its order.
+    proxy_refused: Vec<Counter>,
 }
 
 impl Metrics {
@@ -433,9 +536,29 @@ impl Metrics {
             "Push subscription registrations, by outcome",
             registrations_family.clone(),
         );
+        let sources_family = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        let proxy_family = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        registry.register(
+            "client_addresses",
+            "Client connections by where the address that rate limits and logs use came from",
+            sources_family.clone(),
+        );
+        registry.register(
+            "proxy_headers_refused",
+            "Connections closed for their PROXY protocol header (or its absence), by reason",
+            proxy_family.clone(),
+        );
         let label = |f: &Family<[(&'static str, &'static str); 1], Counter>, key, value| {
             f.get_or_create(&[(key, value)]).clone()
         };
+        let client_addresses = AddressSource::ALL
+            .iter()
+            .map(|s| label(&sources_family, "source", s.as_str()))
+            .collect();
+        let proxy_refused = ProxyRefusal::ALL
+            .iter()
+            .map(|r| label(&proxy_family, "reason", r.as_str()))
+            .collect();
         let contacts = ContactOutcome::ALL
             .iter()
             .map(|o| label(&contacts_family, "outcome", o.as_str()))
@@ -449,6 +572,8 @@ impl Metrics {
             .map(|o| label(&registrations_family, "outcome", o))
             .collect();
         Self {
+            client_addresses,
+            proxy_refused,
             contacts,
             push_duration,
             push_failures,
@@ -503,6 +628,32 @@ impl Metrics {
     pub(crate) fn relayed(&self, dir: Direction, len: usize) {
         self.messages[dir as usize].inc();
         self.bytes[dir as usize].inc_by(len as u64);
+    }
+
+    pub(crate) fn client_address(&self, source: AddressSource) {
+        if let Some(c) = self.client_addresses.get(source as usize) {
+            c.inc();
+        }
+    }
+
+    pub(crate) fn proxy_refused(&self, reason: ProxyRefusal) {
+        if let Some(c) = self.proxy_refused.get(reason as usize) {
+            c.inc();
+        }
+    }
+
+    /// Current value of a client address counter.
+    pub fn client_addresses(&self, source: AddressSource) -> u64 {
+        self.client_addresses
+            .get(source as usize)
+            .map_or(0, Counter::get)
+    }
+
+    /// Current value of a refused PROXY header counter.
+    pub fn proxy_headers_refused(&self, reason: ProxyRefusal) -> u64 {
+        self.proxy_refused
+            .get(reason as usize)
+            .map_or(0, Counter::get)
     }
 
     pub(crate) fn contact(&self, outcome: ContactOutcome) {

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use cable_proto::domain::TunnelPath;
 use cable_proto::ids::{RoutingId, TunnelId};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
@@ -13,11 +14,15 @@ use tokio::time::Instant;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
+use crate::client_addr::{is_trusted, unmap};
 use crate::config::RelayConfig;
 use crate::contact::Subscription;
 use crate::error::RelayError;
-use crate::handshake::{self, Refusal, Request, UpgradeRequest};
-use crate::metrics::{ContactOutcome, Listener, Metrics, RejectReason};
+use crate::handshake::{self, Forwarding, Refusal, Request, UpgradeRequest};
+use crate::metrics::{
+    AddressSource, ContactOutcome, Listener, Metrics, ProxyRefusal, RejectReason,
+};
+use crate::proxy_protocol::{self, ProxyHeader, ProxyHeaderError};
 use crate::state::{ConnGuard, Peer, Phase, Shared, Ws};
 use crate::stream::ClientStream;
 use crate::throttle::AcceptFailures;
@@ -64,6 +69,8 @@ impl Relay {
             routing_id = %shared.config.routing_id,
             tls = shared.tls.is_some(),
             contact = vapid_public.is_some(),
+            proxy_protocol = shared.config.client_addresses.proxy_protocol,
+            trusted_proxies = shared.config.client_addresses.trusted_proxies.len(),
             "relay listening"
         );
         if let Some(key) = vapid_public {
@@ -296,6 +303,15 @@ struct NewTunnel {
 /// socket went to the tunnel's task.
 type Accepted = Option<NewTunnel>;
 
+/// The address a connection is rate-limited and logged by, as far as it is known yet.
+#[derive(Debug, Clone, Copy)]
+struct Client {
+    ip: IpAddr,
+    source: AddressSource,
+    /// Still reading the PROXY header: a timeout now is the header's.
+    awaiting_proxy_header: bool,
+}
+
 async fn handle_connection(
     shared: Arc<Shared>,
     tcp: TcpStream,
@@ -304,34 +320,59 @@ async fn handle_connection(
     over_limit: bool,
 ) {
     let timeout = shared.config.limits.handshake_timeout;
+    let mut client = Client {
+        ip: unmap(addr.ip()),
+        source: AddressSource::Socket,
+        awaiting_proxy_header: false,
+    };
     // Boxed so that the (larger) handshake state is freed before the long-lived tunnel phase.
-    let handshake = Box::pin(handshake(&shared, tcp, addr.ip(), guard, over_limit));
-    let accepted = match tokio::time::timeout(timeout, handshake).await {
+    let handshake = Box::pin(handshake(
+        &shared,
+        tcp,
+        addr,
+        &mut client,
+        guard,
+        over_limit,
+    ));
+    let result = tokio::time::timeout(timeout, handshake).await;
+    let accepted = match result {
         Ok(Ok(a)) => a,
         Ok(Err(refusal)) => {
             shared.metrics.reject(refusal.reason);
+            let client = client.ip;
             if let Some(problem) = refusal.register_error {
                 shared.metrics.registration(Err(problem));
-                tracing::info!(peer = %addr, %problem, "push registration refused");
+                tracing::info!(%client, peer = %addr, %problem, "push registration refused");
                 return;
             }
             match refusal.path_error {
                 // The problem, never the path: a path can carry a tunnel id.
                 Some(problem) => tracing::debug!(
+                    %client,
                     peer = %addr,
                     reason = refusal.reason.as_str(),
                     %problem,
                     "request refused"
                 ),
-                None => {
-                    tracing::debug!(peer = %addr, reason = refusal.reason.as_str(), "request refused")
-                }
+                // Logged where it was refused, with its reason.
+                None if refusal.reason == RejectReason::ProxyHeader => {}
+                None => tracing::debug!(
+                    %client,
+                    peer = %addr,
+                    reason = refusal.reason.as_str(),
+                    "request refused"
+                ),
             }
+            return;
+        }
+        Err(_) if client.awaiting_proxy_header => {
+            shared.metrics.reject(RejectReason::ProxyHeader);
+            proxy_refused(&shared, addr, ProxyRefusal::Timeout, None);
             return;
         }
         Err(_) => {
             shared.metrics.reject(RejectReason::HandshakeTimeout);
-            tracing::debug!(peer = %addr, "handshake timed out");
+            tracing::debug!(client = %client.ip, peer = %addr, "handshake timed out");
             return;
         }
     };
@@ -347,13 +388,98 @@ async fn handle_connection(
     }
 }
 
+/// Counts (by its own reason; the caller counts the reject) and logs a connection closed for
+/// its PROXY header. A peer that should not reach
+/// the relay at all may connect many times a second, so the line is throttled.
+fn proxy_refused(
+    shared: &Shared,
+    peer: SocketAddr,
+    reason: ProxyRefusal,
+    error: Option<ProxyHeaderError>,
+) {
+    shared.metrics.proxy_refused(reason);
+    let log = match shared.proxy_log.lock() {
+        Ok(mut l) => l.hit(Instant::now()),
+        Err(poisoned) => poisoned.into_inner().hit(Instant::now()),
+    };
+    if let Some(suppressed) = log {
+        let error = error.map(|e| e.to_string());
+        tracing::warn!(
+            %peer,
+            reason = reason.as_str(),
+            error = error.as_deref().unwrap_or(""),
+            suppressed,
+            "PROXY protocol header refused, connection closed"
+        );
+    }
+}
+
+/// Reads a PROXY header, never more than it says it is: the bytes after it (TLS or HTTP)
+/// stay in the socket for the next layer. The caller's handshake timeout bounds the time.
+async fn read_proxy_header(
+    tcp: &mut TcpStream,
+) -> Result<ProxyHeader, (ProxyRefusal, Option<ProxyHeaderError>)> {
+    let mut buf = Vec::with_capacity(64);
+    loop {
+        match proxy_protocol::parse(&buf) {
+            Ok(proxy_protocol::Progress::Done(header, _)) => return Ok(header),
+            Ok(proxy_protocol::Progress::Need(n)) => {
+                let start = buf.len();
+                buf.resize(start + n, 0);
+                match tcp.read(&mut buf[start..]).await {
+                    Ok(0) | Err(_) => return Err((ProxyRefusal::Closed, None)),
+                    Ok(got) => buf.truncate(start + got),
+                }
+            }
+            Err(e) => return Err((ProxyRefusal::from(e), Some(e))),
+        }
+    }
+}
+
+/// Settles the connection's client address before anything else is read: from the PROXY
+/// header with `--proxy-protocol` (refusing untrusted peers), else the socket's peer for
+/// now (a forwarded header may still name the client).
+async fn proxy_header(
+    shared: &Shared,
+    tcp: &mut TcpStream,
+    peer: SocketAddr,
+    client: &mut Client,
+) -> Result<(), Refusal> {
+    let addrs = &shared.config.client_addresses;
+    if !is_trusted(&addrs.trusted_proxies, peer.ip()) {
+        proxy_refused(shared, peer, ProxyRefusal::UntrustedPeer, None);
+        return Err(RejectReason::ProxyHeader.into());
+    }
+    client.awaiting_proxy_header = true;
+    let header = match read_proxy_header(tcp).await {
+        Ok(h) => h,
+        Err((reason, error)) => {
+            client.awaiting_proxy_header = false;
+            proxy_refused(shared, peer, reason, error);
+            return Err(RejectReason::ProxyHeader.into());
+        }
+    };
+    client.awaiting_proxy_header = false;
+    if let Some(ip) = header.source() {
+        client.ip = unmap(ip);
+        client.source = AddressSource::ProxyProtocol;
+    }
+    shared.metrics.client_address(client.source);
+    Ok(())
+}
+
 async fn handshake(
     shared: &Arc<Shared>,
-    tcp: TcpStream,
-    ip: IpAddr,
+    mut tcp: TcpStream,
+    peer: SocketAddr,
+    client: &mut Client,
     guard: ConnGuard,
     over_limit: bool,
 ) -> Result<Accepted, Refusal> {
+    let addrs = &shared.config.client_addresses;
+    if addrs.proxy_protocol {
+        proxy_header(shared, &mut tcp, peer, client).await?;
+    }
     let mut stream = match &shared.tls {
         Some(acceptor) => match acceptor.accept(tcp).await {
             Ok(tls) => ClientStream::Tls(Box::new(tls)),
@@ -362,15 +488,33 @@ async fn handshake(
         None => ClientStream::Plain(tcp),
     };
     let config = &shared.config;
-    let request = match handshake::read_request(
+    // A forwarded header counts only from a trusted proxy, and never next to a PROXY header,
+    // which has said who the client is already.
+    let forwarding = (!addrs.proxy_protocol && is_trusted(&addrs.trusted_proxies, peer.ip()))
+        .then_some(Forwarding {
+            header: addrs.forwarded_header,
+            trusted: &addrs.trusted_proxies,
+        });
+    let request = handshake::read_request(
         &mut stream,
         config.limits.max_request_head,
         config.routing_id,
+        forwarding,
     )
-    .await
-    {
+    .await;
+    if let Ok((_, forwarded)) = &request {
+        if !addrs.proxy_protocol {
+            if let Some(ip) = forwarded {
+                client.ip = *ip;
+                client.source = AddressSource::ForwardedHeader;
+            }
+            shared.metrics.client_address(client.source);
+        }
+    }
+    let ip = client.ip;
+    let request = match request {
         Ok(_) if over_limit => Err(RejectReason::ConnectionLimit.into()),
-        other => other,
+        other => other.map(|(r, _)| r),
     };
     let decided = match request {
         Err(refusal) => Err(refusal),
@@ -524,7 +668,7 @@ async fn contact(
         return Err(RejectReason::RateLimited);
     }
     let sub = contact.keys.open(contact_id).map_err(|e| {
-        tracing::info!(peer = %ip, problem = %e, "contact id refused");
+        tracing::info!(client = %ip, problem = %e, "contact id refused");
         RejectReason::ContactGone
     })?;
     let Some(tls) = &shared.push_tls else {

@@ -4,7 +4,7 @@
 //! depend on this module and on nothing of each other's, so the module graph stays acyclic.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use cable_proto::ids::TunnelId;
 use tokio::sync::{oneshot, watch, Notify};
@@ -17,6 +17,7 @@ use crate::metrics::{Metrics, RejectReason};
 use crate::rate_limit::RateLimiter;
 use crate::registry::Registry;
 use crate::stream::ClientStream;
+use crate::throttle::{LogThrottle, PROXY_LOG_INTERVAL};
 
 /// Upper bound on tracked rate-limit sources.
 const MAX_RATE_BUCKETS: usize = 100_000;
@@ -55,6 +56,8 @@ pub(crate) struct Shared {
     pub(crate) rate: RateLimiter,
     /// TLS client for Web Push (only when contacts are configured).
     pub(crate) push_tls: Option<tokio_rustls::TlsConnector>,
+    /// Connections closed for their PROXY header: one log line per interval.
+    pub(crate) proxy_log: Mutex<LogThrottle>,
     registry: Registry<Peer>,
     /// Tunnel tasks alive (pending or joined).
     live: AtomicUsize,
@@ -116,6 +119,7 @@ impl Shared {
             push_tls,
             phase,
             ws_config,
+            proxy_log: Mutex::new(LogThrottle::new(PROXY_LOG_INTERVAL)),
             registry: Registry::new(),
             live: AtomicUsize::new(0),
             live_zero: Notify::new(),

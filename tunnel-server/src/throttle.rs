@@ -14,6 +14,10 @@ use crate::metrics::{Listener, Metrics};
 /// Shortest time between two "accept failed" lines of one listener.
 pub(crate) const ACCEPT_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
+/// Shortest time between two "PROXY protocol header refused" lines: a misconfigured
+/// balancer, or something scanning the port, repeats it for every connection.
+pub(crate) const PROXY_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
 /// Lets one occurrence of an event through per interval and counts the rest.
 #[derive(Debug)]
 pub(crate) struct LogThrottle {
