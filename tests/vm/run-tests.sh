@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# The tests that need real kernel interfaces, in a VM with Debian's stock kernel: today the
+# The tests that need real kernel interfaces, in a VM with Debian's stock kernel: the
 # Bluetooth code against the real bluetoothd with emulated LE controllers
-# (crates/cable-cli/tests/real_bluez.rs).
+# (crates/cable-cli/tests/real_bluez.rs) and the virtual security key on the real uhid and
+# hidraw, seen by libfido2 and python-fido2 (crates/cable-uhid, tests/vm/guest/uhid-tests.sh).
 #
 #   tests/vm/run-tests.sh [--require] [TEST_FILTER...]
 #
 # Builds the guest once (tests/vm/build-guest.sh, cached under target/vm), builds the test
-# executable on the host (the guest runs it unchanged: same Debian release), boots the VM and
+# executables on the host (the guest runs it unchanged: same Debian release), boots the VM and
 # runs the tests there. Without what it needs (qemu-system-x86_64, debootstrap, root for
 # debootstrap, the Debian archive) it prints what is missing and exits 0, or 1 with
 # --require (what CI passes). Set CABLE_BLUETOOTHD_FLAGS=-E to run bluetoothd with its
@@ -43,5 +44,7 @@ if [ -z "$exe" ]; then
     cargo test --workspace --locked --test real_bluez --no-run >&2
     exit 1
 fi
+cargo build --workspace --locked --example uhid_key
+uhid_key="$PWD/target/debug/examples/uhid_key"
 tests/vm/run.sh --timeout "${CABLE_VM_TIMEOUT:-600}" -- env CABLE_BLUETOOTHD_FLAGS="${CABLE_BLUETOOTHD_FLAGS:-}" \
-    CABLE_VM_LATENCY_RUNS="${CABLE_VM_LATENCY_RUNS:-3}" tests/vm/guest/bluetooth-tests.sh "$exe" "$@"
+    CABLE_VM_LATENCY_RUNS="${CABLE_VM_LATENCY_RUNS:-3}" tests/vm/guest/all-tests.sh "$exe" "$uhid_key" "$@"
