@@ -62,7 +62,10 @@ pub(crate) async fn serve(shared: Arc<Shared>, listener: TcpListener) {
             let head = tokio::select! {
                 biased;
                 _ = evicted => return,
-                head = tokio::time::timeout(HEAD_TIMEOUT, read_head(&mut tcp)) => head,
+                head = tokio::time::timeout(
+                    HEAD_TIMEOUT,
+                    read_head(&mut tcp, shared.config.admin_token.as_ref()),
+                ) => head,
             };
             drop(slot);
             if let Ok(Ok(head)) = head {
@@ -166,6 +169,8 @@ enum Head {
     Request {
         endpoint: Endpoint,
         head_only: bool,
+        /// No token is configured, or the request carries it.
+        authorized: bool,
     },
     TooLarge,
     Malformed,
@@ -173,7 +178,10 @@ enum Head {
     Closed,
 }
 
-async fn read_head(tcp: &mut TcpStream) -> std::io::Result<Head> {
+async fn read_head(
+    tcp: &mut TcpStream,
+    token: Option<&crate::AdminToken>,
+) -> std::io::Result<Head> {
     let mut buf = Vec::with_capacity(1024);
     loop {
         if buf.len() >= MAX_HEAD {
@@ -192,9 +200,18 @@ async fn read_head(tcp: &mut TcpStream) -> std::io::Result<Head> {
             Ok(httparse::Status::Partial) => continue,
             Ok(httparse::Status::Complete(_)) => {
                 let method = req.method.unwrap_or("");
+                let authorized = token.is_none_or(|token| {
+                    token.accepts(
+                        req.headers
+                            .iter()
+                            .find(|h| h.name.eq_ignore_ascii_case("authorization"))
+                            .map(|h| h.value),
+                    )
+                });
                 return Ok(Head::Request {
                     endpoint: route(method, req.path.unwrap_or("")),
                     head_only: method == "HEAD",
+                    authorized,
                 });
             }
             Err(_) => return Ok(Head::Malformed),
@@ -203,11 +220,12 @@ async fn read_head(tcp: &mut TcpStream) -> std::io::Result<Head> {
 }
 
 async fn respond(shared: &Shared, tcp: &mut TcpStream, head: Head) -> std::io::Result<()> {
-    let (endpoint, head_only) = match head {
+    let (endpoint, head_only, authorized) = match head {
         Head::Request {
             endpoint,
             head_only,
-        } => (endpoint, head_only),
+            authorized,
+        } => (endpoint, head_only, authorized),
         Head::TooLarge => {
             return write(tcp, 431, "Request Header Fields Too Large", "", false).await
         }
@@ -223,6 +241,10 @@ async fn respond(shared: &Shared, tcp: &mut TcpStream, head: Head) -> std::io::R
                 write(tcp, 503, "Service Unavailable", "draining\n", head_only).await
             }
         }
+        Endpoint::Metrics if !authorized => {
+            shared.metrics.admin_unauthorized();
+            write_unauthorized(tcp, head_only).await
+        }
         Endpoint::Metrics => {
             let body = shared.metrics.encode();
             write(tcp, 200, "OK", &body, head_only).await
@@ -230,6 +252,20 @@ async fn respond(shared: &Shared, tcp: &mut TcpStream, head: Head) -> std::io::R
         Endpoint::NotFound => write(tcp, 404, "Not Found", "", head_only).await,
         Endpoint::BadMethod => write(tcp, 405, "Method Not Allowed", "", false).await,
     }
+}
+
+/// 401 with the challenge RFC 6750 asks for; the body says nothing about the token.
+async fn write_unauthorized(tcp: &mut TcpStream, head_only: bool) -> std::io::Result<()> {
+    let body = "a bearer token is required\n";
+    let head = format!(
+        "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"cable-relay-metrics\"\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    tcp.write_all(head.as_bytes()).await?;
+    if !head_only {
+        tcp.write_all(body.as_bytes()).await?;
+    }
+    tcp.shutdown().await
 }
 
 async fn write(

@@ -93,6 +93,9 @@ pub struct RelayConfig {
     /// Where client addresses come from behind a balancer; the default trusts no one and
     /// uses the socket's peer.
     pub client_addresses: ClientAddresses,
+    /// When set, `/metrics` on the admin listener answers only requests carrying this bearer
+    /// token (401 otherwise); `/healthz` and `/readyz` stay open for probes.
+    pub admin_token: Option<crate::AdminToken>,
 }
 
 /// How the relay learns a client's real address behind a balancer, for the per-source rate
@@ -160,6 +163,7 @@ impl Default for RelayConfig {
             ws_read_buffer: 2048,
             contact: None,
             client_addresses: ClientAddresses::default(),
+            admin_token: None,
         }
     }
 }
@@ -177,6 +181,7 @@ impl fmt::Debug for RelayConfig {
             .field("ws_read_buffer", &self.ws_read_buffer)
             .field("contact", &self.contact)
             .field("client_addresses", &self.client_addresses)
+            .field("admin_token", &self.admin_token.is_some())
             .finish()
     }
 }

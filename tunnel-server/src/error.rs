@@ -11,6 +11,15 @@ pub enum RelayError {
         /// The offending text.
         text: String,
     },
+    /// The admin token file holds no usable token.
+    #[error("the admin token in {path} is not usable")]
+    BadAdminToken {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        #[source]
+        problem: TokenProblem,
+    },
     /// Only one of `--tls-cert` / `--tls-key` was given.
     #[error("TLS needs both a certificate chain and a private key")]
     TlsIncomplete,
@@ -104,4 +113,18 @@ mod tests {
         assert_eq!(err.to_string(), "cannot read cert.pem");
         assert_eq!(err.chain(), "cannot read cert.pem: no such file");
     }
+}
+
+/// Shortest admin token accepted: 16 characters of a random base64 or hex string.
+pub const MIN_TOKEN_LEN: usize = 16;
+
+/// Why a token was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenProblem {
+    /// Fewer than [`MIN_TOKEN_LEN`] characters.
+    #[error("the token is shorter than {MIN_TOKEN_LEN} characters (e.g. `openssl rand -hex 32`)")]
+    TooShort,
+    /// Spaces, control characters or non-ASCII.
+    #[error("the token must be one line of visible ASCII characters without spaces")]
+    NotVisibleAscii,
 }

@@ -96,6 +96,7 @@
 //! (addresses, [`RelayHandle`] for drain/stop, [`Metrics`]), and [`RelayError`].
 
 mod admin;
+pub mod admin_token;
 pub mod client_addr;
 mod config;
 pub mod contact;
@@ -114,6 +115,7 @@ mod tls;
 mod tunnel;
 mod webpush;
 
+pub use admin_token::AdminToken;
 /// The ids and the request paths are the protocol core's, so that the relay and its clients
 /// cannot disagree about them.
 pub use cable_proto::domain::TunnelPath;

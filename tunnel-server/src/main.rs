@@ -33,7 +33,8 @@ joined, 405 not GET, 409 tunnel id in use, 429 rate limit, 431 head too large, 5
 draining. Close codes: 1000 peer closed, 1001 relay shutting down, 1008 policy (text frame, \
 message limit, lifetime, no peer joined), 1009 message too big.\n\
 Admin listener (127.0.0.1:9090 unless --admin-listen): GET /healthz, /readyz (503 while \
-draining), /metrics (Prometheus/OpenMetrics)."
+draining), /metrics (Prometheus/OpenMetrics; 401 without the bearer token when \
+--admin-token-file is set)."
 )]
 struct Args {
     #[command(subcommand)]
@@ -52,6 +53,14 @@ struct Args {
         default_value = "127.0.0.1:9090"
     )]
     admin_listen: SocketAddr,
+
+    /// File holding a bearer token (one line, at least 16 visible ASCII characters, e.g. from
+    /// `openssl rand -hex 32`). With it, /metrics answers 401 unless the request carries
+    /// `Authorization: Bearer <token>` (Prometheus: `authorization: {credentials_file: …}`);
+    /// /healthz and /readyz stay open for probes. Without it, /metrics is open to whoever
+    /// reaches the admin port.
+    #[arg(long, env = "CABLE_RELAY_ADMIN_TOKEN_FILE", value_name = "PATH")]
+    admin_token_file: Option<PathBuf>,
 
     /// This instance's 3-byte routing id (6 hex digits). Sent to phones in X-caBLE-Routing-ID
     /// and required in /cable/connect/ paths; a load balancer routes connects by it. Give every
@@ -355,6 +364,11 @@ fn config(args: &Args) -> Result<RelayConfig, RelayError> {
             trusted_proxies: args.trusted_proxy.clone(),
             forwarded_header: args.forwarded_header.into(),
         },
+        admin_token: args
+            .admin_token_file
+            .as_deref()
+            .map(cable_tunnel_server::AdminToken::load)
+            .transpose()?,
     })
 }
 
@@ -568,6 +582,25 @@ mod tests {
         for bad in ["", "s", "12", "12x", "-1s", "1.5s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn admin_token_comes_from_its_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("admin-token");
+        let arg = path.to_str().unwrap();
+        assert!(config(&Args::try_parse_from(["x"]).unwrap())
+            .unwrap()
+            .admin_token
+            .is_none());
+        std::fs::write(&path, "too-short\n").unwrap();
+        let args = Args::try_parse_from(["x", "--admin-token-file", arg]).unwrap();
+        assert!(matches!(
+            config(&args),
+            Err(RelayError::BadAdminToken { .. })
+        ));
+        std::fs::write(&path, "0123456789abcdef0123456789abcdef\n").unwrap();
+        assert!(config(&args).unwrap().admin_token.is_some());
     }
 
     #[test]

@@ -406,6 +406,8 @@ pub struct Metrics {
     client_addresses: Vec<Counter>,
     /// One per [`ProxyRefusal`], in its order.
     proxy_refused: Vec<Counter>,
+    /// `/metrics` requests refused for a missing or wrong bearer token.
+    admin_unauthorized: Counter,
 }
 
 impl Metrics {
@@ -476,6 +478,12 @@ impl Metrics {
             "connections",
             "Open client connections",
             connections.clone(),
+        );
+        let admin_unauthorized = Counter::default();
+        registry.register(
+            "admin_unauthorized",
+            "Requests to /metrics without the admin bearer token",
+            admin_unauthorized.clone(),
         );
         registry.register(
             "accept_failures",
@@ -591,7 +599,17 @@ impl Metrics {
             active,
             connections,
             accept_failures,
+            admin_unauthorized,
         }
+    }
+
+    pub(crate) fn admin_unauthorized(&self) {
+        self.admin_unauthorized.inc();
+    }
+
+    /// `/metrics` requests refused for a missing or wrong bearer token so far.
+    pub fn admin_unauthorized_total(&self) -> u64 {
+        self.admin_unauthorized.get()
     }
 
     pub(crate) fn accept_failed(&self, listener: Listener) {

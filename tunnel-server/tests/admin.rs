@@ -132,3 +132,53 @@ async fn metrics_count_accept_failures_per_listener() {
     assert!(metrics.contains("# TYPE cable_relay_accept_failures counter"));
     relay.shutdown().await.unwrap();
 }
+
+/// With a bearer token configured, `/metrics` answers only requests that carry it; probes
+/// stay open, and refusals are counted.
+#[tokio::test]
+async fn metrics_need_the_bearer_token_when_one_is_set() {
+    const TOKEN: &str = "5f0c8a3e9b1d47c2a6e8f0b3d5c7e9a1";
+    let relay = Relay::bind(RelayConfig {
+        admin_token: Some(cable_tunnel_server::AdminToken::new(TOKEN).unwrap()),
+        ..RelayConfig::default()
+    })
+    .await
+    .unwrap();
+    let admin = relay.admin_addr().unwrap();
+    let with_header = |header: &'static str| async move {
+        let mut tcp = TcpStream::connect(admin).await.unwrap();
+        tcp.write_all(format!("GET /metrics HTTP/1.1\r\nHost: relay\r\n{header}\r\n").as_bytes())
+            .await
+            .unwrap();
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).await.unwrap();
+        answer
+    };
+
+    for refused in [
+        "",
+        "Authorization: Bearer wrong-token-0123456789\r\n",
+        "Authorization: Basic NWYwYzhhM2U5YjFkNDdjMmE2ZThmMGIzZDVjN2U5YTE=\r\n",
+    ] {
+        let answer = with_header(refused).await;
+        assert!(answer.starts_with("HTTP/1.1 401 "), "{refused:?}: {answer}");
+        assert!(answer.contains("WWW-Authenticate: Bearer"), "{answer}");
+        assert!(!answer.contains("cable_relay_"), "{answer}");
+        assert!(!answer.contains(TOKEN), "{answer}");
+    }
+    let answer = with_header("authorization: Bearer 5f0c8a3e9b1d47c2a6e8f0b3d5c7e9a1\r\n").await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+    assert!(
+        answer.contains("cable_relay_admin_unauthorized_total 3"),
+        "{answer}"
+    );
+    assert_eq!(relay.metrics().admin_unauthorized_total(), 3);
+
+    for probe in ["/healthz", "/readyz"] {
+        let answer = get(admin, probe).await.unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 200 OK\r\n"),
+            "{probe}: {answer}"
+        );
+    }
+}
