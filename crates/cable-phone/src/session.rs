@@ -393,29 +393,49 @@ impl PhoneSession {
         };
         let advert = machine.advert();
         let advertiser = self.advertiser.clone();
-        let guard = guarded(
-            cancel,
+        // Registration is not cut short by a cancel: dropped midway, it could leave an advert
+        // registered with nobody holding its guard to withdraw it. Bounded by its timeout.
+        let guard = timeout(
+            d.advertise,
             Phase::Advertise,
-            timeout(
-                d.advertise,
-                Phase::Advertise,
-                advertiser.start_advertising(advert),
-            ),
+            advertiser.start_advertising(advert),
         )
-        .await??
+        .await?
         .map_err(PhoneError::Advertise)?;
+        if cancel.is_cancelled() {
+            withdraw(guard).await;
+            return Err(PhoneError::Cancelled {
+                phase: Phase::Advertise,
+            });
+        }
         self.report(Progress::Advertising { advert });
 
         // Wait for the computer's handshake message; the advert stays up until it arrives.
-        let msg1 = guarded(
+        // When the session ends here (cancelled, timed out, a bad first message), the advert
+        // is withdrawn before returning: a process that exits right after a Ctrl-C or SIGTERM
+        // would otherwise leave the withdrawal unsent, relying on BlueZ noticing it left.
+        let msg1 = match guarded(
             cancel,
             Phase::AwaitComputer,
             conn.recv(deadline(d.await_computer)),
         )
-        .await?
-        .map_err(|e| PhoneError::transport(Phase::AwaitComputer, e))?;
+        .await
+        {
+            Ok(Ok(frame)) => frame,
+            Ok(Err(e)) => {
+                withdraw(guard).await;
+                return Err(PhoneError::transport(Phase::AwaitComputer, e));
+            }
+            Err(e) => {
+                withdraw(guard).await;
+                return Err(e);
+            }
+        };
         // Wrong QR secret or tampering fails here.
-        machine.handle_frame(&msg1).map_err(PhoneError::Handshake)?;
+        if let Err(e) = machine.handle_frame(&msg1) {
+            withdraw(guard).await;
+            return Err(PhoneError::Handshake(e));
+        }
         // Withdrawn in the background: the answer must not wait for the radio.
         drop(guard);
         let handshake_deadline = deadline(d.handshake);
@@ -760,5 +780,17 @@ async fn while_computer_present<T>(
                 }
             }
         }
+    }
+}
+
+/// How long a failing session waits for its advert to be withdrawn.
+const ADVERT_WITHDRAW_WAIT: Duration = Duration::from_secs(2);
+
+/// Withdraws an advert and waits (bounded) until the advertiser says it is gone.
+async fn withdraw(guard: cable_ble::AdvertGuard) {
+    match tokio::time::timeout(ADVERT_WITHDRAW_WAIT, guard.stop()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::debug!(error = %e, "withdrawing the advert failed"),
+        Err(_) => tracing::debug!("withdrawing the advert timed out"),
     }
 }
