@@ -20,6 +20,9 @@ pub enum RelayError {
         #[source]
         problem: TokenProblem,
     },
+    /// A certificate reload was asked of a relay serving plain HTTP.
+    #[error("the relay was started without TLS; restart it with --tls-cert and --tls-key")]
+    TlsNotEnabled,
     /// Only one of `--tls-cert` / `--tls-key` was given.
     #[error("TLS needs both a certificate chain and a private key")]
     TlsIncomplete,

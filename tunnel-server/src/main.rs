@@ -69,7 +69,9 @@ struct Args {
     routing_id: RoutingId,
 
     /// PEM certificate chain for in-process TLS (needs --tls-key). Without it the listener
-    /// speaks plain HTTP/1.1, for use behind a TLS-terminating load balancer.
+    /// speaks plain HTTP/1.1, for use behind a TLS-terminating load balancer. SIGHUP reads
+    /// both files again (after a renewal); a pair that does not load is refused and the
+    /// current one kept.
     #[arg(long, env = "CABLE_RELAY_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
 
@@ -532,7 +534,8 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config)) {
+    let tls_files = args.tls_cert.clone().zip(args.tls_key.clone());
+    match runtime.block_on(run(config, tls_files)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e.chain(), "relay failed");
@@ -541,9 +544,12 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: RelayConfig) -> Result<(), RelayError> {
+async fn run(config: RelayConfig, tls_files: Option<(PathBuf, PathBuf)>) -> Result<(), RelayError> {
     use tokio::signal::unix::{signal, SignalKind};
     let relay = Relay::bind(config).await?;
+    if let Some((cert, key)) = tls_files {
+        reload_tls_on_sighup(relay.handle(), cert, key);
+    }
     let handle = relay.handle();
     let term = signal(SignalKind::terminate());
     let int = signal(SignalKind::interrupt());
@@ -566,6 +572,32 @@ async fn run(config: RelayConfig) -> Result<(), RelayError> {
         tracing::warn!("cannot install signal handlers");
     }
     relay.join().await
+}
+
+/// SIGHUP reads the certificate and key files again (after a renewal). A pair that does not
+/// load is refused with one log line and the relay keeps serving the one it has.
+fn reload_tls_on_sighup(handle: cable_tunnel_server::RelayHandle, cert: PathBuf, key: PathBuf) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot install the SIGHUP handler: certificates reload only on restart");
+        return;
+    };
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let outcome = cable_tunnel_server::server_config_from_pem(&cert, &key)
+                .and_then(|tls| handle.reload_tls(tls));
+            match outcome {
+                Ok(()) => tracing::info!(cert = %cert.display(), "TLS certificate reloaded"),
+                Err(e) => {
+                    handle.reload_tls_refused();
+                    tracing::error!(
+                        error = %e.chain(),
+                        "new TLS certificate refused; still serving the previous one"
+                    );
+                }
+            }
+        }
+    });
 }
 
 #[cfg(test)]

@@ -408,6 +408,8 @@ pub struct Metrics {
     proxy_refused: Vec<Counter>,
     /// `/metrics` requests refused for a missing or wrong bearer token.
     admin_unauthorized: Counter,
+    /// Certificate reloads: `ok`, then `refused`.
+    tls_reloads: [Counter; 2],
 }
 
 impl Metrics {
@@ -479,6 +481,17 @@ impl Metrics {
             "Open client connections",
             connections.clone(),
         );
+        let tls_reloads_family = Family::<[(&'static str, &'static str); 1], Counter>::default();
+        registry.register(
+            "tls_reloads",
+            "TLS certificate reloads, by outcome (refused: the new pair did not load)",
+            tls_reloads_family.clone(),
+        );
+        let tls_reloads = ["ok", "refused"].map(|outcome| {
+            tls_reloads_family
+                .get_or_create(&[("outcome", outcome)])
+                .clone()
+        });
         let admin_unauthorized = Counter::default();
         registry.register(
             "admin_unauthorized",
@@ -600,7 +613,17 @@ impl Metrics {
             connections,
             accept_failures,
             admin_unauthorized,
+            tls_reloads,
         }
+    }
+
+    pub(crate) fn tls_reload(&self, ok: bool) {
+        self.tls_reloads[usize::from(!ok)].inc();
+    }
+
+    /// Certificate reloads so far that took effect (`true`) or were refused (`false`).
+    pub fn tls_reloads(&self, ok: bool) -> u64 {
+        self.tls_reloads[usize::from(!ok)].get()
     }
 
     pub(crate) fn admin_unauthorized(&self) {

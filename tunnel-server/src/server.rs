@@ -11,6 +11,7 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::protocol::Role;
 use tokio_tungstenite::WebSocketStream;
 
@@ -148,6 +149,26 @@ impl RelayHandle {
     /// The relay's metrics.
     pub fn metrics(&self) -> &Metrics {
         &self.shared.metrics
+    }
+
+    /// Serves new connections with `tls` from now on (a renewed certificate); connections
+    /// already open keep theirs. Fails, changing nothing, if the relay was started without
+    /// TLS: switching a plain listener to TLS would break every client configured for it.
+    pub fn reload_tls(&self, tls: Arc<rustls::ServerConfig>) -> Result<(), RelayError> {
+        let Some(current) = &self.shared.tls else {
+            self.shared.metrics.tls_reload(false);
+            return Err(RelayError::TlsNotEnabled);
+        };
+        *current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = TlsAcceptor::from(tls);
+        self.shared.metrics.tls_reload(true);
+        Ok(())
+    }
+
+    /// Counts a reload that was refused before it reached the relay (a bad new pair).
+    pub fn reload_tls_refused(&self) {
+        self.shared.metrics.tls_reload(false);
     }
 }
 
@@ -480,7 +501,12 @@ async fn handshake(
     if addrs.proxy_protocol {
         proxy_header(shared, &mut tcp, peer, client).await?;
     }
-    let mut stream = match &shared.tls {
+    let acceptor = shared.tls.as_ref().map(|tls| {
+        tls.read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    });
+    let mut stream = match acceptor {
         Some(acceptor) => match acceptor.accept(tcp).await {
             Ok(tls) => ClientStream::Tls(Box::new(tls)),
             Err(_) => return Err(RejectReason::TlsFailed.into()),

@@ -52,7 +52,9 @@ pub(crate) struct Shared {
     pub(crate) metrics: Metrics,
     pub(crate) phase: watch::Sender<Phase>,
     pub(crate) ws_config: WebSocketConfig,
-    pub(crate) tls: Option<TlsAcceptor>,
+    /// Swapped whole by a certificate reload; connections take a clone when they start, so
+    /// a handshake in progress finishes with the certificate it began with.
+    pub(crate) tls: Option<std::sync::RwLock<TlsAcceptor>>,
     pub(crate) rate: RateLimiter,
     /// TLS client for Web Push (only when contacts are configured).
     pub(crate) push_tls: Option<tokio_rustls::TlsConnector>,
@@ -109,7 +111,10 @@ impl Shared {
         ws_config.max_frame_size = Some(limits.max_message_size);
         let (phase, _) = watch::channel(Phase::Running);
         Self {
-            tls: config.tls.clone().map(TlsAcceptor::from),
+            tls: config
+                .tls
+                .clone()
+                .map(|tls| std::sync::RwLock::new(TlsAcceptor::from(tls))),
             rate: RateLimiter::new(
                 limits.rate_limit_per_second,
                 limits.rate_limit_burst,

@@ -116,3 +116,97 @@ fn pem_errors_are_typed() {
     ));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// A renewed certificate swapped in under a live relay: new connections get it, a tunnel
+/// opened before keeps working, a pair that does not load changes nothing, and a relay
+/// without TLS refuses to start serving it.
+#[tokio::test]
+async fn certificates_swap_under_a_live_relay() {
+    let dir = temp_dir().join("swap");
+    std::fs::create_dir_all(&dir).unwrap();
+    let pair = |name: &str| {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let cert = dir.join(format!("{name}-cert.pem"));
+        let key = dir.join(format!("{name}-key.pem"));
+        std::fs::write(&cert, certified.cert.pem()).unwrap();
+        std::fs::write(&key, certified.key_pair.serialize_pem()).unwrap();
+        (certified.cert.der().clone(), cert, key)
+    };
+    let (old_der, old_cert, old_key) = pair("old");
+    let (new_der, new_cert, new_key) = pair("new");
+
+    let relay = Relay::bind(RelayConfig {
+        tls: Some(server_config_from_pem(&old_cert, &old_key).unwrap()),
+        ..RelayConfig::default()
+    })
+    .await
+    .unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(old_der.clone()).unwrap();
+    roots.add(new_der.clone()).unwrap();
+    let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+    let port = relay.local_addr().port();
+    // Opens a WebSocket on `path` and says which certificate the relay presented.
+    let open = |path: String| {
+        let connector = connector.clone();
+        async move {
+            let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let tls = connector
+                .connect(ServerName::try_from("localhost").unwrap(), tcp)
+                .await
+                .unwrap();
+            let presented = tls.get_ref().1.peer_certificates().unwrap()[0].clone();
+            let mut req = format!("wss://localhost:{port}{path}")
+                .into_client_request()
+                .unwrap();
+            req.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                HeaderValue::from_static(SUBPROTOCOL),
+            );
+            let (ws, _) = tokio_tungstenite::client_async(req, tls).await.unwrap();
+            (ws, presented)
+        }
+    };
+
+    let tunnel = "00112233445566778899AABBCCDDEEFF";
+    let (mut phone, presented) = open(format!("/cable/new/{tunnel}")).await;
+    assert_eq!(presented, old_der);
+
+    // The key of one pair with the certificate of the other does not load: nothing changes.
+    assert!(server_config_from_pem(&new_cert, &old_key).is_err());
+    relay.handle().reload_tls_refused();
+
+    relay
+        .handle()
+        .reload_tls(server_config_from_pem(&new_cert, &new_key).unwrap())
+        .unwrap();
+    let (mut computer, presented) = open(format!("/cable/connect/000000/{tunnel}")).await;
+    assert_eq!(
+        presented, new_der,
+        "a connection after the reload gets the new one"
+    );
+    phone.send(Message::binary(vec![7])).await.unwrap();
+    assert_eq!(
+        computer.next().await.unwrap().unwrap(),
+        Message::binary(vec![7]),
+        "the tunnel opened under the old certificate still relays"
+    );
+    assert_eq!(relay.metrics().tls_reloads(true), 1);
+    assert_eq!(relay.metrics().tls_reloads(false), 1);
+
+    let plain = Relay::bind(RelayConfig::default()).await.unwrap();
+    assert!(matches!(
+        plain
+            .handle()
+            .reload_tls(server_config_from_pem(&new_cert, &new_key).unwrap()),
+        Err(RelayError::TlsNotEnabled)
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
