@@ -28,6 +28,7 @@ check() {
 
 check hadolint hadolint Dockerfile
 check shellcheck shellcheck docker/entrypoint.sh tests/run-multi-instance.sh tests/check-static.sh bench/lb-bench.sh \
+    tests/image-podman.sh \
     ../tunnel-server/bench/*.sh ../fuzz/run-all.sh ../.ci/run ../.ci/install-system-packages \
     ../tests/vm/*.sh ../tests/vm/init
 for k in 1.28.0 1.37.0; do
