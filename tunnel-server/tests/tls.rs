@@ -21,6 +21,22 @@ fn temp_dir() -> std::path::PathBuf {
     dir
 }
 
+/// A TLS client (ring, TLS 1.2/1.3) trusting exactly `roots`.
+fn connector(roots: &[rustls::pki_types::CertificateDer<'static>]) -> tokio_rustls::TlsConnector {
+    let mut store = rustls::RootCertStore::empty();
+    for root in roots {
+        store.add(root.clone()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(store)
+    .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
 #[tokio::test]
 async fn relays_over_tls() {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
@@ -38,16 +54,7 @@ async fn relays_over_tls() {
     .unwrap();
     assert!(relay.url().starts_with("wss://"));
 
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(certified.cert.der().clone()).unwrap();
-    let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+    let connector = connector(&[certified.cert.der().clone()]);
 
     let port = relay.local_addr().port();
     let open = |path: String| {
@@ -141,17 +148,7 @@ async fn certificates_swap_under_a_live_relay() {
     })
     .await
     .unwrap();
-    let mut roots = rustls::RootCertStore::empty();
-    roots.add(old_der.clone()).unwrap();
-    roots.add(new_der.clone()).unwrap();
-    let client_config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_root_certificates(roots)
-    .with_no_client_auth();
-    let connector = tokio_rustls::TlsConnector::from(Arc::new(client_config));
+    let connector = connector(&[old_der.clone(), new_der.clone()]);
     let port = relay.local_addr().port();
     // Opens a WebSocket on `path` and says which certificate the relay presented.
     let open = |path: String| {

@@ -50,7 +50,17 @@ pub(crate) struct Sighting {
 pub(crate) struct LeDiscovery {
     session: BluetoothSession,
     adapter: AdapterId,
-    connection: tokio::task::JoinHandle<()>,
+    connection: Connection,
+}
+
+/// The task driving this discovery's D-Bus connection, ended when the discovery goes, on every
+/// path (a failed start included): the connection must not outlive its one scan.
+struct Connection(tokio::task::JoinHandle<()>);
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 impl LeDiscovery {
@@ -64,23 +74,19 @@ impl LeDiscovery {
             .await
             .map_err(|e| classify("connect", e))?;
         // If the connection ends, the event stream ends, and the scan reports that.
-        let connection = tokio::spawn(async move {
+        let connection = Connection(tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "D-Bus connection for scanning closed");
             }
-        });
+        }));
         let adapter = match session.get_adapters().await {
             Ok(adapters) => adapters
                 .into_iter()
                 .map(|a| a.id)
                 .find(|id| id.to_string() == adapter_name),
-            Err(e) => {
-                connection.abort();
-                return Err(classify("list adapters", e));
-            }
+            Err(e) => return Err(classify("list adapters", e)),
         };
         let Some(adapter) = adapter else {
-            connection.abort();
             return Err(BleError::backend(
                 "start scan",
                 format!("adapter {adapter_name} is gone"),
@@ -129,7 +135,7 @@ impl LeDiscovery {
             .stop_discovery_on_adapter(&self.adapter)
             .await
             .map_err(|e| classify("stop scan", e));
-        self.connection.abort();
+        drop(self.connection);
         outcome
     }
 }

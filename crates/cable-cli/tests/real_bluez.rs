@@ -21,7 +21,7 @@ use dbus::arg::{PropMap, RefArg, Variant};
 use dbus::blocking::stdintf::org_freedesktop_dbus::{ObjectManager, Properties};
 use dbus::blocking::Connection;
 use support::air_watch::{flat_bytes, hex_string, AirEvent, AirWatch, FIDO_SERVICE_UUID};
-use support::{qr_uri, with, Cable, ORIGIN, POLL, RP_ID};
+use support::{reports, wait_for_qr, with, Cable, ORIGIN, POLL, RP_ID};
 
 const SYSTEM_BUS: &str = "unix:path=/run/dbus/system_bus_socket";
 const COMPUTER: &str = "hci0";
@@ -218,18 +218,8 @@ impl World {
 fn computer(args: &[String]) -> (Cable, String) {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let mut computer = Cable::spawn("computer", &args, &[]);
-    let deadline = Instant::now() + CEREMONY_TIMEOUT;
-    loop {
-        if let Some(uri) = qr_uri(&computer.stderr()) {
-            return (computer, uri);
-        }
-        assert!(
-            Instant::now() < deadline && computer.exited().is_none(),
-            "no QR code\n{}",
-            computer.report()
-        );
-        std::thread::sleep(POLL);
-    }
+    let uri = wait_for_qr(&mut computer, reports);
+    (computer, uri)
 }
 
 /// What one ceremony showed.
