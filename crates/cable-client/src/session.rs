@@ -160,6 +160,17 @@ pub trait CeremonyRequest: Send + Sync {
     fn timeout(&self) -> Option<Duration> {
         None
     }
+    /// Another request for the same tunnel after `reply` (the last one received), such as
+    /// authenticatorGetNextAssertion when a getAssertion reply counts several credentials;
+    /// `None` (the default) ends the exchange. Called before [`CeremonyRequest::finish`].
+    fn follow_up(&self, reply: &[u8]) -> Option<Vec<u8>> {
+        let _ = reply;
+        None
+    }
+    /// The phone's reply to the last [`CeremonyRequest::follow_up`].
+    fn follow_up_reply(&self, reply: Vec<u8>) {
+        let _ = reply;
+    }
 }
 
 impl CeremonyRequest for PreparedRegistration {
@@ -430,6 +441,18 @@ impl<R: CeremonyRequest> Ceremony<R> {
         };
         let reply = self.exchange(&mut tunnel, &request, &cancel).await?;
         self.report(Progress::ReplyReceived);
+        let mut last = reply.clone();
+        while let Some(next) = self.request.follow_up(&last) {
+            // A follow-up that fails leaves the first reply standing: it is the answer asked
+            // for, the rest is extra (the tunnel is shut by then, which the linger copes with).
+            match self.exchange(&mut tunnel, &next, &cancel).await {
+                Ok(r) => {
+                    self.request.follow_up_reply(r.clone());
+                    last = r;
+                }
+                Err(_) => break,
+            }
+        }
         let result = self.request.finish(&info, &reply);
 
         tunnel.linger(self.config.linger, cancel).await;

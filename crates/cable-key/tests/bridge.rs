@@ -1,0 +1,565 @@
+//! The bridge end to end on one machine: a fake kernel on a `SOCK_SEQPACKET` pair plays
+//! `/dev/uhid` and the host's CTAPHID, the virtual key hands requests to the bridge, the
+//! bridge runs real hybrid ceremonies through the loopback relay, and the software phone
+//! answers when the test "scans" the QR code the presenter was given.
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::sync::mpsc::{self, Receiver, Sender};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cable_ctaphid::{fragment, Cid, Command, Message, Packet, Reassembler};
+use cable_demo::harness::{short_deadlines, Harness};
+use cable_key::{BridgeConfig, HybridBridge, Kind, Outcome, Presenter, Start, Target};
+use cable_phone::PasskeyStore;
+use cable_proto::cbor::{self, Value};
+use cable_uhid::event::EVENT_SIZE;
+use cable_uhid::{KernelEvent, KeyConfig, ReportType, RequestId, UserEvent, VirtualKey};
+use p256::ecdsa::signature::Verifier;
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+
+const WAIT: Duration = Duration::from_secs(10);
+const KEEPALIVE: Command = Command::Keepalive;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Seen {
+    Started {
+        kind: Kind,
+        rp_id: String,
+        qr: Option<String>,
+    },
+    Ended {
+        status: u8,
+        failed: bool,
+    },
+    Confirm,
+}
+
+/// Hands what the bridge shows to the test; confirms with `confirm` (never, if `None`).
+struct TestPresenter {
+    seen: Mutex<Sender<Seen>>,
+    confirm: Option<bool>,
+}
+
+impl TestPresenter {
+    fn seen(&self) -> std::sync::MutexGuard<'_, Sender<Seen>> {
+        self.seen.lock().expect("not poisoned")
+    }
+}
+
+#[async_trait::async_trait]
+impl Presenter for TestPresenter {
+    fn started(&self, start: &Start<'_>) {
+        let qr = match start.target {
+            Target::Qr(uri) => Some(uri.to_owned()),
+            _ => None,
+        };
+        let _ = self.seen().send(Seen::Started {
+            kind: start.kind,
+            rp_id: start.rp_id.to_owned(),
+            qr,
+        });
+    }
+
+    fn ended(&self, _id: RequestId, outcome: &Outcome<'_>) {
+        let (status, failed) = match outcome {
+            Outcome::Answered { status } | Outcome::Confirmed { status } => (*status, false),
+            Outcome::Failed { status, .. } => (*status, true),
+            _ => (0xff, true),
+        };
+        let _ = self.seen().send(Seen::Ended { status, failed });
+    }
+
+    async fn confirm(&self, _id: RequestId) -> bool {
+        let _ = self.seen().send(Seen::Confirm);
+        match self.confirm {
+            Some(answer) => answer,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+fn seqpacket_pair() -> (UnixStream, UnixStream) {
+    use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+    let (a, b) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .expect("socketpair");
+    (UnixStream::from(a), UnixStream::from(b))
+}
+
+/// The kernel's end of `/dev/uhid`, and the host's CTAPHID on top of it.
+struct Kernel {
+    sock: UnixStream,
+    host: Reassembler,
+}
+
+impl Kernel {
+    fn send(&self, event: &KernelEvent) {
+        (&self.sock).write_all(&event.encode()).expect("send");
+    }
+
+    fn recv(&self) -> UserEvent {
+        let mut buf = vec![0u8; EVENT_SIZE + 1];
+        let n = (&self.sock).read(&mut buf).expect("an event from the key");
+        assert!(n > 0, "the key closed its end");
+        UserEvent::decode(&buf[..n]).expect("a well-formed event")
+    }
+
+    fn write(&self, cid: Cid, cmd: Command, payload: &[u8]) {
+        for report in fragment(cid, cmd, payload).expect("fits") {
+            let mut data = vec![0u8];
+            data.extend_from_slice(&report);
+            self.send(&KernelEvent::Output {
+                data,
+                report_type: ReportType::Output,
+            });
+        }
+    }
+
+    fn read(&mut self) -> Message {
+        loop {
+            let UserEvent::Input2 { data } = self.recv() else {
+                panic!("expected INPUT2");
+            };
+            let packet = Packet::parse(&data).expect("64 bytes");
+            if let Some(message) = self.host.push(&packet).expect("well-formed input") {
+                return message;
+            }
+        }
+    }
+
+    /// The answer to the outstanding request, and the keepalive statuses sent before it.
+    fn answer(&mut self) -> (Message, Vec<u8>) {
+        let mut keepalives = Vec::new();
+        loop {
+            let m = self.read();
+            if m.cmd == KEEPALIVE {
+                keepalives.push(m.payload[0]);
+            } else {
+                return (m, keepalives);
+            }
+        }
+    }
+
+    fn init(&mut self) -> Cid {
+        let nonce = *b"\x01\x02\x03\x04\x05\x06\x07\x08";
+        self.write(Cid::BROADCAST, Command::Init, &nonce);
+        let answer = self.read();
+        assert_eq!(answer.payload[..8], nonce);
+        Cid::from_bytes(answer.payload[8..12].try_into().expect("4 bytes"))
+    }
+}
+
+struct Rig {
+    runtime: tokio::runtime::Runtime,
+    harness: Option<Harness>,
+    kernel: Kernel,
+    seen: Receiver<Seen>,
+    key: Option<VirtualKey>,
+    store: PasskeyStore,
+}
+
+impl Rig {
+    fn start(confirm: Option<bool>, scan: Duration) -> Rig {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let harness = runtime.block_on(Harness::start()).expect("relay");
+        let mut deadlines = short_deadlines();
+        deadlines.scan = scan;
+        let config = harness.client_config(deadlines).expect("config");
+        let (tx, seen) = mpsc::channel();
+        let presenter = Arc::new(TestPresenter {
+            seen: Mutex::new(tx),
+            confirm,
+        });
+        let bridge = HybridBridge::new(
+            runtime.handle().clone(),
+            BridgeConfig::new(config),
+            presenter,
+        );
+        let (key_end, kernel_end) = seqpacket_pair();
+        kernel_end.set_read_timeout(Some(WAIT)).expect("timeout");
+        let key = VirtualKey::create(key_end, KeyConfig::default(), bridge).expect("key");
+        let kernel = Kernel {
+            sock: kernel_end,
+            host: Reassembler::new(),
+        };
+        assert!(matches!(kernel.recv(), UserEvent::Create2(_)));
+        kernel.send(&KernelEvent::Start { dev_flags: 0 });
+        kernel.send(&KernelEvent::Open);
+        Rig {
+            runtime,
+            harness: Some(harness),
+            kernel,
+            seen,
+            key: Some(key),
+            store: PasskeyStore::in_memory(),
+        }
+    }
+
+    fn next(&self) -> Seen {
+        self.seen.recv_timeout(WAIT).expect("the presenter hears")
+    }
+
+    /// Waits for the QR code, then lets the software phone answer it.
+    fn scan_qr(&self, kind: Kind, rp_id: &str) {
+        let Seen::Started {
+            kind: k,
+            rp_id: r,
+            qr: Some(uri),
+        } = self.next()
+        else {
+            panic!("expected a QR code");
+        };
+        assert_eq!((k, r.as_str()), (kind, rp_id));
+        let phone = self
+            .harness
+            .as_ref()
+            .expect("relay")
+            .phone(&uri, self.store.clone());
+        self.runtime.spawn(phone.run(CancellationToken::new()));
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        drop(self.key.take());
+        if let Some(h) = self.harness.take() {
+            let _ = self.runtime.block_on(h.shutdown());
+        }
+    }
+}
+
+fn text(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+fn make_credential(client_data_hash: &[u8; 32], rp_id: &str) -> Vec<u8> {
+    let mut out = vec![0x01];
+    Value::map([
+        (Value::Unsigned(1), Value::Bytes(client_data_hash.to_vec())),
+        (
+            Value::Unsigned(2),
+            Value::map([(text("id"), text(rp_id)), (text("name"), text(rp_id))]),
+        ),
+        (
+            Value::Unsigned(3),
+            Value::map([
+                (text("id"), Value::Bytes(vec![9; 16])),
+                (text("name"), text("ada")),
+                (text("displayName"), text("Ada")),
+            ]),
+        ),
+        (
+            Value::Unsigned(4),
+            Value::Array(vec![Value::map([
+                (text("alg"), Value::integer(-7)),
+                (text("type"), text("public-key")),
+            ])]),
+        ),
+        (
+            Value::Unsigned(7),
+            Value::map([(text("rk"), Value::Bool(true))]),
+        ),
+    ])
+    .encode_into(&mut out);
+    out
+}
+
+fn get_assertion(client_data_hash: &[u8; 32], rp_id: &str, up: Option<bool>) -> Vec<u8> {
+    let mut entries = vec![
+        (Value::Unsigned(1), text(rp_id)),
+        (Value::Unsigned(2), Value::Bytes(client_data_hash.to_vec())),
+    ];
+    if let Some(up) = up {
+        entries.push((
+            Value::Unsigned(5),
+            Value::map([(text("up"), Value::Bool(up))]),
+        ));
+    }
+    let mut out = vec![0x02];
+    Value::map(entries).encode_into(&mut out);
+    out
+}
+
+fn response_map(message: &Message) -> std::collections::BTreeMap<Value, Value> {
+    assert_eq!(message.cmd, Command::Cbor);
+    assert_eq!(
+        message.payload[0], 0,
+        "CTAP2_OK, got {:#04x}",
+        message.payload[0]
+    );
+    cbor::decode(&message.payload[1..])
+        .expect("canonical CBOR")
+        .as_map()
+        .expect("a map")
+        .clone()
+}
+
+/// The credential id and P-256 key in a makeCredential's authenticator data.
+fn attested(auth_data: &[u8]) -> (Vec<u8>, p256::ecdsa::VerifyingKey) {
+    let id_len = usize::from(u16::from_be_bytes([auth_data[53], auth_data[54]]));
+    let id = auth_data[55..55 + id_len].to_vec();
+    let cose = cbor::decode_prefix(&auth_data[55 + id_len..])
+        .expect("COSE key")
+        .0;
+    let cose = cose.as_map().expect("a map");
+    let coord = |k: i64| {
+        cose.get(&Value::integer(k))
+            .and_then(Value::as_bytes)
+            .expect("coordinate")
+            .to_vec()
+    };
+    let point = p256::EncodedPoint::from_affine_coordinates(
+        coord(-2).as_slice().into(),
+        coord(-3).as_slice().into(),
+        false,
+    );
+    (
+        id,
+        p256::ecdsa::VerifyingKey::from_encoded_point(&point).expect("a P-256 key"),
+    )
+}
+
+#[test]
+fn register_then_sign_in_through_the_virtual_key() {
+    let mut rig = Rig::start(Some(true), Duration::from_secs(5));
+    let cid = rig.kernel.init();
+    let rp_id = "bridge.example";
+
+    let hash = [0x11; 32];
+    let request = make_credential(&hash, rp_id);
+    rig.kernel.write(cid, Command::Cbor, &request);
+    rig.scan_qr(Kind::Register, rp_id);
+    let (answer, keepalives) = rig.kernel.answer();
+    // UP_NEEDED (2) while the person scans; PROCESSING (1) while the tunnel is set up.
+    assert!(keepalives.contains(&2), "{keepalives:?}");
+    let made = response_map(&answer);
+    let auth_data = cbor::map_get(&made, 2)
+        .and_then(Value::as_bytes)
+        .expect("authData")
+        .to_vec();
+    assert_eq!(auth_data[..32], Sha256::digest(rp_id.as_bytes())[..]);
+    assert_eq!(auth_data[32] & 0x41, 0x41, "UP and AT flags");
+    let (credential_id, public_key) = attested(&auth_data);
+    assert_eq!(
+        rig.next(),
+        Seen::Ended {
+            status: 0,
+            failed: false
+        }
+    );
+
+    let hash = [0x22; 32];
+    rig.kernel
+        .write(cid, Command::Cbor, &get_assertion(&hash, rp_id, None));
+    rig.scan_qr(Kind::SignIn, rp_id);
+    let (answer, _) = rig.kernel.answer();
+    let got = response_map(&answer);
+    let credential = cbor::map_get(&got, 1)
+        .and_then(Value::as_map)
+        .expect("credential");
+    assert_eq!(
+        credential.get(&text("id")).and_then(Value::as_bytes),
+        Some(&credential_id[..])
+    );
+    let signed_data = cbor::map_get(&got, 2)
+        .and_then(Value::as_bytes)
+        .expect("authData");
+    let signature = cbor::map_get(&got, 3)
+        .and_then(Value::as_bytes)
+        .expect("signature");
+    let mut message = signed_data.to_vec();
+    message.extend_from_slice(&hash);
+    let signature = p256::ecdsa::DerSignature::try_from(signature).expect("DER signature");
+    public_key
+        .verify(&message, &signature)
+        .expect("the phone signed the host's clientDataHash");
+
+    // One credential came: there is no next one.
+    rig.kernel.write(cid, Command::Cbor, &[0x08]);
+    let (answer, _) = rig.kernel.answer();
+    assert_eq!(answer.payload, [0x30], "CTAP2_ERR_NOT_ALLOWED");
+}
+
+#[test]
+fn a_silent_probe_is_answered_at_once_without_a_qr_code() {
+    let mut rig = Rig::start(Some(true), Duration::from_secs(5));
+    let cid = rig.kernel.init();
+    rig.kernel.write(
+        cid,
+        Command::Cbor,
+        &get_assertion(&[3; 32], "probe.example", Some(false)),
+    );
+    let (answer, keepalives) = rig.kernel.answer();
+    assert_eq!(answer.payload, [0x2e], "CTAP2_ERR_NO_CREDENTIALS");
+    assert!(keepalives.is_empty());
+    assert!(rig.seen.try_recv().is_err(), "nothing shown");
+}
+
+#[test]
+fn cancel_stops_the_ceremony_and_the_key_stays_usable() {
+    let mut rig = Rig::start(Some(true), Duration::from_secs(60));
+    let cid = rig.kernel.init();
+    rig.kernel.write(
+        cid,
+        Command::Cbor,
+        &make_credential(&[4; 32], "cancel.example"),
+    );
+    assert!(matches!(rig.next(), Seen::Started { qr: Some(_), .. }));
+    rig.kernel.write(cid, Command::Cancel, &[]);
+    let (answer, _) = rig.kernel.answer();
+    assert_eq!(answer.payload, [0x2d], "CTAP2_ERR_KEEPALIVE_CANCEL");
+    assert_eq!(
+        rig.next(),
+        Seen::Ended {
+            status: 0x2d,
+            failed: true
+        }
+    );
+    // The next request gets a fresh ceremony, and the phone answers it.
+    rig.kernel.write(
+        cid,
+        Command::Cbor,
+        &make_credential(&[5; 32], "cancel.example"),
+    );
+    rig.scan_qr(Kind::Register, "cancel.example");
+    let (answer, _) = rig.kernel.answer();
+    response_map(&answer);
+}
+
+#[test]
+fn closing_the_device_ends_the_ceremony() {
+    let mut rig = Rig::start(Some(true), Duration::from_secs(60));
+    let cid = rig.kernel.init();
+    rig.kernel.write(
+        cid,
+        Command::Cbor,
+        &make_credential(&[6; 32], "close.example"),
+    );
+    assert!(matches!(rig.next(), Seen::Started { qr: Some(_), .. }));
+    rig.kernel.send(&KernelEvent::Close);
+    assert_eq!(
+        rig.next(),
+        Seen::Ended {
+            status: 0x2d,
+            failed: true
+        }
+    );
+}
+
+#[test]
+fn a_phone_that_never_comes_times_out_as_a_key_would() {
+    let mut rig = Rig::start(Some(true), Duration::from_millis(300));
+    let cid = rig.kernel.init();
+    rig.kernel.write(
+        cid,
+        Command::Cbor,
+        &get_assertion(&[7; 32], "late.example", None),
+    );
+    let (answer, keepalives) = rig.kernel.answer();
+    assert_eq!(answer.payload, [0x2f], "CTAP2_ERR_USER_ACTION_TIMEOUT");
+    assert!(keepalives.iter().all(|&s| s == 2), "{keepalives:?}");
+}
+
+#[test]
+fn selection_is_confirmed_or_declined_at_the_bridge() {
+    let mut rig = Rig::start(Some(true), Duration::from_secs(5));
+    let cid = rig.kernel.init();
+    rig.kernel.write(cid, Command::Cbor, &[0x0b]);
+    let (answer, _) = rig.kernel.answer();
+    assert_eq!(answer.payload, [0x00]);
+    assert_eq!(rig.next(), Seen::Confirm);
+
+    let mut rig = Rig::start(Some(false), Duration::from_secs(5));
+    let cid = rig.kernel.init();
+    rig.kernel.write(cid, Command::Cbor, &[0x0b]);
+    let (answer, _) = rig.kernel.answer();
+    assert_eq!(answer.payload, [0x27], "CTAP2_ERR_OPERATION_DENIED");
+
+    // Never confirmed: the host cancels it (a browser does when another key was chosen).
+    let mut rig = Rig::start(None, Duration::from_secs(5));
+    let cid = rig.kernel.init();
+    rig.kernel.write(cid, Command::Cbor, &[0x0b]);
+    assert_eq!(rig.next(), Seen::Confirm);
+    rig.kernel.write(cid, Command::Cancel, &[]);
+    let (answer, _) = rig.kernel.answer();
+    assert_eq!(answer.payload, [0x2d]);
+}
+
+#[test]
+fn commands_a_key_without_them_refuses() {
+    let mut rig = Rig::start(Some(true), Duration::from_secs(5));
+    let cid = rig.kernel.init();
+    for command in [0x06u8, 0x07, 0x0a, 0x0c, 0x0d] {
+        rig.kernel.write(cid, Command::Cbor, &[command, 0xa0]);
+        let (answer, _) = rig.kernel.answer();
+        assert_eq!(
+            answer.payload,
+            [0x01],
+            "{command:#04x}: CTAP1_ERR_INVALID_COMMAND"
+        );
+    }
+    assert!(rig.seen.try_recv().is_err(), "nothing shown");
+}
+
+/// A phone that counts one more credential than it gives, as a phone offering several
+/// accounts would, but refuses getNextAssertion (as every phone here does).
+struct CountsTwo(cable_phone::SoftwareAuthenticator);
+
+#[async_trait::async_trait]
+impl cable_phone::Authenticator for CountsTwo {
+    async fn get_info(&self) -> Value {
+        self.0.get_info().await
+    }
+    async fn make_credential(&mut self, params: Value) -> Result<Value, cable_phone::CtapStatus> {
+        self.0.make_credential(params).await
+    }
+    async fn get_assertion(&mut self, params: Value) -> Result<Value, cable_phone::CtapStatus> {
+        let got = self.0.get_assertion(params).await?;
+        let mut map = got.as_map().expect("a map").clone();
+        map.insert(Value::Unsigned(5), Value::Unsigned(2));
+        Ok(Value::Map(map))
+    }
+}
+
+#[test]
+fn a_phone_refusing_get_next_assertion_leaves_its_first_answer_standing() {
+    let mut rig = Rig::start(Some(true), Duration::from_secs(5));
+    let cid = rig.kernel.init();
+    let rp_id = "two.example";
+    rig.kernel
+        .write(cid, Command::Cbor, &make_credential(&[8; 32], rp_id));
+    rig.scan_qr(Kind::Register, rp_id);
+    response_map(&rig.kernel.answer().0);
+    assert!(matches!(rig.next(), Seen::Ended { status: 0, .. }));
+
+    rig.kernel
+        .write(cid, Command::Cbor, &get_assertion(&[9; 32], rp_id, None));
+    let Seen::Started { qr: Some(uri), .. } = rig.next() else {
+        panic!("expected a QR code");
+    };
+    let harness = rig.harness.as_ref().expect("relay");
+    let authenticator = CountsTwo(cable_phone::SoftwareAuthenticator::new(
+        rig.store.clone(),
+        cable_phone::AlwaysApprove,
+    ));
+    let phone = cable_phone::PhoneSession::new(uri, harness.air().advertiser(), authenticator)
+        .relay(harness.relay_url().clone())
+        .domain_id(0);
+    rig.runtime.spawn(phone.run(CancellationToken::new()));
+    let got = response_map(&rig.kernel.answer().0);
+    // The phone's answer as it gave it, count included.
+    assert_eq!(cbor::map_get(&got, 5), Some(&Value::Unsigned(2)));
+    rig.kernel.write(cid, Command::Cbor, &[0x08]);
+    assert_eq!(rig.kernel.answer().0.payload, [0x30]);
+}
