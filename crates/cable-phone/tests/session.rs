@@ -47,9 +47,33 @@ async fn register(env: &Env, store: &PasskeyStore) -> (Vec<u8>, p256::ecdsa::Ver
         .await;
     assert_eq!(resp.status, status::OK);
     let body = resp.body.unwrap();
-    assert_eq!(get(&body, 1), Value::Text("none".into()));
-    assert_eq!(get(&body, 3), Value::map([]));
-    let auth_data = parse_auth_data(get(&body, 2).as_bytes().unwrap());
+    // Packed self attestation: signed by the new credential's own key.
+    assert_eq!(get(&body, 1), Value::Text("packed".into()));
+    let att_stmt = get(&body, 3);
+    let att_stmt = att_stmt.as_map().unwrap();
+    assert_eq!(att_stmt.len(), 2, "alg and sig, no x5c");
+    assert_eq!(
+        att_stmt.get(&Value::Text("alg".into())),
+        Some(&Value::integer(-7))
+    );
+    let sig = att_stmt
+        .get(&Value::Text("sig".into()))
+        .and_then(Value::as_bytes)
+        .unwrap();
+    let raw_auth_data = get(&body, 2).as_bytes().unwrap().to_vec();
+    let auth_data = parse_auth_data(&raw_auth_data);
+    {
+        use p256::ecdsa::signature::Verifier;
+        let mut signed = raw_auth_data.clone();
+        signed.extend_from_slice(&cdh);
+        let sig = p256::ecdsa::DerSignature::try_from(sig).unwrap();
+        auth_data
+            .public_key
+            .as_ref()
+            .unwrap()
+            .verify(&signed, &sig)
+            .expect("self attestation verifies with the credential's key");
+    }
     assert_eq!(auth_data.rp_id_hash, rp_id_hash(RP));
     assert_eq!(auth_data.flags & (UP | UV | AT), UP | UV | AT);
     assert_eq!(auth_data.aaguid, Some([0; 16]));

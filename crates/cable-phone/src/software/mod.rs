@@ -208,6 +208,71 @@ fn decode_params<T: serde::de::DeserializeOwned>(params: Value) -> Result<T, Cta
     })
 }
 
+/// Turns the `none` attestation passkey-authenticator gives into `packed` self attestation
+/// (WebAuthn §8.2: signed by the new credential's own key, no certificate): hosts that read
+/// attestation themselves, such as libfido2's `fido2-cred`, need a signature, and clients
+/// whose relying party asked for none replace it anyway. Left as it is if anything is
+/// amiss.
+fn self_attested(response: Value, client_data_hash: &[u8], store: &PasskeyStore) -> Value {
+    let Value::Map(mut map) = response else {
+        return response;
+    };
+    let signed = (|| {
+        let auth_data = map.get(&Value::Unsigned(2))?.as_bytes()?;
+        // rpIdHash ‖ flags ‖ signCount ‖ AAGUID ‖ length ‖ credential id ‖ …
+        let len = usize::from(u16::from_be_bytes([
+            *auth_data.get(53)?,
+            *auth_data.get(54)?,
+        ]));
+        let id = auth_data.get(55..55 + len)?;
+        let mut message = auth_data.to_vec();
+        message.extend_from_slice(client_data_hash);
+        store.sign(id, &message)
+    })();
+    if let Some(sig) = signed {
+        map.insert(Value::Unsigned(1), Value::Text("packed".into()));
+        map.insert(
+            Value::Unsigned(3),
+            Value::map([
+                (Value::Text("alg".into()), Value::integer(-7)),
+                (Value::Text("sig".into()), Value::Bytes(sig)),
+            ]),
+        );
+    }
+    Value::Map(map)
+}
+
+/// CTAP makes the user entity's `name` and `displayName` optional (libfido2 sends no
+/// `displayName` unless asked to); passkey-types requires both, so an absent one becomes
+/// the other, or empty, as WebAuthn allows.
+fn with_user_defaults(params: Value) -> Value {
+    let Value::Map(mut map) = params else {
+        return params;
+    };
+    if let Some(Value::Map(user)) = map.get_mut(&Value::Unsigned(3)) {
+        let text = |user: &std::collections::BTreeMap<Value, Value>, key: &str| {
+            user.get(&Value::Text(key.into()))
+                .and_then(Value::as_text)
+                .map(str::to_owned)
+        };
+        let name = text(user, "name");
+        let display_name = text(user, "displayName");
+        if name.is_none() {
+            user.insert(
+                Value::Text("name".into()),
+                Value::Text(display_name.clone().unwrap_or_default()),
+            );
+        }
+        if display_name.is_none() {
+            user.insert(
+                Value::Text("displayName".into()),
+                Value::Text(name.unwrap_or_default()),
+            );
+        }
+    }
+    Value::Map(map)
+}
+
 fn encode_response<T: serde::Serialize>(response: &T) -> Result<Value, CtapStatus> {
     let value = ciborium::value::Value::serialized(response).map_err(|e| {
         tracing::error!(error = %e, "could not serialize a response");
@@ -234,18 +299,75 @@ impl Authenticator for SoftwareAuthenticator {
     }
 
     async fn make_credential(&mut self, params: Value) -> Result<Value, CtapStatus> {
-        let request: make_credential::Request = decode_params(params)?;
+        let request: make_credential::Request = decode_params(with_user_defaults(params))?;
+        let client_data_hash = request.client_data_hash.to_vec();
         let response = self
             .inner
             .make_credential(request)
             .await
             .map_err(status_of)?;
-        encode_response(&response)
+        let response = encode_response(&response)?;
+        Ok(self_attested(response, &client_data_hash, self.store()))
     }
 
     async fn get_assertion(&mut self, params: Value) -> Result<Value, CtapStatus> {
         let request: get_assertion::Request = decode_params(params)?;
         let response = self.inner.get_assertion(request).await.map_err(status_of)?;
         encode_response(&response)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn text(s: &str) -> Value {
+        Value::Text(s.into())
+    }
+
+    /// makeCredential as libfido2's `fido2-cred -M` builds it: no rp name, no displayName.
+    fn libfido2_make_credential(user: Value) -> Value {
+        Value::map([
+            (Value::Unsigned(1), Value::Bytes(vec![1; 32])),
+            (
+                Value::Unsigned(2),
+                Value::map([(text("id"), text("example.com"))]),
+            ),
+            (Value::Unsigned(3), user),
+            (
+                Value::Unsigned(4),
+                Value::Array(vec![Value::map([
+                    (text("alg"), Value::integer(-7)),
+                    (text("type"), text("public-key")),
+                ])]),
+            ),
+            (
+                Value::Unsigned(7),
+                Value::map([(text("rk"), Value::Bool(true))]),
+            ),
+        ])
+    }
+
+    #[tokio::test]
+    async fn a_user_without_display_name_or_name_is_registered() {
+        for user in [
+            Value::map([
+                (text("id"), Value::Bytes(vec![7; 16])),
+                (text("name"), text("ada")),
+            ]),
+            Value::map([
+                (text("id"), Value::Bytes(vec![8; 16])),
+                (text("displayName"), text("Ada")),
+            ]),
+            Value::map([(text("id"), Value::Bytes(vec![9; 16]))]),
+        ] {
+            let store = PasskeyStore::in_memory();
+            let mut authenticator = SoftwareAuthenticator::new(store.clone(), AlwaysApprove);
+            let made = authenticator
+                .make_credential(libfido2_make_credential(user.clone()))
+                .await;
+            assert!(made.is_ok(), "{user:?}: {made:?}");
+            assert_eq!(store.list().len(), 1);
+        }
     }
 }

@@ -124,6 +124,42 @@ impl PasskeyStore {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// An ES256 signature (DER) over `message` by the private key of credential `id`, for
+    /// self attestation; `None` for an unknown credential or a key that is not P-256.
+    pub(crate) fn sign(&self, id: &[u8], message: &[u8]) -> Option<Vec<u8>> {
+        use p256::ecdsa::signature::Signer;
+        use passkey_crypto::coset::{iana, Label, RegisteredLabel};
+        let inner = self.lock();
+        let passkey = inner
+            .credentials
+            .iter()
+            .find(|p| p.credential_id.as_slice() == id)?;
+        if passkey.key.kty != RegisteredLabel::Assigned(iana::KeyType::EC2) {
+            return None;
+        }
+        let param = |label: i64| {
+            passkey
+                .key
+                .params
+                .iter()
+                .find(|(l, _)| *l == Label::Int(label))
+                .and_then(|(_, v)| v.as_bytes())
+        };
+        let p256_curve =
+            passkey_crypto::coset::cbor::value::Value::from(iana::EllipticCurve::P_256 as i64);
+        let curve_ok =
+            passkey.key.params.iter().any(|(l, v)| {
+                *l == Label::Int(iana::Ec2KeyParameter::Crv as i64) && *v == p256_curve
+            });
+        if !curve_ok {
+            return None;
+        }
+        let d = Zeroizing::new(param(iana::Ec2KeyParameter::D as i64)?.clone());
+        let key = p256::ecdsa::SigningKey::from_slice(&d).ok()?;
+        let signature: p256::ecdsa::Signature = key.sign(message);
+        Some(signature.to_der().as_bytes().to_vec())
+    }
+
     fn add(&self, cred: Passkey) -> Result<(), StatusCode> {
         self.change(|all| {
             all.retain(|p| !(p.rp_id == cred.rp_id && p.user_handle == cred.user_handle));
