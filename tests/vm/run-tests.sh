@@ -44,7 +44,9 @@ if [ -z "$exe" ]; then
     cargo test --workspace --locked --test real_bluez --no-run >&2
     exit 1
 fi
-cargo build --workspace --locked --example uhid_key
+cargo build --workspace --locked --example uhid_key --bin cable --bin cable-tunnel-server
 uhid_key="$PWD/target/debug/examples/uhid_key"
+cable="$PWD/target/debug/cable"
+relay="$PWD/target/debug/cable-tunnel-server"
 tests/vm/run.sh --timeout "${CABLE_VM_TIMEOUT:-600}" -- env CABLE_BLUETOOTHD_FLAGS="${CABLE_BLUETOOTHD_FLAGS:-}" \
-    CABLE_VM_LATENCY_RUNS="${CABLE_VM_LATENCY_RUNS:-3}" tests/vm/guest/all-tests.sh "$exe" "$uhid_key" "$@"
+    CABLE_VM_LATENCY_RUNS="${CABLE_VM_LATENCY_RUNS:-3}" tests/vm/guest/all-tests.sh "$exe" "$uhid_key" "$cable" "$relay" "$@"

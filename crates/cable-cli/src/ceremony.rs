@@ -179,7 +179,12 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 /// `--relay`, checked before anything is shown: a plaintext relay is only for loopback, and
 /// finding that out after the phone has scanned would waste the person's scan.
 fn relay_override(common: &CommonArgs) -> Result<Option<RelayUrl>, CliError> {
-    let Some(text) = &common.relay else {
+    parse_relay(common.relay.as_deref())
+}
+
+/// A `--relay` value: secure, or plaintext on loopback only.
+pub fn parse_relay(text: Option<&str>) -> Result<Option<RelayUrl>, CliError> {
+    let Some(text) = text else {
         return Ok(None);
     };
     let relay = RelayUrl::parse(text).map_err(CliError::BadRelay)?;

@@ -97,6 +97,18 @@ pub enum CliError {
     /// A linked phone was contacted but never showed up in Bluetooth range.
     #[error("{name:?} did not answer within {seconds} s: is it unlocked, near this computer, with Bluetooth on? (without --phone a QR code is shown instead)")]
     PhoneSilent { name: String, seconds: u64 },
+    #[error("cannot open {path}: {hint}")]
+    Uhid {
+        path: PathBuf,
+        hint: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[cfg(target_os = "linux")]
+    #[error("the virtual key")]
+    Key(#[source] cable_uhid::KeyError),
+    #[error("the kernel removed the virtual key")]
+    KeyGone,
     /// The ceremony's own error already says what failed.
     #[error(transparent)]
     Client(#[from] cable_client::ClientError),
@@ -154,7 +166,11 @@ impl CliError {
             | CliError::Identity { .. }
             | CliError::DemoSetup(_)
             | CliError::DemoRp(_)
-            | CliError::DemoNotLinked => false,
+            | CliError::DemoNotLinked
+            | CliError::Uhid { .. }
+            | CliError::KeyGone => false,
+            #[cfg(target_os = "linux")]
+            CliError::Key(_) => false,
         };
         if bad_input {
             EXIT_BAD_INPUT

@@ -10,8 +10,12 @@ mod demo;
 mod doctor;
 mod error;
 mod inspect;
+#[cfg(target_os = "linux")]
+mod key;
 mod logging;
 mod narrate;
+#[cfg(target_os = "linux")]
+mod notify;
 mod out;
 mod phone;
 mod phone_listen;
@@ -63,6 +67,11 @@ enum Command {
     /// List, rename or forget the phones linked to this computer (they link when they offer
     /// to during register or login).
     Phones(phones::PhonesArgs),
+    /// Be a USB security key for every app on this computer (Linux, /dev/uhid): apps'
+    /// requests go to your phone over hybrid, with the QR code here and as a desktop
+    /// notification, or to a linked phone (--phone).
+    #[cfg(target_os = "linux")]
+    Key(key::KeyArgs),
     /// A complete ceremony on this machine, no Bluetooth, no internet: embedded relay,
     /// simulated phone, register with a QR code (the phone links), then sign in with the
     /// linked phone and no QR code, verified by an independent relying party.
@@ -101,6 +110,8 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Register(args) => ceremony::register(&args),
         Command::Login(args) => ceremony::login(&args),
         Command::Demo(args) => demo::run(&args),
+        #[cfg(target_os = "linux")]
+        Command::Key(args) => key::run(&args),
         Command::Phones(args) => phones::run(&args),
         Command::Doctor(args) => {
             if runtime()?.block_on(doctor::run(&args))? {

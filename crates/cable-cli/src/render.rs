@@ -106,6 +106,23 @@ impl Rendered {
         Ok(bytes)
     }
 
+    /// 8-bit RGB pixels, `scale` per module, with the quiet zone: the side in pixels and
+    /// the rows. The pixels are the QR code, secret and all, so they wipe themselves.
+    pub fn rgb(&self, scale: usize) -> (usize, zeroize::Zeroizing<Vec<u8>>) {
+        let q = QUIET_ZONE as isize;
+        let modules = self.code.width() + 2 * QUIET_ZONE;
+        let side = modules * scale;
+        let mut rgb = zeroize::Zeroizing::new(Vec::with_capacity(side * side * 3));
+        for py in 0..side {
+            for px in 0..side {
+                let dark = self.is_dark((px / scale) as isize - q, (py / scale) as isize - q);
+                let level = if dark { 0 } else { 255 };
+                rgb.extend_from_slice(&[level; 3]);
+            }
+        }
+        (side, rgb)
+    }
+
     /// A standalone SVG document.
     pub fn svg(&self) -> String {
         self.code

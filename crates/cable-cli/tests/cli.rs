@@ -520,3 +520,38 @@ fn login_with_an_unknown_linked_phone_is_bad_input_before_any_bluetooth() {
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn key_without_uhid_says_how_to_get_it_in_one_line() {
+    let o = cable(&["key", "--uhid", "/nonexistent/uhid", "--ble", "air"]);
+    assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "one line expected: {err:?}");
+    assert!(err.contains("/nonexistent/uhid"), "{err}");
+    assert!(err.contains("sudo modprobe uhid"), "{err}");
+    // Not a character device: says so rather than pretending it is uhid.
+    let dir = tempfile::tempdir().unwrap();
+    let plain = dir.path().join("uhid");
+    std::fs::write(&plain, b"").unwrap();
+    let o = cable(&["key", "--uhid", plain.to_str().unwrap(), "--ble", "air"]);
+    assert_eq!(o.status.code(), Some(1), "stderr: {}", stderr(&o));
+    assert!(stderr(&o).contains("not the uhid device"), "{}", stderr(&o));
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn key_help_says_where_the_qr_code_appears_and_how_to_get_access() {
+    let o = cable(&["key", "--help"]);
+    assert!(o.status.success());
+    let help = stdout(&o);
+    for needle in [
+        "desktop notification",
+        "DBUS_SESSION_BUS_ADDRESS",
+        "contrib/udev/70-cable-key.rules",
+        "up=false",
+        "--phone",
+    ] {
+        assert!(help.contains(needle), "--help should mention {needle:?}");
+    }
+}

@@ -3,25 +3,24 @@
 //! bridge runs real hybrid ceremonies through the loopback relay, and the software phone
 //! answers when the test "scans" the QR code the presenter was given.
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use cable_ctaphid::{fragment, Cid, Command, Message, Packet, Reassembler};
+use cable_ctaphid::{Command, Message, Reassembler};
 use cable_demo::harness::{short_deadlines, Harness};
 use cable_key::{BridgeConfig, HybridBridge, Kind, Outcome, Presenter, Start, Target};
 use cable_phone::PasskeyStore;
 use cable_proto::cbor::{self, Value};
-use cable_uhid::event::EVENT_SIZE;
-use cable_uhid::{KernelEvent, KeyConfig, ReportType, RequestId, UserEvent, VirtualKey};
+use cable_uhid::{KernelEvent, KeyConfig, RequestId, UserEvent, VirtualKey};
 use p256::ecdsa::signature::Verifier;
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
 
+mod support;
+use support::*;
+
 const WAIT: Duration = Duration::from_secs(10);
-const KEEPALIVE: Command = Command::Keepalive;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Seen {
@@ -30,6 +29,7 @@ enum Seen {
         rp_id: String,
         qr: Option<String>,
     },
+    Linked(String),
     Ended {
         status: u8,
         failed: bool,
@@ -54,6 +54,10 @@ impl Presenter for TestPresenter {
     fn started(&self, start: &Start<'_>) {
         let qr = match start.target {
             Target::Qr(uri) => Some(uri.to_owned()),
+            Target::LinkedPhone(name) => {
+                let _ = self.seen().send(Seen::Linked(name.to_owned()));
+                None
+            }
             _ => None,
         };
         let _ = self.seen().send(Seen::Started {
@@ -81,81 +85,6 @@ impl Presenter for TestPresenter {
     }
 }
 
-fn seqpacket_pair() -> (UnixStream, UnixStream) {
-    use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
-    let (a, b) = socketpair(
-        AddressFamily::UNIX,
-        SocketType::SEQPACKET,
-        SocketFlags::CLOEXEC,
-        None,
-    )
-    .expect("socketpair");
-    (UnixStream::from(a), UnixStream::from(b))
-}
-
-/// The kernel's end of `/dev/uhid`, and the host's CTAPHID on top of it.
-struct Kernel {
-    sock: UnixStream,
-    host: Reassembler,
-}
-
-impl Kernel {
-    fn send(&self, event: &KernelEvent) {
-        (&self.sock).write_all(&event.encode()).expect("send");
-    }
-
-    fn recv(&self) -> UserEvent {
-        let mut buf = vec![0u8; EVENT_SIZE + 1];
-        let n = (&self.sock).read(&mut buf).expect("an event from the key");
-        assert!(n > 0, "the key closed its end");
-        UserEvent::decode(&buf[..n]).expect("a well-formed event")
-    }
-
-    fn write(&self, cid: Cid, cmd: Command, payload: &[u8]) {
-        for report in fragment(cid, cmd, payload).expect("fits") {
-            let mut data = vec![0u8];
-            data.extend_from_slice(&report);
-            self.send(&KernelEvent::Output {
-                data,
-                report_type: ReportType::Output,
-            });
-        }
-    }
-
-    fn read(&mut self) -> Message {
-        loop {
-            let UserEvent::Input2 { data } = self.recv() else {
-                panic!("expected INPUT2");
-            };
-            let packet = Packet::parse(&data).expect("64 bytes");
-            if let Some(message) = self.host.push(&packet).expect("well-formed input") {
-                return message;
-            }
-        }
-    }
-
-    /// The answer to the outstanding request, and the keepalive statuses sent before it.
-    fn answer(&mut self) -> (Message, Vec<u8>) {
-        let mut keepalives = Vec::new();
-        loop {
-            let m = self.read();
-            if m.cmd == KEEPALIVE {
-                keepalives.push(m.payload[0]);
-            } else {
-                return (m, keepalives);
-            }
-        }
-    }
-
-    fn init(&mut self) -> Cid {
-        let nonce = *b"\x01\x02\x03\x04\x05\x06\x07\x08";
-        self.write(Cid::BROADCAST, Command::Init, &nonce);
-        let answer = self.read();
-        assert_eq!(answer.payload[..8], nonce);
-        Cid::from_bytes(answer.payload[8..12].try_into().expect("4 bytes"))
-    }
-}
-
 struct Rig {
     runtime: tokio::runtime::Runtime,
     harness: Option<Harness>,
@@ -165,27 +94,39 @@ struct Rig {
     store: PasskeyStore,
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
 impl Rig {
     fn start(confirm: Option<bool>, scan: Duration) -> Rig {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .expect("runtime");
+        let runtime = runtime();
         let harness = runtime.block_on(Harness::start()).expect("relay");
+        Rig::with(runtime, harness, confirm, scan, |_| {})
+    }
+
+    /// A rig on `harness`, its bridge's configuration adjusted by `adjust`.
+    fn with(
+        runtime: tokio::runtime::Runtime,
+        harness: Harness,
+        confirm: Option<bool>,
+        scan: Duration,
+        adjust: impl FnOnce(&mut BridgeConfig),
+    ) -> Rig {
         let mut deadlines = short_deadlines();
         deadlines.scan = scan;
-        let config = harness.client_config(deadlines).expect("config");
+        let mut config = BridgeConfig::new(harness.client_config(deadlines).expect("config"));
+        adjust(&mut config);
         let (tx, seen) = mpsc::channel();
         let presenter = Arc::new(TestPresenter {
             seen: Mutex::new(tx),
             confirm,
         });
-        let bridge = HybridBridge::new(
-            runtime.handle().clone(),
-            BridgeConfig::new(config),
-            presenter,
-        );
+        let bridge = HybridBridge::new(runtime.handle().clone(), config, presenter);
         let (key_end, kernel_end) = seqpacket_pair();
         kernel_end.set_read_timeout(Some(WAIT)).expect("timeout");
         let key = VirtualKey::create(key_end, KeyConfig::default(), bridge).expect("key");
@@ -237,58 +178,6 @@ impl Drop for Rig {
             let _ = self.runtime.block_on(h.shutdown());
         }
     }
-}
-
-fn text(s: &str) -> Value {
-    Value::Text(s.into())
-}
-
-fn make_credential(client_data_hash: &[u8; 32], rp_id: &str) -> Vec<u8> {
-    let mut out = vec![0x01];
-    Value::map([
-        (Value::Unsigned(1), Value::Bytes(client_data_hash.to_vec())),
-        (
-            Value::Unsigned(2),
-            Value::map([(text("id"), text(rp_id)), (text("name"), text(rp_id))]),
-        ),
-        (
-            Value::Unsigned(3),
-            Value::map([
-                (text("id"), Value::Bytes(vec![9; 16])),
-                (text("name"), text("ada")),
-                (text("displayName"), text("Ada")),
-            ]),
-        ),
-        (
-            Value::Unsigned(4),
-            Value::Array(vec![Value::map([
-                (text("alg"), Value::integer(-7)),
-                (text("type"), text("public-key")),
-            ])]),
-        ),
-        (
-            Value::Unsigned(7),
-            Value::map([(text("rk"), Value::Bool(true))]),
-        ),
-    ])
-    .encode_into(&mut out);
-    out
-}
-
-fn get_assertion(client_data_hash: &[u8; 32], rp_id: &str, up: Option<bool>) -> Vec<u8> {
-    let mut entries = vec![
-        (Value::Unsigned(1), text(rp_id)),
-        (Value::Unsigned(2), Value::Bytes(client_data_hash.to_vec())),
-    ];
-    if let Some(up) = up {
-        entries.push((
-            Value::Unsigned(5),
-            Value::map([(text("up"), Value::Bool(up))]),
-        ));
-    }
-    let mut out = vec![0x02];
-    Value::map(entries).encode_into(&mut out);
-    out
 }
 
 fn response_map(message: &Message) -> std::collections::BTreeMap<Value, Value> {
@@ -562,4 +451,69 @@ fn a_phone_refusing_get_next_assertion_leaves_its_first_answer_standing() {
     assert_eq!(cbor::map_get(&got, 5), Some(&Value::Unsigned(2)));
     rig.kernel.write(cid, Command::Cbor, &[0x08]);
     assert_eq!(rig.kernel.answer().0.payload, [0x30]);
+}
+
+#[test]
+fn with_phone_a_linked_phone_answers_without_a_qr_code() {
+    let runtime = runtime();
+    let harness = runtime
+        .block_on(Harness::start_with_contacts())
+        .expect("relay with contacts");
+    let identity = cable_phone::PhoneIdentity::generate(&mut rand_core::OsRng).expect("identity");
+    let mut endpoint = runtime
+        .block_on(harness.register_phone(&identity))
+        .expect("push endpoint");
+    let computers = cable_client::LinkedPhones::in_memory();
+    let name = identity.name();
+    let mut rig = Rig::with(
+        runtime,
+        harness,
+        Some(true),
+        Duration::from_secs(5),
+        |config| {
+            config.ceremony.linked_phones = Some(computers.clone());
+            config.phone = Some(name.clone());
+        },
+    );
+    let cid = rig.kernel.init();
+    let rp_id = "linked.example";
+
+    // Not linked yet: the QR code, and the phone links while answering it.
+    rig.kernel
+        .write(cid, Command::Cbor, &make_credential(&[1; 32], rp_id));
+    let Seen::Started { qr: Some(uri), .. } = rig.next() else {
+        panic!("expected a QR code before the phone is linked");
+    };
+    let phone = rig
+        .harness
+        .as_ref()
+        .expect("relay")
+        .phone(&uri, rig.store.clone())
+        .identity(identity.clone());
+    rig.runtime.spawn(phone.run(CancellationToken::new()));
+    response_map(&rig.kernel.answer().0);
+    assert!(matches!(rig.next(), Seen::Ended { status: 0, .. }));
+    let deadline = std::time::Instant::now() + WAIT;
+    while computers.list().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the phone never linked"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+
+    // Linked: the relay wakes the phone; no QR code.
+    rig.kernel
+        .write(cid, Command::Cbor, &get_assertion(&[2; 32], rp_id, None));
+    assert_eq!(rig.next(), Seen::Linked(name.clone()));
+    assert!(matches!(rig.next(), Seen::Started { qr: None, .. }));
+    let harness = rig.harness.as_ref().expect("relay");
+    let contact = rig.runtime.block_on(endpoint.next()).expect("a push");
+    let phone = harness.contacted_phone(contact, &identity, rig.store.clone());
+    rig.runtime.spawn(phone.run(CancellationToken::new()));
+    let got = response_map(&rig.kernel.answer().0);
+    assert!(
+        cbor::map_get(&got, 3).and_then(Value::as_bytes).is_some(),
+        "signed"
+    );
 }

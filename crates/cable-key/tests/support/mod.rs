@@ -1,0 +1,142 @@
+//! Shared by the bridge's tests and benchmarks: the kernel's end of `/dev/uhid` (a
+//! `SOCK_SEQPACKET` pair, one write one read), the host's CTAPHID on top of it, and CTAP2
+//! requests as hosts build them.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+
+use cable_ctaphid::{fragment, Cid, Command, Message, Packet, Reassembler};
+use cable_proto::cbor::Value;
+use cable_uhid::event::EVENT_SIZE;
+use cable_uhid::{KernelEvent, ReportType, UserEvent};
+
+const KEEPALIVE: Command = Command::Keepalive;
+
+pub fn seqpacket_pair() -> (UnixStream, UnixStream) {
+    use rustix::net::{socketpair, AddressFamily, SocketFlags, SocketType};
+    let (a, b) = socketpair(
+        AddressFamily::UNIX,
+        SocketType::SEQPACKET,
+        SocketFlags::CLOEXEC,
+        None,
+    )
+    .expect("socketpair");
+    (UnixStream::from(a), UnixStream::from(b))
+}
+
+/// The kernel's end of `/dev/uhid`, and the host's CTAPHID on top of it.
+pub struct Kernel {
+    pub sock: UnixStream,
+    pub host: Reassembler,
+}
+
+impl Kernel {
+    pub fn send(&self, event: &KernelEvent) {
+        (&self.sock).write_all(&event.encode()).expect("send");
+    }
+
+    pub fn recv(&self) -> UserEvent {
+        let mut buf = vec![0u8; EVENT_SIZE + 1];
+        let n = (&self.sock).read(&mut buf).expect("an event from the key");
+        assert!(n > 0, "the key closed its end");
+        UserEvent::decode(&buf[..n]).expect("a well-formed event")
+    }
+
+    pub fn write(&self, cid: Cid, cmd: Command, payload: &[u8]) {
+        for report in fragment(cid, cmd, payload).expect("fits") {
+            let mut data = vec![0u8];
+            data.extend_from_slice(&report);
+            self.send(&KernelEvent::Output {
+                data,
+                report_type: ReportType::Output,
+            });
+        }
+    }
+
+    pub fn read(&mut self) -> Message {
+        loop {
+            let UserEvent::Input2 { data } = self.recv() else {
+                panic!("expected INPUT2");
+            };
+            let packet = Packet::parse(&data).expect("64 bytes");
+            if let Some(message) = self.host.push(&packet).expect("well-formed input") {
+                return message;
+            }
+        }
+    }
+
+    /// The answer to the outstanding request, and the keepalive statuses sent before it.
+    pub fn answer(&mut self) -> (Message, Vec<u8>) {
+        let mut keepalives = Vec::new();
+        loop {
+            let m = self.read();
+            if m.cmd == KEEPALIVE {
+                keepalives.push(m.payload[0]);
+            } else {
+                return (m, keepalives);
+            }
+        }
+    }
+
+    pub fn init(&mut self) -> Cid {
+        let nonce = *b"\x01\x02\x03\x04\x05\x06\x07\x08";
+        self.write(Cid::BROADCAST, Command::Init, &nonce);
+        let answer = self.read();
+        assert_eq!(answer.payload[..8], nonce);
+        Cid::from_bytes(answer.payload[8..12].try_into().expect("4 bytes"))
+    }
+}
+
+pub fn text(s: &str) -> Value {
+    Value::Text(s.into())
+}
+
+pub fn make_credential(client_data_hash: &[u8; 32], rp_id: &str) -> Vec<u8> {
+    let mut out = vec![0x01];
+    Value::map([
+        (Value::Unsigned(1), Value::Bytes(client_data_hash.to_vec())),
+        (
+            Value::Unsigned(2),
+            Value::map([(text("id"), text(rp_id)), (text("name"), text(rp_id))]),
+        ),
+        (
+            Value::Unsigned(3),
+            Value::map([
+                (text("id"), Value::Bytes(vec![9; 16])),
+                (text("name"), text("ada")),
+                (text("displayName"), text("Ada")),
+            ]),
+        ),
+        (
+            Value::Unsigned(4),
+            Value::Array(vec![Value::map([
+                (text("alg"), Value::integer(-7)),
+                (text("type"), text("public-key")),
+            ])]),
+        ),
+        (
+            Value::Unsigned(7),
+            Value::map([(text("rk"), Value::Bool(true))]),
+        ),
+    ])
+    .encode_into(&mut out);
+    out
+}
+
+pub fn get_assertion(client_data_hash: &[u8; 32], rp_id: &str, up: Option<bool>) -> Vec<u8> {
+    let mut entries = vec![
+        (Value::Unsigned(1), text(rp_id)),
+        (Value::Unsigned(2), Value::Bytes(client_data_hash.to_vec())),
+    ];
+    if let Some(up) = up {
+        entries.push((
+            Value::Unsigned(5),
+            Value::map([(text("up"), Value::Bool(up))]),
+        ));
+    }
+    let mut out = vec![0x02];
+    Value::map(entries).encode_into(&mut out);
+    out
+}
