@@ -170,6 +170,31 @@ else
     fail "the key does not answer after the app went away"
 fi
 
+echo "--- two apps at once: the second waits for the first one's ceremony"
+# The key tells the second app its channel is busy (libfido2 keeps asking); once the phone
+# has answered the first, the second is served.
+rm -f "$work/no-phone"
+qr_before="$(grep -c 'Scan this code' "$work/key.log")"
+printf '%s\nexample.com\n' "$(head -c 32 /dev/urandom | base64)" >"$work/first.in"
+timeout 60 fido2-assert -G -r -p -i "$work/first.in" -o "$work/first.out" "$hidraw" &
+app=$!
+deadline=$(($(date +%s) + 20))
+until [ "$(grep -c 'Scan this code' "$work/key.log")" -gt "$qr_before" ] || [ "$(date +%s)" -ge "$deadline" ]; do
+    sleep 0.05
+done
+timeout 60 fido2-token -I "$hidraw" >"$work/second.out" 2>&1 &
+second=$!
+if wait "$app"; then
+    ok "the first app signed in"
+else
+    fail "the first app exited $?"
+fi
+if wait "$second" && grep -q '^aaguid: 3e1d850b9060a1e88a3015564d2ef32b$' "$work/second.out"; then
+    ok "the second app was served after the first"
+else
+    fail "the second app was not served: $(cat "$work/second.out")"
+fi
+
 echo "--- SIGTERM removes the key"
 kill -TERM "$key_pid"
 wait "$key_pid"
