@@ -33,6 +33,10 @@ pub struct CommonArgs {
     /// e.g. wss://relay.example.org or ws://127.0.0.1:8080.
     #[arg(long, allow_hyphen_values = true)]
     pub relay: Option<String>,
+    /// Extra CA certificates (PEM) to trust for a private relay, besides the public roots
+    /// and the system's certificate store. Read before the QR code is shown.
+    #[arg(long, value_name = "PEM", allow_hyphen_values = true)]
+    pub ca_file: Option<PathBuf>,
     /// Print the response as one line of JSON and nothing else on stdout.
     #[arg(long)]
     pub json: bool,
@@ -198,6 +202,29 @@ pub fn parse_relay(text: Option<&str>) -> Result<Option<RelayUrl>, CliError> {
     Ok(Some(relay))
 }
 
+/// The connector for `--ca-file`: the file read and its certificates checked before
+/// anything is shown, so that a broken file is bad input rather than a TLS failure after
+/// the phone has scanned. `None` without the flag.
+pub fn connector_with_ca(
+    path: Option<&std::path::Path>,
+) -> Result<Option<cable_transport::Connector>, CliError> {
+    let Some(path) = path else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(path).map_err(|source| CliError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let connector = cable_transport::Connector::builder()
+        .extra_ca_pem(&pem)
+        .and_then(cable_transport::ConnectorBuilder::build)
+        .map_err(|source| CliError::BadCaFile {
+            path: path.to_owned(),
+            source,
+        })?;
+    Ok(Some(connector))
+}
+
 /// `--rp-id` and `--user` are refused empty, naming the flag.
 fn non_empty(flag: &'static str, value: Option<&String>) -> Result<(), CliError> {
     match value {
@@ -206,10 +233,17 @@ fn non_empty(flag: &'static str, value: Option<&String>) -> Result<(), CliError>
     }
 }
 
-async fn config(common: &CommonArgs, relay: Option<RelayUrl>) -> Result<CeremonyConfig, CliError> {
+async fn config(
+    common: &CommonArgs,
+    relay: Option<RelayUrl>,
+    connector: Option<cable_transport::Connector>,
+) -> Result<CeremonyConfig, CliError> {
     let scanner = common.ble.scanner(&common.adapter).await?;
     let mut config = CeremonyConfig::new(scanner)?;
     config.relay_override = relay;
+    if let Some(connector) = connector {
+        config.connector = std::sync::Arc::new(connector);
+    }
     config.deadlines.scan = Duration::from_secs(common.scan_timeout);
     if !common.no_link {
         config.linked_phones = Some(common.store.open()?);
@@ -349,12 +383,13 @@ fn run<R: CeremonyRequest + 'static>(
 ) -> Result<(), CliError> {
     // An unknown phone name or a bad relay is bad input: say so before Bluetooth is touched.
     let relay = relay_override(common)?;
+    let connector = connector_with_ca(common.ca_file.as_deref())?;
     let linked = match &common.phone {
         Some(name) => Some(common.store.open()?.get(name)?),
         None => None,
     };
     runtime()?.block_on(async {
-        let config = config(common, relay).await?;
+        let config = config(common, relay, connector).await?;
         if let Some(phone) = linked {
             return run_linked(common, config, request, phone, to_json).await;
         }
@@ -388,6 +423,7 @@ mod tests {
         CommonArgs {
             origin: origin.map(str::to_owned),
             relay: None,
+            ca_file: None,
             json: false,
             ble: BleChoice::Bluez,
             adapter: "default".into(),

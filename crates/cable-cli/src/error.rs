@@ -29,6 +29,12 @@ pub enum CliError {
     BinaryToTerminal { format: &'static str },
     #[error("invalid relay settings")]
     BadRelay(#[source] cable_transport::TransportError),
+    #[error("invalid --ca-file {path}")]
+    BadCaFile {
+        path: PathBuf,
+        #[source]
+        source: cable_transport::TransportError,
+    },
     #[error("cannot read {path}")]
     Read {
         path: PathBuf,
@@ -141,6 +147,7 @@ impl CliError {
             | CliError::BadDomain(_)
             | CliError::BinaryToTerminal { .. }
             | CliError::BadRelay(_)
+            | CliError::BadCaFile { .. }
             | CliError::Read { .. }
             | CliError::MissingRpId
             | CliError::EmptyFlag { .. }

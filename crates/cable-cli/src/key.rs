@@ -38,6 +38,10 @@ pub struct KeyArgs {
     /// e.g. wss://relay.example.org or ws://127.0.0.1:8080.
     #[arg(long, allow_hyphen_values = true)]
     pub relay: Option<String>,
+    /// Extra CA certificates (PEM) to trust for a private relay, besides the public roots
+    /// and the system's certificate store.
+    #[arg(long, value_name = "PEM", allow_hyphen_values = true)]
+    pub ca_file: Option<PathBuf>,
     /// How the phone's advert is heard: bluez (the system's Bluetooth) or air (a simulation
     /// through files in CABLE_AIR_DIR, for a `cable phone` on this machine).
     #[arg(long, value_enum, default_value = "bluez", allow_hyphen_values = true)]
@@ -124,6 +128,7 @@ fn open_uhid(path: &Path) -> Result<std::fs::File, CliError> {
 /// `cable key`.
 pub fn run(args: &KeyArgs) -> Result<(), CliError> {
     let relay = crate::ceremony::parse_relay(args.relay.as_deref())?;
+    let connector = crate::ceremony::connector_with_ca(args.ca_file.as_deref())?;
     if args.name.is_empty() || args.name.len() > 127 {
         return Err(CliError::EmptyFlag { flag: "--name" });
     }
@@ -140,6 +145,9 @@ pub fn run(args: &KeyArgs) -> Result<(), CliError> {
         let scanner = args.ble.scanner(&args.adapter).await?;
         let mut ceremony = CeremonyConfig::new(scanner)?;
         ceremony.relay_override = relay;
+        if let Some(connector) = connector {
+            ceremony.connector = Arc::new(connector);
+        }
         ceremony.deadlines.scan = Duration::from_secs(args.scan_timeout);
         if !args.no_link {
             ceremony.linked_phones = Some(args.store.open()?);

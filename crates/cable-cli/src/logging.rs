@@ -11,8 +11,9 @@ use std::io::IsTerminal;
 use tracing_subscriber::filter::{LevelFilter, ParseError};
 use tracing_subscriber::EnvFilter;
 
-/// Crates whose events a bare level turns on (`cable` is this binary).
-const OWN_TARGETS: [&str; 8] = [
+/// Crates whose events a bare level turns on (`cable` is this binary): every workspace
+/// crate the binary links.
+const OWN_TARGETS: [&str; 12] = [
     "cable",
     "cable_proto",
     "cable_transport",
@@ -21,7 +22,21 @@ const OWN_TARGETS: [&str; 8] = [
     "cable_phone",
     "cable_demo",
     "cable_tunnel_server",
+    "cable_store",
+    "cable_ctaphid",
+    "cable_uhid",
+    "cable_key",
 ];
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    /// One line per event, coloured on a terminal.
+    #[default]
+    Human,
+    /// One JSON object per line (timestamp, level, target, fields), for log collectors.
+    Json,
+}
 
 /// Every other target logs at most this much unless the filter names it.
 const DEPENDENCY_LEVEL: LevelFilter = LevelFilter::WARN;
@@ -66,7 +81,7 @@ fn filter(verbose: u8, rust_log: Option<&str>) -> Result<EnvFilter, ParseError> 
 }
 
 /// Installs the stderr logger. A `RUST_LOG` that does not parse is reported and ignored.
-pub fn init(verbose: u8) {
+pub fn init(verbose: u8, format: LogFormat) {
     let rust_log = std::env::var("RUST_LOG").ok();
     let (filter, invalid) = match filter(verbose, rust_log.as_deref()) {
         Ok(f) => (f, None),
@@ -75,11 +90,15 @@ pub fn init(verbose: u8) {
             Some(e),
         ),
     };
-    let installed = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .try_init();
+        .with_writer(std::io::stderr);
+    let installed = match format {
+        LogFormat::Human => builder
+            .with_ansi(std::io::stderr().is_terminal())
+            .try_init(),
+        LogFormat::Json => builder.json().with_ansi(false).try_init(),
+    };
     if let (Ok(()), Some(e)) = (installed, invalid) {
         tracing::warn!(error = %e, "RUST_LOG ignored: it does not parse");
     }
@@ -89,6 +108,25 @@ pub fn init(verbose: u8) {
 mod tests {
     use super::*;
     use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn every_workspace_crate_the_binary_links_is_an_own_target() {
+        // A crate missing here logs nothing under `-v`: `cable key -v` showed no bridge log.
+        let manifest = include_str!("../Cargo.toml");
+        let linked: Vec<String> = manifest
+            .lines()
+            .filter_map(|l| l.trim().split(['.', ' ', '=']).next())
+            .filter(|name| name.starts_with("cable-"))
+            .map(|name| name.replace('-', "_"))
+            .collect();
+        assert!(linked.len() >= 10, "{linked:?}");
+        for name in linked {
+            assert!(
+                OWN_TARGETS.contains(&name.as_str()),
+                "{name} is not an own target"
+            );
+        }
+    }
 
     #[test]
     fn verbosity_and_rust_log() {

@@ -39,6 +39,17 @@ struct Cli {
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
 
+    /// How diagnostics are written: human (one line per event, coloured on a terminal) or
+    /// json (one object per line, for log collectors).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "human",
+        global = true,
+        allow_hyphen_values = true
+    )]
+    log_format: logging::LogFormat,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -142,7 +153,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.verbose);
+    logging::init(cli.verbose, cli.log_format);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of our output went away (`cable demo | head -1`): stop quietly with

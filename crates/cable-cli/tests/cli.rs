@@ -555,3 +555,56 @@ fn key_help_says_where_the_qr_code_appears_and_how_to_get_access() {
         assert!(help.contains(needle), "--help should mention {needle:?}");
     }
 }
+
+#[test]
+fn a_broken_ca_file_is_bad_input_before_any_qr_code() {
+    let o = cable(&[
+        "login",
+        "--rp-id",
+        "example.com",
+        "--ble",
+        "air",
+        "--ca-file",
+        "/nonexistent/ca.pem",
+    ]);
+    assert_bad_input(&o, "/nonexistent/ca.pem");
+    let dir = tempfile::tempdir().unwrap();
+    let not_pem = dir.path().join("ca.pem");
+    std::fs::write(&not_pem, "no certificate here\n").unwrap();
+    let o = cable(&[
+        "register",
+        "--rp-id",
+        "example.com",
+        "--user",
+        "ada",
+        "--ble",
+        "air",
+        "--ca-file",
+        not_pem.to_str().unwrap(),
+    ]);
+    assert_bad_input(&o, "invalid --ca-file");
+}
+
+#[test]
+fn log_format_json_writes_one_object_per_line() {
+    let o = Command::new(env!("CARGO_BIN_EXE_cable"))
+        .args(["--log-format", "json", "inspect", "domain", "266"])
+        .env("RUST_LOG", "cable=nonsense=")
+        .output()
+        .expect("run cable");
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    let line = err
+        .lines()
+        .next()
+        .expect("the ignored RUST_LOG is reported");
+    let event: serde_json::Value = serde_json::from_str(line).expect("a JSON object");
+    assert_eq!(event["level"], "WARN", "{event}");
+    assert!(
+        event["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("RUST_LOG ignored")),
+        "{event}"
+    );
+    assert!(!line.contains('\x1b'), "no ANSI codes in JSON");
+}

@@ -181,5 +181,8 @@ pub fn client_config_for(
 
 /// A connector for loopback relays (plaintext `ws://` is allowed on loopback).
 pub fn loopback_connector() -> Result<Connector, HarnessError> {
-    Ok(Connector::builder().public_roots(false).build()?)
+    Ok(Connector::builder()
+        .public_roots(false)
+        .system_roots(false)
+        .build()?)
 }

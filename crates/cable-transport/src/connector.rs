@@ -33,7 +33,8 @@ const READ_BUFFER_SIZE: usize = 4 * 1024;
 
 /// Opens tunnel connections. Cheap to clone; share one per process.
 ///
-/// Trusts the public web PKI (webpki-roots) plus any extra CA given to the builder, speaks
+/// Trusts the public web PKI (webpki-roots), the operating system's certificate store and
+/// any extra CA given to the builder, speaks
 /// HTTP/1.1 WebSockets only, and refuses `ws://` to hosts that are not loopback unless
 /// [`ConnectorBuilder::allow_plaintext`] says otherwise.
 #[derive(Clone)]
@@ -56,6 +57,7 @@ impl fmt::Debug for Connector {
 #[derive(Debug)]
 pub struct ConnectorBuilder {
     public_roots: bool,
+    system_roots: bool,
     extra_roots: Vec<CertificateDer<'static>>,
     allow_plaintext: bool,
     max_message_size: usize,
@@ -65,6 +67,7 @@ impl Default for ConnectorBuilder {
     fn default() -> Self {
         Self {
             public_roots: true,
+            system_roots: true,
             extra_roots: Vec::new(),
             allow_plaintext: false,
             max_message_size: MAX_MESSAGE_SIZE,
@@ -92,9 +95,19 @@ impl ConnectorBuilder {
         self
     }
 
-    /// Whether to trust the public web PKI roots (default true). Turn off to pin a private CA.
+    /// Whether to trust the public web PKI roots bundled with this crate (default true).
+    /// Turn this and [`ConnectorBuilder::system_roots`] off to pin a private CA.
     pub fn public_roots(mut self, yes: bool) -> Self {
         self.public_roots = yes;
+        self
+    }
+
+    /// Whether to trust the operating system's certificate store as well (default true):
+    /// on Linux the distribution's bundle, or `SSL_CERT_FILE` / `SSL_CERT_DIR`; the
+    /// keychain on macOS; the system store on Windows. Certificates it cannot parse are
+    /// skipped (logged at debug level).
+    pub fn system_roots(mut self, yes: bool) -> Self {
+        self.system_roots = yes;
         self
     }
 
@@ -115,6 +128,14 @@ impl ConnectorBuilder {
         let mut roots = RootCertStore::empty();
         if self.public_roots {
             roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        }
+        if self.system_roots {
+            let found = rustls_native_certs::load_native_certs();
+            for error in &found.errors {
+                tracing::debug!(%error, "part of the system certificate store is unreadable");
+            }
+            let (added, ignored) = roots.add_parsable_certificates(found.certs);
+            tracing::debug!(added, ignored, "system certificate store");
         }
         for cert in self.extra_roots {
             roots.add(cert).map_err(TransportError::CaRejected)?;
