@@ -14,6 +14,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 
+use crate::exposition::Format;
 use crate::metrics::Listener;
 use crate::state::{Phase, Shared};
 use crate::throttle::AcceptFailures;
@@ -171,6 +172,8 @@ enum Head {
         head_only: bool,
         /// No token is configured, or the request carries it.
         authorized: bool,
+        /// The `/metrics` format its `Accept` header asks for.
+        format: Format,
     },
     TooLarge,
     Malformed,
@@ -208,10 +211,16 @@ async fn read_head(
                             .map(|h| h.value),
                     )
                 });
+                let accept = req
+                    .headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case("accept"))
+                    .map(|h| h.value);
                 return Ok(Head::Request {
                     endpoint: route(method, req.path.unwrap_or("")),
                     head_only: method == "HEAD",
                     authorized,
+                    format: Format::from_accept(accept),
                 });
             }
             Err(_) => return Ok(Head::Malformed),
@@ -220,12 +229,13 @@ async fn read_head(
 }
 
 async fn respond(shared: &Shared, tcp: &mut TcpStream, head: Head) -> std::io::Result<()> {
-    let (endpoint, head_only, authorized) = match head {
+    let (endpoint, head_only, authorized, format) = match head {
         Head::Request {
             endpoint,
             head_only,
             authorized,
-        } => (endpoint, head_only, authorized),
+            format,
+        } => (endpoint, head_only, authorized, format),
         Head::TooLarge => {
             return write(tcp, 431, "Request Header Fields Too Large", "", false).await
         }
@@ -246,8 +256,8 @@ async fn respond(shared: &Shared, tcp: &mut TcpStream, head: Head) -> std::io::R
             write_unauthorized(tcp, head_only).await
         }
         Endpoint::Metrics => {
-            let body = shared.metrics.encode();
-            write(tcp, 200, "OK", &body, head_only).await
+            let body = shared.metrics.encode_as(format);
+            write_typed(tcp, 200, "OK", format.content_type(), &body, head_only).await
         }
         Endpoint::NotFound => write(tcp, 404, "Not Found", "", head_only).await,
         Endpoint::BadMethod => write(tcp, 405, "Method Not Allowed", "", false).await,
@@ -275,12 +285,25 @@ async fn write(
     body: &str,
     head_only: bool,
 ) -> std::io::Result<()> {
-    // prometheus-client writes the OpenMetrics text format.
-    let content_type = if body.ends_with("# EOF\n") {
-        "application/openmetrics-text; version=1.0.0; charset=utf-8"
-    } else {
-        "text/plain; charset=utf-8"
-    };
+    write_typed(
+        tcp,
+        code,
+        text,
+        "text/plain; charset=utf-8",
+        body,
+        head_only,
+    )
+    .await
+}
+
+async fn write_typed(
+    tcp: &mut TcpStream,
+    code: u16,
+    text: &str,
+    content_type: &str,
+    body: &str,
+    head_only: bool,
+) -> std::io::Result<()> {
     let head = format!(
         "HTTP/1.1 {code} {text}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()

@@ -102,6 +102,7 @@ mod config;
 pub mod contact;
 pub mod domain_names;
 mod error;
+mod exposition;
 mod handshake;
 mod metrics;
 pub mod proxy_protocol;

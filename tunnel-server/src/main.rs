@@ -33,7 +33,8 @@ joined, 405 not GET, 409 tunnel id in use, 429 rate limit, 431 head too large, 5
 draining. Close codes: 1000 peer closed, 1001 relay shutting down, 1008 policy (text frame, \
 message limit, lifetime, no peer joined), 1009 message too big.\n\
 Admin listener (127.0.0.1:9090 unless --admin-listen): GET /healthz, /readyz (503 while \
-draining), /metrics (Prometheus/OpenMetrics; 401 without the bearer token when \
+draining), /metrics (OpenMetrics, or Prometheus text 0.0.4 for an Accept naming only text/plain; \
+the relay's metrics, cable_relay_build_info and process_*; 401 without the bearer token when \
 --admin-token-file is set)."
 )]
 struct Args {

@@ -6,7 +6,10 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
+
+use crate::exposition::{Format, ProcessMetrics};
 
 use crate::contact::RegisterError;
 use crate::proxy_protocol::ProxyHeaderError;
@@ -385,6 +388,7 @@ impl Listener {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    process: ProcessMetrics,
     pub(crate) created: Counter,
     pub(crate) joined: Counter,
     pub(crate) expired_unjoined: Counter,
@@ -415,6 +419,11 @@ pub struct Metrics {
 impl Metrics {
     pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("cable_relay");
+        registry.register(
+            "build",
+            "The relay's version",
+            Info::new(vec![("version", env!("CARGO_PKG_VERSION"))]),
+        );
         let created = Counter::default();
         let joined = Counter::default();
         let expired_unjoined = Counter::default();
@@ -593,6 +602,7 @@ impl Metrics {
             .map(|o| label(&registrations_family, "outcome", o))
             .collect();
         Self {
+            process: ProcessMetrics::new(),
             client_addresses,
             proxy_refused,
             contacts,
@@ -780,11 +790,24 @@ impl Metrics {
         self.active.get()
     }
 
-    /// Prometheus text exposition of all metrics.
+    /// All metrics in OpenMetrics text, the relay's and the process's.
     pub fn encode(&self) -> String {
-        let mut out = String::with_capacity(4096);
+        self.encode_as(Format::OpenMetrics)
+    }
+
+    /// All metrics in `format`.
+    pub fn encode_as(&self, format: Format) -> String {
+        let mut out = String::with_capacity(8192);
         // Writing into a String cannot fail.
         let _ = encode(&mut out, &self.registry);
-        out
+        // One exposition: the process registry's text carries the final `# EOF`.
+        if out.ends_with("# EOF\n") {
+            out.truncate(out.len() - "# EOF\n".len());
+        }
+        self.process.encode_into(&mut out);
+        match format {
+            Format::OpenMetrics => out,
+            Format::Prometheus => crate::exposition::to_prometheus(&out),
+        }
     }
 }

@@ -182,3 +182,64 @@ async fn metrics_need_the_bearer_token_when_one_is_set() {
         );
     }
 }
+
+/// `/metrics` with an `Accept` header; the head and the body.
+async fn scrape(admin: SocketAddr, accept: Option<&str>) -> (String, String) {
+    let mut tcp = TcpStream::connect(admin).await.unwrap();
+    let accept = accept.map_or_else(String::new, |a| format!("Accept: {a}\r\n"));
+    tcp.write_all(format!("GET /metrics HTTP/1.1\r\nHost: relay\r\n{accept}\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tcp.read_to_string(&mut answer).await.unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").unwrap();
+    (head.to_owned(), body.to_owned())
+}
+
+#[tokio::test]
+async fn metrics_honour_accept_and_carry_build_and_process_gauges() {
+    let relay = Relay::bind(RelayConfig::default()).await.unwrap();
+    let admin = relay.admin_addr().unwrap();
+
+    // What Prometheus asks for, and what curl does: OpenMetrics, one `# EOF` at the end.
+    for accept in [
+        Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"),
+        None,
+    ] {
+        let (head, body) = scrape(admin, accept).await;
+        assert!(
+            head.contains("Content-Type: application/openmetrics-text; version=1.0.0"),
+            "{head}"
+        );
+        assert!(body.ends_with("# EOF\n"), "{body}");
+        assert_eq!(body.matches("# EOF").count(), 1, "{body}");
+        assert!(body.contains("cable_relay_build_info{version=\""), "{body}");
+        assert!(body.contains("\nprocess_start_time_seconds "), "{body}");
+        if cfg!(target_os = "linux") {
+            assert!(body.contains("\nprocess_resident_memory_bytes "), "{body}");
+            assert!(body.contains("\nprocess_open_fds "), "{body}");
+        }
+    }
+
+    // A scraper that takes only the older text format gets it.
+    let (head, body) = scrape(admin, Some("text/plain;version=0.0.4;q=0.3,*/*;q=0.1")).await;
+    assert!(
+        head.contains("Content-Type: text/plain; version=0.0.4; charset=utf-8"),
+        "{head}"
+    );
+    assert!(!body.contains("# EOF"), "{body}");
+    assert!(!body.contains("# UNIT"), "{body}");
+    assert!(
+        body.contains("# TYPE cable_relay_tunnels_created_total counter\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("cable_relay_tunnels_created_total 0\n"),
+        "{body}"
+    );
+    assert!(
+        body.contains("# TYPE cable_relay_build_info gauge\n"),
+        "{body}"
+    );
+    relay.shutdown().await.unwrap();
+}
