@@ -112,6 +112,9 @@ pub enum ClientError {
     /// The phone's post-handshake message does not offer CTAP2.
     #[error("the phone does not offer CTAP2 over this tunnel")]
     NoCtapSupport,
+    /// The phone offers only digital credentials (CTAP 2.3 feature `"dc"`) on this tunnel.
+    #[error("this phone offers digital credentials only, not passkeys, on this connection")]
+    DigitalCredentialsOnly,
 
     // ----- The session -----
     /// A phase did not finish before its deadline.

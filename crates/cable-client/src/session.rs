@@ -721,6 +721,7 @@ fn protocol_error(phase: Phase, source: cable_proto::Error) -> ClientError {
     use cable_proto::Error as E;
     match source {
         E::NoCtapSupport => ClientError::NoCtapSupport,
+        E::DigitalCredentialsOnly => ClientError::DigitalCredentialsOnly,
         E::UnexpectedMessage { what } => ClientError::UnexpectedMessage { phase, what },
         E::HandshakeLength { .. } => ClientError::UnexpectedMessage {
             phase,
@@ -890,6 +891,15 @@ impl Tunnel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_phone_offering_digital_credentials_only_is_named_as_such() {
+        let e = protocol_error(Phase::Handshake, cable_proto::Error::DigitalCredentialsOnly);
+        assert!(matches!(e, ClientError::DigitalCredentialsOnly), "{e:?}");
+        assert!(e.to_string().contains("digital credentials only"), "{e}");
+        let e = protocol_error(Phase::Handshake, cable_proto::Error::NoCtapSupport);
+        assert!(matches!(e, ClientError::NoCtapSupport), "{e:?}");
+    }
 
     fn ceremony(relay_override: Option<RelayUrl>) -> Ceremony<PreparedAuthentication> {
         let mut config = CeremonyConfig::new(Arc::new(cable_ble::Air::new().scanner())).unwrap();

@@ -63,6 +63,13 @@ pub enum PhoneError {
     /// The identity file could not be read again to look the link up.
     #[error("the phone's identity cannot be read")]
     Identity(#[source] IdentityError),
+    /// The QR code asks for a digital credential (hint `dcp`/`dci`, CTAP 2.3); this phone
+    /// answers CTAP2 (passkeys) only.
+    #[error("the QR code asks for a digital credential ({hint}); this phone offers passkeys only")]
+    DigitalCredentialRequest {
+        /// The QR's hint as written.
+        hint: &'static str,
+    },
     /// The QR code's timestamp (key 3) is outside the accepted window.
     #[error("QR code is stale: generated {age_secs} s ago, accepted up to {max_age_secs} s")]
     StaleQr {
@@ -141,7 +148,9 @@ impl PhoneError {
     /// The phase this error belongs to.
     pub fn phase(&self) -> Phase {
         match self {
-            PhoneError::InvalidQr(_) | PhoneError::StaleQr { .. } => Phase::ParseQr,
+            PhoneError::InvalidQr(_)
+            | PhoneError::StaleQr { .. }
+            | PhoneError::DigitalCredentialRequest { .. } => Phase::ParseQr,
             PhoneError::BadContact(_) | PhoneError::UnknownLink | PhoneError::Identity(_) => {
                 Phase::Contact
             }

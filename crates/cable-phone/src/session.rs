@@ -645,6 +645,13 @@ impl PhoneSession {
 
     fn parse_qr(&self, text: &str) -> Result<QrCode, PhoneError> {
         let qr = QrCode::parse(text.trim()).map_err(PhoneError::InvalidQr)?;
+        if qr.hint.is_digital_credential() {
+            // Before any tunnel or advert: the computer would send JSON this phone cannot
+            // answer, after the person had scanned for nothing.
+            return Err(PhoneError::DigitalCredentialRequest {
+                hint: qr.hint.as_str(),
+            });
+        }
         if let (Some(max_age), Some(timestamp)) = (self.max_qr_age, qr.timestamp) {
             let now = self
                 .now

@@ -373,6 +373,32 @@ async fn stale_and_future_qr_codes_are_refused() {
 }
 
 #[tokio::test]
+async fn a_digital_credential_qr_code_is_refused_before_anything_goes_out() {
+    // Refused while reading the QR code: no relay is contacted, no advert goes out.
+    for (hint, text) in [
+        (RequestHint::DigitalCredentialPresentation, "dcp"),
+        (RequestHint::DigitalCredentialIssuance, "dci"),
+    ] {
+        let qr = QrKey::generate(&mut OsRng, unix_now(), hint);
+        let air = cable_ble::Air::new();
+        let err = cable_phone::PhoneSession::new(
+            qr.to_uri(),
+            air.advertiser(),
+            software(&PasskeyStore::in_memory()),
+        )
+        .run(Default::default())
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(err, PhoneError::DigitalCredentialRequest { hint } if hint == text),
+            "{err:?}"
+        );
+        assert_eq!(err.phase(), Phase::ParseQr);
+        assert!(err.to_string().contains("passkeys only"), "{err}");
+    }
+}
+
+#[tokio::test]
 async fn old_qr_code_is_accepted_when_the_window_is_off() {
     let env = Env::start().await;
     let qr = QrKey::generate(&mut OsRng, 1_000_000, RequestHint::GetAssertion);

@@ -335,6 +335,10 @@ pub enum Error {
     /// The phone's post-handshake message lacks the `"ctap"` feature.
     #[error("the phone does not offer CTAP2")]
     NoCtapSupport,
+    /// The phone's post-handshake message offers only the `"dc"` feature (digital
+    /// credentials, CTAP 2.3): it will not answer CTAP2 on this tunnel.
+    #[error("the phone offers digital credentials only, not passkeys")]
+    DigitalCredentialsOnly,
     /// The relay promised a connect signal, but the first message was not the single byte 00.
     #[error("bad connection signal: the first message from the relay was not 00")]
     BadConnectSignal,

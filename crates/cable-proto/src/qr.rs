@@ -8,7 +8,7 @@
 //! | 2 | uint | number of assigned tunnel domains the desktop knows (default 0) |
 //! | 3 | uint | current Unix time (not checked by readers) |
 //! | 4 | bool | desktop supports state-assisted (linked) transactions |
-//! | 5 | tstr | request hint `"ga"` / `"mc"`; unknown strings read as `"ga"` |
+//! | 5 | tstr | request hint `"ga"` / `"mc"` / `"dcp"` / `"dci"`; unknown strings read as `"ga"` |
 //!
 //! Unknown keys are ignored. Key 6 is never emitted because peers disagree on
 //! its type.
@@ -58,6 +58,10 @@ pub enum RequestHint {
     GetAssertion,
     /// `"mc"`: makeCredential (create a passkey).
     MakeCredential,
+    /// `"dcp"`: a digital-credential presentation (CTAP 2.3; JSON messages, feature `"dc"`).
+    DigitalCredentialPresentation,
+    /// `"dci"`: a digital-credential issuance (CTAP 2.3).
+    DigitalCredentialIssuance,
 }
 
 impl RequestHint {
@@ -66,16 +70,27 @@ impl RequestHint {
         match self {
             RequestHint::GetAssertion => "ga",
             RequestHint::MakeCredential => "mc",
+            RequestHint::DigitalCredentialPresentation => "dcp",
+            RequestHint::DigitalCredentialIssuance => "dci",
         }
     }
 
-    /// Reads a wire string; anything but `"mc"` is `"ga"`, as Chromium does.
+    /// Reads a wire string; anything unknown is `"ga"`, as Chromium does.
     pub fn from_wire(text: &str) -> RequestHint {
-        if text == "mc" {
-            RequestHint::MakeCredential
-        } else {
-            RequestHint::GetAssertion
+        match text {
+            "mc" => RequestHint::MakeCredential,
+            "dcp" => RequestHint::DigitalCredentialPresentation,
+            "dci" => RequestHint::DigitalCredentialIssuance,
+            _ => RequestHint::GetAssertion,
         }
+    }
+
+    /// Whether the request will be a digital credential (JSON), not CTAP.
+    pub fn is_digital_credential(self) -> bool {
+        matches!(
+            self,
+            RequestHint::DigitalCredentialPresentation | RequestHint::DigitalCredentialIssuance
+        )
     }
 }
 

@@ -216,12 +216,30 @@ fn unknown_hint_reads_as_ga() {
         with(5, Some(Value::Text("mc".into()))).unwrap().hint,
         RequestHint::MakeCredential
     );
-    for hint in ["dcp", "xx", "", "MC"] {
+    for hint in ["xx", "", "MC", "DCP", "dc"] {
         assert_eq!(
             with(5, Some(Value::Text(hint.into()))).unwrap().hint,
             RequestHint::GetAssertion
         );
     }
+}
+
+#[test]
+fn digital_credential_hints_read_as_such() {
+    // CTAP 2.3: "dcp" used to read as "ga".
+    for (text, hint) in [
+        ("dcp", RequestHint::DigitalCredentialPresentation),
+        ("dci", RequestHint::DigitalCredentialIssuance),
+    ] {
+        let code = with(5, Some(Value::Text(text.into()))).unwrap();
+        assert_eq!(code.hint, hint);
+        assert!(hint.is_digital_credential());
+        assert_eq!(hint.as_str(), text);
+        // And they survive a round trip through the QR's CBOR.
+        assert_eq!(QrCode::from_cbor(&code.to_cbor()).unwrap().hint, hint);
+    }
+    assert!(!RequestHint::GetAssertion.is_digital_credential());
+    assert!(!RequestHint::MakeCredential.is_digital_credential());
 }
 
 #[test]

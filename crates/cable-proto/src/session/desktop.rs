@@ -354,6 +354,9 @@ impl DesktopSession {
         let ctap = post.supports_ctap();
         let get_info = match (post.get_info, ctap) {
             (Some(info), true) => info,
+            _ if post.features.iter().any(|f| f == "dc") => {
+                return Err(Error::DigitalCredentialsOnly)
+            }
             _ => return Err(Error::NoCtapSupport),
         };
         self.revision = revision;

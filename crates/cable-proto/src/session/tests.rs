@@ -546,6 +546,21 @@ fn a_phone_without_ctap_is_refused() {
         features: vec!["dc".into()],
     };
     let frame = pair.phone.encrypt_for_test(&post.encode()).unwrap();
+    assert_eq!(
+        pair.desktop.handle_frame(&frame),
+        Err(Error::DigitalCredentialsOnly)
+    );
+}
+
+#[test]
+fn a_phone_with_no_feature_at_all_is_refused_as_without_ctap() {
+    let mut pair = handshaken();
+    let post = PostHandshake {
+        get_info: None,
+        linking: None,
+        features: vec![],
+    };
+    let frame = pair.phone.encrypt_for_test(&post.encode()).unwrap();
     assert_eq!(pair.desktop.handle_frame(&frame), Err(Error::NoCtapSupport));
 }
 
