@@ -251,3 +251,21 @@ fn unknown_keys_ignored() {
     let code = QrCode::parse(&uri(&Value::map(entries).to_bytes())).unwrap();
     assert_eq!(code, parse_cbor_hex(VECTOR_CBOR).unwrap());
 }
+
+#[test]
+fn key_6_is_never_written() {
+    // Pre-2.3 Play Services read key 6 as a bool and reject the CTAP 2.3 array; this
+    // implementation offers no BLE data channel, so it never writes the key at all.
+    for hint in [RequestHint::GetAssertion, RequestHint::MakeCredential] {
+        let qr = cable_proto::qr::QrKey::generate(
+            &mut cable_proto::rand_core::OsRng,
+            1_700_000_000,
+            hint,
+        )
+        .with_state_assisted(true);
+        let value = cable_proto::cbor::decode(&qr.code().to_cbor()).unwrap();
+        let map = value.as_map().unwrap();
+        assert!(cable_proto::cbor::map_get(map, 6).is_none());
+        assert_eq!(map.len(), 6, "keys 0 to 5");
+    }
+}
