@@ -60,8 +60,10 @@ impl Default for Deadlines {
     }
 }
 
-/// How a ceremony reaches the phone.
+/// How a ceremony reaches the phone. Built with [`CeremonyConfig::new`] or
+/// [`CeremonyConfig::with_connector`], then adjusted field by field: settings may be added.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct CeremonyConfig {
     /// Where adverts come from (a Bluetooth adapter, or the in-memory air).
     pub scanner: Arc<dyn Scanner>,
@@ -85,14 +87,19 @@ impl CeremonyConfig {
             phase: Phase::Connect,
             source,
         })?;
-        Ok(CeremonyConfig {
+        Ok(Self::with_connector(scanner, Arc::new(connector)))
+    }
+
+    /// The same defaults with a connector of the caller's (private CAs, loopback relays).
+    pub fn with_connector(scanner: Arc<dyn Scanner>, connector: Arc<Connector>) -> Self {
+        CeremonyConfig {
             scanner,
-            connector: Arc::new(connector),
+            connector,
             relay_override: None,
             deadlines: Deadlines::default(),
             linger: Duration::from_secs(5),
             linked_phones: None,
-        })
+        }
     }
 }
 

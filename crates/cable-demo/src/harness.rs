@@ -169,14 +169,12 @@ pub fn client_config_for(
     relay: RelayUrl,
     deadlines: Deadlines,
 ) -> Result<CeremonyConfig, HarnessError> {
-    Ok(CeremonyConfig {
-        scanner: Arc::new(air.scanner()),
-        connector: Arc::new(loopback_connector()?),
-        relay_override: Some(relay),
-        deadlines,
-        linger: Duration::from_millis(200),
-        linked_phones: None,
-    })
+    let mut config =
+        CeremonyConfig::with_connector(Arc::new(air.scanner()), Arc::new(loopback_connector()?));
+    config.relay_override = Some(relay);
+    config.deadlines = deadlines;
+    config.linger = Duration::from_millis(200);
+    Ok(config)
 }
 
 /// A connector for loopback relays (plaintext `ws://` is allowed on loopback).
