@@ -302,7 +302,8 @@ impl Drop for LogsOnFailure {
     }
 }
 
-/// Every metric and reason label the shipped Prometheus alert rules use exists on a relay.
+/// Every metric and reason label the shipped Prometheus alert rules use, and every metric the
+/// Grafana dashboard queries, exists on a relay.
 async fn alert_rules_name_real_metrics(admin: SocketAddr) {
     let rules = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("prometheus/cable-relay-alerts.yml"),
@@ -327,6 +328,34 @@ async fn alert_rules_name_real_metrics(admin: SocketAddr) {
             "alert rules use unknown metric {name}"
         );
     }
+    // The Grafana dashboard's queries too, the process gauges included.
+    let dashboard = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("grafana/cable-relay-dashboard.json"),
+    )
+    .unwrap();
+    let json: serde_json::Value = serde_json::from_str(&dashboard).unwrap();
+    let exprs: Vec<String> = json["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().unwrap().clone())
+        .map(|t| t["expr"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(exprs.len() > 15, "{exprs:?}");
+    let mut used = 0;
+    for expr in &exprs {
+        for name in words(expr, "cable_relay_")
+            .into_iter()
+            .chain(words(expr, "process_"))
+        {
+            used += 1;
+            assert!(
+                body.contains(&format!("\n{name}")),
+                "the dashboard uses unknown metric {name} in {expr}"
+            );
+        }
+    }
+    assert!(used > 20, "{used}");
     for (i, _) in rules.match_indices("reason=") {
         let value: String = rules[i + "reason=".len()..]
             .trim_start_matches(['"', '~'])
