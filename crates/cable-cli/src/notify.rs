@@ -7,7 +7,6 @@
 
 use std::collections::HashMap;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use dbus::arg::{RefArg, Variant};
@@ -52,7 +51,7 @@ enum Cmd<K> {
 /// Sends notifications through the thread that owns the bus connection; `K` names the
 /// request each notification is about.
 pub struct Notifier<K> {
-    to_thread: Arc<Mutex<Sender<Cmd<K>>>>,
+    to_thread: Sender<Cmd<K>>,
 }
 
 impl<K> std::fmt::Debug for Notifier<K> {
@@ -98,15 +97,12 @@ impl<K: Hash + Eq + Send + 'static> Notifier<K> {
             .name("notifications".into())
             .spawn(move || serve(conn, rx))
             .map_err(NotifyError::Thread)?;
-        Ok(Notifier {
-            to_thread: Arc::new(Mutex::new(tx)),
-        })
+        Ok(Notifier { to_thread: tx })
     }
 
     fn send(&self, cmd: Cmd<K>) {
-        if let Ok(tx) = self.to_thread.lock() {
-            let _ = tx.send(cmd);
-        }
+        // The thread ends only when the bus goes away; then there is nobody to show to.
+        let _ = self.to_thread.send(cmd);
     }
 
     /// Shows (or replaces) the notification of `request`.

@@ -5,14 +5,9 @@ use cable_proto::cbor::{self, Value};
 
 use crate::status;
 
-/// authenticatorMakeCredential.
-pub const MAKE_CREDENTIAL: u8 = 0x01;
-/// authenticatorGetAssertion.
-pub const GET_ASSERTION: u8 = 0x02;
-/// authenticatorGetNextAssertion.
-pub const GET_NEXT_ASSERTION: u8 = 0x08;
-/// authenticatorSelection.
-pub const SELECTION: u8 = 0x0b;
+pub use cable_proto::ctap::command::{
+    GET_ASSERTION, GET_NEXT_ASSERTION, MAKE_CREDENTIAL, SELECTION,
+};
 
 /// The two requests the phone answers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -67,6 +62,8 @@ type Required = (u64, fn(&Value) -> bool);
 struct Keys {
     /// Parameters that must be there, with the type they must have.
     required: &'static [Required],
+    /// The parameter naming the relying party, and how its id is read from it.
+    rp: u64,
     rp_id: fn(&Value) -> Option<&str>,
     options: u64,
     pin_uv_auth_param: u64,
@@ -88,6 +85,7 @@ fn is_array(v: &Value) -> bool {
 const MAKE_CREDENTIAL_KEYS: Keys = Keys {
     // clientDataHash, rp, user, pubKeyCredParams.
     required: &[(1, is_bytes), (2, is_map), (3, is_map), (4, is_array)],
+    rp: 2,
     rp_id: |rp| {
         rp.as_map()
             .and_then(|m| m.get(&Value::Text("id".into())))
@@ -100,6 +98,7 @@ const MAKE_CREDENTIAL_KEYS: Keys = Keys {
 const GET_ASSERTION_KEYS: Keys = Keys {
     // rpId, clientDataHash.
     required: &[(1, is_text), (2, is_bytes)],
+    rp: 1,
     rp_id: Value::as_text,
     options: 5,
     pin_uv_auth_param: 6,
@@ -153,7 +152,7 @@ fn ceremony(kind: Kind, params: &[u8]) -> Action {
         // makeCredential always needs presence; `up: false` is an invalid option there.
         (Kind::Register, false) => Action::Answer(status::INVALID_OPTION),
         (_, true) => {
-            let rp_id = cbor::map_get(map, if kind == Kind::Register { 2 } else { 1 })
+            let rp_id = cbor::map_get(map, keys.rp)
                 .and_then(keys.rp_id)
                 .unwrap_or_default()
                 .to_owned();

@@ -13,6 +13,8 @@ pub mod command {
     pub const GET_ASSERTION: u8 = 0x02;
     /// authenticatorGetInfo (answered locally by desktops; phones may still get it).
     pub const GET_INFO: u8 = 0x04;
+    /// authenticatorGetNextAssertion.
+    pub const GET_NEXT_ASSERTION: u8 = 0x08;
     /// authenticatorSelection (ends the session on Chrome-as-phone).
     pub const SELECTION: u8 = 0x0b;
 }
@@ -23,6 +25,8 @@ pub mod status {
     pub const OK: u8 = 0x00;
     /// CTAP1_ERR_INVALID_COMMAND.
     pub const INVALID_COMMAND: u8 = 0x01;
+    /// CTAP1_ERR_INVALID_LENGTH.
+    pub const INVALID_LENGTH: u8 = 0x03;
     /// CTAP2_ERR_INVALID_CBOR.
     pub const INVALID_CBOR: u8 = 0x12;
     /// CTAP2_ERR_MISSING_PARAMETER.
@@ -33,12 +37,18 @@ pub mod status {
     pub const UNSUPPORTED_ALGORITHM: u8 = 0x26;
     /// CTAP2_ERR_OPERATION_DENIED.
     pub const OPERATION_DENIED: u8 = 0x27;
+    /// CTAP2_ERR_INVALID_OPTION.
+    pub const INVALID_OPTION: u8 = 0x2c;
     /// CTAP2_ERR_NO_CREDENTIALS.
     pub const NO_CREDENTIALS: u8 = 0x2e;
     /// CTAP2_ERR_KEEPALIVE_CANCEL.
     pub const KEEPALIVE_CANCEL: u8 = 0x2d;
+    /// CTAP2_ERR_USER_ACTION_TIMEOUT.
+    pub const USER_ACTION_TIMEOUT: u8 = 0x2f;
     /// CTAP2_ERR_NOT_ALLOWED.
     pub const NOT_ALLOWED: u8 = 0x30;
+    /// CTAP2_ERR_PIN_NOT_SET.
+    pub const PIN_NOT_SET: u8 = 0x35;
     /// CTAP1_ERR_OTHER.
     pub const OTHER: u8 = 0x7f;
 }

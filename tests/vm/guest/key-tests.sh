@@ -9,6 +9,8 @@ set -u
 cable="$1"
 relay_exe="$2"
 here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source-path=SCRIPTDIR source=hidraw.sh
+. "$here/hidraw.sh"
 ble="${CABLE_KEY_BLE:-bluez}"
 name='cable hybrid key'
 work="$(mktemp -d)"
@@ -58,23 +60,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-hidraw=''
-deadline=$(($(date +%s) + 30))
-while [ -z "$hidraw" ]; do
-    for uevent in /sys/class/hidraw/hidraw*/device/uevent; do
-        if [ -f "$uevent" ] && grep -qx "HID_NAME=$name" "$uevent"; then
-            hidraw="/dev/$(basename "$(dirname "$(dirname "$uevent")")")"
-        fi
-    done
-    if [ -z "$hidraw" ]; then
-        if [ "$(date +%s)" -ge "$deadline" ] || ! kill -0 "$key_pid" 2>/dev/null; then
-            echo "key-tests: FAIL: no hidraw node for cable key"
-            cat "$work/key.log"
-            exit 1
-        fi
-        sleep 0.1
-    fi
-done
+if ! hidraw="$(wait_for_hidraw "$name" "$key_pid" 30)"; then
+    echo "key-tests: FAIL: no hidraw node for cable key"
+    cat "$work/key.log"
+    exit 1
+fi
 echo "key-tests: cable key is $hidraw (Bluetooth: $ble)"
 
 if fido2-token -L | grep -q "^$hidraw: vendor=0x1209, product=0x0001"; then

@@ -9,6 +9,8 @@
 set -eu
 exe="$1"
 here="$(cd "$(dirname "$0")" && pwd)"
+# shellcheck source-path=SCRIPTDIR source=hidraw.sh
+. "$here/hidraw.sh"
 aaguid=3e1d850b9060a1e88a3015564d2ef32b
 name='cable hybrid key'
 work="$(mktemp -d)"
@@ -36,23 +38,11 @@ mkfifo "$work/ctl"
 key_pid=$!
 exec 3>"$work/ctl"
 
-hidraw=''
-deadline=$(($(date +%s) + 20))
-while [ -z "$hidraw" ]; do
-    for uevent in /sys/class/hidraw/hidraw*/device/uevent; do
-        if [ -f "$uevent" ] && grep -qx "HID_NAME=$name" "$uevent"; then
-            hidraw="/dev/$(basename "$(dirname "$(dirname "$uevent")")")"
-        fi
-    done
-    if [ -z "$hidraw" ]; then
-        if [ "$(date +%s)" -ge "$deadline" ] || ! kill -0 "$key_pid" 2>/dev/null; then
-            echo "uhid-tests: FAIL: no hidraw node for the key"
-            cat "$work/key.log"
-            exit 1
-        fi
-        sleep 0.1
-    fi
-done
+if ! hidraw="$(wait_for_hidraw "$name" "$key_pid" 20)"; then
+    echo "uhid-tests: FAIL: no hidraw node for the key"
+    cat "$work/key.log"
+    exit 1
+fi
 echo "uhid-tests: the key is $hidraw ($(tr '\n' ' ' <"/sys/class/hidraw/$(basename "$hidraw")/device/uevent"))"
 
 echo "--- fido2-token -L"
