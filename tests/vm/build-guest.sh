@@ -75,10 +75,33 @@ if [ "$(cat "$out/root.key" 2>/dev/null || true)" != "$root_key" ]; then
     echo "$root_key" >"$out/root.key"
 fi
 
+# python-fido2 2.x for the security-key tests (bookworm ships 0.9, whose client asks for
+# user verification differently): the pure-Python wheel from PyPI, checked against its
+# published digest, unpacked where PYTHONPATH finds it. Its one dependency, cryptography,
+# is Debian's.
+fido2_wheel=fido2-2.2.1-py3-none-any.whl
+fido2_url=https://files.pythonhosted.org/packages/71/84/198d99c3312557ef6121cf78c38281efe9b3bc88cba0e2c05446f38a024d/$fido2_wheel
+fido2_sha256=ed397da981b9ab133da6ead7309e41f924b566b749956129efe286fae097749f
+if ! echo "$fido2_sha256  $out/$fido2_wheel" | sha256sum -c --status 2>/dev/null; then
+    log "python-fido2 wheel from PyPI"
+    python3 - "$fido2_url" "$out/$fido2_wheel.tmp" <<'PY' || { log "downloading $fido2_url failed"; exit 1; }
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=120) as r, open(sys.argv[2], "wb") as f:
+    f.write(r.read())
+PY
+    if ! echo "$fido2_sha256  $out/$fido2_wheel.tmp" | sha256sum -c --status; then
+        log "$fido2_wheel does not have the expected sha256 $fido2_sha256"
+        exit 1
+    fi
+    mv "$out/$fido2_wheel.tmp" "$out/$fido2_wheel"
+fi
+
 image_key="$(cat "$out/root.key" "$here/init" "$0" | sha256sum | cut -c1-16)"
 if [ "$(cat "$out/initramfs.key" 2>/dev/null || true)" != "$image_key" ] || [ ! -f "$out/rootfs.cpio" ]; then
     log "initramfs"
     install -m 0755 "$here/init" "$root/init"
+    rm -rf "$root/opt/python-fido2-2"
+    python3 -m zipfile -e "$out/$fido2_wheel" "$root/opt/python-fido2-2"
     (cd "$root" && find . -xdev -print0 | cpio --null -o -H newc --quiet) >"$out/rootfs.cpio.tmp"
     mv "$out/rootfs.cpio.tmp" "$out/rootfs.cpio"
     cp "$out/kernel/vmlinux" "$out/vmlinux"

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use zeroize::Zeroizing;
 
 use crate::classify::{classify, Action, Kind};
+use crate::client_pin::ClientPin;
 use crate::forward::{Forwarded, ForwardedRequest};
 use crate::presenter::{Outcome, Presenter, Start, Target};
 use crate::status;
@@ -54,6 +55,7 @@ struct Shared {
     running: Mutex<HashMap<RequestId, CancellationToken>>,
     /// The rest of the last getAssertion's credentials, for getNextAssertion.
     next: Mutex<VecDeque<Vec<u8>>>,
+    client_pin: ClientPin,
 }
 
 impl std::fmt::Debug for HybridBridge {
@@ -78,6 +80,7 @@ impl HybridBridge {
                 presenter,
                 running: Mutex::new(HashMap::new()),
                 next: Mutex::new(VecDeque::new()),
+                client_pin: ClientPin::generate(&mut cable_proto::rand_core::OsRng),
             }),
         }
     }
@@ -104,6 +107,7 @@ impl Application for HybridBridge {
         }
         match action {
             Action::Answer(status) => reply.error(status),
+            Action::ClientPin => reply.raw(self.shared.client_pin.answer(&request.params)),
             Action::NextAssertion => match lock(&self.shared.next).pop_front() {
                 Some(answer) => reply.raw(answer),
                 None => reply.error(status::NOT_ALLOWED),

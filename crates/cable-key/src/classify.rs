@@ -6,7 +6,7 @@ use cable_proto::cbor::{self, Value};
 use crate::status;
 
 pub use cable_proto::ctap::command::{
-    GET_ASSERTION, GET_NEXT_ASSERTION, MAKE_CREDENTIAL, SELECTION,
+    CLIENT_PIN, GET_ASSERTION, GET_NEXT_ASSERTION, MAKE_CREDENTIAL, SELECTION,
 };
 
 /// The two requests the phone answers.
@@ -37,6 +37,8 @@ pub enum Action {
     },
     /// Answer from what the last getAssertion returned.
     NextAssertion,
+    /// authenticatorClientPIN: the key answers it itself ([`crate::client_pin`]).
+    ClientPin,
     /// Answer this status at once.
     Answer(u8),
 }
@@ -49,7 +51,8 @@ pub fn classify(command: u8, params: &[u8]) -> Action {
         GET_NEXT_ASSERTION if params.is_empty() => Action::NextAssertion,
         SELECTION if params.is_empty() => Action::Confirm { status: 0 },
         GET_NEXT_ASSERTION | SELECTION => Action::Answer(status::INVALID_LENGTH),
-        // reset, clientPin, bioEnrollment, credentialManagement, largeBlobs, config, the
+        CLIENT_PIN => Action::ClientPin,
+        // reset, bioEnrollment, credentialManagement, largeBlobs, config, the
         // prototype and vendor commands: a key without them says so.
         _ => Action::Answer(status::INVALID_COMMAND),
     }
@@ -286,7 +289,7 @@ mod tests {
 
     #[test]
     fn the_rest_is_answered_as_a_key_without_it_would() {
-        for command in [0x06, 0x07, 0x09, 0x0a, 0x0c, 0x0d, 0x40, 0x41, 0x50] {
+        for command in [0x07, 0x09, 0x0a, 0x0c, 0x0d, 0x40, 0x41, 0x50] {
             assert_eq!(
                 classify(command, &[0xa0]),
                 Action::Answer(status::INVALID_COMMAND),
@@ -294,6 +297,7 @@ mod tests {
             );
         }
         assert_eq!(classify(SELECTION, &[]), Action::Confirm { status: 0 });
+        assert_eq!(classify(CLIENT_PIN, &[0xa0]), Action::ClientPin);
         assert_eq!(classify(GET_NEXT_ASSERTION, &[]), Action::NextAssertion);
         assert_eq!(
             classify(GET_NEXT_ASSERTION, &[0xa0]),

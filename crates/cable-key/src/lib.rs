@@ -15,13 +15,16 @@
 //! | getAssertion with `up: false` | CTAP2_ERR_NO_CREDENTIALS at once (a probe; never a QR code) |
 //! | getNextAssertion | the further credentials the phone returned, else CTAP2_ERR_NOT_ALLOWED |
 //! | authenticatorSelection, zero-length pinUvAuthParam | confirmed by the person at the bridge ([`Presenter::confirm`]) |
-//! | reset, clientPin, credential management, large blobs, config, … | CTAP1_ERR_INVALID_COMMAND |
+//! | clientPIN getKeyAgreement | at once, by the key ([`client_pin`]: it lists PIN/UV auth protocols 2 and 1 for hosts that want one, has no PIN and grants no token) |
+//! | clientPIN's other subcommands | CTAP2_ERR_INVALID_SUBCOMMAND |
+//! | reset, credential management, large blobs, config, … | CTAP1_ERR_INVALID_COMMAND |
 //!
 //! CTAPHID_CANCEL, or the last app closing the device, cancels the ceremony: the scan
 //! stops and the tunnel closes, so the phone's screen goes back too.
 
 mod bridge;
 pub mod classify;
+pub mod client_pin;
 pub mod forward;
 pub mod presenter;
 pub mod status;

@@ -389,7 +389,7 @@ fn selection_is_confirmed_or_declined_at_the_bridge() {
 fn commands_a_key_without_them_refuses() {
     let mut rig = Rig::start(Some(true), Duration::from_secs(5));
     let cid = rig.kernel.init();
-    for command in [0x06u8, 0x07, 0x0a, 0x0c, 0x0d] {
+    for command in [0x07u8, 0x0a, 0x0c, 0x0d] {
         rig.kernel.write(cid, Command::Cbor, &[command, 0xa0]);
         let (answer, _) = rig.kernel.answer();
         assert_eq!(
@@ -397,6 +397,57 @@ fn commands_a_key_without_them_refuses() {
             [0x01],
             "{command:#04x}: CTAP1_ERR_INVALID_COMMAND"
         );
+    }
+    assert!(rig.seen.try_recv().is_err(), "nothing shown");
+}
+
+#[test]
+fn client_pin_gives_a_key_agreement_key_and_no_pin_or_token() {
+    let mut rig = Rig::start(Some(true), Duration::from_secs(5));
+    let cid = rig.kernel.init();
+    let client_pin = |protocol: u64, sub_command: u64| {
+        let mut request = vec![0x06];
+        Value::map([
+            (Value::Unsigned(1), Value::Unsigned(protocol)),
+            (Value::Unsigned(2), Value::Unsigned(sub_command)),
+        ])
+        .encode_into(&mut request);
+        request
+    };
+    let mut keys = Vec::new();
+    for protocol in [2, 1] {
+        rig.kernel
+            .write(cid, Command::Cbor, &client_pin(protocol, 2));
+        let (answer, _) = rig.kernel.answer();
+        assert_eq!(
+            answer.payload[0], 0,
+            "getKeyAgreement in protocol {protocol}"
+        );
+        let value = cable_proto::cbor::decode(&answer.payload[1..]).expect("canonical CBOR");
+        let cose = cable_proto::cbor::map_get(value.as_map().expect("map"), 1)
+            .and_then(Value::as_map)
+            .expect("keyAgreement")
+            .clone();
+        let coordinate = |k: u64| {
+            cose.get(&Value::Negative(k))
+                .and_then(Value::as_bytes)
+                .expect("coordinate")
+                .to_vec()
+        };
+        let point = p256::EncodedPoint::from_affine_coordinates(
+            coordinate(1).as_slice().into(),
+            coordinate(2).as_slice().into(),
+            false,
+        );
+        keys.push(p256::PublicKey::from_sec1_bytes(point.as_bytes()).expect("on the curve"));
+    }
+    assert_eq!(keys[0], keys[1], "one key for both protocols");
+    // getPinUvAuthTokenUsingUvWithPermissions, getPINToken: no token from this key.
+    for sub_command in [6, 5] {
+        rig.kernel
+            .write(cid, Command::Cbor, &client_pin(2, sub_command));
+        let (answer, _) = rig.kernel.answer();
+        assert_eq!(answer.payload, [0x3e], "CTAP2_ERR_INVALID_SUBCOMMAND");
     }
     assert!(rig.seen.try_recv().is_err(), "nothing shown");
 }

@@ -13,6 +13,8 @@ pub mod command {
     pub const GET_ASSERTION: u8 = 0x02;
     /// authenticatorGetInfo (answered locally by desktops; phones may still get it).
     pub const GET_INFO: u8 = 0x04;
+    /// authenticatorClientPIN.
+    pub const CLIENT_PIN: u8 = 0x06;
     /// authenticatorGetNextAssertion.
     pub const GET_NEXT_ASSERTION: u8 = 0x08;
     /// authenticatorSelection (ends the session on Chrome-as-phone).
@@ -25,6 +27,8 @@ pub mod status {
     pub const OK: u8 = 0x00;
     /// CTAP1_ERR_INVALID_COMMAND.
     pub const INVALID_COMMAND: u8 = 0x01;
+    /// CTAP1_ERR_INVALID_PARAMETER.
+    pub const INVALID_PARAMETER: u8 = 0x02;
     /// CTAP1_ERR_INVALID_LENGTH.
     pub const INVALID_LENGTH: u8 = 0x03;
     /// CTAP2_ERR_INVALID_CBOR.
@@ -49,6 +53,8 @@ pub mod status {
     pub const NOT_ALLOWED: u8 = 0x30;
     /// CTAP2_ERR_PIN_NOT_SET.
     pub const PIN_NOT_SET: u8 = 0x35;
+    /// CTAP2_ERR_INVALID_SUBCOMMAND.
+    pub const INVALID_SUBCOMMAND: u8 = 0x3e;
     /// CTAP1_ERR_OTHER.
     pub const OTHER: u8 = 0x7f;
 }

@@ -30,6 +30,11 @@ pub const MAX_MSG_SIZE: usize = MAX_MESSAGE_LEN;
 /// itself, so a host never asks for a PIN).
 pub const OPTIONS: [(&str, bool); 4] = [("rk", true), ("up", true), ("uv", true), ("plat", false)];
 
+/// `pinUvAuthProtocols` (0x06): listed because some hosts (python-fido2 2.x) ask a key
+/// for user verification only when it lists a protocol; the key answers getKeyAgreement
+/// in both and grants no token (no `pinUvAuthToken` option), so hosts send `uv: true`.
+pub const PIN_UV_AUTH_PROTOCOLS: [u64; 2] = [2, 1];
+
 /// The authenticatorGetInfo response map.
 pub fn get_info() -> Value {
     let texts =
@@ -46,6 +51,15 @@ pub fn get_info() -> Value {
             ),
         ),
         (Value::Unsigned(0x05), Value::Unsigned(MAX_MSG_SIZE as u64)),
+        (
+            Value::Unsigned(0x06),
+            Value::Array(
+                PIN_UV_AUTH_PROTOCOLS
+                    .iter()
+                    .map(|p| Value::Unsigned(*p))
+                    .collect(),
+            ),
+        ),
         (Value::Unsigned(0x09), texts(&TRANSPORTS)),
     ])
 }
@@ -82,13 +96,18 @@ mod tests {
         assert_eq!(get(3).as_bytes(), Some(&AAGUID[..]));
         assert_eq!(get(5).as_unsigned(), Some(7609));
         assert_eq!(texts(get(9)), ["hybrid", "usb"]);
+        assert_eq!(
+            get(6),
+            &Value::Array(vec![Value::Unsigned(2), Value::Unsigned(1)])
+        );
         let options = get(4).as_map().expect("options map");
         assert_eq!(options.len(), 4);
         for (k, v) in OPTIONS {
             assert_eq!(options.get(&Value::Text(k.into())), Some(&Value::Bool(v)));
         }
         assert!(options.get(&Value::Text("clientPin".into())).is_none());
-        assert_eq!(map.keys().count(), 5);
+        assert!(options.get(&Value::Text("pinUvAuthToken".into())).is_none());
+        assert_eq!(map.keys().count(), 6);
     }
 
     #[test]

@@ -126,11 +126,20 @@ else
     fail "the probe: exit $probe, QR codes $qr_before -> $(grep -c 'Scan this code' "$work/key.log")"
 fi
 
-echo "--- python-fido2: Fido2Client register and sign in, verified by Fido2Server"
+echo "--- python-fido2 0.9 (Debian's): Fido2Client register and sign in, verified by Fido2Server"
 if timeout 120 python3 "$here/key-client.py" "$hidraw"; then
-    ok "python-fido2 registered and signed in"
+    ok "python-fido2 0.9 registered and signed in"
 else
-    fail "python-fido2 exited $?"
+    fail "python-fido2 0.9 exited $?"
+fi
+
+echo "--- python-fido2 2.x (PyPI's): the same with user verification required"
+if [ ! -d /opt/python-fido2-2/fido2 ]; then
+    fail "python-fido2 2.x is not in the guest (tests/vm/build-guest.sh puts it in /opt/python-fido2-2)"
+elif PYTHONPATH=/opt/python-fido2-2 timeout 120 python3 "$here/key-client.py" "$hidraw"; then
+    ok "python-fido2 2.x registered and signed in with user verification"
+else
+    fail "python-fido2 2.x exited $?"
 fi
 
 echo "--- the app goes away mid-ceremony: the ceremony ends, the key stays usable"

@@ -25,12 +25,14 @@ def main():
     print("python-fido2: options", info.options)
     print("python-fido2: max_msg_size", info.max_msg_size)
     print("python-fido2: transports", info.transports)
+    print("python-fido2: pin_uv_protocols", info.pin_uv_protocols)
     expected = {
         "versions": (info.versions, ["FIDO_2_0", "FIDO_2_1"]),
         "aaguid": (bytes(info.aaguid).hex(), aaguid),
         "options": (info.options, {"rk": True, "up": True, "uv": True, "plat": False}),
         "max_msg_size": (info.max_msg_size, 7609),
         "transports": (info.transports, ["hybrid", "usb"]),
+        "pin_uv_protocols": (info.pin_uv_protocols, [2, 1]),
         "report sizes": (
             (dev.descriptor.report_size_in, dev.descriptor.report_size_out),
             (64, 64),

@@ -54,6 +54,7 @@ fido2-token -I "$hidraw" | tee "$work/info" || fail "fido2-token -I exited $?"
 expect_line "$work/info" '^version strings: FIDO_2_0, FIDO_2_1$' "versions"
 expect_line "$work/info" "^aaguid: $aaguid\$" "AAGUID"
 expect_line "$work/info" '^options: rk, up, uv, noplat$' "options"
+expect_line "$work/info" '^pin protocols: 2, 1$' "PIN/UV auth protocols"
 expect_line "$work/info" '^transport strings: hybrid, usb$' "transports"
 expect_line "$work/info" '^maxmsgsiz: 7609$' "maxMsgSize"
 if grep -q 'clientPin' "$work/info"; then
