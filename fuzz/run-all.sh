@@ -22,6 +22,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$PWD/target}"
 echo "==> building all targets (sanitizer: $sanitizer)"
 cargo fuzz build --sanitizer "$sanitizer"
 
+mkdir -p logs
 failed=()
 for target in $(cargo fuzz list); do
     mkdir -p "corpus/$target"
@@ -29,11 +30,11 @@ for target in $(cargo fuzz list); do
     [ -d "seeds/$target" ] && seeds=("seeds/$target")
     echo "==> $target for ${secs}s"
     if ! cargo fuzz run --sanitizer "$sanitizer" "$target" "corpus/$target" "${seeds[@]}" -- \
-        -max_total_time="$secs" -print_final_stats=1 2>"corpus/$target.log"; then
-        tail -n 40 "corpus/$target.log"
+        -max_total_time="$secs" -print_final_stats=1 2>"logs/$target.log"; then
+        tail -n 40 "logs/$target.log"
         failed+=("$target")
     else
-        grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "corpus/$target.log" | tail -n 2 || true
+        grep -E "stat::number_of_executed_units|Done [0-9]+ runs" "logs/$target.log" | tail -n 2 || true
     fi
 done
 
