@@ -1,0 +1,172 @@
+//! The app's authenticator, seen by the session as a [`cable_phone::Authenticator`].
+
+use std::sync::Arc;
+
+use cable_phone::CtapStatus;
+use cable_proto::cbor::{self, Value};
+
+/// CTAP1_ERR_OTHER: what the computer gets when the app's answer cannot be sent as it is.
+const ERR_OTHER: CtapStatus = CtapStatus(0x7F);
+
+/// Answers the computer's CTAP2 requests from the app's own credentials.
+///
+/// Requests and responses are CTAP2 CBOR without the command or status byte: a request is
+/// the parameter map of authenticatorMakeCredential (0x01) or authenticatorGetAssertion
+/// (0x02) exactly as the computer sent it, a response the map the command returns. What the
+/// app returns must be CTAP2 canonical CBOR (CTAP 2.2 §8: shortest lengths and integers, map
+/// keys sorted by encoded length then bytes, no indefinite lengths, floats or tags), as every
+/// authenticator sends; in Python, `cbor2.dumps(value, canonical=True)`.
+///
+/// The app must check user presence and, when the request's options ask for `uv`, verify the
+/// user before answering (and set the UP and UV flags only when it did). A refusal is an
+/// [`AuthenticatorError::Status`]: 0x27 (operation denied) when the person declines, 0x2E (no
+/// credentials) when it has none for the relying party.
+#[uniffi::export(with_foreign)]
+pub trait Authenticator: Send + Sync {
+    /// The authenticatorGetInfo response map. Asked once, before the session opens its
+    /// tunnel.
+    fn get_info(&self) -> Result<Vec<u8>, AuthenticatorError>;
+
+    /// authenticatorMakeCredential: `request` is its parameter map, the result the
+    /// attestation object map (`{1: fmt, 2: authData, 3: attStmt}`).
+    fn make_credential(&self, request: Vec<u8>) -> Result<Vec<u8>, AuthenticatorError>;
+
+    /// authenticatorGetAssertion: `request` is its parameter map, the result the assertion
+    /// map (`{1: credential, 2: authData, 3: signature, 4: user, …}`).
+    fn get_assertion(&self, request: Vec<u8>) -> Result<Vec<u8>, AuthenticatorError>;
+}
+
+/// How the app's authenticator declines a request.
+#[derive(Debug, thiserror::Error, uniffi::Error)]
+pub enum AuthenticatorError {
+    /// A CTAP status byte for the computer (not 0, which means success).
+    #[error("CTAP status {code:#04x}")]
+    Status {
+        /// E.g. 0x27 CTAP2_ERR_OPERATION_DENIED, 0x2E CTAP2_ERR_NO_CREDENTIALS.
+        code: u8,
+    },
+    /// The callback threw something it does not declare; the computer gets 0x7F.
+    #[error("the authenticator failed unexpectedly: {reason}")]
+    Unexpected {
+        /// What the foreign language reported.
+        reason: String,
+    },
+}
+
+impl From<uniffi::UnexpectedUniFFICallbackError> for AuthenticatorError {
+    fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
+        AuthenticatorError::Unexpected { reason: e.reason }
+    }
+}
+
+/// Why the app's getInfo cannot be used; the session fails before it opens a tunnel.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum GetInfoError {
+    #[error("the authenticator's get_info failed")]
+    Failed(#[from] AuthenticatorError),
+    #[error("the authenticator's get_info returned no CTAP2 canonical CBOR")]
+    NotCanonical(#[source] cable_proto::Error),
+    #[error("the authenticator's get_info returned a CBOR item that is not a map")]
+    NotAMap,
+    #[error("the authenticator's get_info callback did not return: {0}")]
+    Panicked(String),
+}
+
+/// Asks the app for getInfo once and checks it is a canonical CBOR map.
+pub(crate) async fn fetch_get_info(app: &Arc<dyn Authenticator>) -> Result<Value, GetInfoError> {
+    let app = Arc::clone(app);
+    let bytes = tokio::task::spawn_blocking(move || app.get_info())
+        .await
+        .map_err(|e| GetInfoError::Panicked(e.to_string()))??;
+    match cbor::decode(&bytes).map_err(GetInfoError::NotCanonical)? {
+        info @ Value::Map(_) => Ok(info),
+        _ => Err(GetInfoError::NotAMap),
+    }
+}
+
+/// The app's authenticator with the getInfo it gave at the start.
+pub(crate) struct Foreign {
+    pub(crate) app: Arc<dyn Authenticator>,
+    pub(crate) info: Value,
+}
+
+#[derive(Clone, Copy)]
+enum Command {
+    MakeCredential,
+    GetAssertion,
+}
+
+impl Command {
+    fn name(self) -> &'static str {
+        match self {
+            Command::MakeCredential => "make_credential",
+            Command::GetAssertion => "get_assertion",
+        }
+    }
+}
+
+impl Foreign {
+    async fn call(&self, command: Command, params: Value) -> Result<Value, CtapStatus> {
+        let app = Arc::clone(&self.app);
+        let request = params.to_bytes();
+        let answer = tokio::task::spawn_blocking(move || match command {
+            Command::MakeCredential => app.make_credential(request),
+            Command::GetAssertion => app.get_assertion(request),
+        })
+        .await;
+        let bytes = match answer {
+            Ok(Ok(bytes)) => bytes,
+            Ok(Err(AuthenticatorError::Status { code })) if code != 0 => {
+                return Err(CtapStatus(code))
+            }
+            Ok(Err(AuthenticatorError::Status { .. })) => {
+                tracing::warn!(
+                    callback = command.name(),
+                    "the authenticator refused with status 0 (success); answering CTAP1_ERR_OTHER"
+                );
+                return Err(ERR_OTHER);
+            }
+            Ok(Err(e @ AuthenticatorError::Unexpected { .. })) => {
+                tracing::warn!(callback = command.name(), error = %e, "answering CTAP1_ERR_OTHER");
+                return Err(ERR_OTHER);
+            }
+            Err(e) => {
+                tracing::warn!(callback = command.name(), error = %e, "the callback did not return; answering CTAP1_ERR_OTHER");
+                return Err(ERR_OTHER);
+            }
+        };
+        match cbor::decode(&bytes) {
+            Ok(response @ Value::Map(_)) => Ok(response),
+            Ok(_) => {
+                tracing::warn!(
+                    callback = command.name(),
+                    "the authenticator returned a CBOR item that is not a map; answering CTAP1_ERR_OTHER"
+                );
+                Err(ERR_OTHER)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    callback = command.name(),
+                    error = %e,
+                    "the authenticator returned no CTAP2 canonical CBOR; answering CTAP1_ERR_OTHER"
+                );
+                Err(ERR_OTHER)
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl cable_phone::Authenticator for Foreign {
+    async fn get_info(&self) -> Value {
+        self.info.clone()
+    }
+
+    async fn make_credential(&mut self, params: Value) -> Result<Value, CtapStatus> {
+        self.call(Command::MakeCredential, params).await
+    }
+
+    async fn get_assertion(&mut self, params: Value) -> Result<Value, CtapStatus> {
+        self.call(Command::GetAssertion, params).await
+    }
+}

@@ -1,0 +1,34 @@
+//! The phone side of a FIDO hybrid ceremony for apps written in Kotlin, Swift or Python.
+//!
+//! [UniFFI](https://mozilla.github.io/uniffi-rs/) bindings over [`cable_phone`]: an app hands
+//! a [`PhoneSession`] the scanned `FIDO:/` text, the relay it chose, and two objects of its
+//! own:
+//!
+//! - an [`Advertiser`] that puts 20 bytes of service data under UUID `0xFFF9` on the air
+//!   (Android: `BluetoothLeAdvertiser`; Linux: BlueZ) and takes them off again;
+//! - an [`Authenticator`] that answers getInfo, makeCredential and getAssertion as CTAP2
+//!   CBOR, so credentials stay in the app's own vault and keys in its Keystore or Keychain.
+//!
+//! The binding owns its tokio runtime: callers never run one. Callbacks run on the runtime's
+//! blocking pool, so they may block for as long as the person takes (up to the session's
+//! `authenticate_timeout_secs`); an app with asynchronous code waits for it inside the
+//! callback. [`PhoneSession::run`] blocks; [`PhoneSession::run_async`] is a coroutine,
+//! `suspend fun` or `async` function. Progress arrives at an optional [`ProgressListener`];
+//! failures are [`SessionError`]s naming the [`Phase`] that failed.
+//!
+//! See `docs/embedding.md` in the repository for the app's duties.
+
+mod advertiser;
+mod authenticator;
+mod error;
+mod progress;
+mod runtime;
+mod session;
+
+pub use advertiser::{Advertiser, AdvertiserError};
+pub use authenticator::{Authenticator, AuthenticatorError};
+pub use error::{Phase, SessionError};
+pub use progress::{ProgressEvent, ProgressListener, RequestKind};
+pub use session::{Outcome, PhoneSession, SessionConfig};
+
+uniffi::setup_scaffolding!("cable_phone");
