@@ -22,7 +22,8 @@ pub struct SessionConfig {
     /// machine or a test).
     pub relay_url: String,
     /// The 16-bit domain id the advert names the relay by; `None` derives it from the
-    /// relay's host name (assigned and hashed names, PROTOCOL.md §7).
+    /// relay's host name (an assigned name such as `cable.ua5v.com`, or a hashed
+    /// `cable.<label>.<tld>` name), and `from_qr` refuses a host that has none.
     #[uniffi(default = None)]
     pub domain_id: Option<u16>,
     /// Refuse QR codes generated longer ago than this (seconds); `None` accepts any age.
@@ -56,6 +57,8 @@ pub enum Outcome {
 struct Start {
     qr_text: Zeroizing<String>,
     relay: RelayUrl,
+    /// What the advert names the relay by; `None` for a relay on this machine.
+    domain_id: Option<u16>,
     config: SessionConfig,
     advertiser: Arc<dyn Advertiser>,
     authenticator: Arc<dyn Authenticator>,
@@ -97,10 +100,12 @@ impl PhoneSession {
             RelayUrl::parse(&config.relay_url).map_err(|e| SessionError::InvalidConfig {
                 message: format!("relay_url {:?}: {e}", config.relay_url),
             })?;
+        let domain_id = advert_domain_id(&relay, config.domain_id)?;
         Ok(Arc::new(PhoneSession {
             start: Mutex::new(Some(Start {
                 qr_text,
                 relay,
+                domain_id,
                 config,
                 advertiser,
                 authenticator,
@@ -146,6 +151,28 @@ impl PhoneSession {
     }
 }
 
+/// The domain id the advert will carry. A computer finds the relay only through it, so a
+/// host that has none (neither assigned nor a hashed `cable.<label>.<tld>` name) is refused
+/// here rather than advertised as some other operator's relay.
+fn advert_domain_id(
+    relay: &RelayUrl,
+    configured: Option<u16>,
+) -> Result<Option<u16>, SessionError> {
+    if configured.is_some() || relay.is_loopback() {
+        return Ok(configured);
+    }
+    cable_proto::domain::find_domain_id(relay.host())
+        .map(Some)
+        .ok_or_else(|| SessionError::InvalidConfig {
+            message: format!(
+                "the relay host {} has no caBLE domain id, so a computer could not find it from \
+                 the advert: serve the relay at an assigned or hashed host name \
+                 (`cable-tunnel-server domain find`), or set domain_id",
+                relay.host()
+            ),
+        })
+}
+
 impl PhoneSession {
     fn take(&self) -> Result<Start, SessionError> {
         self.start
@@ -160,6 +187,7 @@ async fn serve(start: Start, cancel: CancellationToken) -> Result<Outcome, Sessi
     let Start {
         qr_text,
         relay,
+        domain_id,
         config,
         advertiser,
         authenticator,
@@ -191,7 +219,7 @@ async fn serve(start: Start, cancel: CancellationToken) -> Result<Outcome, Sessi
     .deadlines(deadlines)
     .max_qr_age(config.max_qr_age_secs.map(Duration::from_secs));
     drop(qr_text);
-    if let Some(id) = config.domain_id {
+    if let Some(id) = domain_id {
         session = session.domain_id(id);
     }
     let reporter = listener.map(|listener| {

@@ -1587,7 +1587,8 @@ public struct SessionConfig: Equatable, Hashable {
     public var relayUrl: String
     /**
      * The 16-bit domain id the advert names the relay by; `None` derives it from the
-     * relay's host name (assigned and hashed names, PROTOCOL.md §7).
+     * relay's host name (an assigned name such as `cable.ua5v.com`, or a hashed
+     * `cable.<label>.<tld>` name), and `from_qr` refuses a host that has none.
      */
     public var domainId: UInt16?
     /**
@@ -1612,7 +1613,8 @@ public struct SessionConfig: Equatable, Hashable {
          */relayUrl: String, 
         /**
          * The 16-bit domain id the advert names the relay by; `None` derives it from the
-         * relay's host name (assigned and hashed names, PROTOCOL.md §7).
+         * relay's host name (an assigned name such as `cable.ua5v.com`, or a hashed
+         * `cable.<label>.<tld>` name), and `from_qr` refuses a host that has none.
          */domainId: UInt16? = nil, 
         /**
          * Refuse QR codes generated longer ago than this (seconds); `None` accepts any age.

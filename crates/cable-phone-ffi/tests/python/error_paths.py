@@ -41,6 +41,22 @@ try:
 except cp.SessionError.InvalidConfig as e:
     assert "scheme" in e.message, e.message
 
+try:
+    cp.PhoneSession.from_qr(
+        "FIDO:/1", cp.SessionConfig(relay_url="wss://relay.example.org"),
+        Advertiser(), Authenticator(b"\xa0"), None)
+    raise AssertionError("a relay no advert can name was accepted")
+except cp.SessionError.InvalidConfig as e:
+    assert "domain id" in e.message, e.message
+
+# An assigned name, and any host with the domain id given, are fine.
+cp.PhoneSession.from_qr(
+    "FIDO:/1", cp.SessionConfig(relay_url="wss://cable.ua5v.com"),
+    Advertiser(), Authenticator(b"\xa0"), None)
+cp.PhoneSession.from_qr(
+    "FIDO:/1", cp.SessionConfig(relay_url="wss://relay.example.org", domain_id=266),
+    Advertiser(), Authenticator(b"\xa0"), None)
+
 # {2: 0, 1: 0}: keys out of canonical order.
 advertiser = Advertiser()
 session = cp.PhoneSession.from_qr(

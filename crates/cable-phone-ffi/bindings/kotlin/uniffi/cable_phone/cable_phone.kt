@@ -2880,7 +2880,8 @@ data class SessionConfig (
     , 
     /**
      * The 16-bit domain id the advert names the relay by; `None` derives it from the
-     * relay's host name (assigned and hashed names, PROTOCOL.md §7).
+     * relay's host name (an assigned name such as `cable.ua5v.com`, or a hashed
+     * `cable.<label>.<tld>` name), and `from_qr` refuses a host that has none.
      */
     var `domainId`: kotlin.UShort? = null 
     , 
