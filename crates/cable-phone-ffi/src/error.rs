@@ -79,6 +79,15 @@ pub enum SessionError {
         /// What is wrong with it.
         message: String,
     },
+    /// A push message that is not a contact for this phone (another subscription's keys,
+    /// tampered, not a contact), or from a computer this phone no longer links to.
+    #[error("{message}")]
+    InvalidContact {
+        /// Always [`Phase::Contact`].
+        phase: Phase,
+        /// What is wrong with it.
+        message: String,
+    },
     /// The app's authenticator gave a getInfo that cannot be sent.
     #[error("{message}")]
     Authenticator {
@@ -139,7 +148,7 @@ pub enum SessionError {
 }
 
 /// The error and its causes as one line: "a: b: c".
-fn chain(error: &dyn StdError) -> String {
+pub(crate) fn chain(error: &dyn StdError) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
@@ -159,6 +168,9 @@ impl From<PhoneError> for SessionError {
             | PhoneError::StaleQr { .. }
             | PhoneError::DigitalCredentialRequest { .. } => {
                 SessionError::InvalidQr { phase, message }
+            }
+            PhoneError::BadContact(_) | PhoneError::UnknownLink => {
+                SessionError::InvalidContact { phase, message }
             }
             PhoneError::BadGetInfo(_) => SessionError::Authenticator { phase, message },
             PhoneError::Advertise(_) => SessionError::Advertise { phase, message },

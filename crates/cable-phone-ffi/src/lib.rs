@@ -21,6 +21,7 @@
 mod advertiser;
 mod authenticator;
 mod error;
+mod identity;
 mod progress;
 mod runtime;
 mod session;
@@ -28,6 +29,7 @@ mod session;
 pub use advertiser::{Advertiser, AdvertiserError};
 pub use authenticator::{Authenticator, AuthenticatorError};
 pub use error::{Phase, SessionError};
+pub use identity::{IdentityError, LinkedComputer, PhoneIdentity};
 pub use progress::{ProgressEvent, ProgressListener, RequestKind};
 pub use session::{Outcome, PhoneSession, SessionConfig};
 

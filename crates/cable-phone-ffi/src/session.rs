@@ -11,6 +11,7 @@ use zeroize::Zeroizing;
 use crate::advertiser::{self, Advertiser};
 use crate::authenticator::{self, Authenticator};
 use crate::error::SessionError;
+use crate::identity::PhoneIdentity;
 use crate::progress::{ProgressEvent, ProgressListener, RequestKind};
 use crate::runtime;
 
@@ -54,8 +55,22 @@ pub enum Outcome {
     ShutdownBeforeRequest,
 }
 
+/// What the computer gave the phone to start from.
+enum Begin {
+    /// A scanned QR code; with an identity, the phone offers the computer a link.
+    Qr {
+        qr_text: Zeroizing<String>,
+        link: Option<(cable_phone::PhoneIdentity, Option<String>)>,
+    },
+    /// A push message from a linked computer, still encrypted.
+    Push {
+        body: Vec<u8>,
+        identity: cable_phone::PhoneIdentity,
+    },
+}
+
 struct Start {
-    qr_text: Zeroizing<String>,
+    begin: Begin,
     relay: RelayUrl,
     /// What the advert names the relay by; `None` for a relay on this machine.
     domain_id: Option<u16>,
@@ -95,24 +110,55 @@ impl PhoneSession {
         authenticator: Arc<dyn Authenticator>,
         listener: Option<Arc<dyn ProgressListener>>,
     ) -> Result<Arc<Self>, SessionError> {
-        let qr_text = Zeroizing::new(qr_text);
-        let relay =
-            RelayUrl::parse(&config.relay_url).map_err(|e| SessionError::InvalidConfig {
-                message: format!("relay_url {:?}: {e}", config.relay_url),
-            })?;
-        let domain_id = advert_domain_id(&relay, config.domain_id)?;
-        Ok(Arc::new(PhoneSession {
-            start: Mutex::new(Some(Start {
-                qr_text,
-                relay,
-                domain_id,
-                config,
-                advertiser,
-                authenticator,
-                listener,
-            })),
-            cancel: CancellationToken::new(),
-        }))
+        let begin = Begin::Qr {
+            qr_text: Zeroizing::new(qr_text),
+            link: None,
+        };
+        Self::starting(begin, config, advertiser, authenticator, listener)
+    }
+
+    /// As [`from_qr`](Self::from_qr), and the phone offers the computer a link as `identity`
+    /// (when the identity has a contact id and the QR code says the computer stores links):
+    /// the computer can then reach this phone again without a QR code, through a push
+    /// message ([`from_push`](Self::from_push)). `computer_name` is what the person calls
+    /// the computer, kept with the link (the protocol does not name it).
+    #[uniffi::constructor]
+    pub fn from_qr_linking(
+        qr_text: String,
+        config: SessionConfig,
+        identity: Arc<PhoneIdentity>,
+        computer_name: Option<String>,
+        advertiser: Arc<dyn Advertiser>,
+        authenticator: Arc<dyn Authenticator>,
+        listener: Option<Arc<dyn ProgressListener>>,
+    ) -> Result<Arc<Self>, SessionError> {
+        let begin = Begin::Qr {
+            qr_text: Zeroizing::new(qr_text),
+            link: Some((identity.inner.clone(), computer_name)),
+        };
+        Self::starting(begin, config, advertiser, authenticator, listener)
+    }
+
+    /// A session for a linked computer that contacted this phone: `push_body` is the Web
+    /// Push message exactly as the push service delivered it (RFC 8291 `aes128gcm`,
+    /// encrypted to `identity`'s subscription keys). `run` decrypts it and reports one
+    /// that is not for this phone, or from a computer it no longer links to, as
+    /// [`SessionError::InvalidContact`]. `config.relay_url` must be the relay the phone
+    /// registered with: the computer's tunnel waits there.
+    #[uniffi::constructor]
+    pub fn from_push(
+        push_body: Vec<u8>,
+        config: SessionConfig,
+        identity: Arc<PhoneIdentity>,
+        advertiser: Arc<dyn Advertiser>,
+        authenticator: Arc<dyn Authenticator>,
+        listener: Option<Arc<dyn ProgressListener>>,
+    ) -> Result<Arc<Self>, SessionError> {
+        let begin = Begin::Push {
+            body: push_body,
+            identity: identity.inner.clone(),
+        };
+        Self::starting(begin, config, advertiser, authenticator, listener)
     }
 
     /// Runs the ceremony to its end, blocking the calling thread (not the UI thread).
@@ -174,6 +220,32 @@ fn advert_domain_id(
 }
 
 impl PhoneSession {
+    fn starting(
+        begin: Begin,
+        config: SessionConfig,
+        advertiser: Arc<dyn Advertiser>,
+        authenticator: Arc<dyn Authenticator>,
+        listener: Option<Arc<dyn ProgressListener>>,
+    ) -> Result<Arc<Self>, SessionError> {
+        let relay =
+            RelayUrl::parse(&config.relay_url).map_err(|e| SessionError::InvalidConfig {
+                message: format!("relay_url {:?}: {e}", config.relay_url),
+            })?;
+        let domain_id = advert_domain_id(&relay, config.domain_id)?;
+        Ok(Arc::new(PhoneSession {
+            start: Mutex::new(Some(Start {
+                begin,
+                relay,
+                domain_id,
+                config,
+                advertiser,
+                authenticator,
+                listener,
+            })),
+            cancel: CancellationToken::new(),
+        }))
+    }
+
     fn take(&self) -> Result<Start, SessionError> {
         self.start
             .lock()
@@ -185,7 +257,7 @@ impl PhoneSession {
 
 async fn serve(start: Start, cancel: CancellationToken) -> Result<Outcome, SessionError> {
     let Start {
-        qr_text,
+        begin,
         relay,
         domain_id,
         config,
@@ -207,18 +279,39 @@ async fn serve(start: Start, cancel: CancellationToken) -> Result<Outcome, Sessi
         authenticate: Duration::from_secs(config.authenticate_timeout_secs),
         ..cable_phone::Deadlines::default()
     };
-    let mut session = cable_phone::PhoneSession::with_shared(
-        qr_text.as_str(),
-        Arc::new(advertiser::Foreign(advertiser)),
-        Box::new(authenticator::Foreign {
-            app: authenticator,
-            info,
-        }),
-    )
+    let advertiser = Arc::new(advertiser::Foreign(advertiser));
+    let authenticator = Box::new(authenticator::Foreign {
+        app: authenticator,
+        info,
+    });
+    let mut session = match begin {
+        Begin::Qr { qr_text, link } => {
+            let mut session =
+                cable_phone::PhoneSession::with_shared(qr_text.as_str(), advertiser, authenticator);
+            drop(qr_text);
+            if let Some((identity, computer_name)) = link {
+                session = session.identity(identity);
+                if let Some(name) = computer_name {
+                    session = session.link_name(name);
+                }
+            }
+            session
+        }
+        Begin::Push { body, identity } => {
+            let request =
+                identity
+                    .push_keys()
+                    .open(&body)
+                    .map_err(|e| SessionError::InvalidContact {
+                        phase: crate::Phase::Contact,
+                        message: crate::error::chain(&e),
+                    })?;
+            cable_phone::PhoneSession::contact(request, identity, advertiser, authenticator)
+        }
+    }
     .relay(relay)
     .deadlines(deadlines)
     .max_qr_age(config.max_qr_age_secs.map(Duration::from_secs));
-    drop(qr_text);
     if let Some(id) = domain_id {
         session = session.domain_id(id);
     }

@@ -2,7 +2,9 @@
 //! vault, keys and signatures with `cryptography`) answers real ceremonies through the
 //! generated bindings: `cable register`, then `cable login`, with the advert on the loopback
 //! air and the tunnel on a relay this test hosts on 127.0.0.1. An independent relying party
-//! issues the options and verifies both responses.
+//! issues the options and verifies both responses. Then the same with linking: the Python
+//! phone links during a QR registration, and `cable login --phone` reaches it through the
+//! relay's Web Push to the manager's own endpoint, with no QR code.
 #![allow(clippy::unwrap_used)]
 
 mod support;
@@ -16,7 +18,9 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use cable_demo::RelyingParty;
-use cable_tunnel_server::{Relay, RelayConfig};
+use cable_proto::rand_core::OsRng;
+use cable_tunnel_server::contact::ContactKeys;
+use cable_tunnel_server::{ContactConfig, Relay, RelayConfig, VapidKey};
 use serde_json::Value;
 
 const RP_ID: &str = "example.com";
@@ -170,8 +174,15 @@ impl World {
         std::fs::copy(support::cdylib(), bindings.join(support::CDYLIB_NAME)).unwrap();
         std::fs::create_dir_all(dir.path().join("air")).unwrap();
         let runtime = tokio::runtime::Runtime::new().unwrap();
+        let keys = ContactKeys::parse(&ContactKeys::generate_line(1, &mut OsRng)).unwrap();
+        let mut contact = ContactConfig::new(keys, VapidKey::generate());
+        // The manager's push endpoint is plain HTTP on 127.0.0.1.
+        contact.allow_insecure_push = true;
         let relay = runtime
-            .block_on(Relay::bind(RelayConfig::default()))
+            .block_on(Relay::bind(RelayConfig {
+                contact: Some(contact),
+                ..RelayConfig::default()
+            }))
             .unwrap();
         World {
             relay_url: relay.url(),
@@ -197,10 +208,9 @@ impl World {
             .collect()
     }
 
-    /// `cable <command> --options <options>`, then the Python manager with the QR code it
-    /// shows; returns what both printed on stdout once both have succeeded.
-    fn ceremony(&self, command: &str, options: &str) -> (String, Value) {
-        let options_file = self.path("options.json");
+    /// `cable <command> --options <options> <cable_args>`.
+    fn computer(&self, command: &str, options: &str, cable_args: &[&str]) -> Process {
+        let options_file = self.path(&format!("{command}-options.json"));
         std::fs::write(&options_file, options).unwrap();
         let mut cable = Command::new(&self.cable);
         cable
@@ -214,24 +224,21 @@ impl World {
                 "--ble",
                 "air",
             ])
-            .args(["--scan-timeout", PROCESS_WAIT_SECS, "--json"]);
+            .args(["--scan-timeout", PROCESS_WAIT_SECS, "--json"])
+            .args(cable_args);
         isolate(&mut cable, &self.path("air"));
-        let mut computer = Process::spawn("computer (cable)", cable);
+        Process::spawn("computer (cable)", cable)
+    }
 
-        let uri = wait_for(QR_TIMEOUT, &mut [&mut computer], |[c]| {
-            match (qr_uri(&c.stderr()), c.exited()) {
-                (Some(uri), _) => Ok(Some(uri)),
-                (None, None) => Ok(None),
-                (None, Some(_)) => Err("the computer ended before showing a QR code".into()),
-            }
-        });
+    /// The Python manager with `args` on top of its vault, relay, air and wait.
+    fn phone(&self, name: &'static str, args: &[&str]) -> Process {
         let mut python = Command::new(&self.python);
         python
             .arg(concat!(
                 env!("CARGO_MANIFEST_DIR"),
                 "/examples/python/credential_manager.py"
             ))
-            .arg(&uri)
+            .args(args)
             .arg("--vault")
             .arg(self.path("vault.json"))
             .args(["--relay", &self.relay_url, "--air"])
@@ -239,13 +246,37 @@ impl World {
             .args(["--wait", PROCESS_WAIT_SECS])
             .env("PYTHONPATH", self.path("bindings"));
         isolate(&mut python, &self.path("air"));
-        let mut phone = Process::spawn("phone (Python credential manager)", python);
+        Process::spawn(name, python)
+    }
 
-        wait_for(
-            CEREMONY_TIMEOUT,
-            &mut [&mut computer, &mut phone],
-            |[c, p]| Ok((succeeded(c)? & succeeded(p)?).then_some(())),
-        );
+    /// `cable <command> --options <options>`, then the Python manager with the QR code it
+    /// shows; returns what both printed on stdout once both have succeeded.
+    fn ceremony(
+        &self,
+        command: &str,
+        options: &str,
+        cable_args: &[&str],
+        phone_args: &[&str],
+    ) -> (String, Value) {
+        let mut computer = self.computer(command, options, cable_args);
+        let uri = wait_for(QR_TIMEOUT, &mut [&mut computer], |[c]| {
+            match (qr_uri(&c.stderr()), c.exited()) {
+                (Some(uri), _) => Ok(Some(uri)),
+                (None, None) => Ok(None),
+                (None, Some(_)) => Err("the computer ended before showing a QR code".into()),
+            }
+        });
+        let mut args = vec![uri.as_str()];
+        args.extend_from_slice(phone_args);
+        let mut phone = self.phone("phone (Python credential manager)", &args);
+        self.finish(&mut computer, &mut phone)
+    }
+
+    /// Waits for both to succeed; what both printed on stdout.
+    fn finish(&self, computer: &mut Process, phone: &mut Process) -> (String, Value) {
+        wait_for(CEREMONY_TIMEOUT, &mut [computer, phone], |[c, p]| {
+            Ok((succeeded(c)? & succeeded(p)?).then_some(()))
+        });
         let left = self.adverts_on_air();
         assert!(left.is_empty(), "the advert stayed on the air: {left:?}");
         let outcome = serde_json::from_str(phone.stdout().trim())
@@ -309,6 +340,8 @@ fn python_credential_manager_registers_and_signs_in_through_the_relay() {
     let (created, outcome) = world.ceremony(
         "register",
         &rp.start_registration("alice", "Alice").unwrap(),
+        &[],
+        &[],
     );
     let registered = rp
         .finish_registration(&created)
@@ -326,7 +359,8 @@ fn python_credential_manager_registers_and_signs_in_through_the_relay() {
     assert_eq!(credentials[0]["rp_id"], RP_ID);
     assert_eq!(credentials[0]["user_name"], "alice");
 
-    let (asserted, outcome) = world.ceremony("login", &rp.start_authentication().unwrap());
+    let (asserted, outcome) =
+        world.ceremony("login", &rp.start_authentication().unwrap(), &[], &[]);
     let signed_in = rp
         .finish_authentication(&asserted)
         .unwrap_or_else(|e| panic!("the relying party refused the sign-in: {e:?}\n{asserted}"));
@@ -339,4 +373,66 @@ fn python_credential_manager_registers_and_signs_in_through_the_relay() {
 
     let vault: Value = serde_json::from_slice(&std::fs::read(&vault_path).unwrap()).unwrap();
     assert_eq!(vault["credentials"][0]["sign_count"], 1, "{vault}");
+}
+
+#[test]
+fn python_phone_links_and_answers_a_linked_login_without_a_qr_code() {
+    let world = World::start();
+    let rp = RelyingParty::new(RP_ID, ORIGIN).unwrap();
+    let identity = world.path("identity.json");
+    let identity = identity.to_str().unwrap();
+    let phones = world.path("linked-phones.json");
+    let phones = phones.to_str().unwrap();
+
+    // Registers its push endpoint with the relay (a contact id), then waits for one contact.
+    let mut listener = world.phone(
+        "listening phone (Python credential manager)",
+        &["--listen", "--identity", identity, "--name", "Python phone"],
+    );
+    wait_for(QR_TIMEOUT, &mut [&mut listener], |[l]| {
+        if l.stderr().contains("waiting for contacts") {
+            Ok(Some(()))
+        } else if l.exited().is_some() {
+            Err("the listener ended before it was ready".into())
+        } else {
+            Ok(None)
+        }
+    });
+
+    let (created, outcome) = world.ceremony(
+        "register",
+        &rp.start_registration("bob", "Bob").unwrap(),
+        &["--phones-file", phones],
+        &["--identity", identity, "--computer-name", "laptop"],
+    );
+    let registered = rp
+        .finish_registration(&created)
+        .unwrap_or_else(|e| panic!("the relying party refused the registration: {e:?}\n{created}"));
+    assert_eq!(outcome["served"], "MAKE_CREDENTIAL", "{outcome}");
+    let linked: Value = serde_json::from_slice(&std::fs::read(phones).unwrap()).unwrap();
+    assert!(
+        linked.to_string().contains("Python phone"),
+        "the computer keeps the link under the phone's name: {linked}"
+    );
+
+    let mut login = world.computer(
+        "login",
+        &rp.start_authentication().unwrap(),
+        &["--phone", "Python phone", "--phones-file", phones],
+    );
+    let (asserted, outcome) = world.finish(&mut login, &mut listener);
+    assert!(
+        !login.stderr().contains("FIDO:/"),
+        "no QR code was shown\n{}",
+        login.report()
+    );
+    let signed_in = rp
+        .finish_authentication(&asserted)
+        .unwrap_or_else(|e| panic!("the relying party refused the sign-in: {e:?}\n{asserted}"));
+    assert_eq!(
+        signed_in, registered,
+        "signed in with the passkey just made"
+    );
+    assert_eq!(outcome["served"], "GET_ASSERTION", "{outcome}");
+    assert_eq!(outcome["status"], 0, "{outcome}");
 }

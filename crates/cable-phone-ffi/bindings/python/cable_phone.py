@@ -535,13 +535,33 @@ def _uniffi_check_api_checksums(lib):
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_cable_phone_ffi_checksum_method_authenticator_get_assertion() != 52230:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_contact_id() != 2711:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_links() != 8049:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_name() != 58853:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_register_for_contacts() != 57009:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_set_name() != 24304:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_subscription_json() != 26559:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_unlink() != 29736:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_cable_phone_ffi_checksum_constructor_phoneidentity_open() != 25005:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_cable_phone_ffi_checksum_method_phonesession_cancel() != 13891:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_cable_phone_ffi_checksum_method_phonesession_run() != 59475:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_cable_phone_ffi_checksum_method_phonesession_run_async() != 49873:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_cable_phone_ffi_checksum_constructor_phonesession_from_push() != 397:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_cable_phone_ffi_checksum_constructor_phonesession_from_qr() != 714:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_cable_phone_ffi_checksum_constructor_phonesession_from_qr_linking() != 11367:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_cable_phone_ffi_checksum_method_progresslistener_on_progress() != 21395:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -589,6 +609,30 @@ _UniffiLib.uniffi_cable_phone_ffi_checksum_method_authenticator_make_credential.
 _UniffiLib.uniffi_cable_phone_ffi_checksum_method_authenticator_get_assertion.argtypes = (
 )
 _UniffiLib.uniffi_cable_phone_ffi_checksum_method_authenticator_get_assertion.restype = ctypes.c_uint16
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_contact_id.argtypes = (
+)
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_contact_id.restype = ctypes.c_uint16
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_links.argtypes = (
+)
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_links.restype = ctypes.c_uint16
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_name.argtypes = (
+)
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_name.restype = ctypes.c_uint16
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_register_for_contacts.argtypes = (
+)
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_register_for_contacts.restype = ctypes.c_uint16
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_set_name.argtypes = (
+)
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_set_name.restype = ctypes.c_uint16
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_subscription_json.argtypes = (
+)
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_subscription_json.restype = ctypes.c_uint16
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_unlink.argtypes = (
+)
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_unlink.restype = ctypes.c_uint16
+_UniffiLib.uniffi_cable_phone_ffi_checksum_constructor_phoneidentity_open.argtypes = (
+)
+_UniffiLib.uniffi_cable_phone_ffi_checksum_constructor_phoneidentity_open.restype = ctypes.c_uint16
 _UniffiLib.uniffi_cable_phone_ffi_checksum_method_phonesession_cancel.argtypes = (
 )
 _UniffiLib.uniffi_cable_phone_ffi_checksum_method_phonesession_cancel.restype = ctypes.c_uint16
@@ -598,9 +642,15 @@ _UniffiLib.uniffi_cable_phone_ffi_checksum_method_phonesession_run.restype = cty
 _UniffiLib.uniffi_cable_phone_ffi_checksum_method_phonesession_run_async.argtypes = (
 )
 _UniffiLib.uniffi_cable_phone_ffi_checksum_method_phonesession_run_async.restype = ctypes.c_uint16
+_UniffiLib.uniffi_cable_phone_ffi_checksum_constructor_phonesession_from_push.argtypes = (
+)
+_UniffiLib.uniffi_cable_phone_ffi_checksum_constructor_phonesession_from_push.restype = ctypes.c_uint16
 _UniffiLib.uniffi_cable_phone_ffi_checksum_constructor_phonesession_from_qr.argtypes = (
 )
 _UniffiLib.uniffi_cable_phone_ffi_checksum_constructor_phonesession_from_qr.restype = ctypes.c_uint16
+_UniffiLib.uniffi_cable_phone_ffi_checksum_constructor_phonesession_from_qr_linking.argtypes = (
+)
+_UniffiLib.uniffi_cable_phone_ffi_checksum_constructor_phonesession_from_qr_linking.restype = ctypes.c_uint16
 _UniffiLib.uniffi_cable_phone_ffi_checksum_method_progresslistener_on_progress.argtypes = (
 )
 _UniffiLib.uniffi_cable_phone_ffi_checksum_method_progresslistener_on_progress.restype = ctypes.c_uint16
@@ -632,6 +682,51 @@ _UniffiLib.uniffi_cable_phone_ffi_fn_method_authenticator_get_assertion.argtypes
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_cable_phone_ffi_fn_method_authenticator_get_assertion.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_contact_id.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_contact_id.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_links.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_links.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_name.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_name.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_register_for_contacts.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_register_for_contacts.restype = None
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_set_name.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_set_name.restype = None
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_subscription_json.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_subscription_json.restype = _UniffiRustBuffer
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_unlink.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_unlink.restype = ctypes.c_int8
+_UniffiLib.uniffi_cable_phone_ffi_fn_constructor_phoneidentity_open.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_constructor_phoneidentity_open.restype = ctypes.c_uint64
 _UniffiLib.uniffi_cable_phone_ffi_fn_method_phonesession_cancel.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -646,6 +741,16 @@ _UniffiLib.uniffi_cable_phone_ffi_fn_method_phonesession_run_async.argtypes = (
     ctypes.c_uint64,
 )
 _UniffiLib.uniffi_cable_phone_ffi_fn_method_phonesession_run_async.restype = ctypes.c_uint64
+_UniffiLib.uniffi_cable_phone_ffi_fn_constructor_phonesession_from_push.argtypes = (
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_constructor_phonesession_from_push.restype = ctypes.c_uint64
 _UniffiLib.uniffi_cable_phone_ffi_fn_constructor_phonesession_from_qr.argtypes = (
     _UniffiRustBuffer,
     _UniffiRustBuffer,
@@ -655,6 +760,17 @@ _UniffiLib.uniffi_cable_phone_ffi_fn_constructor_phonesession_from_qr.argtypes =
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_cable_phone_ffi_fn_constructor_phonesession_from_qr.restype = ctypes.c_uint64
+_UniffiLib.uniffi_cable_phone_ffi_fn_constructor_phonesession_from_qr_linking.argtypes = (
+    _UniffiRustBuffer,
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.c_uint64,
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_constructor_phonesession_from_qr_linking.restype = ctypes.c_uint64
 _UniffiLib.uniffi_cable_phone_ffi_fn_method_progresslistener_on_progress.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -681,6 +797,16 @@ _UniffiLib.uniffi_cable_phone_ffi_fn_free_authenticator.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_cable_phone_ffi_fn_free_authenticator.restype = None
+_UniffiLib.uniffi_cable_phone_ffi_fn_clone_phoneidentity.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_clone_phoneidentity.restype = ctypes.c_uint64
+_UniffiLib.uniffi_cable_phone_ffi_fn_free_phoneidentity.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_free_phoneidentity.restype = None
 _UniffiLib.uniffi_cable_phone_ffi_fn_clone_phonesession.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -1065,6 +1191,26 @@ async def _uniffi_rust_call_async(rust_future, ffi_poll, ffi_complete, ffi_free,
 # Public interface members begin here.
 
 
+class _UniffiFfiConverterBytes(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        size = buf.read_i32()
+        if size < 0:
+            raise InternalError("Unexpected negative byte string length")
+        return buf.read(size)
+
+    @staticmethod
+    def check_lower(value):
+        try:
+            memoryview(value)
+        except TypeError:
+            raise TypeError("a bytes-like object is required, not {!r}".format(type(value).__name__))
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_i32(len(value))
+        buf.write(value)
+
 class _UniffiFfiConverterString:
     @staticmethod
     def check_lower(value):
@@ -1096,6 +1242,89 @@ class _UniffiFfiConverterString:
         with _UniffiRustBuffer.alloc_with_builder() as builder:
             builder.write(value.encode("utf-8"))
             return builder.finalize()
+
+class _UniffiFfiConverterOptionalString(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterString.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterString.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterString.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterUInt64(_UniffiConverterPrimitiveInt):
+    CLASS_NAME = "u64"
+    VALUE_MIN = 0
+    VALUE_MAX = 2**64
+
+    @staticmethod
+    def read(buf):
+        return buf.read_u64()
+
+    @staticmethod
+    def write(value, buf):
+        buf.write_u64(value)
+
+@dataclass
+class LinkedComputer:
+    """
+    A computer this phone linked to.
+"""
+    def __init__(self, *, link_id:bytes, name:typing.Optional[str], created_unix_secs:int):
+        self.link_id = link_id
+        self.name = name
+        self.created_unix_secs = created_unix_secs
+        
+        
+
+    
+    def __str__(self):
+        return "LinkedComputer(link_id={}, name={}, created_unix_secs={})".format(self.link_id, self.name, self.created_unix_secs)
+    def __eq__(self, other):
+        if self.link_id != other.link_id:
+            return False
+        if self.name != other.name:
+            return False
+        if self.created_unix_secs != other.created_unix_secs:
+            return False
+        return True
+
+class _UniffiFfiConverterTypeLinkedComputer(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        return LinkedComputer(
+            link_id=_UniffiFfiConverterBytes.read(buf),
+            name=_UniffiFfiConverterOptionalString.read(buf),
+            created_unix_secs=_UniffiFfiConverterUInt64.read(buf),
+        )
+
+    @staticmethod
+    def check_lower(value):
+        _UniffiFfiConverterBytes.check_lower(value.link_id)
+        _UniffiFfiConverterOptionalString.check_lower(value.name)
+        _UniffiFfiConverterUInt64.check_lower(value.created_unix_secs)
+
+    @staticmethod
+    def write(value, buf):
+        _UniffiFfiConverterBytes.write(value.link_id, buf)
+        _UniffiFfiConverterOptionalString.write(value.name, buf)
+        _UniffiFfiConverterUInt64.write(value.created_unix_secs, buf)
 
 class _UniffiFfiConverterUInt16(_UniffiConverterPrimitiveInt):
     CLASS_NAME = "u16"
@@ -1134,19 +1363,6 @@ class _UniffiFfiConverterOptionalUInt16(_UniffiConverterRustBuffer):
             return _UniffiFfiConverterUInt16.read(buf)
         else:
             raise InternalError("Unexpected flag byte for optional type")
-
-class _UniffiFfiConverterUInt64(_UniffiConverterPrimitiveInt):
-    CLASS_NAME = "u64"
-    VALUE_MIN = 0
-    VALUE_MAX = 2**64
-
-    @staticmethod
-    def read(buf):
-        return buf.read_u64()
-
-    @staticmethod
-    def write(value, buf):
-        buf.write_u64(value)
 
 class _UniffiFfiConverterOptionalUInt64(_UniffiConverterRustBuffer):
     @classmethod
@@ -1421,6 +1637,142 @@ class _UniffiFfiConverterTypeAuthenticatorError(_UniffiConverterRustBuffer):
 
 
 
+# IdentityError
+# We want to define each variant as a nested class that's also a subclass,
+# which is tricky in Python.  To accomplish this we're going to create each
+# class separately, then manually add the child classes to the base class's
+# __dict__.  All of this happens in dummy class to avoid polluting the module
+# namespace.
+class IdentityError(Exception):
+    """
+    Why the identity could not be read, written or registered.
+"""
+    pass
+
+_UniffiTempIdentityError = IdentityError
+
+class IdentityError:  # type: ignore
+    """
+    Why the identity could not be read, written or registered.
+"""
+    
+    class Storage(_UniffiTempIdentityError):
+        """
+        The identity file cannot be used: unreadable, malformed, readable by other users, a
+        symbolic link, or not writable.
+"""
+        
+        def __init__(self, message):
+            super().__init__(", ".join([
+                "message={!r}".format(message),
+            ]))
+            self.message = message
+
+        def __repr__(self):
+            return "IdentityError.Storage({})".format(str(self))
+    _UniffiTempIdentityError.Storage = Storage # type: ignore
+    class InvalidArgument(_UniffiTempIdentityError):
+        """
+        An argument cannot be used (a relay or push endpoint URL, a name).
+"""
+        
+        def __init__(self, message):
+            super().__init__(", ".join([
+                "message={!r}".format(message),
+            ]))
+            self.message = message
+
+        def __repr__(self):
+            return "IdentityError.InvalidArgument({})".format(str(self))
+    _UniffiTempIdentityError.InvalidArgument = InvalidArgument # type: ignore
+    class Network(_UniffiTempIdentityError):
+        """
+        The relay could not be reached or refused the registration.
+"""
+        
+        def __init__(self, message):
+            super().__init__(", ".join([
+                "message={!r}".format(message),
+            ]))
+            self.message = message
+
+        def __repr__(self):
+            return "IdentityError.Network({})".format(str(self))
+    _UniffiTempIdentityError.Network = Network # type: ignore
+    class Runtime(_UniffiTempIdentityError):
+        """
+        The binding's runtime could not start, or a blocking call was made on one of its
+        threads.
+"""
+        
+        def __init__(self, message):
+            super().__init__(", ".join([
+                "message={!r}".format(message),
+            ]))
+            self.message = message
+
+        def __repr__(self):
+            return "IdentityError.Runtime({})".format(str(self))
+    _UniffiTempIdentityError.Runtime = Runtime # type: ignore
+
+IdentityError = _UniffiTempIdentityError # type: ignore
+del _UniffiTempIdentityError
+
+
+class _UniffiFfiConverterTypeIdentityError(_UniffiConverterRustBuffer):
+    @staticmethod
+    def read(buf):
+        variant = buf.read_i32()
+        if variant == 1:
+            return IdentityError.Storage(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 2:
+            return IdentityError.InvalidArgument(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 3:
+            return IdentityError.Network(
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 4:
+            return IdentityError.Runtime(
+                _UniffiFfiConverterString.read(buf),
+            )
+        raise InternalError("Raw enum value doesn't match any cases")
+
+    @staticmethod
+    def check_lower(value):
+        if isinstance(value, IdentityError.Storage):
+            _UniffiFfiConverterString.check_lower(value.message)
+            return
+        if isinstance(value, IdentityError.InvalidArgument):
+            _UniffiFfiConverterString.check_lower(value.message)
+            return
+        if isinstance(value, IdentityError.Network):
+            _UniffiFfiConverterString.check_lower(value.message)
+            return
+        if isinstance(value, IdentityError.Runtime):
+            _UniffiFfiConverterString.check_lower(value.message)
+            return
+
+    @staticmethod
+    def write(value, buf):
+        if isinstance(value, IdentityError.Storage):
+            buf.write_i32(1)
+            _UniffiFfiConverterString.write(value.message, buf)
+        if isinstance(value, IdentityError.InvalidArgument):
+            buf.write_i32(2)
+            _UniffiFfiConverterString.write(value.message, buf)
+        if isinstance(value, IdentityError.Network):
+            buf.write_i32(3)
+            _UniffiFfiConverterString.write(value.message, buf)
+        if isinstance(value, IdentityError.Runtime):
+            buf.write_i32(4)
+            _UniffiFfiConverterString.write(value.message, buf)
+
+
+
 
 
 
@@ -1478,31 +1830,6 @@ class _UniffiFfiConverterTypeRequestKind(_UniffiConverterRustBuffer):
             buf.write_i32(3)
 
 
-
-class _UniffiFfiConverterOptionalString(_UniffiConverterRustBuffer):
-    @classmethod
-    def check_lower(cls, value):
-        if value is not None:
-            _UniffiFfiConverterString.check_lower(value)
-
-    @classmethod
-    def write(cls, value, buf):
-        if value is None:
-            buf.write_u8(0)
-            return
-
-        buf.write_u8(1)
-        _UniffiFfiConverterString.write(value, buf)
-
-    @classmethod
-    def read(cls, buf):
-        flag = buf.read_u8()
-        if flag == 0:
-            return None
-        elif flag == 1:
-            return _UniffiFfiConverterString.read(buf)
-        else:
-            raise InternalError("Unexpected flag byte for optional type")
 
 
 
@@ -1783,26 +2110,6 @@ class _UniffiFfiConverterTypePhase(_UniffiConverterRustBuffer):
             buf.write_i32(10)
 
 
-
-class _UniffiFfiConverterBytes(_UniffiConverterRustBuffer):
-    @staticmethod
-    def read(buf):
-        size = buf.read_i32()
-        if size < 0:
-            raise InternalError("Unexpected negative byte string length")
-        return buf.read(size)
-
-    @staticmethod
-    def check_lower(value):
-        try:
-            memoryview(value)
-        except TypeError:
-            raise TypeError("a bytes-like object is required, not {!r}".format(type(value).__name__))
-
-    @staticmethod
-    def write(value, buf):
-        buf.write_i32(len(value))
-        buf.write(value)
 
 
 
@@ -2173,6 +2480,23 @@ class SessionError:  # type: ignore
         def __repr__(self):
             return "SessionError.InvalidQr({})".format(str(self))
     _UniffiTempSessionError.InvalidQr = InvalidQr # type: ignore
+    class InvalidContact(_UniffiTempSessionError):
+        """
+        A push message that is not a contact for this phone (another subscription's keys,
+        tampered, not a contact), or from a computer this phone no longer links to.
+"""
+        
+        def __init__(self, phase, message):
+            super().__init__(", ".join([
+                "phase={!r}".format(phase),
+                "message={!r}".format(message),
+            ]))
+            self.phase = phase
+            self.message = message
+
+        def __repr__(self):
+            return "SessionError.InvalidContact({})".format(str(self))
+    _UniffiTempSessionError.InvalidContact = InvalidContact # type: ignore
     class Authenticator(_UniffiTempSessionError):
         """
         The app's authenticator gave a getInfo that cannot be sent.
@@ -2312,36 +2636,41 @@ class _UniffiFfiConverterTypeSessionError(_UniffiConverterRustBuffer):
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 5:
-            return SessionError.Authenticator(
+            return SessionError.InvalidContact(
                 _UniffiFfiConverterTypePhase.read(buf),
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 6:
-            return SessionError.Advertise(
+            return SessionError.Authenticator(
                 _UniffiFfiConverterTypePhase.read(buf),
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 7:
-            return SessionError.Network(
+            return SessionError.Advertise(
                 _UniffiFfiConverterTypePhase.read(buf),
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 8:
-            return SessionError.Protocol(
+            return SessionError.Network(
                 _UniffiFfiConverterTypePhase.read(buf),
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 9:
-            return SessionError.ComputerLeft(
+            return SessionError.Protocol(
                 _UniffiFfiConverterTypePhase.read(buf),
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 10:
-            return SessionError.TimedOut(
+            return SessionError.ComputerLeft(
                 _UniffiFfiConverterTypePhase.read(buf),
                 _UniffiFfiConverterString.read(buf),
             )
         if variant == 11:
+            return SessionError.TimedOut(
+                _UniffiFfiConverterTypePhase.read(buf),
+                _UniffiFfiConverterString.read(buf),
+            )
+        if variant == 12:
             return SessionError.Cancelled(
                 _UniffiFfiConverterTypePhase.read(buf),
                 _UniffiFfiConverterString.read(buf),
@@ -2359,6 +2688,10 @@ class _UniffiFfiConverterTypeSessionError(_UniffiConverterRustBuffer):
             _UniffiFfiConverterString.check_lower(value.message)
             return
         if isinstance(value, SessionError.InvalidQr):
+            _UniffiFfiConverterTypePhase.check_lower(value.phase)
+            _UniffiFfiConverterString.check_lower(value.message)
+            return
+        if isinstance(value, SessionError.InvalidContact):
             _UniffiFfiConverterTypePhase.check_lower(value.phase)
             _UniffiFfiConverterString.check_lower(value.message)
             return
@@ -2405,32 +2738,36 @@ class _UniffiFfiConverterTypeSessionError(_UniffiConverterRustBuffer):
             buf.write_i32(4)
             _UniffiFfiConverterTypePhase.write(value.phase, buf)
             _UniffiFfiConverterString.write(value.message, buf)
-        if isinstance(value, SessionError.Authenticator):
+        if isinstance(value, SessionError.InvalidContact):
             buf.write_i32(5)
             _UniffiFfiConverterTypePhase.write(value.phase, buf)
             _UniffiFfiConverterString.write(value.message, buf)
-        if isinstance(value, SessionError.Advertise):
+        if isinstance(value, SessionError.Authenticator):
             buf.write_i32(6)
             _UniffiFfiConverterTypePhase.write(value.phase, buf)
             _UniffiFfiConverterString.write(value.message, buf)
-        if isinstance(value, SessionError.Network):
+        if isinstance(value, SessionError.Advertise):
             buf.write_i32(7)
             _UniffiFfiConverterTypePhase.write(value.phase, buf)
             _UniffiFfiConverterString.write(value.message, buf)
-        if isinstance(value, SessionError.Protocol):
+        if isinstance(value, SessionError.Network):
             buf.write_i32(8)
             _UniffiFfiConverterTypePhase.write(value.phase, buf)
             _UniffiFfiConverterString.write(value.message, buf)
-        if isinstance(value, SessionError.ComputerLeft):
+        if isinstance(value, SessionError.Protocol):
             buf.write_i32(9)
             _UniffiFfiConverterTypePhase.write(value.phase, buf)
             _UniffiFfiConverterString.write(value.message, buf)
-        if isinstance(value, SessionError.TimedOut):
+        if isinstance(value, SessionError.ComputerLeft):
             buf.write_i32(10)
             _UniffiFfiConverterTypePhase.write(value.phase, buf)
             _UniffiFfiConverterString.write(value.message, buf)
-        if isinstance(value, SessionError.Cancelled):
+        if isinstance(value, SessionError.TimedOut):
             buf.write_i32(11)
+            _UniffiFfiConverterTypePhase.write(value.phase, buf)
+            _UniffiFfiConverterString.write(value.message, buf)
+        if isinstance(value, SessionError.Cancelled):
+            buf.write_i32(12)
             _UniffiFfiConverterTypePhase.write(value.phase, buf)
             _UniffiFfiConverterString.write(value.message, buf)
 
@@ -2890,6 +3227,335 @@ class _UniffiFfiConverterTypeAuthenticator:
     def write(cls, value: Authenticator, buf: _UniffiRustBuffer):
         buf.write_u64(cls.lower(value))
 
+class _UniffiFfiConverterOptionalBytes(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        if value is not None:
+            _UniffiFfiConverterBytes.check_lower(value)
+
+    @classmethod
+    def write(cls, value, buf):
+        if value is None:
+            buf.write_u8(0)
+            return
+
+        buf.write_u8(1)
+        _UniffiFfiConverterBytes.write(value, buf)
+
+    @classmethod
+    def read(cls, buf):
+        flag = buf.read_u8()
+        if flag == 0:
+            return None
+        elif flag == 1:
+            return _UniffiFfiConverterBytes.read(buf)
+        else:
+            raise InternalError("Unexpected flag byte for optional type")
+
+class _UniffiFfiConverterSequenceTypeLinkedComputer(_UniffiConverterRustBuffer):
+    @classmethod
+    def check_lower(cls, value):
+        for item in value:
+            _UniffiFfiConverterTypeLinkedComputer.check_lower(item)
+
+    @classmethod
+    def write(cls, value, buf):
+        items = len(value)
+        buf.write_i32(items)
+        for item in value:
+            _UniffiFfiConverterTypeLinkedComputer.write(item, buf)
+
+    @classmethod
+    def read(cls, buf):
+        count = buf.read_i32()
+        if count < 0:
+            raise InternalError("Unexpected negative sequence length")
+
+        return [
+            _UniffiFfiConverterTypeLinkedComputer.read(buf) for i in range(count)
+        ]
+
+class _UniffiFfiConverterBoolean:
+    @classmethod
+    def check_lower(cls, value):
+        return not not value
+
+    @classmethod
+    def lower(cls, value):
+        return 1 if value else 0
+
+    @staticmethod
+    def lift(value):
+        return value != 0
+
+    @classmethod
+    def read(cls, buf):
+        return cls.lift(buf.read_u8())
+
+    @classmethod
+    def write(cls, value, buf):
+        buf.write_u8(value)
+
+
+class PhoneIdentityProtocol(typing.Protocol):
+    """
+    The phone's identity: a root secret from which its identity key, its Web Push
+    subscription keys and every link secret are derived, and the list of linked computers.
+
+    Kept in a file the app chooses (in its private storage); every change is a locked
+    read-modify-write, so sessions running at once never lose each other's links. The file
+    holds the root secret: whoever reads it can answer for this phone.
+"""
+    
+    def contact_id(self, ) -> typing.Optional[bytes]:
+        """
+        The contact id the relay issued at the last registration, if any. Only a phone with a
+        contact id offers computers a link.
+"""
+        raise NotImplementedError
+    def links(self, ) -> typing.List[LinkedComputer]:
+        """
+        The computers this phone is linked to (read afresh from the file).
+"""
+        raise NotImplementedError
+    def name(self, ) -> str:
+        """
+        The name computers show for this phone.
+"""
+        raise NotImplementedError
+    def register_for_contacts(self, relay_url: str,push_endpoint: str) -> None:
+        """
+        Registers this phone's Web Push subscription (`push_endpoint`, the URL the app's push
+        service gave it) with the relay, and keeps the contact id the relay returns. Blocks
+        until the relay answered (at most 30 seconds); call it from a worker thread.
+"""
+        raise NotImplementedError
+    def set_name(self, name: typing.Optional[str]) -> None:
+        """
+        The name computers show for this phone (sent with linking data); `None` restores the
+        default (the device's host name).
+"""
+        raise NotImplementedError
+    def subscription_json(self, push_endpoint: str) -> str:
+        """
+        The Web Push subscription to hand the app's push service for `push_endpoint`, as
+        the JSON `{"endpoint", "keys": {"p256dh", "auth"}}` (the keys are the identity's).
+"""
+        raise NotImplementedError
+    def unlink(self, link_id: bytes) -> bool:
+        """
+        Forgets the link with this id: that computer can no longer reach the phone. Returns
+        whether there was one.
+"""
+        raise NotImplementedError
+
+class PhoneIdentity(PhoneIdentityProtocol):
+    """
+    The phone's identity: a root secret from which its identity key, its Web Push
+    subscription keys and every link secret are derived, and the list of linked computers.
+
+    Kept in a file the app chooses (in its private storage); every change is a locked
+    read-modify-write, so sessions running at once never lose each other's links. The file
+    holds the root secret: whoever reads it can answer for this phone.
+"""
+    
+    _handle: ctypes.c_uint64
+    @classmethod
+    def open(cls, path: str) -> PhoneIdentity:
+        """
+        Opens the identity at `path`, creating it with a fresh random root secret if the file
+        does not exist. A file other users can read or write, or a symbolic link, is refused.
+"""
+        
+        _UniffiFfiConverterString.check_lower(path)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterString.lower(path),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypePhoneIdentity.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeIdentityError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_cable_phone_ffi_fn_constructor_phoneidentity_open,
+            *_uniffi_lowered_args,
+        )
+        return cls._uniffi_make_instance(_uniffi_ffi_result)
+    
+    def __init__(self, *args, **kwargs):
+        raise ValueError("This class has no default constructor")
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_cable_phone_ffi_fn_free_phoneidentity, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_cable_phone_ffi_fn_clone_phoneidentity, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    def contact_id(self, ) -> typing.Optional[bytes]:
+        """
+        The contact id the relay issued at the last registration, if any. Only a phone with a
+        contact id offers computers a link.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterOptionalBytes.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_contact_id,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def links(self, ) -> typing.List[LinkedComputer]:
+        """
+        The computers this phone is linked to (read afresh from the file).
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterSequenceTypeLinkedComputer.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeIdentityError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_links,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def name(self, ) -> str:
+        """
+        The name computers show for this phone.
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterString.lift
+        _uniffi_error_converter = None
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_name,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def register_for_contacts(self, relay_url: str,push_endpoint: str) -> None:
+        """
+        Registers this phone's Web Push subscription (`push_endpoint`, the URL the app's push
+        service gave it) with the relay, and keeps the contact id the relay returns. Blocks
+        until the relay answered (at most 30 seconds); call it from a worker thread.
+"""
+        
+        _UniffiFfiConverterString.check_lower(relay_url)
+
+        _UniffiFfiConverterString.check_lower(push_endpoint)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(relay_url),
+            _UniffiFfiConverterString.lower(push_endpoint),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeIdentityError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_register_for_contacts,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def set_name(self, name: typing.Optional[str]) -> None:
+        """
+        The name computers show for this phone (sent with linking data); `None` restores the
+        default (the device's host name).
+"""
+        
+        _UniffiFfiConverterOptionalString.check_lower(name)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterOptionalString.lower(name),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeIdentityError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_set_name,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def subscription_json(self, push_endpoint: str) -> str:
+        """
+        The Web Push subscription to hand the app's push service for `push_endpoint`, as
+        the JSON `{"endpoint", "keys": {"p256dh", "auth"}}` (the keys are the identity's).
+"""
+        
+        _UniffiFfiConverterString.check_lower(push_endpoint)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterString.lower(push_endpoint),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterString.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeIdentityError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_subscription_json,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+    def unlink(self, link_id: bytes) -> bool:
+        """
+        Forgets the link with this id: that computer can no longer reach the phone. Returns
+        whether there was one.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(link_id)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(link_id),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBoolean.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeIdentityError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_unlink,
+            *_uniffi_lowered_args,
+        )
+        return _uniffi_lift_return(_uniffi_ffi_result)
+
+
+
+
+
+class _UniffiFfiConverterTypePhoneIdentity:
+    @staticmethod
+    def lift(value: int) -> PhoneIdentity:
+        return PhoneIdentity._uniffi_make_instance(value)
+
+    @staticmethod
+    def check_lower(value: PhoneIdentity):
+        if not isinstance(value, PhoneIdentity):
+            raise TypeError("Expected PhoneIdentity instance, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: PhoneIdentity) -> ctypes.c_uint64:
+        return value._uniffi_clone_handle()
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer) -> PhoneIdentity:
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: PhoneIdentity, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
+
 
 class PhoneSessionProtocol(typing.Protocol):
     """
@@ -2923,6 +3589,44 @@ class PhoneSession(PhoneSessionProtocol):
     
     _handle: ctypes.c_uint64
     @classmethod
+    def from_push(cls, push_body: bytes,config: SessionConfig,identity: PhoneIdentity,advertiser: Advertiser,authenticator: Authenticator,listener: typing.Optional[ProgressListener]) -> PhoneSession:
+        """
+        A session for a linked computer that contacted this phone: `push_body` is the Web
+        Push message exactly as the push service delivered it (RFC 8291 `aes128gcm`,
+        encrypted to `identity`'s subscription keys). `run` decrypts it and reports one
+        that is not for this phone, or from a computer it no longer links to, as
+        [`SessionError::InvalidContact`]. `config.relay_url` must be the relay the phone
+        registered with: the computer's tunnel waits there.
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(push_body)
+
+        _UniffiFfiConverterTypeSessionConfig.check_lower(config)
+
+        _UniffiFfiConverterTypePhoneIdentity.check_lower(identity)
+
+        _UniffiFfiConverterTypeAdvertiser.check_lower(advertiser)
+
+        _UniffiFfiConverterTypeAuthenticator.check_lower(authenticator)
+
+        _UniffiFfiConverterOptionalTypeProgressListener.check_lower(listener)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterBytes.lower(push_body),
+            _UniffiFfiConverterTypeSessionConfig.lower(config),
+            _UniffiFfiConverterTypePhoneIdentity.lower(identity),
+            _UniffiFfiConverterTypeAdvertiser.lower(advertiser),
+            _UniffiFfiConverterTypeAuthenticator.lower(authenticator),
+            _UniffiFfiConverterOptionalTypeProgressListener.lower(listener),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypePhoneSession.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSessionError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_cable_phone_ffi_fn_constructor_phonesession_from_push,
+            *_uniffi_lowered_args,
+        )
+        return cls._uniffi_make_instance(_uniffi_ffi_result)
+    @classmethod
     def from_qr(cls, qr_text: str,config: SessionConfig,advertiser: Advertiser,authenticator: Authenticator,listener: typing.Optional[ProgressListener]) -> PhoneSession:
         """
         A session for the text of a scanned `FIDO:/` QR code. The text holds the QR secret:
@@ -2952,6 +3656,46 @@ class PhoneSession(PhoneSessionProtocol):
         _uniffi_ffi_result = _uniffi_rust_call_with_error(
             _uniffi_error_converter,
             _UniffiLib.uniffi_cable_phone_ffi_fn_constructor_phonesession_from_qr,
+            *_uniffi_lowered_args,
+        )
+        return cls._uniffi_make_instance(_uniffi_ffi_result)
+    @classmethod
+    def from_qr_linking(cls, qr_text: str,config: SessionConfig,identity: PhoneIdentity,computer_name: typing.Optional[str],advertiser: Advertiser,authenticator: Authenticator,listener: typing.Optional[ProgressListener]) -> PhoneSession:
+        """
+        As [`from_qr`](Self::from_qr), and the phone offers the computer a link as `identity`
+        (when the identity has a contact id and the QR code says the computer stores links):
+        the computer can then reach this phone again without a QR code, through a push
+        message ([`from_push`](Self::from_push)). `computer_name` is what the person calls
+        the computer, kept with the link (the protocol does not name it).
+"""
+        
+        _UniffiFfiConverterString.check_lower(qr_text)
+
+        _UniffiFfiConverterTypeSessionConfig.check_lower(config)
+
+        _UniffiFfiConverterTypePhoneIdentity.check_lower(identity)
+
+        _UniffiFfiConverterOptionalString.check_lower(computer_name)
+
+        _UniffiFfiConverterTypeAdvertiser.check_lower(advertiser)
+
+        _UniffiFfiConverterTypeAuthenticator.check_lower(authenticator)
+
+        _UniffiFfiConverterOptionalTypeProgressListener.check_lower(listener)
+        _uniffi_lowered_args = (
+            _UniffiFfiConverterString.lower(qr_text),
+            _UniffiFfiConverterTypeSessionConfig.lower(config),
+            _UniffiFfiConverterTypePhoneIdentity.lower(identity),
+            _UniffiFfiConverterOptionalString.lower(computer_name),
+            _UniffiFfiConverterTypeAdvertiser.lower(advertiser),
+            _UniffiFfiConverterTypeAuthenticator.lower(authenticator),
+            _UniffiFfiConverterOptionalTypeProgressListener.lower(listener),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterTypePhoneSession.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeSessionError
+        _uniffi_ffi_result = _uniffi_rust_call_with_error(
+            _uniffi_error_converter,
+            _UniffiLib.uniffi_cable_phone_ffi_fn_constructor_phonesession_from_qr_linking,
             *_uniffi_lowered_args,
         )
         return cls._uniffi_make_instance(_uniffi_ffi_result)
@@ -3226,16 +3970,20 @@ __all__ = [
     "InternalError",
     "AdvertiserError",
     "AuthenticatorError",
+    "IdentityError",
     "RequestKind",
     "Outcome",
     "Phase",
     "ProgressEvent",
     "SessionError",
+    "LinkedComputer",
     "SessionConfig",
     "AdvertiserImpl",
     "Advertiser",
     "AuthenticatorImpl",
     "Authenticator",
+    "PhoneIdentity",
+    "PhoneIdentityProtocol",
     "PhoneSession",
     "PhoneSessionProtocol",
     "ProgressListenerImpl",

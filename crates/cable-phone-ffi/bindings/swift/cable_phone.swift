@@ -519,6 +519,30 @@ fileprivate struct FfiConverterUInt64: FfiConverterPrimitive {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterBool : FfiConverter {
+    typealias FfiType = Int8
+    typealias SwiftType = Bool
+
+    public static func lift(_ value: Int8) throws -> Bool {
+        return value != 0
+    }
+
+    public static func lower(_ value: Bool) -> Int8 {
+        return value ? 1 : 0
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Bool {
+        return try lift(readInt(&buf))
+    }
+
+    public static func write(_ value: Bool, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterString: FfiConverter {
     typealias SwiftType = String
     typealias FfiType = RustBuffer
@@ -1172,6 +1196,275 @@ public func FfiConverterTypeAuthenticator_lower(_ value: Authenticator) -> UInt6
 
 
 /**
+ * The phone's identity: a root secret from which its identity key, its Web Push
+ * subscription keys and every link secret are derived, and the list of linked computers.
+ *
+ * Kept in a file the app chooses (in its private storage); every change is a locked
+ * read-modify-write, so sessions running at once never lose each other's links. The file
+ * holds the root secret: whoever reads it can answer for this phone.
+ */
+public protocol PhoneIdentityProtocol: AnyObject, Sendable {
+    
+    /**
+     * The contact id the relay issued at the last registration, if any. Only a phone with a
+     * contact id offers computers a link.
+     */
+    func contactId()  -> Data?
+    
+    /**
+     * The computers this phone is linked to (read afresh from the file).
+     */
+    func links() throws  -> [LinkedComputer]
+    
+    /**
+     * The name computers show for this phone.
+     */
+    func name()  -> String
+    
+    /**
+     * Registers this phone's Web Push subscription (`push_endpoint`, the URL the app's push
+     * service gave it) with the relay, and keeps the contact id the relay returns. Blocks
+     * until the relay answered (at most 30 seconds); call it from a worker thread.
+     */
+    func registerForContacts(relayUrl: String, pushEndpoint: String) throws 
+    
+    /**
+     * The name computers show for this phone (sent with linking data); `None` restores the
+     * default (the device's host name).
+     */
+    func setName(name: String?) throws 
+    
+    /**
+     * The Web Push subscription to hand the app's push service for `push_endpoint`, as
+     * the JSON `{"endpoint", "keys": {"p256dh", "auth"}}` (the keys are the identity's).
+     */
+    func subscriptionJson(pushEndpoint: String) throws  -> String
+    
+    /**
+     * Forgets the link with this id: that computer can no longer reach the phone. Returns
+     * whether there was one.
+     */
+    func unlink(linkId: Data) throws  -> Bool
+    
+}
+/**
+ * The phone's identity: a root secret from which its identity key, its Web Push
+ * subscription keys and every link secret are derived, and the list of linked computers.
+ *
+ * Kept in a file the app chooses (in its private storage); every change is a locked
+ * read-modify-write, so sessions running at once never lose each other's links. The file
+ * holds the root secret: whoever reads it can answer for this phone.
+ */
+open class PhoneIdentity: PhoneIdentityProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_cable_phone_ffi_fn_clone_phoneidentity(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_cable_phone_ffi_fn_free_phoneidentity(handle, $0) }
+    }
+
+    
+    /**
+     * Opens the identity at `path`, creating it with a fresh random root secret if the file
+     * does not exist. A file other users can read or write, or a symbolic link, is refused.
+     */
+public static func `open`(path: String)throws  -> PhoneIdentity  {
+    return try  FfiConverterTypePhoneIdentity_lift(try rustCallWithError(FfiConverterTypeIdentityError_lift) {
+        uniffiCallStatus in
+    uniffi_cable_phone_ffi_fn_constructor_phoneidentity_open(
+        FfiConverterString.lower(path),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+    /**
+     * The contact id the relay issued at the last registration, if any. Only a phone with a
+     * contact id offers computers a link.
+     */
+open func contactId() -> Data?  {
+    return try!  FfiConverterOptionData.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_cable_phone_ffi_fn_method_phoneidentity_contact_id(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The computers this phone is linked to (read afresh from the file).
+     */
+open func links()throws  -> [LinkedComputer]  {
+    return try  FfiConverterSequenceTypeLinkedComputer.lift(try rustCallWithError(FfiConverterTypeIdentityError_lift) {
+        uniffiCallStatus in
+    uniffi_cable_phone_ffi_fn_method_phoneidentity_links(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * The name computers show for this phone.
+     */
+open func name() -> String  {
+    return try!  FfiConverterString.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_cable_phone_ffi_fn_method_phoneidentity_name(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Registers this phone's Web Push subscription (`push_endpoint`, the URL the app's push
+     * service gave it) with the relay, and keeps the contact id the relay returns. Blocks
+     * until the relay answered (at most 30 seconds); call it from a worker thread.
+     */
+open func registerForContacts(relayUrl: String, pushEndpoint: String)throws   {try rustCallWithError(FfiConverterTypeIdentityError_lift) {
+        uniffiCallStatus in
+    uniffi_cable_phone_ffi_fn_method_phoneidentity_register_for_contacts(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(relayUrl),
+        FfiConverterString.lower(pushEndpoint),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * The name computers show for this phone (sent with linking data); `None` restores the
+     * default (the device's host name).
+     */
+open func setName(name: String?)throws   {try rustCallWithError(FfiConverterTypeIdentityError_lift) {
+        uniffiCallStatus in
+    uniffi_cable_phone_ffi_fn_method_phoneidentity_set_name(
+            self.uniffiCloneHandle(),
+        FfiConverterOptionString.lower(name),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * The Web Push subscription to hand the app's push service for `push_endpoint`, as
+     * the JSON `{"endpoint", "keys": {"p256dh", "auth"}}` (the keys are the identity's).
+     */
+open func subscriptionJson(pushEndpoint: String)throws  -> String  {
+    return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeIdentityError_lift) {
+        uniffiCallStatus in
+    uniffi_cable_phone_ffi_fn_method_phoneidentity_subscription_json(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(pushEndpoint),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Forgets the link with this id: that computer can no longer reach the phone. Returns
+     * whether there was one.
+     */
+open func unlink(linkId: Data)throws  -> Bool  {
+    return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypeIdentityError_lift) {
+        uniffiCallStatus in
+    uniffi_cable_phone_ffi_fn_method_phoneidentity_unlink(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(linkId),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePhoneIdentity: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = PhoneIdentity
+
+    public static func lift(_ handle: UInt64) throws -> PhoneIdentity {
+        return PhoneIdentity(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: PhoneIdentity) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PhoneIdentity {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: PhoneIdentity, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePhoneIdentity_lift(_ handle: UInt64) throws -> PhoneIdentity {
+    return try FfiConverterTypePhoneIdentity.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePhoneIdentity_lower(_ value: PhoneIdentity) -> UInt64 {
+    return FfiConverterTypePhoneIdentity.lower(value)
+}
+
+
+
+
+
+
+/**
  * One phone-side ceremony: made from the scanned text, run once, cancellable from any
  * thread.
  */
@@ -1251,6 +1544,28 @@ open class PhoneSession: PhoneSessionProtocol, @unchecked Sendable {
 
     
     /**
+     * A session for a linked computer that contacted this phone: `push_body` is the Web
+     * Push message exactly as the push service delivered it (RFC 8291 `aes128gcm`,
+     * encrypted to `identity`'s subscription keys). `run` decrypts it and reports one
+     * that is not for this phone, or from a computer it no longer links to, as
+     * [`SessionError::InvalidContact`]. `config.relay_url` must be the relay the phone
+     * registered with: the computer's tunnel waits there.
+     */
+public static func fromPush(pushBody: Data, config: SessionConfig, identity: PhoneIdentity, advertiser: Advertiser, authenticator: Authenticator, listener: ProgressListener?)throws  -> PhoneSession  {
+    return try  FfiConverterTypePhoneSession_lift(try rustCallWithError(FfiConverterTypeSessionError_lift) {
+        uniffiCallStatus in
+    uniffi_cable_phone_ffi_fn_constructor_phonesession_from_push(
+        FfiConverterData.lower(pushBody),
+        FfiConverterTypeSessionConfig_lower(config),
+        FfiConverterTypePhoneIdentity_lower(identity),
+        FfiConverterTypeAdvertiser_lower(advertiser),
+        FfiConverterTypeAuthenticator_lower(authenticator),
+        FfiConverterOptionTypeProgressListener.lower(listener),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * A session for the text of a scanned `FIDO:/` QR code. The text holds the QR secret:
      * the session wipes its copy when it ends; the app should not log or keep its own.
      * Fails at once only on a configuration that cannot work (the QR code is read by
@@ -1262,6 +1577,28 @@ public static func fromQr(qrText: String, config: SessionConfig, advertiser: Adv
     uniffi_cable_phone_ffi_fn_constructor_phonesession_from_qr(
         FfiConverterString.lower(qrText),
         FfiConverterTypeSessionConfig_lower(config),
+        FfiConverterTypeAdvertiser_lower(advertiser),
+        FfiConverterTypeAuthenticator_lower(authenticator),
+        FfiConverterOptionTypeProgressListener.lower(listener),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * As [`from_qr`](Self::from_qr), and the phone offers the computer a link as `identity`
+     * (when the identity has a contact id and the QR code says the computer stores links):
+     * the computer can then reach this phone again without a QR code, through a push
+     * message ([`from_push`](Self::from_push)). `computer_name` is what the person calls
+     * the computer, kept with the link (the protocol does not name it).
+     */
+public static func fromQrLinking(qrText: String, config: SessionConfig, identity: PhoneIdentity, computerName: String?, advertiser: Advertiser, authenticator: Authenticator, listener: ProgressListener?)throws  -> PhoneSession  {
+    return try  FfiConverterTypePhoneSession_lift(try rustCallWithError(FfiConverterTypeSessionError_lift) {
+        uniffiCallStatus in
+    uniffi_cable_phone_ffi_fn_constructor_phonesession_from_qr_linking(
+        FfiConverterString.lower(qrText),
+        FfiConverterTypeSessionConfig_lower(config),
+        FfiConverterTypePhoneIdentity_lower(identity),
+        FfiConverterOptionString.lower(computerName),
         FfiConverterTypeAdvertiser_lower(advertiser),
         FfiConverterTypeAuthenticator_lower(authenticator),
         FfiConverterOptionTypeProgressListener.lower(listener),uniffiCallStatus
@@ -1576,6 +1913,85 @@ public func FfiConverterTypeProgressListener_lower(_ value: ProgressListener) ->
 
 
 /**
+ * A computer this phone linked to.
+ */
+public struct LinkedComputer: Equatable, Hashable {
+    /**
+     * The link id the computer sends back when it contacts the phone.
+     */
+    public var linkId: Data
+    /**
+     * What the person called the computer when the link was made, if anything.
+     */
+    public var name: String?
+    /**
+     * When the link was made, in seconds since the Unix epoch.
+     */
+    public var createdUnixSecs: UInt64
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * The link id the computer sends back when it contacts the phone.
+         */linkId: Data, 
+        /**
+         * What the person called the computer when the link was made, if anything.
+         */name: String?, 
+        /**
+         * When the link was made, in seconds since the Unix epoch.
+         */createdUnixSecs: UInt64) {
+        self.linkId = linkId
+        self.name = name
+        self.createdUnixSecs = createdUnixSecs
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension LinkedComputer: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeLinkedComputer: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> LinkedComputer {
+        return
+            try LinkedComputer(
+                linkId: FfiConverterData.read(from: &buf), 
+                name: FfiConverterOptionString.read(from: &buf), 
+                createdUnixSecs: FfiConverterUInt64.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: LinkedComputer, into buf: inout [UInt8]) {
+        FfiConverterData.write(value.linkId, into: &buf)
+        FfiConverterOptionString.write(value.name, into: &buf)
+        FfiConverterUInt64.write(value.createdUnixSecs, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLinkedComputer_lift(_ buf: RustBuffer) throws -> LinkedComputer {
+    return try FfiConverterTypeLinkedComputer.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeLinkedComputer_lower(_ value: LinkedComputer) -> RustBuffer {
+    return FfiConverterTypeLinkedComputer.lower(value)
+}
+
+
+/**
  * How a session is set up. Only the relay has no default: the app chooses whose relay
  * carries its users' ceremonies.
  */
@@ -1878,6 +2294,140 @@ public func FfiConverterTypeAuthenticatorError_lift(_ buf: RustBuffer) throws ->
 #endif
 public func FfiConverterTypeAuthenticatorError_lower(_ value: AuthenticatorError) -> RustBuffer {
     return FfiConverterTypeAuthenticatorError.lower(value)
+}
+
+
+/**
+ * Why the identity could not be read, written or registered.
+ */
+public 
+enum IdentityError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    /**
+     * The identity file cannot be used: unreadable, malformed, readable by other users, a
+     * symbolic link, or not writable.
+     */
+    case Storage(
+        /**
+         * What is wrong, naming the file.
+         */message: String
+    )
+    /**
+     * An argument cannot be used (a relay or push endpoint URL, a name).
+     */
+    case InvalidArgument(
+        /**
+         * What is wrong.
+         */message: String
+    )
+    /**
+     * The relay could not be reached or refused the registration.
+     */
+    case Network(
+        /**
+         * What the transport reported.
+         */message: String
+    )
+    /**
+     * The binding's runtime could not start, or a blocking call was made on one of its
+     * threads.
+     */
+    case Runtime(
+        /**
+         * What went wrong.
+         */message: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension IdentityError: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeIdentityError: FfiConverterRustBuffer {
+    typealias SwiftType = IdentityError
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> IdentityError {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Storage(
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 2: return .InvalidArgument(
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 3: return .Network(
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 4: return .Runtime(
+            message: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: IdentityError, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .Storage(message):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .InvalidArgument(message):
+            writeInt(&buf, Int32(2))
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .Network(message):
+            writeInt(&buf, Int32(3))
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .Runtime(message):
+            writeInt(&buf, Int32(4))
+            FfiConverterString.write(message, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIdentityError_lift(_ buf: RustBuffer) throws -> IdentityError {
+    return try FfiConverterTypeIdentityError.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeIdentityError_lower(_ value: IdentityError) -> RustBuffer {
+    return FfiConverterTypeIdentityError.lower(value)
 }
 
 
@@ -2391,6 +2941,18 @@ enum SessionError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */message: String
     )
     /**
+     * A push message that is not a contact for this phone (another subscription's keys,
+     * tampered, not a contact), or from a computer this phone no longer links to.
+     */
+    case InvalidContact(
+        /**
+         * Always [`Phase::Contact`].
+         */phase: Phase, 
+        /**
+         * What is wrong with it.
+         */message: String
+    )
+    /**
      * The app's authenticator gave a getInfo that cannot be sent.
      */
     case Authenticator(
@@ -2508,31 +3070,35 @@ public struct FfiConverterTypeSessionError: FfiConverterRustBuffer {
             phase: try FfiConverterTypePhase.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
-        case 5: return .Authenticator(
+        case 5: return .InvalidContact(
             phase: try FfiConverterTypePhase.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
-        case 6: return .Advertise(
+        case 6: return .Authenticator(
             phase: try FfiConverterTypePhase.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
-        case 7: return .Network(
+        case 7: return .Advertise(
             phase: try FfiConverterTypePhase.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
-        case 8: return .Protocol(
+        case 8: return .Network(
             phase: try FfiConverterTypePhase.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
-        case 9: return .ComputerLeft(
+        case 9: return .Protocol(
             phase: try FfiConverterTypePhase.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
-        case 10: return .TimedOut(
+        case 10: return .ComputerLeft(
             phase: try FfiConverterTypePhase.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
-        case 11: return .Cancelled(
+        case 11: return .TimedOut(
+            phase: try FfiConverterTypePhase.read(from: &buf), 
+            message: try FfiConverterString.read(from: &buf)
+            )
+        case 12: return .Cancelled(
             phase: try FfiConverterTypePhase.read(from: &buf), 
             message: try FfiConverterString.read(from: &buf)
             )
@@ -2568,44 +3134,50 @@ public struct FfiConverterTypeSessionError: FfiConverterRustBuffer {
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .Authenticator(phase,message):
+        case let .InvalidContact(phase,message):
             writeInt(&buf, Int32(5))
             FfiConverterTypePhase.write(phase, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .Advertise(phase,message):
+        case let .Authenticator(phase,message):
             writeInt(&buf, Int32(6))
             FfiConverterTypePhase.write(phase, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .Network(phase,message):
+        case let .Advertise(phase,message):
             writeInt(&buf, Int32(7))
             FfiConverterTypePhase.write(phase, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .Protocol(phase,message):
+        case let .Network(phase,message):
             writeInt(&buf, Int32(8))
             FfiConverterTypePhase.write(phase, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .ComputerLeft(phase,message):
+        case let .Protocol(phase,message):
             writeInt(&buf, Int32(9))
             FfiConverterTypePhase.write(phase, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .TimedOut(phase,message):
+        case let .ComputerLeft(phase,message):
             writeInt(&buf, Int32(10))
             FfiConverterTypePhase.write(phase, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .Cancelled(phase,message):
+        case let .TimedOut(phase,message):
             writeInt(&buf, Int32(11))
+            FfiConverterTypePhase.write(phase, into: &buf)
+            FfiConverterString.write(message, into: &buf)
+            
+        
+        case let .Cancelled(phase,message):
+            writeInt(&buf, Int32(12))
             FfiConverterTypePhase.write(phase, into: &buf)
             FfiConverterString.write(message, into: &buf)
             
@@ -2703,6 +3275,30 @@ fileprivate struct FfiConverterOptionString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionData: FfiConverterRustBuffer {
+    typealias SwiftType = Data?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterData.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterData.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeProgressListener: FfiConverterRustBuffer {
     typealias SwiftType = ProgressListener?
 
@@ -2721,6 +3317,31 @@ fileprivate struct FfiConverterOptionTypeProgressListener: FfiConverterRustBuffe
         case 1: return try FfiConverterTypeProgressListener.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeLinkedComputer: FfiConverterRustBuffer {
+    typealias SwiftType = [LinkedComputer]
+
+    public static func write(_ value: [LinkedComputer], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeLinkedComputer.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [LinkedComputer] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [LinkedComputer]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeLinkedComputer.read(from: &buf))
+        }
+        return seq
     }
 }
 private let UNIFFI_RUST_FUTURE_POLL_READY: Int8 = 0
@@ -2802,6 +3423,27 @@ private let initializationResult: InitializationResult = {
     if (uniffi_cable_phone_ffi_checksum_method_authenticator_get_assertion() != 52230) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_cable_phone_ffi_checksum_method_phoneidentity_contact_id() != 2711) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_cable_phone_ffi_checksum_method_phoneidentity_links() != 8049) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_cable_phone_ffi_checksum_method_phoneidentity_name() != 58853) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_cable_phone_ffi_checksum_method_phoneidentity_register_for_contacts() != 57009) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_cable_phone_ffi_checksum_method_phoneidentity_set_name() != 24304) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_cable_phone_ffi_checksum_method_phoneidentity_subscription_json() != 26559) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_cable_phone_ffi_checksum_method_phoneidentity_unlink() != 29736) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_cable_phone_ffi_checksum_method_progresslistener_on_progress() != 21395) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -2814,7 +3456,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_cable_phone_ffi_checksum_method_phonesession_run_async() != 49873) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_cable_phone_ffi_checksum_constructor_phoneidentity_open() != 25005) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_cable_phone_ffi_checksum_constructor_phonesession_from_push() != 397) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_cable_phone_ffi_checksum_constructor_phonesession_from_qr() != 714) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_cable_phone_ffi_checksum_constructor_phonesession_from_qr_linking() != 11367) {
         return InitializationResult.apiChecksumMismatch
     }
 

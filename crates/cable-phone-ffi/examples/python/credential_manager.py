@@ -10,6 +10,11 @@ hand the same 20 bytes to BluetoothLeAdvertiser instead (docs/embedding.md).
 
     credential_manager.py --vault VAULT --relay ws://127.0.0.1:PORT --air DIR 'FIDO:/…'
 
+With `--identity FILE` the phone has a long-term identity and offers the computer a link;
+`--listen` then registers a Web Push endpoint of its own (a small HTTP server on
+127.0.0.1, standing in for the app's push service) with the relay, waits for a linked
+computer to contact it, and answers that computer without any QR code.
+
 Every request is approved without asking anybody (the `--yes` of a demo): a real manager
 verifies its user (biometrics, device PIN) before it answers, and says "uv" only then.
 Exits 0 when a request was answered with success, 1 otherwise; one JSON line on stdout
@@ -19,8 +24,10 @@ says what happened.
 import argparse
 import base64
 import hashlib
+import http.server
 import json
 import os
+import queue
 import secrets
 import struct
 import sys
@@ -294,24 +301,39 @@ class Narrator(cable_phone.ProgressListener):
         print(f"credential manager: {event}", file=sys.stderr, flush=True)
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("qr", help="the scanned FIDO:/ text")
-    parser.add_argument("--vault", required=True, help="the credential file (created 0600)")
-    parser.add_argument("--relay", required=True, help="the relay, ws:// or wss://")
-    parser.add_argument("--air", required=True, help="the loopback air directory")
-    parser.add_argument("--wait", type=int, default=120,
-                        help="seconds to wait for the computer, and for the answer")
-    args = parser.parse_args()
+class PushEndpoint:
+    """An HTTP endpoint on 127.0.0.1 that takes Web Push messages (the relay POSTs them) and
+    queues their bodies, still encrypted: the binding decrypts them with the identity's
+    subscription keys. A phone gets the same bytes from its push service (FCM, UnifiedPush)."""
 
-    manager = PasskeyManager(Vault(args.vault))
-    config = cable_phone.SessionConfig(
-        relay_url=args.relay,
-        await_computer_timeout_secs=args.wait,
-        authenticate_timeout_secs=args.wait)
+    def __init__(self):
+        bodies = self.bodies = queue.Queue()
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length", "0"))
+                if not 0 < length <= 4096:
+                    self.send_response(400)
+                    self.end_headers()
+                    return
+                bodies.put(self.rfile.read(length))
+                self.send_response(201)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.server.server_address[1]}/push"
+
+
+def serve(session):
     try:
-        session = cable_phone.PhoneSession.from_qr(
-            args.qr, config, AirAdvertiser(args.air), manager, Narrator())
         outcome = session.run()
     except cable_phone.SessionError as e:
         phase = getattr(e, "phase", None)
@@ -324,6 +346,60 @@ def main():
         return 0 if outcome.status == 0 else 1
     print(json.dumps({"served": None}))
     return 1
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("qr", nargs="?", help="the scanned FIDO:/ text")
+    parser.add_argument("--vault", required=True, help="the credential file (created 0600)")
+    parser.add_argument("--relay", required=True, help="the relay, ws:// or wss://")
+    parser.add_argument("--air", required=True, help="the loopback air directory")
+    parser.add_argument("--wait", type=int, default=120,
+                        help="seconds to wait for the computer, and for the answer")
+    parser.add_argument("--identity", help="the phone's identity file: link to computers")
+    parser.add_argument("--name", help="the phone's name, shown by linked computers")
+    parser.add_argument("--computer-name", help="what to call the computer a QR code links")
+    parser.add_argument("--listen", action="store_true",
+                        help="wait for one linked computer to contact this phone")
+    args = parser.parse_args()
+    if (args.qr is None) != args.listen or (args.listen and not args.identity):
+        parser.error("give a QR code, or --listen with --identity")
+
+    manager = PasskeyManager(Vault(args.vault))
+    config = cable_phone.SessionConfig(
+        relay_url=args.relay,
+        await_computer_timeout_secs=args.wait,
+        authenticate_timeout_secs=args.wait)
+    advertiser = AirAdvertiser(args.air)
+    try:
+        identity = cable_phone.PhoneIdentity.open(args.identity) if args.identity else None
+        if identity and args.name:
+            identity.set_name(args.name)
+        if not args.listen:
+            if identity:
+                session = cable_phone.PhoneSession.from_qr_linking(
+                    args.qr, config, identity, args.computer_name, advertiser, manager,
+                    Narrator())
+            else:
+                session = cable_phone.PhoneSession.from_qr(
+                    args.qr, config, advertiser, manager, Narrator())
+            return serve(session)
+
+        endpoint = PushEndpoint()
+        identity.register_for_contacts(args.relay, endpoint.url)
+        print("credential manager: registered with the relay; waiting for contacts",
+              file=sys.stderr, flush=True)
+        try:
+            body = endpoint.bodies.get(timeout=args.wait)
+        except queue.Empty:
+            print(json.dumps({"error": "no contact came"}))
+            return 1
+        session = cable_phone.PhoneSession.from_push(
+            body, config, identity, advertiser, manager, Narrator())
+        return serve(session)
+    except (cable_phone.SessionError, cable_phone.IdentityError) as e:
+        print(json.dumps({"error": type(e).__name__, "message": str(e)}))
+        return 1
 
 
 if __name__ == "__main__":

@@ -2,6 +2,9 @@
 
 Run by tests/python.rs with the freshly generated module on PYTHONPATH.
 """
+import os
+import tempfile
+
 import cable_phone as cp
 
 
@@ -82,5 +85,27 @@ try:
     raise AssertionError("a malformed QR code was accepted")
 except cp.SessionError.InvalidQr as e:
     assert e.phase == cp.Phase.PARSE_QR, e.phase
+
+# A push message that was not encrypted to this identity: refused before any network use.
+with tempfile.TemporaryDirectory() as home:
+    identity = cp.PhoneIdentity.open(os.path.join(home, "identity.json"))
+    assert identity.contact_id() is None
+    assert identity.links() == []
+    assert oct(os.stat(os.path.join(home, "identity.json")).st_mode & 0o777) == "0o600"
+    advertiser = Advertiser()
+    session = cp.PhoneSession.from_push(
+        b"\x00" * 100, CONFIG, identity, advertiser, Authenticator(b"\xa0"), None)
+    try:
+        session.run()
+        raise AssertionError("a push message for another phone was accepted")
+    except cp.SessionError.InvalidContact as e:
+        assert e.phase == cp.Phase.CONTACT, e.phase
+        assert "decrypt" in e.message, e.message
+    assert advertiser.started == 0
+    try:
+        identity.register_for_contacts("ws://127.0.0.1:9", "ftp://push.example")
+        raise AssertionError("a non-HTTP push endpoint was accepted")
+    except cp.IdentityError.InvalidArgument as e:
+        assert "push endpoint" in e.message, e.message
 
 print("ok")

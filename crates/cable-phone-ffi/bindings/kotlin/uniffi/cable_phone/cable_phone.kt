@@ -776,6 +776,20 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_cable_phone_ffi_checksum_method_authenticator_get_assertion(
     ): Int
+    external fun uniffi_cable_phone_ffi_checksum_method_phoneidentity_contact_id(
+    ): Int
+    external fun uniffi_cable_phone_ffi_checksum_method_phoneidentity_links(
+    ): Int
+    external fun uniffi_cable_phone_ffi_checksum_method_phoneidentity_name(
+    ): Int
+    external fun uniffi_cable_phone_ffi_checksum_method_phoneidentity_register_for_contacts(
+    ): Int
+    external fun uniffi_cable_phone_ffi_checksum_method_phoneidentity_set_name(
+    ): Int
+    external fun uniffi_cable_phone_ffi_checksum_method_phoneidentity_subscription_json(
+    ): Int
+    external fun uniffi_cable_phone_ffi_checksum_method_phoneidentity_unlink(
+    ): Int
     external fun uniffi_cable_phone_ffi_checksum_method_progresslistener_on_progress(
     ): Int
     external fun uniffi_cable_phone_ffi_checksum_method_phonesession_cancel(
@@ -784,7 +798,13 @@ internal object IntegrityCheckingUniffiLib {
     ): Int
     external fun uniffi_cable_phone_ffi_checksum_method_phonesession_run_async(
     ): Int
+    external fun uniffi_cable_phone_ffi_checksum_constructor_phoneidentity_open(
+    ): Int
+    external fun uniffi_cable_phone_ffi_checksum_constructor_phonesession_from_push(
+    ): Int
     external fun uniffi_cable_phone_ffi_checksum_constructor_phonesession_from_qr(
+    ): Int
+    external fun uniffi_cable_phone_ffi_checksum_constructor_phonesession_from_qr_linking(
     ): Int
     external fun ffi_cable_phone_ffi_uniffi_contract_version(
     ): Int
@@ -831,6 +851,26 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_cable_phone_ffi_fn_method_authenticator_get_assertion(`ptr`: Long,`request`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
+    external fun uniffi_cable_phone_ffi_fn_clone_phoneidentity(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_cable_phone_ffi_fn_free_phoneidentity(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_cable_phone_ffi_fn_constructor_phoneidentity_open(`path`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_cable_phone_ffi_fn_method_phoneidentity_contact_id(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_cable_phone_ffi_fn_method_phoneidentity_links(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_cable_phone_ffi_fn_method_phoneidentity_name(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_cable_phone_ffi_fn_method_phoneidentity_register_for_contacts(`ptr`: Long,`relayUrl`: RustBuffer.ByValue,`pushEndpoint`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_cable_phone_ffi_fn_method_phoneidentity_set_name(`ptr`: Long,`name`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_cable_phone_ffi_fn_method_phoneidentity_subscription_json(`ptr`: Long,`pushEndpoint`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): RustBuffer.ByValue
+    external fun uniffi_cable_phone_ffi_fn_method_phoneidentity_unlink(`ptr`: Long,`linkId`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Byte
     external fun uniffi_cable_phone_ffi_fn_clone_progresslistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_cable_phone_ffi_fn_free_progresslistener(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -843,7 +883,11 @@ internal object UniffiLib {
     ): Long
     external fun uniffi_cable_phone_ffi_fn_free_phonesession(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_cable_phone_ffi_fn_constructor_phonesession_from_push(`pushBody`: RustBuffer.ByValue,`config`: RustBuffer.ByValue,`identity`: Long,`advertiser`: Long,`authenticator`: Long,`listener`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun uniffi_cable_phone_ffi_fn_constructor_phonesession_from_qr(`qrText`: RustBuffer.ByValue,`config`: RustBuffer.ByValue,`advertiser`: Long,`authenticator`: Long,`listener`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_cable_phone_ffi_fn_constructor_phonesession_from_qr_linking(`qrText`: RustBuffer.ByValue,`config`: RustBuffer.ByValue,`identity`: Long,`computerName`: RustBuffer.ByValue,`advertiser`: Long,`authenticator`: Long,`listener`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_cable_phone_ffi_fn_method_phonesession_cancel(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
@@ -985,6 +1029,27 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_cable_phone_ffi_checksum_method_authenticator_get_assertion() and 0xFFFF) != 52230) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_contact_id() and 0xFFFF) != 2711) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_links() and 0xFFFF) != 8049) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_name() and 0xFFFF) != 58853) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_register_for_contacts() and 0xFFFF) != 57009) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_set_name() and 0xFFFF) != 24304) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_subscription_json() and 0xFFFF) != 26559) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_cable_phone_ffi_checksum_method_phoneidentity_unlink() and 0xFFFF) != 29736) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_cable_phone_ffi_checksum_method_progresslistener_on_progress() and 0xFFFF) != 21395) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -997,7 +1062,16 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
     if ((lib.uniffi_cable_phone_ffi_checksum_method_phonesession_run_async() and 0xFFFF) != 49873) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
+    if ((lib.uniffi_cable_phone_ffi_checksum_constructor_phoneidentity_open() and 0xFFFF) != 25005) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_cable_phone_ffi_checksum_constructor_phonesession_from_push() and 0xFFFF) != 397) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_cable_phone_ffi_checksum_constructor_phonesession_from_qr() and 0xFFFF) != 714) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_cable_phone_ffi_checksum_constructor_phonesession_from_qr_linking() and 0xFFFF) != 11367) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
 }
@@ -1302,6 +1376,29 @@ public object FfiConverterULong: FfiConverter<ULong, Long> {
 
     override fun write(value: ULong, buf: ByteBuffer) {
         buf.putLong(value.toLong())
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterBoolean: FfiConverter<Boolean, Byte> {
+    override fun lift(value: Byte): Boolean {
+        return value.toInt() != 0
+    }
+
+    override fun read(buf: ByteBuffer): Boolean {
+        return lift(buf.get())
+    }
+
+    override fun lower(value: Boolean): Byte {
+        return if (value) 1.toByte() else 0.toByte()
+    }
+
+    override fun allocationSize(value: Boolean) = 1UL
+
+    override fun write(value: Boolean, buf: ByteBuffer) {
+        buf.put(lower(value))
     }
 }
 
@@ -2293,6 +2390,444 @@ public object FfiConverterTypeAuthenticator: FfiConverter<Authenticator, Long> {
 
 
 /**
+ * The phone's identity: a root secret from which its identity key, its Web Push
+ * subscription keys and every link secret are derived, and the list of linked computers.
+ *
+ * Kept in a file the app chooses (in its private storage); every change is a locked
+ * read-modify-write, so sessions running at once never lose each other's links. The file
+ * holds the root secret: whoever reads it can answer for this phone.
+ */
+public interface PhoneIdentityInterface {
+    
+    /**
+     * The contact id the relay issued at the last registration, if any. Only a phone with a
+     * contact id offers computers a link.
+     */
+    fun `contactId`(): kotlin.ByteArray?
+    
+    /**
+     * The computers this phone is linked to (read afresh from the file).
+     */
+    fun `links`(): List<LinkedComputer>
+    
+    /**
+     * The name computers show for this phone.
+     */
+    fun `name`(): kotlin.String
+    
+    /**
+     * Registers this phone's Web Push subscription (`push_endpoint`, the URL the app's push
+     * service gave it) with the relay, and keeps the contact id the relay returns. Blocks
+     * until the relay answered (at most 30 seconds); call it from a worker thread.
+     */
+    fun `registerForContacts`(`relayUrl`: kotlin.String, `pushEndpoint`: kotlin.String)
+    
+    /**
+     * The name computers show for this phone (sent with linking data); `None` restores the
+     * default (the device's host name).
+     */
+    fun `setName`(`name`: kotlin.String?)
+    
+    /**
+     * The Web Push subscription to hand the app's push service for `push_endpoint`, as
+     * the JSON `{"endpoint", "keys": {"p256dh", "auth"}}` (the keys are the identity's).
+     */
+    fun `subscriptionJson`(`pushEndpoint`: kotlin.String): kotlin.String
+    
+    /**
+     * Forgets the link with this id: that computer can no longer reach the phone. Returns
+     * whether there was one.
+     */
+    fun `unlink`(`linkId`: kotlin.ByteArray): kotlin.Boolean
+    
+    companion object
+}
+
+/**
+ * The phone's identity: a root secret from which its identity key, its Web Push
+ * subscription keys and every link secret are derived, and the list of linked computers.
+ *
+ * Kept in a file the app chooses (in its private storage); every change is a locked
+ * read-modify-write, so sessions running at once never lose each other's links. The file
+ * holds the root secret: whoever reads it can answer for this phone.
+ */
+open class PhoneIdentity: Disposable, AutoCloseable, PhoneIdentityInterface
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_cable_phone_ffi_fn_free_phoneidentity(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_cable_phone_ffi_fn_clone_phoneidentity(handle, status)
+        }
+    }
+
+    
+    /**
+     * The contact id the relay issued at the last registration, if any. Only a phone with a
+     * contact id offers computers a link.
+     */override fun `contactId`(): kotlin.ByteArray? {
+            return FfiConverterOptionalByteArray.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_contact_id(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The computers this phone is linked to (read afresh from the file).
+     */
+    @Throws(IdentityException::class)override fun `links`(): List<LinkedComputer> {
+            return FfiConverterSequenceTypeLinkedComputer.lift(
+    callWithHandle {
+    uniffiRustCallWithError(IdentityException) { _status ->
+    UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_links(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * The name computers show for this phone.
+     */override fun `name`(): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_name(
+        it,
+        _status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Registers this phone's Web Push subscription (`push_endpoint`, the URL the app's push
+     * service gave it) with the relay, and keeps the contact id the relay returns. Blocks
+     * until the relay answered (at most 30 seconds); call it from a worker thread.
+     */
+    @Throws(IdentityException::class)override fun `registerForContacts`(`relayUrl`: kotlin.String, `pushEndpoint`: kotlin.String)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(IdentityException) { _status ->
+    UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_register_for_contacts(
+        it,
+        
+        FfiConverterString.lower(`relayUrl`),
+        FfiConverterString.lower(`pushEndpoint`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * The name computers show for this phone (sent with linking data); `None` restores the
+     * default (the device's host name).
+     */
+    @Throws(IdentityException::class)override fun `setName`(`name`: kotlin.String?)
+        = 
+    callWithHandle {
+    uniffiRustCallWithError(IdentityException) { _status ->
+    UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_set_name(
+        it,
+        
+        FfiConverterOptionalString.lower(`name`),_status)
+}
+    }
+    
+    
+
+    
+    /**
+     * The Web Push subscription to hand the app's push service for `push_endpoint`, as
+     * the JSON `{"endpoint", "keys": {"p256dh", "auth"}}` (the keys are the identity's).
+     */
+    @Throws(IdentityException::class)override fun `subscriptionJson`(`pushEndpoint`: kotlin.String): kotlin.String {
+            return FfiConverterString.lift(
+    callWithHandle {
+    uniffiRustCallWithError(IdentityException) { _status ->
+    UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_subscription_json(
+        it,
+        
+        FfiConverterString.lower(`pushEndpoint`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+    /**
+     * Forgets the link with this id: that computer can no longer reach the phone. Returns
+     * whether there was one.
+     */
+    @Throws(IdentityException::class)override fun `unlink`(`linkId`: kotlin.ByteArray): kotlin.Boolean {
+            return FfiConverterBoolean.lift(
+    callWithHandle {
+    uniffiRustCallWithError(IdentityException) { _status ->
+    UniffiLib.uniffi_cable_phone_ffi_fn_method_phoneidentity_unlink(
+        it,
+        
+        FfiConverterByteArray.lower(`linkId`),_status)
+}
+    }
+    )
+    }
+    
+
+    
+
+    
+
+
+    
+    companion object {
+        
+    /**
+     * Opens the identity at `path`, creating it with a fresh random root secret if the file
+     * does not exist. A file other users can read or write, or a symbolic link, is refused.
+     */
+    @Throws(IdentityException::class) fun `open`(`path`: kotlin.String): PhoneIdentity {
+            return FfiConverterTypePhoneIdentity.lift(
+    uniffiRustCallWithError(IdentityException) { _status ->
+    UniffiLib.uniffi_cable_phone_ffi_fn_constructor_phoneidentity_open(
+    
+        
+        FfiConverterString.lower(`path`),_status)
+}
+    )
+    }
+    
+
+        
+    }
+    
+}
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypePhoneIdentity: FfiConverter<PhoneIdentity, Long> {
+    override fun lower(value: PhoneIdentity): Long {
+        return value.uniffiCloneHandle()
+    }
+
+    override fun lift(value: Long): PhoneIdentity {
+        return PhoneIdentity(UniffiWithHandle, value)
+    }
+
+    override fun read(buf: ByteBuffer): PhoneIdentity {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: PhoneIdentity) = 8UL
+
+    override fun write(value: PhoneIdentity, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
  * One phone-side ceremony: made from the scanned text, run once, cancellable from any
  * thread.
  */
@@ -2490,6 +3025,32 @@ open class PhoneSession: Disposable, AutoCloseable, PhoneSessionInterface
     companion object {
         
     /**
+     * A session for a linked computer that contacted this phone: `push_body` is the Web
+     * Push message exactly as the push service delivered it (RFC 8291 `aes128gcm`,
+     * encrypted to `identity`'s subscription keys). `run` decrypts it and reports one
+     * that is not for this phone, or from a computer it no longer links to, as
+     * [`SessionError::InvalidContact`]. `config.relay_url` must be the relay the phone
+     * registered with: the computer's tunnel waits there.
+     */
+    @Throws(SessionException::class) fun `fromPush`(`pushBody`: kotlin.ByteArray, `config`: SessionConfig, `identity`: PhoneIdentity, `advertiser`: Advertiser, `authenticator`: Authenticator, `listener`: ProgressListener?): PhoneSession {
+            return FfiConverterTypePhoneSession.lift(
+    uniffiRustCallWithError(SessionException) { _status ->
+    UniffiLib.uniffi_cable_phone_ffi_fn_constructor_phonesession_from_push(
+    
+        
+        FfiConverterByteArray.lower(`pushBody`),
+        FfiConverterTypeSessionConfig.lower(`config`),
+        FfiConverterTypePhoneIdentity.lower(`identity`),
+        FfiConverterTypeAdvertiser.lower(`advertiser`),
+        FfiConverterTypeAuthenticator.lower(`authenticator`),
+        FfiConverterOptionalTypeProgressListener.lower(`listener`),_status)
+}
+    )
+    }
+    
+
+        
+    /**
      * A session for the text of a scanned `FIDO:/` QR code. The text holds the QR secret:
      * the session wipes its copy when it ends; the app should not log or keep its own.
      * Fails at once only on a configuration that cannot work (the QR code is read by
@@ -2503,6 +3064,32 @@ open class PhoneSession: Disposable, AutoCloseable, PhoneSessionInterface
         
         FfiConverterString.lower(`qrText`),
         FfiConverterTypeSessionConfig.lower(`config`),
+        FfiConverterTypeAdvertiser.lower(`advertiser`),
+        FfiConverterTypeAuthenticator.lower(`authenticator`),
+        FfiConverterOptionalTypeProgressListener.lower(`listener`),_status)
+}
+    )
+    }
+    
+
+        
+    /**
+     * As [`from_qr`](Self::from_qr), and the phone offers the computer a link as `identity`
+     * (when the identity has a contact id and the QR code says the computer stores links):
+     * the computer can then reach this phone again without a QR code, through a push
+     * message ([`from_push`](Self::from_push)). `computer_name` is what the person calls
+     * the computer, kept with the link (the protocol does not name it).
+     */
+    @Throws(SessionException::class) fun `fromQrLinking`(`qrText`: kotlin.String, `config`: SessionConfig, `identity`: PhoneIdentity, `computerName`: kotlin.String?, `advertiser`: Advertiser, `authenticator`: Authenticator, `listener`: ProgressListener?): PhoneSession {
+            return FfiConverterTypePhoneSession.lift(
+    uniffiRustCallWithError(SessionException) { _status ->
+    UniffiLib.uniffi_cable_phone_ffi_fn_constructor_phonesession_from_qr_linking(
+    
+        
+        FfiConverterString.lower(`qrText`),
+        FfiConverterTypeSessionConfig.lower(`config`),
+        FfiConverterTypePhoneIdentity.lower(`identity`),
+        FfiConverterOptionalString.lower(`computerName`),
         FfiConverterTypeAdvertiser.lower(`advertiser`),
         FfiConverterTypeAuthenticator.lower(`authenticator`),
         FfiConverterOptionalTypeProgressListener.lower(`listener`),_status)
@@ -2868,6 +3455,61 @@ public object FfiConverterTypeProgressListener: FfiConverter<ProgressListener, L
 
 
 /**
+ * A computer this phone linked to.
+ */
+data class LinkedComputer (
+    /**
+     * The link id the computer sends back when it contacts the phone.
+     */
+    var `linkId`: kotlin.ByteArray
+    , 
+    /**
+     * What the person called the computer when the link was made, if anything.
+     */
+    var `name`: kotlin.String?
+    , 
+    /**
+     * When the link was made, in seconds since the Unix epoch.
+     */
+    var `createdUnixSecs`: kotlin.ULong
+    
+){
+    
+
+    
+
+    
+    companion object
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeLinkedComputer: FfiConverterRustBuffer<LinkedComputer> {
+    override fun read(buf: ByteBuffer): LinkedComputer {
+        return LinkedComputer(
+            FfiConverterByteArray.read(buf),
+            FfiConverterOptionalString.read(buf),
+            FfiConverterULong.read(buf),
+        )
+    }
+
+    override fun allocationSize(value: LinkedComputer) = (
+            FfiConverterByteArray.allocationSize(value.`linkId`) +
+            FfiConverterOptionalString.allocationSize(value.`name`) +
+            FfiConverterULong.allocationSize(value.`createdUnixSecs`)
+    )
+
+    override fun write(value: LinkedComputer, buf: ByteBuffer) {
+            FfiConverterByteArray.write(value.`linkId`, buf)
+            FfiConverterOptionalString.write(value.`name`, buf)
+            FfiConverterULong.write(value.`createdUnixSecs`, buf)
+    }
+}
+
+
+
+/**
  * How a session is set up. Only the relay has no default: the app chooses whose relay
  * carries its users' ceremonies.
  */
@@ -3129,6 +3771,160 @@ public object FfiConverterTypeAuthenticatorError : FfiConverterRustBuffer<Authen
             is AuthenticatorException.Unexpected -> {
                 buf.putInt(2)
                 FfiConverterString.write(value.`reason`, buf)
+                Unit
+            }
+        }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
+    }
+
+}
+
+
+
+
+
+/**
+ * Why the identity could not be read, written or registered.
+ */
+sealed class IdentityException: kotlin.Exception() {
+    
+    /**
+     * The identity file cannot be used: unreadable, malformed, readable by other users, a
+     * symbolic link, or not writable.
+     */
+    class Storage(
+        
+        /**
+         * What is wrong, naming the file.
+         */
+        val `message`: kotlin.String
+        ) : IdentityException() {
+        override val message
+            get() = "message=${ `message` }"
+    }
+    
+    /**
+     * An argument cannot be used (a relay or push endpoint URL, a name).
+     */
+    class InvalidArgument(
+        
+        /**
+         * What is wrong.
+         */
+        val `message`: kotlin.String
+        ) : IdentityException() {
+        override val message
+            get() = "message=${ `message` }"
+    }
+    
+    /**
+     * The relay could not be reached or refused the registration.
+     */
+    class Network(
+        
+        /**
+         * What the transport reported.
+         */
+        val `message`: kotlin.String
+        ) : IdentityException() {
+        override val message
+            get() = "message=${ `message` }"
+    }
+    
+    /**
+     * The binding's runtime could not start, or a blocking call was made on one of its
+     * threads.
+     */
+    class Runtime(
+        
+        /**
+         * What went wrong.
+         */
+        val `message`: kotlin.String
+        ) : IdentityException() {
+        override val message
+            get() = "message=${ `message` }"
+    }
+    
+
+    
+
+
+    companion object ErrorHandler : UniffiRustCallStatusErrorHandler<IdentityException> {
+        override fun lift(error_buf: RustBuffer.ByValue): IdentityException = FfiConverterTypeIdentityError.lift(error_buf)
+    }
+
+    
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeIdentityError : FfiConverterRustBuffer<IdentityException> {
+    override fun read(buf: ByteBuffer): IdentityException {
+        
+
+        return when(buf.getInt()) {
+            1 -> IdentityException.Storage(
+                FfiConverterString.read(buf),
+                )
+            2 -> IdentityException.InvalidArgument(
+                FfiConverterString.read(buf),
+                )
+            3 -> IdentityException.Network(
+                FfiConverterString.read(buf),
+                )
+            4 -> IdentityException.Runtime(
+                FfiConverterString.read(buf),
+                )
+            else -> throw RuntimeException("invalid error enum value, something is very wrong!!")
+        }
+    }
+
+    override fun allocationSize(value: IdentityException): ULong {
+        return when(value) {
+            is IdentityException.Storage -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`message`)
+            )
+            is IdentityException.InvalidArgument -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`message`)
+            )
+            is IdentityException.Network -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`message`)
+            )
+            is IdentityException.Runtime -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterString.allocationSize(value.`message`)
+            )
+        }
+    }
+
+    override fun write(value: IdentityException, buf: ByteBuffer) {
+        when(value) {
+            is IdentityException.Storage -> {
+                buf.putInt(1)
+                FfiConverterString.write(value.`message`, buf)
+                Unit
+            }
+            is IdentityException.InvalidArgument -> {
+                buf.putInt(2)
+                FfiConverterString.write(value.`message`, buf)
+                Unit
+            }
+            is IdentityException.Network -> {
+                buf.putInt(3)
+                FfiConverterString.write(value.`message`, buf)
+                Unit
+            }
+            is IdentityException.Runtime -> {
+                buf.putInt(4)
+                FfiConverterString.write(value.`message`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -3613,6 +4409,26 @@ sealed class SessionException: kotlin.Exception() {
     }
     
     /**
+     * A push message that is not a contact for this phone (another subscription's keys,
+     * tampered, not a contact), or from a computer this phone no longer links to.
+     */
+    class InvalidContact(
+        
+        /**
+         * Always [`Phase::Contact`].
+         */
+        val `phase`: Phase, 
+        
+        /**
+         * What is wrong with it.
+         */
+        val `message`: kotlin.String
+        ) : SessionException() {
+        override val message
+            get() = "phase=${ `phase` }, message=${ `message` }"
+    }
+    
+    /**
      * The app's authenticator gave a getInfo that cannot be sent.
      */
     class Authenticator(
@@ -3776,31 +4592,35 @@ public object FfiConverterTypeSessionError : FfiConverterRustBuffer<SessionExcep
                 FfiConverterTypePhase.read(buf),
                 FfiConverterString.read(buf),
                 )
-            5 -> SessionException.Authenticator(
+            5 -> SessionException.InvalidContact(
                 FfiConverterTypePhase.read(buf),
                 FfiConverterString.read(buf),
                 )
-            6 -> SessionException.Advertise(
+            6 -> SessionException.Authenticator(
                 FfiConverterTypePhase.read(buf),
                 FfiConverterString.read(buf),
                 )
-            7 -> SessionException.Network(
+            7 -> SessionException.Advertise(
                 FfiConverterTypePhase.read(buf),
                 FfiConverterString.read(buf),
                 )
-            8 -> SessionException.Protocol(
+            8 -> SessionException.Network(
                 FfiConverterTypePhase.read(buf),
                 FfiConverterString.read(buf),
                 )
-            9 -> SessionException.ComputerLeft(
+            9 -> SessionException.Protocol(
                 FfiConverterTypePhase.read(buf),
                 FfiConverterString.read(buf),
                 )
-            10 -> SessionException.TimedOut(
+            10 -> SessionException.ComputerLeft(
                 FfiConverterTypePhase.read(buf),
                 FfiConverterString.read(buf),
                 )
-            11 -> SessionException.Cancelled(
+            11 -> SessionException.TimedOut(
+                FfiConverterTypePhase.read(buf),
+                FfiConverterString.read(buf),
+                )
+            12 -> SessionException.Cancelled(
                 FfiConverterTypePhase.read(buf),
                 FfiConverterString.read(buf),
                 )
@@ -3825,6 +4645,12 @@ public object FfiConverterTypeSessionError : FfiConverterRustBuffer<SessionExcep
                 + FfiConverterString.allocationSize(value.`message`)
             )
             is SessionException.InvalidQr -> (
+                // Add the size for the Int that specifies the variant plus the size needed for all fields
+                4UL
+                + FfiConverterTypePhase.allocationSize(value.`phase`)
+                + FfiConverterString.allocationSize(value.`message`)
+            )
+            is SessionException.InvalidContact -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterTypePhase.allocationSize(value.`phase`)
@@ -3897,44 +4723,50 @@ public object FfiConverterTypeSessionError : FfiConverterRustBuffer<SessionExcep
                 FfiConverterString.write(value.`message`, buf)
                 Unit
             }
-            is SessionException.Authenticator -> {
+            is SessionException.InvalidContact -> {
                 buf.putInt(5)
                 FfiConverterTypePhase.write(value.`phase`, buf)
                 FfiConverterString.write(value.`message`, buf)
                 Unit
             }
-            is SessionException.Advertise -> {
+            is SessionException.Authenticator -> {
                 buf.putInt(6)
                 FfiConverterTypePhase.write(value.`phase`, buf)
                 FfiConverterString.write(value.`message`, buf)
                 Unit
             }
-            is SessionException.Network -> {
+            is SessionException.Advertise -> {
                 buf.putInt(7)
                 FfiConverterTypePhase.write(value.`phase`, buf)
                 FfiConverterString.write(value.`message`, buf)
                 Unit
             }
-            is SessionException.Protocol -> {
+            is SessionException.Network -> {
                 buf.putInt(8)
                 FfiConverterTypePhase.write(value.`phase`, buf)
                 FfiConverterString.write(value.`message`, buf)
                 Unit
             }
-            is SessionException.ComputerLeft -> {
+            is SessionException.Protocol -> {
                 buf.putInt(9)
                 FfiConverterTypePhase.write(value.`phase`, buf)
                 FfiConverterString.write(value.`message`, buf)
                 Unit
             }
-            is SessionException.TimedOut -> {
+            is SessionException.ComputerLeft -> {
                 buf.putInt(10)
                 FfiConverterTypePhase.write(value.`phase`, buf)
                 FfiConverterString.write(value.`message`, buf)
                 Unit
             }
-            is SessionException.Cancelled -> {
+            is SessionException.TimedOut -> {
                 buf.putInt(11)
+                FfiConverterTypePhase.write(value.`phase`, buf)
+                FfiConverterString.write(value.`message`, buf)
+                Unit
+            }
+            is SessionException.Cancelled -> {
+                buf.putInt(12)
                 FfiConverterTypePhase.write(value.`phase`, buf)
                 FfiConverterString.write(value.`message`, buf)
                 Unit
@@ -4046,6 +4878,38 @@ public object FfiConverterOptionalString: FfiConverterRustBuffer<kotlin.String?>
 /**
  * @suppress
  */
+public object FfiConverterOptionalByteArray: FfiConverterRustBuffer<kotlin.ByteArray?> {
+    override fun read(buf: ByteBuffer): kotlin.ByteArray? {
+        if (buf.get().toInt() == 0) {
+            return null
+        }
+        return FfiConverterByteArray.read(buf)
+    }
+
+    override fun allocationSize(value: kotlin.ByteArray?): ULong {
+        if (value == null) {
+            return 1UL
+        } else {
+            return 1UL + FfiConverterByteArray.allocationSize(value)
+        }
+    }
+
+    override fun write(value: kotlin.ByteArray?, buf: ByteBuffer) {
+        if (value == null) {
+            buf.put(0)
+        } else {
+            buf.put(1)
+            FfiConverterByteArray.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
 public object FfiConverterOptionalTypeProgressListener: FfiConverterRustBuffer<ProgressListener?> {
     override fun read(buf: ByteBuffer): ProgressListener? {
         if (buf.get().toInt() == 0) {
@@ -4068,6 +4932,34 @@ public object FfiConverterOptionalTypeProgressListener: FfiConverterRustBuffer<P
         } else {
             buf.put(1)
             FfiConverterTypeProgressListener.write(value, buf)
+        }
+    }
+}
+
+
+
+
+/**
+ * @suppress
+ */
+public object FfiConverterSequenceTypeLinkedComputer: FfiConverterRustBuffer<List<LinkedComputer>> {
+    override fun read(buf: ByteBuffer): List<LinkedComputer> {
+        val len = buf.getInt()
+        return List<LinkedComputer>(len) {
+            FfiConverterTypeLinkedComputer.read(buf)
+        }
+    }
+
+    override fun allocationSize(value: List<LinkedComputer>): ULong {
+        val sizeForLength = 4UL
+        val sizeForItems = value.map { FfiConverterTypeLinkedComputer.allocationSize(it) }.sum()
+        return sizeForLength + sizeForItems
+    }
+
+    override fun write(value: List<LinkedComputer>, buf: ByteBuffer) {
+        buf.putInt(value.size)
+        value.iterator().forEach {
+            FfiConverterTypeLinkedComputer.write(it, buf)
         }
     }
 }
