@@ -993,7 +993,7 @@ async fn run_pair(base: &str, tid: &str, i: usize) -> String {
     let (mut phone, rid) = open_new(base, tid).await;
     let early = format!("before the join {i}").into_bytes();
     phone.send(Message::binary(early.clone())).await.unwrap();
-    let (rid_in_url, tid_in_url) = if i % 2 == 0 {
+    let (rid_in_url, tid_in_url) = if i.is_multiple_of(2) {
         (rid.to_ascii_lowercase(), tid.to_ascii_lowercase())
     } else {
         (rid.clone(), tid.to_owned())

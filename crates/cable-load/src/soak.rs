@@ -116,7 +116,7 @@ fn behaviour(i: usize, abort: f64, stall: f64, slow: f64) -> Behaviour {
     let at = |fraction: f64| (fraction.clamp(0.0, 1.0) * 1000.0).round() as usize;
     let (a, s, w) = (at(abort), at(stall), at(slow));
     if slot < a {
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             Behaviour::AbortReset
         } else {
             Behaviour::AbortFin
