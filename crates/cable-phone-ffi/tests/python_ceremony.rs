@@ -32,25 +32,25 @@ const CEREMONY_TIMEOUT: Duration = Duration::from_secs(60);
 const PROCESS_WAIT_SECS: &str = "40";
 const POLL: Duration = Duration::from_millis(10);
 
-/// The `cable` command, built by cargo like any other artifact of the workspace (a no-op
-/// when the workspace's tests built it already).
+/// The `cable` command, built by cargo like any other artifact of the workspace. The
+/// package selection is the workspace's tests and binaries, so that cargo's feature
+/// unification matches `cargo test --workspace` and, after it, nothing is rebuilt.
 fn cable_binary() -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .args([
             "build",
             "--locked",
-            "-p",
-            "cable-cli",
-            "--bin",
-            "cable",
+            "--workspace",
+            "--tests",
+            "--bins",
             "--message-format=json-render-diagnostics",
         ])
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .stderr(Stdio::inherit())
         .output()
         .unwrap();
-    assert!(output.status.success(), "cargo build -p cable-cli failed");
+    assert!(output.status.success(), "cargo build --workspace --tests --bins failed");
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())
