@@ -73,10 +73,12 @@ pub struct KeyArgs {
 const KEY_HELP: &str = "\
 What apps see: a USB FIDO2 security key (vendor 0x1209, product 0x0001, the name above) with
 versions FIDO_2_0 and FIDO_2_1, options rk, up, uv, no PIN, transports hybrid and usb. It
-answers getInfo by itself; makeCredential and getAssertion go to the phone; getAssertion
-with up=false (a browser's silent probe) is answered \"no credentials\" at once, without a
-QR code; reset, clientPin, credential management, large blobs and config are refused as a
-key without them refuses them. U2F-only sites and apps cannot use it.
+answers getInfo by itself; makeCredential and getAssertion go to the phone. A silent
+getAssertion (up=false, the probe hosts send to learn which listed credential a key holds)
+is answered at once, without a QR code: \"the first one\", and the request that follows
+takes the whole probed list to the phone, which picks the credential it holds (or refuses
+an excluded registration); with no list, \"no credentials\". Reset, credential
+management, large blobs and config are refused as a key without them refuses them. U2F-only sites and apps cannot use it.
 
 Where the QR code appears: on this terminal's stderr, and, when this process has a session
 bus with a notification server (DBUS_SESSION_BUS_ADDRESS), as a desktop notification with

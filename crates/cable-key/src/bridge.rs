@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use cable_client::{Ceremony, CeremonyConfig, ClientError, Progress, ProgressReceiver};
 use cable_uhid::{AbortReason, Application, CtapRequest, KeepaliveStatus, Reply, RequestId};
@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 use crate::classify::{classify, Action, Kind};
 use crate::client_pin::ClientPin;
 use crate::forward::{Forwarded, ForwardedRequest};
+use crate::preflight::Preflight;
 use crate::presenter::{Outcome, Presenter, Start, Target};
 use crate::status;
 
@@ -56,6 +57,8 @@ struct Shared {
     /// The rest of the last getAssertion's credentials, for getNextAssertion.
     next: Mutex<VecDeque<Vec<u8>>>,
     client_pin: ClientPin,
+    /// The lists hosts probed silently, for the requests that follow.
+    preflight: Preflight,
 }
 
 impl std::fmt::Debug for HybridBridge {
@@ -81,6 +84,7 @@ impl HybridBridge {
                 running: Mutex::new(HashMap::new()),
                 next: Mutex::new(VecDeque::new()),
                 client_pin: ClientPin::generate(&mut cable_proto::rand_core::OsRng),
+                preflight: Preflight::new(),
             }),
         }
     }
@@ -108,6 +112,13 @@ impl Application for HybridBridge {
         match action {
             Action::Answer(status) => reply.error(status),
             Action::ClientPin => reply.raw(self.shared.client_pin.answer(&request.params)),
+            Action::Probe { rp_id, credentials } => {
+                reply.raw(
+                    self.shared
+                        .preflight
+                        .probe(&rp_id, &credentials, Instant::now()),
+                );
+            }
             Action::NextAssertion => match lock(&self.shared.next).pop_front() {
                 Some(answer) => reply.raw(answer),
                 None => reply.error(status::NOT_ALLOWED),
@@ -126,6 +137,15 @@ impl Application for HybridBridge {
                     command, params, ..
                 } = request;
                 let params = Zeroizing::new(params);
+                let params =
+                    match self
+                        .shared
+                        .preflight
+                        .widen(kind, &rp_id, &params, Instant::now())
+                    {
+                        Some(widened) => Zeroizing::new(widened),
+                        None => params,
+                    };
                 self.shared.runtime.spawn(async move {
                     shared
                         .ceremony(reply, kind, &rp_id, command, &params, token)

@@ -3,7 +3,10 @@
 
 use cable_proto::cbor::{self, Value};
 
-use crate::status;
+use crate::{preflight, status};
+
+/// getAssertion's allowList (0x03).
+const ALLOW_LIST: u64 = 0x03;
 
 pub use cable_proto::ctap::command::{
     CLIENT_PIN, GET_ASSERTION, GET_NEXT_ASSERTION, MAKE_CREDENTIAL, SELECTION,
@@ -34,6 +37,13 @@ pub enum Action {
     Confirm {
         /// The answer once confirmed.
         status: u8,
+    },
+    /// A silent getAssertion listing credentials: answered at once by [`crate::preflight`].
+    Probe {
+        /// The relying party id named in the request.
+        rp_id: String,
+        /// The allow list, PublicKeyCredentialDescriptor maps (never empty).
+        credentials: Vec<Value>,
     },
     /// Answer from what the last getAssertion returned.
     NextAssertion,
@@ -148,19 +158,24 @@ fn ceremony(kind: Kind, params: &[u8]) -> Action {
             }
         }
     };
+    let rp_id = cbor::map_get(map, keys.rp)
+        .and_then(keys.rp_id)
+        .unwrap_or_default()
+        .to_owned();
     match (kind, up) {
-        // Browsers test exclude lists and probe for credentials this way; a key answers
-        // without anybody touching it, so nobody should be asked to scan a QR code.
-        (Kind::SignIn, false) => Action::Answer(status::NO_CREDENTIALS),
+        // Hosts test exclude and allow lists this way, and ask for discoverable credentials;
+        // a key answers without anybody touching it, so nobody is asked to scan a QR code.
+        (Kind::SignIn, false) => match cbor::map_get(map, ALLOW_LIST).map(preflight::descriptors) {
+            None => Action::Answer(status::NO_CREDENTIALS),
+            Some(None) => Action::Answer(status::INVALID_CBOR),
+            Some(Some(credentials)) if credentials.is_empty() => {
+                Action::Answer(status::NO_CREDENTIALS)
+            }
+            Some(Some(credentials)) => Action::Probe { rp_id, credentials },
+        },
         // makeCredential always needs presence; `up: false` is an invalid option there.
         (Kind::Register, false) => Action::Answer(status::INVALID_OPTION),
-        (_, true) => {
-            let rp_id = cbor::map_get(map, keys.rp)
-                .and_then(keys.rp_id)
-                .unwrap_or_default()
-                .to_owned();
-            Action::Phone { kind, rp_id }
-        }
+        (_, true) => Action::Phone { kind, rp_id },
     }
 }
 
@@ -239,6 +254,37 @@ mod tests {
         assert_eq!(
             classify(GET_ASSERTION, &get_assertion(Some(up(false)), None)),
             Action::Answer(status::NO_CREDENTIALS)
+        );
+        let credential = Value::map([
+            (text("id"), Value::Bytes(vec![4; 16])),
+            (text("type"), text("public-key")),
+        ]);
+        let listing = |list: Value| {
+            let mut params = cbor::decode(&get_assertion(Some(up(false)), None))
+                .expect("CBOR")
+                .as_map()
+                .expect("map")
+                .clone();
+            params.insert(Value::Unsigned(3), list);
+            Value::Map(params).to_bytes()
+        };
+        assert_eq!(
+            classify(
+                GET_ASSERTION,
+                &listing(Value::Array(vec![credential.clone()]))
+            ),
+            Action::Probe {
+                rp_id: "example.com".into(),
+                credentials: vec![credential]
+            }
+        );
+        assert_eq!(
+            classify(GET_ASSERTION, &listing(Value::Array(vec![]))),
+            Action::Answer(status::NO_CREDENTIALS)
+        );
+        assert_eq!(
+            classify(GET_ASSERTION, &listing(Value::Array(vec![text("x")]))),
+            Action::Answer(status::INVALID_CBOR)
         );
         assert_eq!(
             classify(MAKE_CREDENTIAL, &make_credential(Some(up(false)))),

@@ -12,7 +12,8 @@
 //! |---|---|
 //! | authenticatorGetInfo | at once, by the key itself ([`cable_uhid::info`]) |
 //! | makeCredential, getAssertion | a hybrid ceremony: QR code (or `--phone`), keepalives until the phone answers, its answer as is |
-//! | getAssertion with `up: false` | CTAP2_ERR_NO_CREDENTIALS at once (a probe; never a QR code) |
+//! | getAssertion with `up: false` and an allow list | at once, "the first of these" (a host's pre-flight probe; never a QR code); the real request that follows takes the whole probed list to the phone ([`preflight`]) |
+//! | getAssertion with `up: false`, no allow list | CTAP2_ERR_NO_CREDENTIALS at once |
 //! | getNextAssertion | the further credentials the phone returned, else CTAP2_ERR_NOT_ALLOWED |
 //! | authenticatorSelection, zero-length pinUvAuthParam | confirmed by the person at the bridge ([`Presenter::confirm`]) |
 //! | clientPIN getKeyAgreement | at once, by the key ([`client_pin`]: it lists PIN/UV auth protocols 2 and 1 for hosts that want one, has no PIN and grants no token) |
@@ -26,6 +27,7 @@ mod bridge;
 pub mod classify;
 pub mod client_pin;
 pub mod forward;
+pub mod preflight;
 pub mod presenter;
 pub mod status;
 

@@ -295,6 +295,110 @@ fn a_silent_probe_is_answered_at_once_without_a_qr_code() {
     assert!(rig.seen.try_recv().is_err(), "nothing shown");
 }
 
+/// What python-fido2 2.x and Firefox do with a list before the real request: ask the key
+/// silently (`up: false`) which of the listed credentials it holds; the real request then
+/// carries only the credential named, or python-fido2's placeholder `00` when none was.
+fn preflight(rig: &mut Rig, cid: cable_ctaphid::Cid, rp_id: &str, ids: &[&[u8]]) -> Vec<u8> {
+    let probe = with_list(&get_assertion(&[0; 32], rp_id, Some(false)), 3, ids);
+    rig.kernel.write(cid, Command::Cbor, &probe);
+    let (answer, keepalives) = rig.kernel.answer();
+    assert!(keepalives.is_empty(), "answered at once");
+    assert!(rig.seen.try_recv().is_err(), "no QR code for a probe");
+    if answer.payload[0] != 0 {
+        return vec![0];
+    }
+    let named = response_map(&answer);
+    cbor::map_get(&named, 1)
+        .and_then(Value::as_map)
+        .and_then(|c| c.get(&text("id")))
+        .and_then(Value::as_bytes)
+        .expect("the probe's answer names a credential")
+        .to_vec()
+}
+
+/// Registers a passkey on the rig's phone; its credential id and public key.
+fn register(
+    rig: &mut Rig,
+    cid: cable_ctaphid::Cid,
+    rp_id: &str,
+) -> (Vec<u8>, p256::ecdsa::VerifyingKey) {
+    rig.kernel
+        .write(cid, Command::Cbor, &make_credential(&[0x31; 32], rp_id));
+    rig.scan_qr(Kind::Register, rp_id);
+    let (answer, _) = rig.kernel.answer();
+    let made = response_map(&answer);
+    let _ = rig.next();
+    attested(
+        cbor::map_get(&made, 2)
+            .and_then(Value::as_bytes)
+            .expect("authData"),
+    )
+}
+
+#[test]
+fn sign_in_with_an_allow_list_after_a_hosts_silent_probe() {
+    let mut rig = Rig::start(Some(true), Duration::from_secs(5));
+    let cid = rig.kernel.init();
+    let rp_id = "allow.example";
+    let (credential_id, public_key) = register(&mut rig, cid, rp_id);
+
+    // The site lists a credential from another authenticator first.
+    let elsewhere = [0xee; 32];
+    let named = preflight(&mut rig, cid, rp_id, &[&elsewhere, &credential_id]);
+    let hash = [0x42; 32];
+    let request = with_list(&get_assertion(&hash, rp_id, None), 3, &[&named]);
+    rig.kernel.write(cid, Command::Cbor, &request);
+    rig.scan_qr(Kind::SignIn, rp_id);
+    let (answer, _) = rig.kernel.answer();
+    assert_eq!(answer.payload[0], 0, "status {:#04x}", answer.payload[0]);
+    let got = response_map(&answer);
+    let credential = cbor::map_get(&got, 1)
+        .and_then(Value::as_map)
+        .expect("credential");
+    assert_eq!(
+        credential.get(&text("id")).and_then(Value::as_bytes),
+        Some(&credential_id[..]),
+        "the phone signs with the credential it holds"
+    );
+    let mut message = cbor::map_get(&got, 2)
+        .and_then(Value::as_bytes)
+        .expect("authData")
+        .to_vec();
+    assert_eq!(message[32] & 0x01, 0x01, "user present");
+    message.extend_from_slice(&hash);
+    let signature = cbor::map_get(&got, 3)
+        .and_then(Value::as_bytes)
+        .expect("signature");
+    let signature = p256::ecdsa::DerSignature::try_from(signature).expect("DER signature");
+    public_key
+        .verify(&message, &signature)
+        .expect("signed over the host's clientDataHash");
+}
+
+#[test]
+fn an_exclude_list_probed_silently_still_reaches_the_phone() {
+    let mut rig = Rig::start(Some(true), Duration::from_secs(5));
+    let cid = rig.kernel.init();
+    let rp_id = "exclude.example";
+    let (credential_id, _) = register(&mut rig, cid, rp_id);
+
+    let elsewhere = [0xee; 32];
+    let named = preflight(&mut rig, cid, rp_id, &[&elsewhere, &credential_id]);
+    // python-fido2 sends the exclude list only when the probe named a credential.
+    let mut request = make_credential(&[0x43; 32], rp_id);
+    if named != [0] {
+        request = with_list(&request, 5, &[&named]);
+    }
+    rig.kernel.write(cid, Command::Cbor, &request);
+    rig.scan_qr(Kind::Register, rp_id);
+    let (answer, _) = rig.kernel.answer();
+    assert_eq!(
+        answer.payload,
+        [0x19],
+        "CTAP2_ERR_CREDENTIAL_EXCLUDED: the phone holds a listed credential"
+    );
+}
+
 #[test]
 fn cancel_stops_the_ceremony_and_the_key_stays_usable() {
     let mut rig = Rig::start(Some(true), Duration::from_secs(60));

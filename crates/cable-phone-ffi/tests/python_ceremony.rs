@@ -50,7 +50,10 @@ fn cable_binary() -> PathBuf {
         .stderr(Stdio::inherit())
         .output()
         .unwrap();
-    assert!(output.status.success(), "cargo build --workspace --tests --bins failed");
+    assert!(
+        output.status.success(),
+        "cargo build --workspace --tests --bins failed"
+    );
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| serde_json::from_str::<Value>(line).ok())

@@ -35,6 +35,13 @@ pub const OPTIONS: [(&str, bool); 4] = [("rk", true), ("up", true), ("uv", true)
 /// in both and grants no token (no `pinUvAuthToken` option), so hosts send `uv: true`.
 pub const PIN_UV_AUTH_PROTOCOLS: [u64; 2] = [2, 1];
 
+/// `maxCredentialCountInList` (0x07): enough for the lists sites send, so that hosts that
+/// probe a list before using it (CTAP 2.2 §6.2.2's pre-flight) send all of it in one probe
+/// and the phone gets all of it with the real request (cable-key's `preflight`). Hosts
+/// that are told nothing send one credential at a time. No `maxCredentialIdLength`: the
+/// phone's credential ids have no length the key could promise.
+pub const MAX_CREDENTIAL_COUNT_IN_LIST: u64 = 32;
+
 /// The authenticatorGetInfo response map.
 pub fn get_info() -> Value {
     let texts =
@@ -59,6 +66,10 @@ pub fn get_info() -> Value {
                     .map(|p| Value::Unsigned(*p))
                     .collect(),
             ),
+        ),
+        (
+            Value::Unsigned(0x07),
+            Value::Unsigned(MAX_CREDENTIAL_COUNT_IN_LIST),
         ),
         (Value::Unsigned(0x09), texts(&TRANSPORTS)),
     ])
@@ -107,7 +118,10 @@ mod tests {
         }
         assert!(options.get(&Value::Text("clientPin".into())).is_none());
         assert!(options.get(&Value::Text("pinUvAuthToken".into())).is_none());
-        assert_eq!(map.keys().count(), 6);
+        // All of a site's list in one probe, credential ids of any length.
+        assert_eq!(get(7).as_unsigned(), Some(32));
+        assert!(cable_proto::cbor::map_get(map, 8).is_none());
+        assert_eq!(map.keys().count(), 7);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
 
 use cable_ctaphid::{fragment, Cid, Command, Message, Packet, Reassembler};
-use cable_proto::cbor::Value;
+use cable_proto::cbor::{self, Value};
 use cable_uhid::event::EVENT_SIZE;
 use cable_uhid::{KernelEvent, ReportType, UserEvent};
 
@@ -138,5 +138,28 @@ pub fn get_assertion(client_data_hash: &[u8; 32], rp_id: &str, up: Option<bool>)
     }
     let mut out = vec![0x02];
     Value::map(entries).encode_into(&mut out);
+    out
+}
+
+/// `request` (command byte, then a CBOR map) with `key` set to a list of credential
+/// descriptors with these ids.
+pub fn with_list(request: &[u8], key: u64, ids: &[&[u8]]) -> Vec<u8> {
+    let mut map = cbor::decode(&request[1..])
+        .expect("CBOR")
+        .as_map()
+        .expect("a map")
+        .clone();
+    let list = ids
+        .iter()
+        .map(|id| {
+            Value::map([
+                (text("id"), Value::Bytes(id.to_vec())),
+                (text("type"), text("public-key")),
+            ])
+        })
+        .collect();
+    map.insert(Value::Unsigned(key), Value::Array(list));
+    let mut out = vec![request[0]];
+    Value::Map(map).encode_into(&mut out);
     out
 }
