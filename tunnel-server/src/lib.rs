@@ -113,6 +113,7 @@ mod state;
 mod stream;
 mod throttle;
 mod tls;
+mod tls_reload;
 mod tunnel;
 mod webpush;
 
@@ -132,6 +133,7 @@ pub use metrics::{
 };
 pub use server::{Relay, RelayHandle, RunningRelay};
 pub use tls::server_config_from_pem;
+pub use tls_reload::TlsFiles;
 pub use webpush::{PushFailure, VapidKey};
 
 /// The request-head parser and router, for the fuzz targets; not a supported API.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use cable_tunnel_server::contact::ContactKeys;
 use cable_tunnel_server::{
     Cidr, ClientAddresses, ContactConfig, ForwardedHeader, Limits, Relay, RelayConfig, RelayError,
-    RoutingId, VapidKey,
+    RoutingId, TlsFiles, VapidKey,
 };
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::filter::{LevelFilter, ParseError};
@@ -71,14 +71,21 @@ struct Args {
 
     /// PEM certificate chain for in-process TLS (needs --tls-key). Without it the listener
     /// speaks plain HTTP/1.1, for use behind a TLS-terminating load balancer. SIGHUP reads
-    /// both files again (after a renewal); a pair that does not load is refused and the
-    /// current one kept.
+    /// both files again (after a renewal), and so does --tls-watch when they change; a pair
+    /// that does not load is refused and the current one kept.
     #[arg(long, env = "CABLE_RELAY_TLS_CERT", requires = "tls_key")]
     tls_cert: Option<PathBuf>,
 
     /// PEM private key (PKCS#8, PKCS#1 or SEC1) for --tls-cert.
     #[arg(long, env = "CABLE_RELAY_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+
+    /// Also reload --tls-cert and --tls-key when either file changes, looking this often
+    /// (e.g. 60s), for certificate managers that renew in place without signalling the
+    /// relay (cert-manager secrets mounted in Kubernetes, certbot without a deploy hook).
+    /// Off by default: SIGHUP alone reloads.
+    #[arg(long, env = "CABLE_RELAY_TLS_WATCH", requires = "tls_cert", value_name = "DURATION", value_parser = parse_duration)]
+    tls_watch: Option<Duration>,
 
     /// Maximum lifetime of a tunnel, counted from its `new` request; then both sides are
     /// closed with 1008.
@@ -535,8 +542,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let tls_files = args.tls_cert.clone().zip(args.tls_key.clone());
-    match runtime.block_on(run(config, tls_files)) {
+    let tls_files = args
+        .tls_cert
+        .clone()
+        .zip(args.tls_key.clone())
+        .map(|(cert, key)| TlsFiles::new(cert, key));
+    match runtime.block_on(run(config, tls_files, args.tls_watch)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %e.chain(), "relay failed");
@@ -545,11 +556,19 @@ fn main() -> ExitCode {
     }
 }
 
-async fn run(config: RelayConfig, tls_files: Option<(PathBuf, PathBuf)>) -> Result<(), RelayError> {
+async fn run(
+    config: RelayConfig,
+    tls_files: Option<TlsFiles>,
+    tls_watch: Option<Duration>,
+) -> Result<(), RelayError> {
     use tokio::signal::unix::{signal, SignalKind};
     let relay = Relay::bind(config).await?;
-    if let Some((cert, key)) = tls_files {
-        reload_tls_on_sighup(relay.handle(), cert, key);
+    if let Some(files) = tls_files {
+        if let Some(every) = tls_watch {
+            tracing::info!(every = ?every, "watching the TLS certificate and key files");
+            files.clone().watch(relay.handle(), every);
+        }
+        reload_tls_on_sighup(relay.handle(), files);
     }
     let handle = relay.handle();
     let term = signal(SignalKind::terminate());
@@ -577,7 +596,7 @@ async fn run(config: RelayConfig, tls_files: Option<(PathBuf, PathBuf)>) -> Resu
 
 /// SIGHUP reads the certificate and key files again (after a renewal). A pair that does not
 /// load is refused with one log line and the relay keeps serving the one it has.
-fn reload_tls_on_sighup(handle: cable_tunnel_server::RelayHandle, cert: PathBuf, key: PathBuf) {
+fn reload_tls_on_sighup(handle: cable_tunnel_server::RelayHandle, files: TlsFiles) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot install the SIGHUP handler: certificates reload only on restart");
@@ -585,18 +604,7 @@ fn reload_tls_on_sighup(handle: cable_tunnel_server::RelayHandle, cert: PathBuf,
     };
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
-            let outcome = cable_tunnel_server::server_config_from_pem(&cert, &key)
-                .and_then(|tls| handle.reload_tls(tls));
-            match outcome {
-                Ok(()) => tracing::info!(cert = %cert.display(), "TLS certificate reloaded"),
-                Err(e) => {
-                    handle.reload_tls_refused();
-                    tracing::error!(
-                        error = %e.chain(),
-                        "new TLS certificate refused; still serving the previous one"
-                    );
-                }
-            }
+            files.reload(&handle, "SIGHUP");
         }
     });
 }

@@ -133,11 +133,11 @@ else
     fail "python-fido2 0.9 exited $?"
 fi
 
-echo "--- python-fido2 2.x (PyPI's): the same with user verification required"
+echo "--- python-fido2 2.x (PyPI's): the same with user verification required, then an allow list and an exclude list after its silent probes"
 if [ ! -d /opt/python-fido2-2/fido2 ]; then
     fail "python-fido2 2.x is not in the guest (tests/vm/build-guest.sh puts it in /opt/python-fido2-2)"
-elif PYTHONPATH=/opt/python-fido2-2 timeout 120 python3 "$here/key-client.py" "$hidraw"; then
-    ok "python-fido2 2.x registered and signed in with user verification"
+elif PYTHONPATH=/opt/python-fido2-2 timeout 240 python3 "$here/key-client.py" "$hidraw"; then
+    ok "python-fido2 2.x registered and signed in with user verification, with an allow list and an exclude list"
 else
     fail "python-fido2 2.x exited $?"
 fi

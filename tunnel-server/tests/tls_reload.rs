@@ -1,5 +1,6 @@
-//! The relay binary reloads its certificate on SIGHUP: a renewed pair is served to new
-//! connections, and a broken one is refused with one log line while the current one stays.
+//! The relay binary reloads its certificate on SIGHUP, and with --tls-watch when the files
+//! change: a renewed pair is served to new connections, and a broken one is refused with one
+//! log line while the current one stays.
 #![cfg(unix)]
 #![allow(clippy::unwrap_used)]
 
@@ -21,9 +22,10 @@ struct RelayProcess {
 }
 
 impl RelayProcess {
-    fn start(cert: &Path, key: &Path) -> RelayProcess {
+    fn start(cert: &Path, key: &Path, extra: &[&str]) -> RelayProcess {
         let mut child = Command::new(env!("CARGO_BIN_EXE_cable-tunnel-server"))
             .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+            .args(extra)
             .arg("--tls-cert")
             .arg(cert)
             .arg("--tls-key")
@@ -47,10 +49,15 @@ impl RelayProcess {
     }
 
     fn wait_for_log(&self, text: &str) -> String {
+        self.wait_for_nth_log(text, 1)
+    }
+
+    /// Waits until `text` is in the log `n` times.
+    fn wait_for_nth_log(&self, text: &str, n: usize) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
             let log = self.log.lock().unwrap().clone();
-            if log.contains(text) {
+            if log.matches(text).count() >= n {
                 return log;
             }
             assert!(Instant::now() < deadline, "no {text:?} in the log:\n{log}");
@@ -114,7 +121,7 @@ async fn sighup_swaps_a_renewed_certificate_and_refuses_a_broken_one() {
     let dir = tempfile::tempdir().unwrap();
     let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
     let old = write_pair(&cert, &key);
-    let relay = RelayProcess::start(&cert, &key);
+    let relay = RelayProcess::start(&cert, &key, &[]);
     let port = relay.port();
     let roots = [old.clone()];
     assert_eq!(presented(port, &roots).await, old);
@@ -134,4 +141,51 @@ async fn sighup_swaps_a_renewed_certificate_and_refuses_a_broken_one() {
         renewed,
         "a refused pair leaves the current one in use"
     );
+}
+
+#[tokio::test]
+async fn a_watch_reloads_files_renewed_in_place_and_refuses_a_broken_pair() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let old = write_pair(&cert, &key);
+    let relay = RelayProcess::start(&cert, &key, &["--tls-watch", "50ms"]);
+    let port = relay.port();
+    relay.wait_for_log("watching the TLS certificate and key files");
+    assert_eq!(presented(port, std::slice::from_ref(&old)).await, old);
+
+    // Renewed in place, no signal.
+    let renewed = write_pair(&cert, &key);
+    let log = relay.wait_for_log("TLS certificate reloaded");
+    assert!(log.contains("the files changed"), "{log}");
+    let roots = [old.clone(), renewed.clone()];
+    assert_eq!(presented(port, &roots).await, renewed);
+
+    // A broken certificate is refused and the renewed one stays in use. (A poll between
+    // the two writes of a renewal may have refused a mismatched pair already.)
+    let refused = "new TLS certificate refused";
+    let before = relay
+        .wait_for_log("relay listening")
+        .matches(refused)
+        .count();
+    std::fs::write(&cert, "not a certificate\n").unwrap();
+    let log = relay.wait_for_nth_log(refused, before + 1);
+    assert!(log.contains("no certificate found"), "{log}");
+    assert_eq!(presented(port, &roots).await, renewed);
+
+    // Replaced the way Kubernetes' secret volumes do it: a new file renamed over the old.
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (new_cert, new_key) = (dir.path().join("cert.new"), dir.path().join("key.new"));
+    std::fs::write(&new_key, certified.key_pair.serialize_pem()).unwrap();
+    std::fs::write(&new_cert, certified.cert.pem()).unwrap();
+    std::fs::rename(&new_key, &key).unwrap();
+    std::fs::rename(&new_cert, &cert).unwrap();
+    let log = relay.wait_for_nth_log("TLS certificate reloaded", 2);
+    assert_eq!(
+        log.matches("new TLS certificate refused").count(),
+        1,
+        "only the broken pair was refused, never a renewal half-written:\n{log}"
+    );
+    let third = certified.cert.der().clone();
+    let roots = [old, renewed, third.clone()];
+    assert_eq!(presented(port, &roots).await, third);
 }
