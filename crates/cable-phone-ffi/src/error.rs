@@ -173,6 +173,7 @@ impl From<PhoneError> for SessionError {
                 SessionError::InvalidContact { phase, message }
             }
             PhoneError::BadGetInfo(_) => SessionError::Authenticator { phase, message },
+            PhoneError::NoDomainId { .. } => SessionError::InvalidConfig { message },
             PhoneError::Advertise(_) => SessionError::Advertise { phase, message },
             PhoneError::Transport { .. } => SessionError::Network { phase, message },
             PhoneError::Timeout { .. } => SessionError::TimedOut { phase, message },

@@ -70,6 +70,15 @@ pub enum PhoneError {
         /// The QR's hint as written.
         hint: &'static str,
     },
+    /// The relay's host name maps to no caBLE domain id (neither an assigned name nor a
+    /// hashed `cable.<hash>.<tld>` one) and none was set: an advert could only name another
+    /// relay, so the computer would look for the tunnel in the wrong place. Nothing was
+    /// opened or advertised.
+    #[error("relay host {host} has no caBLE domain id; set the domain id computers know it by")]
+    NoDomainId {
+        /// The relay's host name.
+        host: String,
+    },
     /// The QR code's timestamp (key 3) is outside the accepted window.
     #[error("QR code is stale: generated {age_secs} s ago, accepted up to {max_age_secs} s")]
     StaleQr {
@@ -160,6 +169,7 @@ impl PhoneError {
             | PhoneError::Protocol { phase, .. }
             | PhoneError::UnsupportedMessage { phase, .. }
             | PhoneError::ComputerLeft { phase } => *phase,
+            PhoneError::NoDomainId { .. } => Phase::OpenTunnel,
             PhoneError::Advertise(_) => Phase::Advertise,
             PhoneError::Handshake(_) => Phase::Handshake,
             PhoneError::BadGetInfo(_) => Phase::PostHandshake,

@@ -236,8 +236,9 @@ impl PhoneSession {
     ///
     /// The advert tells the computer where the tunnel is only by a 16-bit domain id. Unless
     /// [`domain_id`](Self::domain_id) is set, it is looked up from the host name (assigned and
-    /// hashed names), falling back to 0; a computer reaching a private relay under another
-    /// name needs its own relay override.
+    /// hashed names; 0 for a loopback relay in tests). A host with no id fails the session
+    /// with [`PhoneError::NoDomainId`] before anything is opened: an advert naming another
+    /// relay's id would send the computer there.
     pub fn relay(mut self, relay: RelayUrl) -> Self {
         self.relay = relay;
         self
@@ -326,6 +327,7 @@ impl PhoneSession {
         tunnel: &mut Option<TunnelConnection>,
     ) -> Result<Outcome, PhoneError> {
         let prepared = self.prepare()?;
+        let domain_id = self.advert_domain_id().await?;
         let d = self.deadlines;
 
         // Open the tunnel: a new one for a QR code, the relay's for a contact.
@@ -364,7 +366,6 @@ impl PhoneSession {
         self.report(Progress::TunnelOpen { routing_id });
 
         // Advertise.
-        let domain_id = self.advert_domain_id().await;
         let mut machine = match &prepared {
             Prepared::Qr(qr) => {
                 if domain_id < 256 && u64::from(domain_id) >= qr.known_domains {
@@ -674,13 +675,15 @@ impl PhoneSession {
         Ok(qr)
     }
 
-    async fn advert_domain_id(&self) -> u16 {
+    async fn advert_domain_id(&self) -> Result<u16, PhoneError> {
         match self.domain_id {
-            Some(id) => id,
-            None if self.relay.is_loopback() => 0,
+            Some(id) => Ok(id),
+            None if self.relay.is_loopback() => Ok(0),
             None => crate::domain_cache::find_domain_id(self.relay.host())
                 .await
-                .unwrap_or(0),
+                .ok_or_else(|| PhoneError::NoDomainId {
+                    host: self.relay.host().to_owned(),
+                }),
         }
     }
 }

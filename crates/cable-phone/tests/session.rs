@@ -1022,3 +1022,39 @@ async fn a_json_message_during_authentication_is_reported_as_type_3() {
         "{err:?}"
     );
 }
+
+#[tokio::test]
+async fn a_relay_without_a_domain_id_is_refused_before_anything_goes_out() {
+    // Before, the advert silently named domain id 0 (Google's relay), so the computer looked
+    // for the tunnel there. The host does not resolve: nothing may be opened.
+    let qr = qr_key(RequestHint::GetAssertion);
+    let air = cable_ble::Air::new();
+    let session = |relay: &str| {
+        cable_phone::PhoneSession::new(
+            qr.to_uri(),
+            air.advertiser(),
+            software(&PasskeyStore::in_memory()),
+        )
+        .relay(relay.parse().unwrap())
+    };
+    let err = session("wss://relay.invalid")
+        .run(Default::default())
+        .await
+        .unwrap_err();
+    match &err {
+        PhoneError::NoDomainId { host } => assert_eq!(host, "relay.invalid"),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(err.phase(), Phase::OpenTunnel);
+    assert_eq!(air.active_adverts(), 0, "nothing advertised");
+    // With the domain id set, the session goes on to the relay (which is not there).
+    let mut d = test_deadlines();
+    d.open_tunnel = Duration::from_millis(200);
+    let err = session("wss://relay.invalid")
+        .domain_id(300)
+        .deadlines(d)
+        .run(Default::default())
+        .await
+        .unwrap_err();
+    assert!(!matches!(err, PhoneError::NoDomainId { .. }), "{err:?}");
+}
