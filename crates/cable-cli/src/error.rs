@@ -86,6 +86,9 @@ pub enum CliError {
     },
     #[error("phone")]
     Phone(#[from] cable_phone::PhoneError),
+    /// The phone could only advertise another relay's domain id.
+    #[error("relay host {host} has no caBLE domain id, so no computer could find the tunnel: pass --domain-id (`cable inspect domain ID` names an id's host)")]
+    NoDomainId { host: String },
     #[error("cannot listen for pushes on {addr}")]
     PushListen {
         addr: std::net::SocketAddr,
@@ -156,7 +159,8 @@ impl CliError {
             | CliError::NoPhoneIdentity
             | CliError::NoSuchLink { .. }
             | CliError::BadPhoneName { .. }
-            | CliError::NoDataDir => true,
+            | CliError::NoDataDir
+            | CliError::NoDomainId { .. } => true,
             CliError::Linked(e) => e.is_input_error(),
             CliError::Phone(e) => e.phase() == cable_phone::Phase::ParseQr,
             CliError::Push(e) => matches!(e, cable_phone::PushError::BadEndpoint(_)),

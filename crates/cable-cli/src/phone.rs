@@ -470,7 +470,11 @@ pub(crate) async fn serve(
     });
     let result = session.run(cancel).await;
     let _ = narrator.await;
-    match result.map_err(CliError::Phone)? {
+    let result = result.map_err(|e| match e {
+        cable_phone::PhoneError::NoDomainId { host } => CliError::NoDomainId { host },
+        e => CliError::Phone(e),
+    });
+    match result? {
         Outcome::ShutdownBeforeRequest => {
             eprintln!("phone: the computer ended the session before sending a request");
         }

@@ -496,6 +496,32 @@ fn a_passkey_store_others_can_read_is_refused_in_one_line_naming_the_fix() {
 }
 
 #[test]
+fn a_relay_without_a_domain_id_is_bad_input_before_anything_goes_out() {
+    // Before, the phone advertised domain id 0 (Google's relay) for such a host.
+    let o = cable(&["qr", "--hint", "ga"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let uri = stdout(&o).lines().last().unwrap().to_owned();
+    let dir = std::env::temp_dir().join(format!("cable-cli-domain-id-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = dir.join("passkeys.json");
+    let o = cable(&[
+        "phone",
+        &uri,
+        "--store",
+        store.to_str().unwrap(),
+        "--ble",
+        "print",
+        "--relay",
+        "wss://relay.invalid",
+    ]);
+    std::fs::remove_dir_all(&dir).unwrap();
+    assert_bad_input(&o, "relay host relay.invalid has no caBLE domain id");
+    // Nothing was advertised.
+    assert!(!stderr(&o).contains("advert"), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--domain-id"), "{}", stderr(&o));
+}
+
+#[test]
 fn login_with_an_unknown_linked_phone_is_bad_input_before_any_bluetooth() {
     let dir = std::env::temp_dir().join(format!("cable-cli-phone-flag-{}", std::process::id()));
     let file = seeded_phones_file(&dir);
