@@ -45,8 +45,13 @@ if [ -z "$exe" ]; then
     exit 1
 fi
 cargo build --workspace --locked --example uhid_key --bin cable --bin cable-tunnel-server
+# Firefox's CTAP library as a host of the virtual key: a project of its own (it needs libudev).
+CARGO_TARGET_DIR="$PWD/target/vm/authenticator-rs" \
+    cargo build --locked --manifest-path tests/vm/authenticator-rs/Cargo.toml
+authenticator_rs="$PWD/target/vm/authenticator-rs/debug/cable-vm-authenticator-rs"
 uhid_key="$PWD/target/debug/examples/uhid_key"
 cable="$PWD/target/debug/cable"
 relay="$PWD/target/debug/cable-tunnel-server"
 tests/vm/run.sh --timeout "${CABLE_VM_TIMEOUT:-600}" -- env CABLE_BLUETOOTHD_FLAGS="${CABLE_BLUETOOTHD_FLAGS:-}" \
-    CABLE_VM_LATENCY_RUNS="${CABLE_VM_LATENCY_RUNS:-3}" tests/vm/guest/all-tests.sh "$exe" "$uhid_key" "$cable" "$relay" "$@"
+    CABLE_VM_LATENCY_RUNS="${CABLE_VM_LATENCY_RUNS:-3}" CABLE_VM_AUTHENTICATOR_RS="$authenticator_rs" \
+    tests/vm/guest/all-tests.sh "$exe" "$uhid_key" "$cable" "$relay" "$@"

@@ -144,7 +144,7 @@ impl Application for HybridBridge {
                         .widen(kind, &rp_id, &params, Instant::now())
                     {
                         Some(widened) => Zeroizing::new(widened),
-                        None => params,
+                        None => crate::forward::canonical(params),
                     };
                 self.shared.runtime.spawn(async move {
                     shared

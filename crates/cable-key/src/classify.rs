@@ -125,7 +125,10 @@ fn ceremony(kind: Kind, params: &[u8]) -> Action {
     if params.is_empty() {
         return Action::Answer(status::MISSING_PARAMETER);
     }
-    let Ok(value) = cbor::decode(params) else {
+    // Hosts do not all write maps in canonical order (authenticator-rs writes `uv` before
+    // `up`), and security keys accept them; the request is made canonical before it goes
+    // to the phone ([`crate::forward::canonical`]).
+    let Ok(value) = cbor::decode_any_key_order(params) else {
         return Action::Answer(status::INVALID_CBOR);
     };
     let Some(map) = value.as_map() else {

@@ -63,7 +63,7 @@ impl ClientPin {
         if params.is_empty() {
             return Err(status::MISSING_PARAMETER);
         }
-        let value = cbor::decode(params).map_err(|_| status::INVALID_CBOR)?;
+        let value = cbor::decode_any_key_order(params).map_err(|_| status::INVALID_CBOR)?;
         let map = value.as_map().ok_or(status::INVALID_CBOR)?;
         let number = |key| match cbor::map_get(map, key) {
             None => Err(status::MISSING_PARAMETER),

@@ -56,6 +56,20 @@ impl ForwardedRequest {
     }
 }
 
+/// The request parameters in CTAP2 canonical CBOR, as phones require (Google Play
+/// services refuses anything else): the host's own bytes when they are canonical already,
+/// else the same map re-encoded. Parameters that do not decode at all are left alone (the
+/// bridge refused them before this).
+pub fn canonical(params: Zeroizing<Vec<u8>>) -> Zeroizing<Vec<u8>> {
+    if cbor::decode(&params).is_ok() {
+        return params;
+    }
+    match cbor::decode_any_key_order(&params) {
+        Ok(value) => Zeroizing::new(value.to_bytes()),
+        Err(_) => params,
+    }
+}
+
 /// numberOfCredentials (0x05) of a successful getAssertion reply.
 fn number_of_credentials(reply: &[u8]) -> Option<u64> {
     let (&status, body) = reply.split_first()?;
@@ -123,6 +137,24 @@ mod tests {
         let mut out = vec![0];
         Value::map(entries).encode_into(&mut out);
         out
+    }
+
+    #[test]
+    fn requests_reach_the_phone_in_canonical_cbor() {
+        // getAssertion {1: rp id, 2: hash, 5: {"uv": true, "up": true}}, options written
+        // in authenticator-rs' order.
+        let mut host = vec![0xa3, 0x01, 0x61, b'a', 0x02, 0x41, 0x07, 0x05, 0xa2];
+        host.extend_from_slice(&[0x62, b'u', b'v', 0xf5, 0x62, b'u', b'p', 0xf5]);
+        let forwarded = canonical(Zeroizing::new(host.clone()));
+        assert_ne!(*forwarded, host);
+        let strict = cbor::decode(&forwarded).expect("canonical now");
+        assert_eq!(
+            strict,
+            cbor::decode_any_key_order(&host).expect("the same map")
+        );
+        // Canonical bytes stay exactly as the host built them.
+        let again = canonical(forwarded.clone());
+        assert_eq!(*again, *forwarded);
     }
 
     #[test]

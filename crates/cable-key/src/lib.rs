@@ -11,7 +11,7 @@
 //! | request | answer |
 //! |---|---|
 //! | authenticatorGetInfo | at once, by the key itself ([`cable_uhid::info`]) |
-//! | makeCredential, getAssertion | a hybrid ceremony: QR code (or `--phone`), keepalives until the phone answers, its answer as is |
+//! | makeCredential, getAssertion | a hybrid ceremony: QR code (or `--phone`), keepalives until the phone answers, its answer as is; the request goes as the host built it, in canonical CBOR ([`forward::canonical`]) |
 //! | getAssertion with `up: false` and an allow list | at once, "the first of these" (a host's pre-flight probe; never a QR code); the real request that follows takes the whole probed list to the phone ([`preflight`]) |
 //! | getAssertion with `up: false`, no allow list | CTAP2_ERR_NO_CREDENTIALS at once |
 //! | getNextAssertion | the further credentials the phone returned, else CTAP2_ERR_NOT_ALLOWED |

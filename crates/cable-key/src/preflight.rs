@@ -140,7 +140,7 @@ impl Preflight {
         let mut probed = self.probed();
         probed.retain(|p| now.saturating_duration_since(p.at) < PROBE_MEMORY);
         let index = probed.iter().position(|p| p.rp_id == rp_id)?;
-        let value = cbor::decode(params).ok()?;
+        let value = cbor::decode_any_key_order(params).ok()?;
         let mut map = value.as_map()?.clone();
         let key = Value::Unsigned(list_key(kind));
         let sent = descriptors(map.get(&key)?)?;

@@ -376,6 +376,81 @@ fn sign_in_with_an_allow_list_after_a_hosts_silent_probe() {
 }
 
 #[test]
+fn firefox_s_options_in_field_order_are_accepted_and_made_canonical_for_the_phone() {
+    let mut rig = Rig::start(Some(true), Duration::from_secs(5));
+    let cid = rig.kernel.init();
+    let rp_id = "firefox.example";
+    let (credential_id, public_key) = register(&mut rig, cid, rp_id);
+    let elsewhere = [0xee; 32];
+
+    // The silent probe, as authenticator-rs sends it.
+    let probe = with_options_in_field_order(
+        &with_list(
+            &get_assertion(&[0; 32], rp_id, None),
+            3,
+            &[&elsewhere, &credential_id],
+        ),
+        false,
+        false,
+    );
+    rig.kernel.write(cid, Command::Cbor, &probe);
+    let (answer, _) = rig.kernel.answer();
+    assert_eq!(answer.payload[0], 0, "status {:#04x}", answer.payload[0]);
+    assert!(rig.seen.try_recv().is_err(), "no QR code for a probe");
+
+    // The real request, options still in field order; the phone decodes strictly.
+    let hash = [0x44; 32];
+    let request = with_options_in_field_order(
+        &with_list(&get_assertion(&hash, rp_id, None), 3, &[&elsewhere]),
+        false,
+        true,
+    );
+    rig.kernel.write(cid, Command::Cbor, &request);
+    rig.scan_qr(Kind::SignIn, rp_id);
+    let (answer, _) = rig.kernel.answer();
+    let got = response_map(&answer);
+    let credential = cbor::map_get(&got, 1)
+        .and_then(Value::as_map)
+        .expect("credential");
+    assert_eq!(
+        credential.get(&text("id")).and_then(Value::as_bytes),
+        Some(&credential_id[..])
+    );
+    let mut message = cbor::map_get(&got, 2)
+        .and_then(Value::as_bytes)
+        .expect("authData")
+        .to_vec();
+    message.extend_from_slice(&hash);
+    let signature = cbor::map_get(&got, 3)
+        .and_then(Value::as_bytes)
+        .expect("signature");
+    let signature = p256::ecdsa::DerSignature::try_from(signature).expect("DER signature");
+    public_key.verify(&message, &signature).expect("signed");
+
+    assert_eq!(
+        rig.next(),
+        Seen::Ended {
+            status: 0,
+            failed: false
+        }
+    );
+
+    // A passkey sign-in (no list, so nothing to widen): the request itself is re-encoded.
+    let request = with_options_in_field_order(&get_assertion(&hash, rp_id, None), false, true);
+    rig.kernel.write(cid, Command::Cbor, &request);
+    rig.scan_qr(Kind::SignIn, rp_id);
+    let (answer, _) = rig.kernel.answer();
+    let got = response_map(&answer);
+    let credential = cbor::map_get(&got, 1)
+        .and_then(Value::as_map)
+        .expect("credential");
+    assert_eq!(
+        credential.get(&text("id")).and_then(Value::as_bytes),
+        Some(&credential_id[..])
+    );
+}
+
+#[test]
 fn an_exclude_list_probed_silently_still_reaches_the_phone() {
     let mut rig = Rig::start(Some(true), Duration::from_secs(5));
     let cid = rig.kernel.init();

@@ -275,14 +275,38 @@ pub fn decode(input: &[u8]) -> Result<Value> {
 /// Decodes one canonical item from the start of `input`, returning it and the
 /// number of bytes it occupied.
 pub fn decode_prefix(input: &[u8]) -> Result<(Value, usize)> {
-    let mut reader = Reader { input, pos: 0 };
+    let mut reader = Reader {
+        input,
+        pos: 0,
+        sorted_keys: true,
+    };
     let value = reader.item(0)?;
     Ok((value, reader.pos))
+}
+
+/// Decodes exactly one item as [`decode`] does, except that map keys may come in any
+/// order (duplicates are still refused). For requests from hosts that encode maps in the
+/// order their structs declare fields (Firefox's authenticator-rs sends `{"uv", "up"}`),
+/// which security keys accept; [`Value::to_bytes`] then gives the canonical form that
+/// phones insist on.
+pub fn decode_any_key_order(input: &[u8]) -> Result<Value> {
+    let mut reader = Reader {
+        input,
+        pos: 0,
+        sorted_keys: false,
+    };
+    let value = reader.item(0)?;
+    if reader.pos != input.len() {
+        return Err(Error::cbor(reader.pos, CborErrorKind::TrailingBytes));
+    }
+    Ok(value)
 }
 
 struct Reader<'a> {
     input: &'a [u8],
     pos: usize,
+    /// Whether map keys must be in canonical order (else only distinct).
+    sorted_keys: bool,
 }
 
 impl Reader<'_> {
@@ -396,7 +420,11 @@ impl Reader<'_> {
                         return Err(self.err(key_start, CborErrorKind::UnsupportedKey));
                     }
                     let key_span = (key_start, self.pos);
-                    if let Some((ps, pe)) = previous {
+                    if !self.sorted_keys {
+                        if map.contains_key(&key) {
+                            return Err(self.err(key_start, CborErrorKind::DuplicateKey));
+                        }
+                    } else if let Some((ps, pe)) = previous {
                         match canonical_cmp(&self.input[ps..pe], &self.input[key_start..self.pos]) {
                             Ordering::Less => {}
                             Ordering::Equal => {
@@ -528,6 +556,36 @@ mod tests {
             CborErrorKind::UnsortedKeys
         );
         assert_eq!(kind(&[0xa1, 0x80, 0x00]), CborErrorKind::UnsupportedKey);
+    }
+
+    #[test]
+    fn keys_in_any_order_when_asked() {
+        // {"uv": true, "up": false}: the order authenticator-rs writes options in.
+        let uv_up = [0xa2, 0x62, b'u', b'v', 0xf5, 0x62, b'u', b'p', 0xf4];
+        assert_eq!(kind(&uv_up), CborErrorKind::UnsortedKeys);
+        let value = decode_any_key_order(&uv_up).unwrap();
+        assert_eq!(
+            value.to_bytes(),
+            [0xa2, 0x62, b'u', b'p', 0xf4, 0x62, b'u', b'v', 0xf5],
+            "re-encoded canonically"
+        );
+        // Nested maps too; everything else stays strict.
+        let nested = [0xa1, 0x01, 0xa2, 0x02, 0x00, 0x01, 0x00];
+        assert!(decode_any_key_order(&nested).is_ok());
+        let err = |b: &[u8]| match decode_any_key_order(b) {
+            Err(Error::Cbor { kind, .. }) => kind,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            err(&[0xa2, 0x01, 0x00, 0x01, 0x00]),
+            CborErrorKind::DuplicateKey
+        );
+        assert_eq!(
+            err(&[0xa2, 0x02, 0x00, 0x01, 0x02, 0x01, 0x00]),
+            CborErrorKind::TrailingBytes
+        );
+        assert_eq!(err(&[0x18, 0x01]), CborErrorKind::NonMinimal);
+        assert_eq!(err(&[0xbf, 0xff]), CborErrorKind::IndefiniteLength);
     }
 
     #[test]

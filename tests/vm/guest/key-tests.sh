@@ -1,5 +1,6 @@
 #!/bin/sh
-# In the guest: `cable key` on the real /dev/uhid, used by libfido2's tools and python-fido2
+# In the guest: `cable key` on the real /dev/uhid, used by libfido2's tools, python-fido2 and
+# Firefox's CTAP library (authenticator-rs, CABLE_VM_AUTHENTICATOR_RS)
 # through the kernel's hidraw, with `cable phone` (software authenticator) answering each QR
 # code the key shows, through a relay on the guest's loopback and the emulated Bluetooth
 # controllers bluez-up.sh started (CABLE_KEY_BLE=air uses the loopback air instead).
@@ -140,6 +141,15 @@ elif PYTHONPATH=/opt/python-fido2-2 timeout 240 python3 "$here/key-client.py" "$
     ok "python-fido2 2.x registered and signed in with user verification, with an allow list and an exclude list"
 else
     fail "python-fido2 2.x exited $?"
+fi
+
+echo "--- authenticator-rs (Firefox's CTAP library): register, allow list, passkey, exclude list"
+if [ -z "${CABLE_VM_AUTHENTICATOR_RS:-}" ]; then
+    fail "CABLE_VM_AUTHENTICATOR_RS is not set (tests/vm/run-tests.sh builds it)"
+elif timeout 400 "$CABLE_VM_AUTHENTICATOR_RS"; then
+    ok "authenticator-rs registered, signed in with an allow list and with the passkey, and was refused an excluded registration"
+else
+    fail "authenticator-rs exited $?"
 fi
 
 echo "--- the app goes away mid-ceremony: the ceremony ends, the key stays usable"

@@ -163,3 +163,38 @@ pub fn with_list(request: &[u8], key: u64, ids: &[&[u8]]) -> Vec<u8> {
     Value::Map(map).encode_into(&mut out);
     out
 }
+
+/// `request` with options (0x05) `{"uv": uv, "up": up}` written in that order, as Firefox's
+/// authenticator-rs writes them: not CTAP2 canonical ("up" sorts first), which security
+/// keys accept.
+pub fn with_options_in_field_order(request: &[u8], uv: bool, up: bool) -> Vec<u8> {
+    let map = cbor::decode(&request[1..])
+        .expect("CBOR")
+        .as_map()
+        .expect("a map")
+        .clone();
+    let entries: Vec<_> = map
+        .into_iter()
+        .filter(|(k, _)| *k != Value::Unsigned(5))
+        .collect();
+    let count = u8::try_from(entries.len() + 1).expect("a small map");
+    let mut out = vec![request[0], 0xa0 | count];
+    for (k, v) in &entries {
+        k.encode_into(&mut out);
+        v.encode_into(&mut out);
+    }
+    let flag = |b: bool| if b { 0xf5 } else { 0xf4 };
+    out.extend_from_slice(&[
+        0x05,
+        0xa2,
+        0x62,
+        b'u',
+        b'v',
+        flag(uv),
+        0x62,
+        b'u',
+        b'p',
+        flag(up),
+    ]);
+    out
+}
