@@ -46,6 +46,7 @@
 
 pub mod authentication;
 pub mod ctap;
+mod dom;
 mod error;
 pub mod linked;
 pub mod registration;
@@ -54,6 +55,7 @@ pub mod webauthn;
 
 pub use authentication::PreparedAuthentication;
 pub use ctap::AuthenticatorInfo;
+pub use dom::DomException;
 pub use error::{chain as error_chain, ctap_status_name, ClientError, Phase};
 pub use linked::{LinkedPhone, LinkedPhones, LinkedStoreError};
 pub use registration::PreparedRegistration;

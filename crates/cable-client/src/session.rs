@@ -28,6 +28,7 @@ use cable_proto::session::{DesktopEvent, DesktopSession};
 use cable_transport::{Connector, Instant, RelayUrl, TunnelConnection};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 use crate::authentication::PreparedAuthentication;
 use crate::ctap::AuthenticatorInfo;
@@ -405,8 +406,7 @@ impl<R: CeremonyRequest> Ceremony<R> {
     }
 
     fn report(&self, p: Progress) {
-        // A caller that dropped its receiver does not want progress; that is not an error.
-        let _ = self.progress.send(p);
+        report(&self.progress, p);
     }
 
     /// Runs the ceremony until the phone answers, a deadline passes, or `cancel` fires.
@@ -414,7 +414,36 @@ impl<R: CeremonyRequest> Ceremony<R> {
     /// The relying party's `timeout`, when the options carry one, caps every phase's deadline.
     /// After the reply, a background task lingers for late update messages (up to
     /// [`CeremonyConfig::linger`]); cancelling `cancel` ends it too, and closes the tunnel.
-    pub async fn run(mut self, cancel: CancellationToken) -> Result<R::Response, ClientError> {
+    ///
+    /// Everything it does happens in a `tracing` span named `ceremony` (fields `request`,
+    /// the CTAP request kind, and `phone`, a linked phone's name or `qr`), with an event per
+    /// step at debug level and its outcome at info level: an integrator's subscriber
+    /// (`RUST_LOG=cable_client=debug`) shows the ceremony's progress. No key, secret or
+    /// signed data is ever logged.
+    pub async fn run(self, cancel: CancellationToken) -> Result<R::Response, ClientError> {
+        let phone = match &self.target {
+            Target::Qr(_) => "qr".to_owned(),
+            Target::Linked { phone, .. } => phone.name.clone(),
+        };
+        let span = tracing::info_span!("ceremony", request = ?self.request.hint(), %phone);
+        async move {
+            let result = self.run_steps(cancel).await;
+            match &result {
+                Ok(_) => tracing::info!("the phone answered"),
+                Err(e) => tracing::info!(
+                    error = %crate::error_chain(e),
+                    dom_exception = %e.dom_exception(),
+                    retryable = e.is_retryable(),
+                    "the ceremony failed"
+                ),
+            }
+            result
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn run_steps(mut self, cancel: CancellationToken) -> Result<R::Response, ClientError> {
         self.overall = self.request.timeout().map(|t| Instant::now() + t);
         let mut tunnel = match &self.target {
             Target::Qr(qr) => {
@@ -754,6 +783,14 @@ fn protocol_error(phase: Phase, source: cable_proto::Error) -> ClientError {
 
 /// The tunnel and the protocol core's [`DesktopSession`] it feeds: this only waits for the
 /// socket; every rule is the machine's.
+/// Hands `p` to the caller and to the log. Progress names hosts, revisions and the phone's
+/// chosen name, never a key, the QR secret or anything the phone signed: safe for any log.
+fn report(progress: &mpsc::UnboundedSender<Progress>, p: Progress) {
+    tracing::debug!(progress = ?p, "ceremony progress");
+    // A caller that dropped its receiver does not want progress; that is not an error.
+    let _ = progress.send(p);
+}
+
 struct Tunnel {
     conn: TunnelConnection,
     machine: DesktopSession,
@@ -818,12 +855,15 @@ impl Tunnel {
         while let Some(event) = self.machine.poll_event() {
             match event {
                 DesktopEvent::Linking { linking, verified } => {
-                    let _ = self.progress.send(Progress::LinkingOffered {
-                        authenticator_name: linking.name.clone(),
-                        verified,
-                    });
+                    report(
+                        &self.progress,
+                        Progress::LinkingOffered {
+                            authenticator_name: linking.name.clone(),
+                            verified,
+                        },
+                    );
                     if let (true, Some(linker)) = (verified, &self.linker) {
-                        let _ = self.progress.send(linker.store(&linking));
+                        report(&self.progress, linker.store(&linking));
                     }
                 }
                 DesktopEvent::Reply(bytes) => reply = Some(bytes),
@@ -847,7 +887,7 @@ impl Tunnel {
             return Ok(local);
         }
         self.flush(PHASE, deadline).await?;
-        let _ = self.progress.send(Progress::RequestSent);
+        report(&self.progress, Progress::RequestSent);
         loop {
             if let Some(reply) = self.step(PHASE, deadline).await? {
                 return Ok(reply);
