@@ -472,6 +472,22 @@ fn an_exclude_list_probed_silently_still_reaches_the_phone() {
         [0x19],
         "CTAP2_ERR_CREDENTIAL_EXCLUDED: the phone holds a listed credential"
     );
+    let _ = rig.next();
+
+    // A list of other authenticators' credentials only: the probe still names one (the key
+    // cannot tell), and the phone, holding none of them, registers.
+    let named = preflight(&mut rig, cid, rp_id, &[&elsewhere]);
+    let request = with_list(&make_credential(&[0x45; 32], rp_id), 5, &[&named]);
+    rig.kernel.write(cid, Command::Cbor, &request);
+    rig.scan_qr(Kind::Register, rp_id);
+    let (answer, _) = rig.kernel.answer();
+    let made = response_map(&answer);
+    let (second, _) = attested(
+        cbor::map_get(&made, 2)
+            .and_then(Value::as_bytes)
+            .expect("authData"),
+    );
+    assert_ne!(second, credential_id);
 }
 
 #[test]
