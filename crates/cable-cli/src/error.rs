@@ -121,10 +121,13 @@ pub enum CliError {
     /// The ceremony's own error already says what failed.
     #[error(transparent)]
     Client(#[from] cable_client::ClientError),
+    #[cfg(feature = "demo")]
     #[error("demo")]
     DemoSetup(#[from] cable_demo::HarnessError),
+    #[cfg(feature = "demo")]
     #[error("the relying party refused")]
     DemoRp(#[from] cable_demo::RpError),
+    #[cfg(feature = "demo")]
     #[error("the simulated phone did not link")]
     DemoNotLinked,
 }
@@ -175,11 +178,10 @@ impl CliError {
             | CliError::PhoneSilent { .. }
             | CliError::PushListen { .. }
             | CliError::Identity { .. }
-            | CliError::DemoSetup(_)
-            | CliError::DemoRp(_)
-            | CliError::DemoNotLinked
             | CliError::Uhid { .. }
             | CliError::KeyGone => false,
+            #[cfg(feature = "demo")]
+            CliError::DemoSetup(_) | CliError::DemoRp(_) | CliError::DemoNotLinked => false,
             #[cfg(target_os = "linux")]
             CliError::Key(_) => false,
         };

@@ -6,6 +6,7 @@
 
 mod ble;
 mod ceremony;
+#[cfg(feature = "demo")]
 mod demo;
 mod doctor;
 mod error;
@@ -86,6 +87,7 @@ enum Command {
     /// A complete ceremony on this machine, no Bluetooth, no internet: embedded relay,
     /// simulated phone, register with a QR code (the phone links), then sign in with the
     /// linked phone and no QR code, verified by an independent relying party.
+    #[cfg(feature = "demo")]
     Demo(demo::DemoArgs),
 }
 
@@ -120,6 +122,7 @@ fn run(cli: Cli) -> Result<(), CliError> {
         Command::Phone(args) => runtime()?.block_on(phone::run(&args)),
         Command::Register(args) => ceremony::register(&args),
         Command::Login(args) => ceremony::login(&args),
+        #[cfg(feature = "demo")]
         Command::Demo(args) => demo::run(&args),
         #[cfg(target_os = "linux")]
         Command::Key(args) => key::run(&args),
@@ -250,10 +253,13 @@ mod tests {
         assert_eq!(register.user.as_deref(), Some("-bob"));
         assert_eq!(register.display_name.as_deref(), Some("-Bob"));
         assert_eq!(register.challenge.as_deref(), Some("-_-_"));
-        let Command::Demo(demo) = parse(&["cable", "demo", "--user", "-ada"]) else {
-            panic!("not demo")
-        };
-        assert_eq!(demo.user, "-ada");
+        #[cfg(feature = "demo")]
+        {
+            let Command::Demo(demo) = parse(&["cable", "demo", "--user", "-ada"]) else {
+                panic!("not demo")
+            };
+            assert_eq!(demo.user, "-ada");
+        }
     }
 
     #[test]

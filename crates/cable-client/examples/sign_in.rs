@@ -6,6 +6,9 @@
 //!     '{"challenge":"AAECAwQFBgcICQoLDA0ODw","rpId":"example.com"}' https://example.com
 //! ```
 //!
+//! On Linux it links the system's libdbus (Debian: `libdbus-1-dev`); add
+//! `--features cable-ble/vendored-libdbus` to build libdbus from source instead.
+//!
 //! It prints the `FIDO:/` text of the QR code (render it with any QR library, as `cable qr`
 //! does), the ceremony's progress on stderr, then the response JSON.
 
