@@ -34,7 +34,7 @@ check shellcheck shellcheck docker/entrypoint.sh tests/run-multi-instance.sh tes
 for k in 1.28.0 1.37.0; do
     check kubernetes-validate kubernetes-validate --strict --quiet -k "$k" \
         kubernetes/statefulset.yaml kubernetes/services.yaml kubernetes/pod-services.yaml \
-        kubernetes/pdb.yaml kubernetes/ingress.yaml
+        kubernetes/pdb.yaml kubernetes/ingress.yaml kubernetes/networkpolicy.yaml
 done
 check promtool promtool check rules prometheus/cable-relay-alerts.yml
 check promtool promtool test rules prometheus/cable-relay-alerts.test.yml
