@@ -219,6 +219,38 @@ fn attested(auth_data: &[u8]) -> (Vec<u8>, p256::ecdsa::VerifyingKey) {
     )
 }
 
+/// Checks a getAssertion answer: it names `credential_id`, says the user was present, and
+/// its signature over the authenticator data and `hash` verifies with `public_key`.
+fn assert_signed(
+    answer: &Message,
+    credential_id: &[u8],
+    public_key: &p256::ecdsa::VerifyingKey,
+    hash: &[u8; 32],
+) {
+    let got = response_map(answer);
+    let credential = cbor::map_get(&got, 1)
+        .and_then(Value::as_map)
+        .expect("credential");
+    assert_eq!(
+        credential.get(&text("id")).and_then(Value::as_bytes),
+        Some(credential_id),
+        "the phone signs with the credential it holds"
+    );
+    let mut message = cbor::map_get(&got, 2)
+        .and_then(Value::as_bytes)
+        .expect("authData")
+        .to_vec();
+    assert_eq!(message[32] & 0x01, 0x01, "user present");
+    message.extend_from_slice(hash);
+    let signature = cbor::map_get(&got, 3)
+        .and_then(Value::as_bytes)
+        .expect("signature");
+    let signature = p256::ecdsa::DerSignature::try_from(signature).expect("DER signature");
+    public_key
+        .verify(&message, &signature)
+        .expect("the phone signed the host's clientDataHash");
+}
+
 #[test]
 fn register_then_sign_in_through_the_virtual_key() {
     let mut rig = Rig::start(Some(true), Duration::from_secs(5));
@@ -253,26 +285,7 @@ fn register_then_sign_in_through_the_virtual_key() {
         .write(cid, Command::Cbor, &get_assertion(&hash, rp_id, None));
     rig.scan_qr(Kind::SignIn, rp_id);
     let (answer, _) = rig.kernel.answer();
-    let got = response_map(&answer);
-    let credential = cbor::map_get(&got, 1)
-        .and_then(Value::as_map)
-        .expect("credential");
-    assert_eq!(
-        credential.get(&text("id")).and_then(Value::as_bytes),
-        Some(&credential_id[..])
-    );
-    let signed_data = cbor::map_get(&got, 2)
-        .and_then(Value::as_bytes)
-        .expect("authData");
-    let signature = cbor::map_get(&got, 3)
-        .and_then(Value::as_bytes)
-        .expect("signature");
-    let mut message = signed_data.to_vec();
-    message.extend_from_slice(&hash);
-    let signature = p256::ecdsa::DerSignature::try_from(signature).expect("DER signature");
-    public_key
-        .verify(&message, &signature)
-        .expect("the phone signed the host's clientDataHash");
+    assert_signed(&answer, &credential_id, &public_key, &hash);
 
     // One credential came: there is no next one.
     rig.kernel.write(cid, Command::Cbor, &[0x08]);
@@ -351,28 +364,7 @@ fn sign_in_with_an_allow_list_after_a_hosts_silent_probe() {
     rig.scan_qr(Kind::SignIn, rp_id);
     let (answer, _) = rig.kernel.answer();
     assert_eq!(answer.payload[0], 0, "status {:#04x}", answer.payload[0]);
-    let got = response_map(&answer);
-    let credential = cbor::map_get(&got, 1)
-        .and_then(Value::as_map)
-        .expect("credential");
-    assert_eq!(
-        credential.get(&text("id")).and_then(Value::as_bytes),
-        Some(&credential_id[..]),
-        "the phone signs with the credential it holds"
-    );
-    let mut message = cbor::map_get(&got, 2)
-        .and_then(Value::as_bytes)
-        .expect("authData")
-        .to_vec();
-    assert_eq!(message[32] & 0x01, 0x01, "user present");
-    message.extend_from_slice(&hash);
-    let signature = cbor::map_get(&got, 3)
-        .and_then(Value::as_bytes)
-        .expect("signature");
-    let signature = p256::ecdsa::DerSignature::try_from(signature).expect("DER signature");
-    public_key
-        .verify(&message, &signature)
-        .expect("signed over the host's clientDataHash");
+    assert_signed(&answer, &credential_id, &public_key, &hash);
 }
 
 #[test]
@@ -408,24 +400,7 @@ fn firefox_s_options_in_field_order_are_accepted_and_made_canonical_for_the_phon
     rig.kernel.write(cid, Command::Cbor, &request);
     rig.scan_qr(Kind::SignIn, rp_id);
     let (answer, _) = rig.kernel.answer();
-    let got = response_map(&answer);
-    let credential = cbor::map_get(&got, 1)
-        .and_then(Value::as_map)
-        .expect("credential");
-    assert_eq!(
-        credential.get(&text("id")).and_then(Value::as_bytes),
-        Some(&credential_id[..])
-    );
-    let mut message = cbor::map_get(&got, 2)
-        .and_then(Value::as_bytes)
-        .expect("authData")
-        .to_vec();
-    message.extend_from_slice(&hash);
-    let signature = cbor::map_get(&got, 3)
-        .and_then(Value::as_bytes)
-        .expect("signature");
-    let signature = p256::ecdsa::DerSignature::try_from(signature).expect("DER signature");
-    public_key.verify(&message, &signature).expect("signed");
+    assert_signed(&answer, &credential_id, &public_key, &hash);
 
     assert_eq!(
         rig.next(),
@@ -440,14 +415,7 @@ fn firefox_s_options_in_field_order_are_accepted_and_made_canonical_for_the_phon
     rig.kernel.write(cid, Command::Cbor, &request);
     rig.scan_qr(Kind::SignIn, rp_id);
     let (answer, _) = rig.kernel.answer();
-    let got = response_map(&answer);
-    let credential = cbor::map_get(&got, 1)
-        .and_then(Value::as_map)
-        .expect("credential");
-    assert_eq!(
-        credential.get(&text("id")).and_then(Value::as_bytes),
-        Some(&credential_id[..])
-    );
+    assert_signed(&answer, &credential_id, &public_key, &hash);
 }
 
 #[test]
