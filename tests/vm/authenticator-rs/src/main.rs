@@ -102,13 +102,7 @@ fn register(
         pin: None,
         use_ctap1_fallback: false,
     };
-    let (tx, rx) = channel();
-    let callback = StateCallback::new(Box::new(move |r| {
-        let _ = tx.send(r);
-    }));
-    service.register(millis(), args, status.clone(), callback)?;
-    rx.recv()
-        .unwrap_or(Err(AuthenticatorError::CancelledByUser))
+    answer(|callback| service.register(millis(), args, status.clone(), callback))
 }
 
 fn sign(
@@ -128,11 +122,17 @@ fn sign(
         pin: None,
         use_ctap1_fallback: false,
     };
+    answer(|callback| service.sign(millis(), args, status.clone(), callback))
+}
+
+/// Starts a request with a callback and waits for what the library hands it.
+fn answer<T: Send + 'static>(
+    start: impl FnOnce(StateCallback<authenticator::Result<T>>) -> authenticator::Result<()>,
+) -> authenticator::Result<T> {
     let (tx, rx) = channel();
-    let callback = StateCallback::new(Box::new(move |r| {
+    start(StateCallback::new(Box::new(move |r| {
         let _ = tx.send(r);
-    }));
-    service.sign(millis(), args, status.clone(), callback)?;
+    })))?;
     rx.recv()
         .unwrap_or(Err(AuthenticatorError::CancelledByUser))
 }
