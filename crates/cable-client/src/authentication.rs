@@ -31,9 +31,37 @@ impl PreparedAuthentication {
 
     /// As [`Self::new`], from already decoded options.
     pub fn from_options(options: RequestOptions, origin: &str) -> Result<Self, ClientError> {
+        Self::from_options_in_frame(options, origin, None)
+    }
+
+    /// As [`Self::new`], for `origin` asking from a frame inside a page of `top_origin`: the
+    /// client data says `crossOrigin: true` and names the `topOrigin` when the two differ.
+    /// The relying party id is checked against `origin`, the frame's (WebAuthn §5.1.3); a
+    /// browser would also require the page to allow the frame
+    /// (`publickey-credentials-create`/`-get`), which is the caller's to check.
+    pub fn new_in_frame(
+        options_json: &str,
+        origin: &str,
+        top_origin: &str,
+    ) -> Result<Self, ClientError> {
+        let options = RequestOptions::from_json(options_json)?;
+        Self::from_options_in_frame(options, origin, Some(top_origin))
+    }
+
+    fn from_options_in_frame(
+        options: RequestOptions,
+        origin: &str,
+        top_origin: Option<&str>,
+    ) -> Result<Self, ClientError> {
         let origin = Origin::parse(origin)?;
+        let top_origin = top_origin.map(Origin::parse).transpose()?;
         let rp_id = origin.rp_id_for(options.rp_id.as_deref())?;
-        let client_data = ClientData::new(CeremonyKind::Get, &options.challenge, &origin);
+        let client_data = ClientData::framed(
+            CeremonyKind::Get,
+            &options.challenge,
+            &origin,
+            top_origin.as_ref(),
+        );
         Ok(PreparedAuthentication {
             options,
             rp_id,
@@ -171,6 +199,40 @@ mod tests {
             hex::encode(auth.client_data().hash())
         );
         assert_eq!(hex::encode(req), expected);
+    }
+
+    #[test]
+    fn a_sign_in_from_a_frame_of_another_site() {
+        let auth = PreparedAuthentication::new_in_frame(
+            DISCOVERABLE,
+            "https://example.com",
+            "https://shop.example",
+        )
+        .unwrap();
+        let json = std::str::from_utf8(auth.client_data().json()).unwrap();
+        assert!(
+            json.ends_with(r#""origin":"https://example.com","crossOrigin":true,"topOrigin":"https://shop.example"}"#),
+            "{json}"
+        );
+        // The phone signs over this client data's hash.
+        let req = auth.ctap_request(&chrome_info()).unwrap();
+        assert!(hex::encode(req).contains(&hex::encode(auth.client_data().hash())));
+        // The relying party id is the frame's to claim, not the page's.
+        let err = PreparedAuthentication::new_in_frame(
+            DISCOVERABLE,
+            "https://shop.example",
+            "https://example.com",
+        )
+        .unwrap_err();
+        assert!(matches!(err, ClientError::RpIdMismatch { .. }), "{err:?}");
+        // A page that is not a secure origin is refused like an origin would be.
+        let err = PreparedAuthentication::new_in_frame(
+            DISCOVERABLE,
+            "https://example.com",
+            "http://shop.example",
+        )
+        .unwrap_err();
+        assert!(matches!(err, ClientError::BadOrigin { .. }), "{err:?}");
     }
 
     #[test]

@@ -39,9 +39,37 @@ impl PreparedRegistration {
 
     /// As [`Self::new`], from already decoded options.
     pub fn from_options(options: CreationOptions, origin: &str) -> Result<Self, ClientError> {
+        Self::from_options_in_frame(options, origin, None)
+    }
+
+    /// As [`Self::new`], for `origin` asking from a frame inside a page of `top_origin`: the
+    /// client data says `crossOrigin: true` and names the `topOrigin` when the two differ.
+    /// The relying party id is checked against `origin`, the frame's (WebAuthn §5.1.3); a
+    /// browser would also require the page to allow the frame
+    /// (`publickey-credentials-create`/`-get`), which is the caller's to check.
+    pub fn new_in_frame(
+        options_json: &str,
+        origin: &str,
+        top_origin: &str,
+    ) -> Result<Self, ClientError> {
+        let options = CreationOptions::from_json(options_json)?;
+        Self::from_options_in_frame(options, origin, Some(top_origin))
+    }
+
+    fn from_options_in_frame(
+        options: CreationOptions,
+        origin: &str,
+        top_origin: Option<&str>,
+    ) -> Result<Self, ClientError> {
         let origin = Origin::parse(origin)?;
+        let top_origin = top_origin.map(Origin::parse).transpose()?;
         let rp_id = origin.rp_id_for(options.rp_id.as_deref())?;
-        let client_data = ClientData::new(CeremonyKind::Create, &options.challenge, &origin);
+        let client_data = ClientData::framed(
+            CeremonyKind::Create,
+            &options.challenge,
+            &origin,
+            top_origin.as_ref(),
+        );
         Ok(PreparedRegistration {
             options,
             rp_id,
@@ -310,6 +338,25 @@ mod tests {
 
     fn chrome_info() -> AuthenticatorInfo {
         AuthenticatorInfo::parse(&hex::decode(CHROME_GET_INFO).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn a_registration_from_a_frame_of_another_site() {
+        let options = r#"{"rp": {"id": "example.com", "name": "Example"},
+            "user": {"id": "AQ", "name": "ada", "displayName": "Ada"},
+            "challenge": "AAECAw", "pubKeyCredParams": [{"type": "public-key", "alg": -7}]}"#;
+        let reg = PreparedRegistration::new_in_frame(
+            options,
+            "https://example.com",
+            "https://shop.example",
+        )
+        .unwrap();
+        let json = std::str::from_utf8(reg.client_data().json()).unwrap();
+        assert!(
+            json.starts_with(r#"{"type":"webauthn.create","challenge":"AAECAw","#)
+                && json.ends_with(r#""crossOrigin":true,"topOrigin":"https://shop.example"}"#),
+            "{json}"
+        );
     }
 
     #[test]

@@ -126,13 +126,34 @@ pub struct ClientData {
 impl ClientData {
     /// Builds the client data for a same-origin ceremony.
     pub fn new(kind: CeremonyKind, challenge: &[u8], origin: &Origin) -> Self {
-        let json = format!(
-            "{{\"type\":{},\"challenge\":{},\"origin\":{},\"crossOrigin\":false}}",
+        Self::framed(kind, challenge, origin, None)
+    }
+
+    /// Builds the client data for a ceremony that `origin` asks for from inside a page of
+    /// `top_origin` (an iframe): `crossOrigin` is true and `topOrigin` names the page when
+    /// the two differ, as WebAuthn Level 3 serialises it (§5.8.1.1); the same as
+    /// [`Self::new`] when they do not, or when there is no top origin.
+    pub fn framed(
+        kind: CeremonyKind,
+        challenge: &[u8],
+        origin: &Origin,
+        top_origin: Option<&Origin>,
+    ) -> Self {
+        let mut json = format!(
+            "{{\"type\":{},\"challenge\":{},\"origin\":{},",
             json_string(kind.type_str()),
             json_string(&b64url(challenge)),
             json_string(origin.as_str()),
-        )
-        .into_bytes();
+        );
+        match top_origin.filter(|top| top.as_str() != origin.as_str()) {
+            Some(top) => {
+                json.push_str("\"crossOrigin\":true,\"topOrigin\":");
+                json.push_str(&json_string(top.as_str()));
+                json.push('}');
+            }
+            None => json.push_str("\"crossOrigin\":false}"),
+        }
+        let json = json.into_bytes();
         let hash = Sha256::digest(&json).into();
         ClientData { json, hash }
     }
@@ -182,6 +203,24 @@ mod tests {
         assert!(std::str::from_utf8(get.json())
             .unwrap()
             .starts_with(r#"{"type":"webauthn.get","challenge":"AQ","#));
+    }
+
+    #[test]
+    fn a_frame_of_another_origin_says_so() {
+        let origin = Origin::parse("https://pay.example").unwrap();
+        let top = Origin::parse("https://shop.example:8443/cart").unwrap();
+        let cd = ClientData::framed(CeremonyKind::Get, &[0xfb, 0xff], &origin, Some(&top));
+        assert_eq!(
+            std::str::from_utf8(cd.json()).unwrap(),
+            r#"{"type":"webauthn.get","challenge":"-_8","origin":"https://pay.example","crossOrigin":true,"topOrigin":"https://shop.example:8443"}"#
+        );
+        // A frame of its own origin is not cross-origin.
+        let same = ClientData::framed(CeremonyKind::Get, &[1], &origin, Some(&origin));
+        assert_eq!(same, ClientData::new(CeremonyKind::Get, &[1], &origin));
+        assert_eq!(
+            ClientData::framed(CeremonyKind::Get, &[1], &origin, None),
+            ClientData::new(CeremonyKind::Get, &[1], &origin)
+        );
     }
 
     #[test]
