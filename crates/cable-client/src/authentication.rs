@@ -48,6 +48,31 @@ impl PreparedAuthentication {
         Self::from_options_in_frame(options, origin, Some(top_origin))
     }
 
+    /// As [`Self::new`], with the `clientDataJSON` the caller serialised itself (a browser
+    /// embedding the computer side): it must name this ceremony's type, challenge and
+    /// origin ([`ClientError::ClientDataMismatch`] otherwise); the phone signs over its hash
+    /// and the response carries it byte for byte.
+    pub fn with_client_data_json(
+        options_json: &str,
+        origin: &str,
+        client_data_json: Vec<u8>,
+    ) -> Result<Self, ClientError> {
+        let options = RequestOptions::from_json(options_json)?;
+        let origin = Origin::parse(origin)?;
+        let rp_id = origin.rp_id_for(options.rp_id.as_deref())?;
+        let client_data = ClientData::from_caller(
+            CeremonyKind::Get,
+            &options.challenge,
+            &origin,
+            client_data_json,
+        )?;
+        Ok(PreparedAuthentication {
+            options,
+            rp_id,
+            client_data,
+        })
+    }
+
     fn from_options_in_frame(
         options: RequestOptions,
         origin: &str,
@@ -233,6 +258,36 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, ClientError::BadOrigin { .. }), "{err:?}");
+    }
+
+    #[test]
+    fn client_data_the_caller_built_is_what_the_phone_signs() {
+        let own = br#"{"type":"webauthn.get","challenge":"AAECAw","origin":"https://example.com","crossOrigin":false}"#;
+        let auth = PreparedAuthentication::with_client_data_json(
+            DISCOVERABLE,
+            "https://example.com",
+            own.to_vec(),
+        )
+        .unwrap();
+        assert_eq!(auth.client_data().json(), own);
+        let req = auth.ctap_request(&chrome_info()).unwrap();
+        let hash: [u8; 32] = <sha2::Sha256 as sha2::Digest>::digest(own).into();
+        assert!(hex::encode(req).contains(&hex::encode(hash)));
+        let ad = auth_data("example.com", 0x05, None);
+        let done = auth
+            .finish(&chrome_info(), &reply(Some(&[7]), &ad, Some(b"u")))
+            .unwrap();
+        assert_eq!(done.client_data_json, own);
+        // Another ceremony's client data is refused before any phone is involved.
+        let err = PreparedAuthentication::with_client_data_json(
+            DISCOVERABLE,
+            "https://example.com",
+            br#"{"type":"webauthn.get","challenge":"BBBB","origin":"https://example.com"}"#
+                .to_vec(),
+        )
+        .unwrap_err();
+        assert!(err.is_input_error());
+        assert_eq!(err.dom_exception(), crate::DomException::TypeError);
     }
 
     #[test]

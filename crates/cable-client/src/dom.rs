@@ -72,7 +72,9 @@ impl ClientError {
             | ClientError::EmptyChallenge => DomException::TypeError,
             ClientError::BadOrigin { .. }
             | ClientError::RpIdMismatch { .. }
-            | ClientError::RpIdIsPublicSuffix { .. } => DomException::SecurityError,
+            | ClientError::RpIdIsPublicSuffix { .. }
+            | ClientError::ClientDataMismatch { member: "origin" } => DomException::SecurityError,
+            ClientError::ClientDataMismatch { .. } => DomException::TypeError,
             ClientError::NoSupportedAlgorithm => DomException::NotSupportedError,
             ClientError::Unsupported { .. } => DomException::ConstraintError,
             ClientError::Cancelled { .. } => DomException::AbortError,

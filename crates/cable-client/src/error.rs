@@ -77,6 +77,13 @@ pub enum ClientError {
         /// The length given.
         len: usize,
     },
+    /// Client data the caller built does not belong to this ceremony: `member` (`type`,
+    /// `challenge` or `origin`) differs, or it is not a JSON object.
+    #[error("the caller's clientDataJSON does not match the ceremony: {member}")]
+    ClientDataMismatch {
+        /// The member that differs.
+        member: &'static str,
+    },
     /// The challenge is empty.
     #[error("the challenge is empty")]
     EmptyChallenge,
@@ -197,6 +204,7 @@ impl ClientError {
             | ClientError::RpIdIsPublicSuffix { .. }
             | ClientError::BadUserId { .. }
             | ClientError::EmptyChallenge
+            | ClientError::ClientDataMismatch { .. }
             | ClientError::NoSupportedAlgorithm => true,
             // Everything else comes from the phone, the network, the radio or the person at
             // the phone, where trying again with the same input can succeed.

@@ -56,6 +56,31 @@ impl PreparedRegistration {
         Self::from_options_in_frame(options, origin, Some(top_origin))
     }
 
+    /// As [`Self::new`], with the `clientDataJSON` the caller serialised itself (a browser
+    /// embedding the computer side): it must name this ceremony's type, challenge and
+    /// origin ([`ClientError::ClientDataMismatch`] otherwise); the phone signs over its hash
+    /// and the response carries it byte for byte.
+    pub fn with_client_data_json(
+        options_json: &str,
+        origin: &str,
+        client_data_json: Vec<u8>,
+    ) -> Result<Self, ClientError> {
+        let options = CreationOptions::from_json(options_json)?;
+        let origin = Origin::parse(origin)?;
+        let rp_id = origin.rp_id_for(options.rp_id.as_deref())?;
+        let client_data = ClientData::from_caller(
+            CeremonyKind::Create,
+            &options.challenge,
+            &origin,
+            client_data_json,
+        )?;
+        Ok(PreparedRegistration {
+            options,
+            rp_id,
+            client_data,
+        })
+    }
+
     fn from_options_in_frame(
         options: CreationOptions,
         origin: &str,

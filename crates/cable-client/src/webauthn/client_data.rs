@@ -158,6 +158,36 @@ impl ClientData {
         ClientData { json, hash }
     }
 
+    /// Client data the caller serialised itself (a browser, which also decides members such
+    /// as `topOrigin` or extensions of its own), checked against the ceremony: it must be a
+    /// JSON object whose `type`, `challenge` and `origin` are this ceremony's. The phone
+    /// signs over its SHA-256 and the response carries these bytes as they are.
+    pub fn from_caller(
+        kind: CeremonyKind,
+        challenge: &[u8],
+        origin: &Origin,
+        json: Vec<u8>,
+    ) -> Result<Self, ClientError> {
+        let parsed: serde_json::Value =
+            serde_json::from_slice(&json).map_err(|_| ClientError::ClientDataMismatch {
+                member: "(not JSON)",
+            })?;
+        let member = |name: &'static str| parsed.get(name).and_then(serde_json::Value::as_str);
+        if member("type") != Some(kind.type_str()) {
+            return Err(ClientError::ClientDataMismatch { member: "type" });
+        }
+        if member("challenge") != Some(b64url(challenge).as_str()) {
+            return Err(ClientError::ClientDataMismatch {
+                member: "challenge",
+            });
+        }
+        if member("origin") != Some(origin.as_str()) {
+            return Err(ClientError::ClientDataMismatch { member: "origin" });
+        }
+        let hash = Sha256::digest(&json).into();
+        Ok(ClientData { json, hash })
+    }
+
     /// The exact bytes handed to the relying party.
     pub fn json(&self) -> &[u8] {
         &self.json
@@ -221,6 +251,36 @@ mod tests {
             ClientData::framed(CeremonyKind::Get, &[1], &origin, None),
             ClientData::new(CeremonyKind::Get, &[1], &origin)
         );
+    }
+
+    #[test]
+    fn client_data_a_caller_built_is_checked_and_kept_as_it_is() {
+        let origin = Origin::parse("https://example.com").unwrap();
+        let own = br#"{"type":"webauthn.get","challenge":"AQ","origin":"https://example.com","crossOrigin":false,"other_keys_can_be_added_here":"x"}"#;
+        let cd = ClientData::from_caller(CeremonyKind::Get, &[1], &origin, own.to_vec()).unwrap();
+        assert_eq!(cd.json(), own);
+        assert_eq!(cd.hash(), &<[u8; 32]>::from(Sha256::digest(own)));
+        for (json, member) in [
+            (&b"not json"[..], "(not JSON)"),
+            (
+                br#"{"type":"webauthn.create","challenge":"AQ","origin":"https://example.com"}"#,
+                "type",
+            ),
+            (
+                br#"{"type":"webauthn.get","challenge":"Ag","origin":"https://example.com"}"#,
+                "challenge",
+            ),
+            (
+                br#"{"type":"webauthn.get","challenge":"AQ","origin":"https://evil.example"}"#,
+                "origin",
+            ),
+            (br#"["webauthn.get"]"#, "type"),
+        ] {
+            match ClientData::from_caller(CeremonyKind::Get, &[1], &origin, json.to_vec()) {
+                Err(ClientError::ClientDataMismatch { member: m }) => assert_eq!(m, member),
+                other => panic!("{other:?}"),
+            }
+        }
     }
 
     #[test]
