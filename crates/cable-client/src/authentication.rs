@@ -48,6 +48,25 @@ impl PreparedAuthentication {
         Self::from_options_in_frame(options, origin, Some(top_origin))
     }
 
+    /// As [`Self::new`], for a relying party id that is not `origin`'s own but allows it
+    /// as a related origin: `well_known` is the document the caller fetched from
+    /// `https://{rpId}/.well-known/webauthn` ([`Origin::rp_id_for_related`]).
+    pub fn new_with_related_origins(
+        options_json: &str,
+        origin: &str,
+        well_known: &str,
+    ) -> Result<Self, ClientError> {
+        let options = RequestOptions::from_json(options_json)?;
+        let origin = Origin::parse(origin)?;
+        let rp_id = origin.rp_id_for_related(options.rp_id.as_deref(), well_known)?;
+        let client_data = ClientData::new(CeremonyKind::Get, &options.challenge, &origin);
+        Ok(PreparedAuthentication {
+            options,
+            rp_id,
+            client_data,
+        })
+    }
+
     /// As [`Self::new`], with the `clientDataJSON` the caller serialised itself (a browser
     /// embedding the computer side): it must name this ceremony's type, challenge and
     /// origin ([`ClientError::ClientDataMismatch`] otherwise); the phone signs over its hash
@@ -288,6 +307,23 @@ mod tests {
         .unwrap_err();
         assert!(err.is_input_error());
         assert_eq!(err.dom_exception(), crate::DomException::TypeError);
+    }
+
+    #[test]
+    fn a_related_origin_signs_in_for_the_id_that_lists_it() {
+        let opts = r#"{"challenge": "AAECAw", "rpId": "example.com"}"#;
+        let doc = r#"{"origins": ["https://example.co.uk"]}"#;
+        let auth =
+            PreparedAuthentication::new_with_related_origins(opts, "https://example.co.uk", doc)
+                .unwrap();
+        assert_eq!(auth.rp_id(), "example.com");
+        let json = std::str::from_utf8(auth.client_data().json()).unwrap();
+        assert!(
+            json.contains(r#""origin":"https://example.co.uk""#),
+            "{json}"
+        );
+        let err = PreparedAuthentication::new(opts, "https://example.co.uk").unwrap_err();
+        assert!(matches!(err, ClientError::RpIdMismatch { .. }), "{err:?}");
     }
 
     #[test]

@@ -56,6 +56,25 @@ impl PreparedRegistration {
         Self::from_options_in_frame(options, origin, Some(top_origin))
     }
 
+    /// As [`Self::new`], for a relying party id that is not `origin`'s own but allows it
+    /// as a related origin: `well_known` is the document the caller fetched from
+    /// `https://{rpId}/.well-known/webauthn` ([`Origin::rp_id_for_related`]).
+    pub fn new_with_related_origins(
+        options_json: &str,
+        origin: &str,
+        well_known: &str,
+    ) -> Result<Self, ClientError> {
+        let options = CreationOptions::from_json(options_json)?;
+        let origin = Origin::parse(origin)?;
+        let rp_id = origin.rp_id_for_related(options.rp_id.as_deref(), well_known)?;
+        let client_data = ClientData::new(CeremonyKind::Create, &options.challenge, &origin);
+        Ok(PreparedRegistration {
+            options,
+            rp_id,
+            client_data,
+        })
+    }
+
     /// As [`Self::new`], with the `clientDataJSON` the caller serialised itself (a browser
     /// embedding the computer side): it must name this ceremony's type, challenge and
     /// origin ([`ClientError::ClientDataMismatch`] otherwise); the phone signs over its hash

@@ -90,6 +90,73 @@ impl Origin {
     }
 }
 
+/// The most registrable-domain labels a related-origins document may name before further
+/// ones are ignored (WebAuthn Level 3 §5.11.1: at least 5; browsers use 5).
+pub const MAX_RELATED_ORIGIN_LABELS: usize = 5;
+
+impl Origin {
+    /// As [`Self::rp_id_for`], and when the relying party id is not this origin's to claim,
+    /// as browsers do with related origins (WebAuthn Level 3 §5.11): `well_known` is the
+    /// document the caller fetched from `https://{rpId}/.well-known/webauthn`, a JSON object
+    /// whose `origins` lists the origins allowed to use the id. This origin must be among
+    /// them before the list names more than [`MAX_RELATED_ORIGIN_LABELS`] distinct
+    /// registrable-domain labels (`example` of `login.example.co.uk`).
+    pub fn rp_id_for_related(
+        &self,
+        requested: Option<&str>,
+        well_known: &str,
+    ) -> Result<String, ClientError> {
+        let err = match self.rp_id_for(requested) {
+            Ok(rp_id) => return Ok(rp_id),
+            Err(e @ ClientError::RpIdMismatch { .. }) => e,
+            Err(e) => return Err(e),
+        };
+        let Ok(document) = serde_json::from_str::<serde_json::Value>(well_known) else {
+            return Err(err);
+        };
+        let Some(origins) = document
+            .get("origins")
+            .and_then(serde_json::Value::as_array)
+        else {
+            return Err(err);
+        };
+        let mut labels_seen: Vec<String> = Vec::new();
+        for item in origins {
+            let Some(item) = item.as_str() else {
+                return Err(err);
+            };
+            let Ok(url) = Url::parse(item) else { continue };
+            let Some(Host::Domain(domain)) = url.host() else {
+                continue;
+            };
+            let Some(label) = registrable_label(&domain.to_ascii_lowercase()) else {
+                continue;
+            };
+            if labels_seen.len() >= MAX_RELATED_ORIGIN_LABELS && !labels_seen.contains(&label) {
+                continue;
+            }
+            if url.origin().ascii_serialization() == self.serialized {
+                return Ok(requested.map_or_else(|| self.host.clone(), str::to_ascii_lowercase));
+            }
+            if !labels_seen.contains(&label) {
+                labels_seen.push(label);
+            }
+        }
+        Err(err)
+    }
+}
+
+/// The first label of `domain`'s registrable domain (`example` for `a.example.co.uk`); none
+/// for a public suffix itself or a domain under no known suffix.
+fn registrable_label(domain: &str) -> Option<String> {
+    let registrable = psl::domain(domain.as_bytes())?;
+    if !registrable.suffix().is_known() {
+        return None;
+    }
+    let registrable = std::str::from_utf8(registrable.as_bytes()).ok()?;
+    registrable.split('.').next().map(str::to_owned)
+}
+
 /// Whether `domain` is exactly a suffix the public suffix list names (ICANN or private
 /// section); the list's implicit `*` rule for unknown top-level labels does not count.
 fn is_public_suffix(domain: &str) -> bool {
@@ -281,6 +348,54 @@ mod tests {
                 other => panic!("{other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn related_origins_as_browsers_check_them() {
+        let shop = Origin::parse("https://shop.example.co.uk").unwrap();
+        let doc = r#"{"origins": ["https://example.com", "https://shop.example.co.uk"]}"#;
+        assert_eq!(
+            shop.rp_id_for_related(Some("example.com"), doc).unwrap(),
+            "example.com"
+        );
+        // Its own id needs no document.
+        assert_eq!(
+            shop.rp_id_for_related(Some("example.co.uk"), "not json")
+                .unwrap(),
+            "example.co.uk"
+        );
+        // Not listed, a document of another shape, or listed too late.
+        let refused = |doc: &str| {
+            matches!(
+                shop.rp_id_for_related(Some("example.com"), doc),
+                Err(ClientError::RpIdMismatch { .. })
+            )
+        };
+        assert!(refused(r#"{"origins": ["https://example.com"]}"#));
+        assert!(refused(r#"{"origins": "https://shop.example.co.uk"}"#));
+        assert!(refused(r#"{"origins": [1, "https://shop.example.co.uk"]}"#));
+        assert!(refused("[]"));
+        let late = r#"{"origins": ["https://a.com", "https://b.com", "https://c.net",
+            "https://d.org", "https://e.io", "https://shop.example.co.uk"]}"#;
+        assert!(refused(late));
+        // Origins of labels already seen do not count against the limit.
+        let same_labels = r#"{"origins": ["https://a.com", "https://a.net", "https://b.com",
+            "https://c.net", "https://d.org", "https://e.io", "https://www.a.org",
+            "https://shop.example.co.uk"]}"#;
+        assert!(refused(same_labels), "example is the sixth label");
+        let within = r#"{"origins": ["https://a.com", "https://a.net", "https://b.com",
+            "https://c.net", "https://shop.example.co.uk"]}"#;
+        assert!(!refused(within));
+        // An exact origin, scheme and port included.
+        assert!(refused(r#"{"origins": ["http://shop.example.co.uk"]}"#));
+        assert!(refused(
+            r#"{"origins": ["https://shop.example.co.uk:8443"]}"#
+        ));
+        // A public suffix stays refused, whatever the document says.
+        assert!(matches!(
+            shop.rp_id_for_related(Some("co.uk"), doc),
+            Err(ClientError::RpIdIsPublicSuffix { .. })
+        ));
     }
 
     #[test]
