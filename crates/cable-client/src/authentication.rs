@@ -10,7 +10,7 @@ use cable_proto::ctap::command;
 use crate::ctap::{decode_map, map_get_text, split_status, AuthenticatorData, AuthenticatorInfo};
 use crate::error::ClientError;
 use crate::registration::{descriptor_list, uv_decision};
-use crate::webauthn::client_data::{CeremonyKind, ClientData, Origin};
+use crate::webauthn::client_data::{prepare, Caller, CeremonyKind, ClientData};
 use crate::webauthn::options::{RequestOptions, UserVerification};
 use crate::webauthn::response::AuthenticationResponse;
 
@@ -25,13 +25,16 @@ pub struct PreparedAuthentication {
 impl PreparedAuthentication {
     /// Validates `options_json` for `origin` and builds the client data.
     pub fn new(options_json: &str, origin: &str) -> Result<Self, ClientError> {
-        let options = RequestOptions::from_json(options_json)?;
-        Self::from_options(options, origin)
+        Self::prepare(
+            RequestOptions::from_json(options_json)?,
+            origin,
+            Caller::SameOrigin,
+        )
     }
 
     /// As [`Self::new`], from already decoded options.
     pub fn from_options(options: RequestOptions, origin: &str) -> Result<Self, ClientError> {
-        Self::from_options_in_frame(options, origin, None)
+        Self::prepare(options, origin, Caller::SameOrigin)
     }
 
     /// As [`Self::new`], for `origin` asking from a frame inside a page of `top_origin`: the
@@ -44,27 +47,26 @@ impl PreparedAuthentication {
         origin: &str,
         top_origin: &str,
     ) -> Result<Self, ClientError> {
-        let options = RequestOptions::from_json(options_json)?;
-        Self::from_options_in_frame(options, origin, Some(top_origin))
+        Self::prepare(
+            RequestOptions::from_json(options_json)?,
+            origin,
+            Caller::Frame(top_origin),
+        )
     }
 
     /// As [`Self::new`], for a relying party id that is not `origin`'s own but allows it
     /// as a related origin: `well_known` is the document the caller fetched from
-    /// `https://{rpId}/.well-known/webauthn` ([`Origin::rp_id_for_related`]).
+    /// `https://{rpId}/.well-known/webauthn` ([`Origin::rp_id_for_related`](crate::webauthn::client_data::Origin::rp_id_for_related)).
     pub fn new_with_related_origins(
         options_json: &str,
         origin: &str,
         well_known: &str,
     ) -> Result<Self, ClientError> {
-        let options = RequestOptions::from_json(options_json)?;
-        let origin = Origin::parse(origin)?;
-        let rp_id = origin.rp_id_for_related(options.rp_id.as_deref(), well_known)?;
-        let client_data = ClientData::new(CeremonyKind::Get, &options.challenge, &origin);
-        Ok(PreparedAuthentication {
-            options,
-            rp_id,
-            client_data,
-        })
+        Self::prepare(
+            RequestOptions::from_json(options_json)?,
+            origin,
+            Caller::Related(well_known),
+        )
     }
 
     /// As [`Self::new`], with the `clientDataJSON` the caller serialised itself (a browser
@@ -76,36 +78,25 @@ impl PreparedAuthentication {
         origin: &str,
         client_data_json: Vec<u8>,
     ) -> Result<Self, ClientError> {
-        let options = RequestOptions::from_json(options_json)?;
-        let origin = Origin::parse(origin)?;
-        let rp_id = origin.rp_id_for(options.rp_id.as_deref())?;
-        let client_data = ClientData::from_caller(
-            CeremonyKind::Get,
-            &options.challenge,
-            &origin,
-            client_data_json,
-        )?;
-        Ok(PreparedAuthentication {
-            options,
-            rp_id,
-            client_data,
-        })
+        Self::prepare(
+            RequestOptions::from_json(options_json)?,
+            origin,
+            Caller::OwnClientData(client_data_json),
+        )
     }
 
-    fn from_options_in_frame(
+    fn prepare(
         options: RequestOptions,
         origin: &str,
-        top_origin: Option<&str>,
+        caller: Caller<'_>,
     ) -> Result<Self, ClientError> {
-        let origin = Origin::parse(origin)?;
-        let top_origin = top_origin.map(Origin::parse).transpose()?;
-        let rp_id = origin.rp_id_for(options.rp_id.as_deref())?;
-        let client_data = ClientData::framed(
+        let (rp_id, client_data) = prepare(
             CeremonyKind::Get,
             &options.challenge,
-            &origin,
-            top_origin.as_ref(),
-        );
+            options.rp_id.as_deref(),
+            origin,
+            caller,
+        )?;
         Ok(PreparedAuthentication {
             options,
             rp_id,

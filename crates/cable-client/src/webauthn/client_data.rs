@@ -183,6 +183,44 @@ impl CeremonyKind {
     }
 }
 
+/// Who asks for a ceremony, beyond its origin: what decides the relying party id check and
+/// the client data, for [`prepare`].
+#[derive(Debug)]
+pub(crate) enum Caller<'a> {
+    /// A page of the origin itself.
+    SameOrigin,
+    /// A frame inside a page of this top origin.
+    Frame(&'a str),
+    /// The origin, allowed by the relying party's `/.well-known/webauthn` document.
+    Related(&'a str),
+    /// A caller that serialised `clientDataJSON` itself.
+    OwnClientData(Vec<u8>),
+}
+
+/// The relying party id and the client data of a ceremony of `kind` that `origin` asks for,
+/// with the id the options name (if any), checked as `caller` requires.
+pub(crate) fn prepare(
+    kind: CeremonyKind,
+    challenge: &[u8],
+    requested_rp_id: Option<&str>,
+    origin: &str,
+    caller: Caller<'_>,
+) -> Result<(String, ClientData), ClientError> {
+    let origin = Origin::parse(origin)?;
+    let rp_id = match &caller {
+        Caller::Related(well_known) => origin.rp_id_for_related(requested_rp_id, well_known)?,
+        _ => origin.rp_id_for(requested_rp_id)?,
+    };
+    let client_data = match caller {
+        Caller::SameOrigin | Caller::Related(_) => ClientData::new(kind, challenge, &origin),
+        Caller::Frame(top) => {
+            ClientData::framed(kind, challenge, &origin, Some(&Origin::parse(top)?))
+        }
+        Caller::OwnClientData(json) => ClientData::from_caller(kind, challenge, &origin, json)?,
+    };
+    Ok((rp_id, client_data))
+}
+
 /// `clientDataJSON` bytes and their SHA-256.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientData {
