@@ -1,9 +1,11 @@
 //! A software authenticator on passkey-authenticator (1Password passkey-rs).
 //!
-//! ES256 only, every credential resident, `none` attestation, no PIN protocols; user presence
-//! and verification come from a [`UserApproval`] the embedding application answers.
+//! ES256 only, every credential resident, `none` attestation, no PIN protocols, the `prf`
+//! extension as phones offer it over hybrid; user presence and verification come from a
+//! [`UserApproval`] the embedding application answers.
 
 mod cbor_bridge;
+mod prf_wire;
 mod store;
 
 use std::fmt;
@@ -11,6 +13,7 @@ use std::sync::Arc;
 
 use cable_proto::cbor::Value;
 use cable_proto::ctap::status;
+use passkey_authenticator::extensions::HmacSecretConfig;
 use passkey_authenticator::{UiHint, UserCheck, UserValidationMethod};
 use passkey_crypto::iana;
 use passkey_crypto::rust_crypto::RustCryptoBackend;
@@ -176,12 +179,17 @@ impl SoftwareAuthenticator {
 
     /// As [`SoftwareAuthenticator::new`] with a shared approval hook.
     pub fn with_shared_approval(store: PasskeyStore, approval: Arc<dyn UserApproval>) -> Self {
+        // `prf` as phones offer it over hybrid: the client sends hashed salts and gets the
+        // outputs unencrypted (the tunnel is encrypted already), at registration too. Both
+        // CTAP secrets (with and without user verification) are made, so a relying party
+        // that discourages verification still gets outputs.
         let mut inner = passkey_authenticator::Authenticator::new(
             Aaguid::from(AAGUID),
             store,
             ApprovalBridge(approval),
             RustCryptoBackend,
-        );
+        )
+        .hmac_secret(HmacSecretConfig::new_without_uv().enable_on_make_credential());
         // ES256 only: every relying party supports it and the wire format is well trodden.
         if inner.set_algorithms(&[iana::Algorithm::ES256]).is_err() {
             unreachable!("the RustCrypto backend supports ES256");
@@ -299,21 +307,23 @@ impl Authenticator for SoftwareAuthenticator {
     }
 
     async fn make_credential(&mut self, params: Value) -> Result<Value, CtapStatus> {
-        let request: make_credential::Request = decode_params(with_user_defaults(params))?;
+        let params = prf_wire::request_salts(with_user_defaults(params), 6)?;
+        let request: make_credential::Request = decode_params(params)?;
         let client_data_hash = request.client_data_hash.to_vec();
         let response = self
             .inner
             .make_credential(request)
             .await
             .map_err(status_of)?;
-        let response = encode_response(&response)?;
+        let response = prf_wire::response_outputs(encode_response(&response)?, 6);
+        let response = prf_wire::signed_hmac_secret(response);
         Ok(self_attested(response, &client_data_hash, self.store()))
     }
 
     async fn get_assertion(&mut self, params: Value) -> Result<Value, CtapStatus> {
-        let request: get_assertion::Request = decode_params(params)?;
+        let request: get_assertion::Request = decode_params(prf_wire::request_salts(params, 4)?)?;
         let response = self.inner.get_assertion(request).await.map_err(status_of)?;
-        encode_response(&response)
+        Ok(prf_wire::response_outputs(encode_response(&response)?, 8))
     }
 }
 
@@ -346,6 +356,113 @@ mod tests {
                 Value::map([(text("rk"), Value::Bool(true))]),
             ),
         ])
+    }
+
+    fn prf_eval(first: u8, second: Option<u8>) -> Value {
+        let mut values = vec![(text("first"), Value::Bytes(vec![first; 32]))];
+        if let Some(second) = second {
+            values.push((text("second"), Value::Bytes(vec![second; 32])));
+        }
+        Value::map([(
+            text("prf"),
+            Value::map([(text("eval"), Value::map(values))]),
+        )])
+    }
+
+    fn prf_results(response: &Value, key: u64) -> (Vec<u8>, Option<Vec<u8>>) {
+        let Value::Map(map) = response else {
+            panic!("not a map: {response:?}")
+        };
+        let outputs = map.get(&Value::Unsigned(key)).expect("unsigned outputs");
+        let Value::Map(outputs) = outputs else {
+            panic!("{outputs:?}")
+        };
+        let Some(Value::Map(prf)) = outputs.get(&text("prf")) else {
+            panic!("{outputs:?}")
+        };
+        let Some(Value::Map(results)) = prf.get(&text("results")) else {
+            panic!("{prf:?}")
+        };
+        let bytes = |k: &str| {
+            results
+                .get(&text(k))
+                .and_then(Value::as_bytes)
+                .map(<[u8]>::to_vec)
+        };
+        (bytes("first").expect("first"), bytes("second"))
+    }
+
+    fn with_extensions(request: Value, key: u64, extensions: Value) -> Value {
+        let Value::Map(mut map) = request else {
+            unreachable!()
+        };
+        map.insert(Value::Unsigned(key), extensions);
+        Value::Map(map)
+    }
+
+    fn get_assertion(extensions: Value) -> Value {
+        Value::map([
+            (Value::Unsigned(1), text("example.com")),
+            (Value::Unsigned(2), Value::Bytes(vec![2; 32])),
+            (Value::Unsigned(4), extensions),
+        ])
+    }
+
+    /// The `prf` extension as Chrome sends it to a phone (salts already hashed, outputs
+    /// unsigned): evaluated at registration and again, with the same result, at sign-in,
+    /// also after the store was reopened from its file.
+    #[tokio::test]
+    async fn prf_is_evaluated_at_registration_and_sign_in_and_survives_the_file() {
+        let dir = std::env::temp_dir().join(format!("cable-phone-prf-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("passkeys.json");
+        let mut authenticator =
+            SoftwareAuthenticator::new(PasskeyStore::open(&path).unwrap(), AlwaysApprove);
+        let info = authenticator.get_info().await;
+        let Value::Map(info) = info else { panic!() };
+        assert_eq!(
+            info.get(&Value::Unsigned(2)),
+            Some(&Value::Array(vec![text("prf")]))
+        );
+        let user = Value::map([
+            (text("id"), Value::Bytes(vec![7; 16])),
+            (text("name"), text("ada")),
+        ]);
+        let made = authenticator
+            .make_credential(with_extensions(
+                libfido2_make_credential(user),
+                6,
+                prf_eval(1, Some(2)),
+            ))
+            .await
+            .unwrap();
+        let (first, second) = prf_results(&made, 6);
+        assert_eq!(first.len(), 32);
+        // The signed authenticator data says the credential has its PRF secret.
+        let Value::Map(made_map) = &made else {
+            unreachable!()
+        };
+        let auth_data = made_map[&Value::Unsigned(2)].as_bytes().unwrap();
+        assert_eq!(auth_data[32] & 0x80, 0x80);
+        assert!(auth_data.ends_with(b"\xa1\x6bhmac-secret\xf5"));
+        assert_ne!(Some(&first), second.as_ref());
+
+        let mut reopened =
+            SoftwareAuthenticator::new(PasskeyStore::open(&path).unwrap(), AlwaysApprove);
+        let asserted = reopened
+            .get_assertion(get_assertion(prf_eval(1, Some(2))))
+            .await
+            .unwrap();
+        assert_eq!(prf_results(&asserted, 8), (first.clone(), second));
+        let other = reopened
+            .get_assertion(get_assertion(prf_eval(3, None)))
+            .await
+            .unwrap();
+        let (other_first, none) = prf_results(&other, 8);
+        assert_ne!(other_first, first);
+        assert_eq!(none, None);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[tokio::test]

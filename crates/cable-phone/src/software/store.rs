@@ -13,7 +13,7 @@ use passkey_types::ctap2::make_credential::{
 };
 use passkey_types::ctap2::{Ctap2Error, StatusCode};
 use passkey_types::webauthn::PublicKeyCredentialDescriptor;
-use passkey_types::{CredentialExtensions, Passkey};
+use passkey_types::{CredentialExtensions, Passkey, StoredHmacSecret};
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -277,6 +277,12 @@ struct StoredCredential {
     counter: Option<u32>,
     /// The COSE private key.
     private_key: SecretText,
+    /// The `prf` (hmac-secret) secret used when the user was verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prf_secret: Option<SecretText>,
+    /// The `prf` secret used without user verification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    prf_secret_without_uv: Option<SecretText>,
 }
 
 /// Text holding key material: wiped when dropped.
@@ -308,6 +314,17 @@ fn encode_credential(p: &Passkey) -> Result<StoredCredential, StoreError> {
         user_display_name: p.user_display_name.clone(),
         counter: p.counter,
         private_key: SecretText(URL_SAFE_NO_PAD.encode(&*key)),
+        prf_secret: p
+            .extensions
+            .hmac_secret
+            .as_ref()
+            .map(|h| SecretText(URL_SAFE_NO_PAD.encode(&h.cred_with_uv))),
+        prf_secret_without_uv: p
+            .extensions
+            .hmac_secret
+            .as_ref()
+            .and_then(|h| h.cred_without_uv.as_ref())
+            .map(|secret| SecretText(URL_SAFE_NO_PAD.encode(secret))),
     })
 }
 
@@ -335,7 +352,22 @@ fn decode_credential(index: usize, c: StoredCredential) -> Result<Passkey, Store
         username: c.user_name,
         user_display_name: c.user_display_name,
         counter: c.counter,
-        extensions: CredentialExtensions::default(),
+        extensions: CredentialExtensions {
+            hmac_secret: c
+                .prf_secret
+                .as_ref()
+                .map(|secret| -> Result<_, StoreError> {
+                    Ok(StoredHmacSecret {
+                        cred_with_uv: b64("prf_secret", &secret.0)?,
+                        cred_without_uv: c
+                            .prf_secret_without_uv
+                            .as_ref()
+                            .map(|s| b64("prf_secret_without_uv", &s.0))
+                            .transpose()?,
+                    })
+                })
+                .transpose()?,
+        },
     })
 }
 
