@@ -133,3 +133,81 @@ async fn declined_on_the_phone_is_operation_denied() {
         other => panic!("expected CTAP2_ERR_OPERATION_DENIED, got {other:?}"),
     }
 }
+
+/// Adds `extensions.prf` to options JSON from the relying party.
+fn with_prf(options: &str, prf: serde_json::Value) -> String {
+    let mut json: serde_json::Value = serde_json::from_str(options).unwrap();
+    let inner = if json.get("publicKey").is_some() {
+        &mut json["publicKey"]
+    } else {
+        &mut json
+    };
+    let object = inner.as_object_mut().unwrap();
+    let extensions = object
+        .entry("extensions")
+        .or_insert_with(|| serde_json::json!({}));
+    extensions["prf"] = prf;
+    json.to_string()
+}
+
+/// The `prf` extension end to end: evaluated at registration, then at sign-in with the same
+/// input again (same output) and with another (different output); the responses still
+/// verify at the independent relying party.
+#[tokio::test]
+async fn prf_outputs_are_stable_across_ceremonies() {
+    let harness = Harness::start().await.unwrap();
+    let rp = RelyingParty::new(RP_ID, ORIGIN).unwrap();
+    let store = PasskeyStore::in_memory();
+    let cancel = CancellationToken::new();
+    let vault = cable_client::webauthn::options::b64url(b"vault key v1");
+
+    // The relying party asks for `prf`; the page's script adds an input to evaluate at once.
+    let options = rp
+        .start_registration_with_prf("ada", "Ada Lovelace")
+        .unwrap();
+    assert!(options.contains(r#""prf":{}"#), "{options}");
+    let options = with_prf(&options, serde_json::json!({"eval": {"first": vault}}));
+    let config = harness.client_config(test_deadlines()).unwrap();
+    let (ceremony, _p) = Ceremony::register(config, &options, ORIGIN).unwrap();
+    let phone = harness.phone(&ceremony.qr_uri(), store.clone());
+    let (computer, phone) = tokio::join!(ceremony.run(cancel.clone()), phone.run(cancel.clone()));
+    let registration = computer.unwrap();
+    phone.unwrap();
+    let credential_id = rp
+        .finish_registration(&registration.to_json_string())
+        .unwrap();
+    let made = registration
+        .prf
+        .clone()
+        .expect("prf output at registration");
+    assert_eq!(made.enabled, Some(true));
+    let at_registration = made.results.expect("evaluated at registration");
+    assert_eq!(at_registration.first.len(), 32);
+
+    let sign_in = |first: &[u8], second: Option<&[u8]>| {
+        let options = rp.start_authentication_with_prf(first, second).unwrap();
+        let config = harness.client_config(test_deadlines()).unwrap();
+        let (ceremony, _p) = Ceremony::authenticate(config, &options, ORIGIN).unwrap();
+        let phone = harness.phone(&ceremony.qr_uri(), store.clone());
+        let cancel = cancel.clone();
+        async move {
+            let (computer, phone) =
+                tokio::join!(ceremony.run(cancel.clone()), phone.run(cancel.clone()));
+            phone.unwrap();
+            computer.unwrap()
+        }
+    };
+    let signed_in = |assertion: &cable_client::AuthenticationResponse| {
+        rp.finish_authentication(&assertion.to_json_string())
+            .unwrap()
+    };
+    let first = sign_in(b"vault key v1", Some(b"vault key v2")).await;
+    assert_eq!(signed_in(&first), credential_id);
+    let again = sign_in(b"vault key v2", None).await;
+    assert_eq!(signed_in(&again), credential_id);
+    let first = first.prf.unwrap().results.unwrap();
+    let again = again.prf.unwrap().results.unwrap();
+    assert_eq!(first.first, at_registration.first);
+    assert_ne!(first.second.as_ref(), Some(&first.first));
+    assert_eq!(Some(&again.first), first.second.as_ref());
+}

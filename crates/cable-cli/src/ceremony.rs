@@ -60,6 +60,102 @@ pub struct CommonArgs {
     pub phone: Option<String>,
     #[command(flatten)]
     pub store: crate::phones::StoreArgs,
+    #[command(flatten)]
+    pub prf: PrfArgs,
+}
+
+/// The `prf` extension from the command line.
+#[derive(Debug, Args, Default)]
+pub struct PrfArgs {
+    /// Ask for the PRF extension (WebAuthn `prf`, what password managers unlock vaults
+    /// with) and evaluate it at INPUT, taken as UTF-8 bytes. Twice for a second input (key
+    /// rotation). With register, the phone evaluates at once if it can; either way the new
+    /// passkey is made with PRF support. Binary inputs: put `extensions.prf` in --options.
+    #[arg(
+        long = "prf",
+        value_name = "INPUT",
+        allow_hyphen_values = true,
+        requires = "prf_output"
+    )]
+    pub inputs: Vec<String>,
+    /// Where the PRF outputs go: a file created private to this user (0600) holding
+    /// `{"enabled"?, "results": {"first", "second"?}}` with base64url values. They are
+    /// secret keys: they never appear in the response JSON on stdout, which is meant for the
+    /// relying party's server.
+    #[arg(long, value_name = "FILE", allow_hyphen_values = true)]
+    pub prf_output: Option<PathBuf>,
+}
+
+impl PrfArgs {
+    /// `extensions.prf` for options built from flags, or `None` without `--prf`.
+    fn extension(&self) -> Result<Option<serde_json::Value>, CliError> {
+        let b64 = |s: &String| cable_client::webauthn::options::b64url(s.as_bytes());
+        match self.inputs.as_slice() {
+            [] => Ok(None),
+            [first] => Ok(Some(json!({"eval": {"first": b64(first)}}))),
+            [first, second] => Ok(Some(
+                json!({"eval": {"first": b64(first), "second": b64(second)}}),
+            )),
+            _ => Err(CliError::TooManyPrfInputs),
+        }
+    }
+
+    /// Adds `--prf` to options JSON, whether built from flags or read with `--options`.
+    fn apply(&self, options_json: String) -> Result<String, CliError> {
+        let Some(prf) = self.extension()? else {
+            return Ok(options_json);
+        };
+        let Ok(mut json) = serde_json::from_str::<serde_json::Value>(&options_json) else {
+            // The options parser reports what is wrong with it.
+            return Ok(options_json);
+        };
+        let inner = if json.get("publicKey").is_some() {
+            &mut json["publicKey"]
+        } else {
+            &mut json
+        };
+        if let Some(object) = inner.as_object_mut() {
+            let extensions = object.entry("extensions").or_insert_with(|| json!({}));
+            if let Some(extensions) = extensions.as_object_mut() {
+                extensions.insert("prf".into(), prf);
+            }
+        }
+        Ok(json.to_string())
+    }
+
+    /// Writes the outputs to `--prf-output`, when given; says on stderr when the phone
+    /// gave none.
+    fn write(
+        &self,
+        outputs: Option<&cable_client::webauthn::prf::PrfOutputs>,
+    ) -> Result<(), CliError> {
+        let Some(path) = &self.prf_output else {
+            if outputs.is_some_and(|o| o.results.is_some()) {
+                eprintln!("The phone returned PRF outputs; pass --prf-output FILE to keep them.");
+            }
+            return Ok(());
+        };
+        let Some(outputs) = outputs else {
+            eprintln!(
+                "The phone returned no PRF outputs; {} was not written.",
+                path.display()
+            );
+            return Ok(());
+        };
+        if outputs.results.is_none() {
+            eprintln!(
+                "The phone evaluated no PRF input (PRF {}); {} holds no results.",
+                if outputs.enabled == Some(true) {
+                    "enabled"
+                } else {
+                    "not enabled"
+                },
+                path.display()
+            );
+        }
+        let text = zeroize::Zeroizing::new(outputs.to_json().to_string());
+        cable_store::replace_private(path, text.as_bytes()).map_err(CliError::Write)
+    }
 }
 
 /// `cable register`.
@@ -327,11 +423,15 @@ pub fn register(args: &RegisterArgs) -> Result<(), CliError> {
         _ => return Err(CliError::MissingRpId),
     };
     // Bad options are reported before the origin is looked for and before Bluetooth.
+    let json = args.common.prf.apply(json)?;
     let options = CreationOptions::from_json(&json)?;
     let rp_id = args.rp_id.as_deref().or(options.rp_id.as_deref());
     let origin = origin_for(&args.common, rp_id)?;
     let request = PreparedRegistration::from_options(options, &origin)?;
-    run(&args.common, request, |r| r.to_json())
+    run(&args.common, request, |r| {
+        args.common.prf.write(r.prf.as_ref())?;
+        Ok(r.to_json())
+    })
 }
 
 /// `cable login`.
@@ -344,11 +444,15 @@ pub fn login(args: &LoginArgs) -> Result<(), CliError> {
         }
         _ => return Err(CliError::MissingRpId),
     };
+    let json = args.common.prf.apply(json)?;
     let options = RequestOptions::from_json(&json)?;
     let rp_id = args.rp_id.as_deref().or(options.rp_id.as_deref());
     let origin = origin_for(&args.common, rp_id)?;
     let request = PreparedAuthentication::from_options(options, &origin)?;
-    run(&args.common, request, |r| r.to_json())
+    run(&args.common, request, |r| {
+        args.common.prf.write(r.prf.as_ref())?;
+        Ok(r.to_json())
+    })
 }
 
 /// With `--phone`: no QR code; a phone that stays silent gets an error naming it.
@@ -357,14 +461,14 @@ async fn run_linked<R: CeremonyRequest + 'static>(
     config: CeremonyConfig,
     request: R,
     phone: cable_client::LinkedPhone,
-    to_json: impl FnOnce(&R::Response) -> serde_json::Value,
+    to_json: impl FnOnce(&R::Response) -> Result<serde_json::Value, CliError>,
 ) -> Result<(), CliError> {
     let name = phone.name.clone();
     let (ceremony, progress) = Ceremony::with_linked_phone(config, request, phone);
     eprintln!("Contacting {name:?}: unlock it and keep it near this computer…");
     let cancel = cancel_on_signals();
     match with_spinner(ceremony.run(cancel), progress).await {
-        Ok(response) => print_json(&to_json(&response), common.json),
+        Ok(response) => print_json(&to_json(&response)?, common.json),
         Err(cable_client::ClientError::Timeout {
             phase: cable_client::Phase::Scan,
         }) => Err(CliError::PhoneSilent {
@@ -379,7 +483,7 @@ async fn run_linked<R: CeremonyRequest + 'static>(
 fn run<R: CeremonyRequest + 'static>(
     common: &CommonArgs,
     request: R,
-    to_json: impl FnOnce(&R::Response) -> serde_json::Value,
+    to_json: impl FnOnce(&R::Response) -> Result<serde_json::Value, CliError>,
 ) -> Result<(), CliError> {
     // An unknown phone name or a bad relay is bad input: say so before Bluetooth is touched.
     let relay = relay_override(common)?;
@@ -397,7 +501,7 @@ fn run<R: CeremonyRequest + 'static>(
         let cancel = cancel_on_signals();
         show_qr(&ceremony.qr_uri())?;
         let response = with_spinner(ceremony.run(cancel), progress).await?;
-        print_json(&to_json(&response), common.json)
+        print_json(&to_json(&response)?, common.json)
     })
 }
 
@@ -431,6 +535,7 @@ mod tests {
             no_link: true,
             phone: None,
             store: crate::phones::StoreArgs { phones_file: None },
+            prf: PrfArgs::default(),
         }
     }
 

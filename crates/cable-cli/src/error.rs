@@ -53,6 +53,8 @@ pub enum CliError {
     MissingRpId,
     #[error("{flag} must not be empty")]
     EmptyFlag { flag: &'static str },
+    #[error("--prf takes at most two inputs (first and second)")]
+    TooManyPrfInputs,
     /// The origin defaults to `https://<rp id>`; options without an RP id leave nothing to
     /// default to.
     #[error("the options name no relying party id: pass --origin")]
@@ -157,6 +159,7 @@ impl CliError {
             | CliError::Read { .. }
             | CliError::MissingRpId
             | CliError::EmptyFlag { .. }
+            | CliError::TooManyPrfInputs
             | CliError::MissingOrigin
             | CliError::BadContactId
             | CliError::NoPhoneIdentity

@@ -233,3 +233,105 @@ fn register_and_login_across_processes_through_the_loopback_air() {
         "signing in adds no passkey"
     );
 }
+
+fn prf_file(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "PRF outputs are secret: {path:?} is {mode:o}");
+    }
+    serde_json::from_str(&text).unwrap()
+}
+
+/// `--prf` across processes: registration enables and evaluates it, signing in with the same
+/// input gives the same output, the outputs go to `--prf-output` and never to stdout.
+#[test]
+fn prf_outputs_go_to_their_file_and_match_across_ceremonies() {
+    let world = World::start("prf");
+    let at_registration = world.dir.join("prf-register.json");
+    let at_login = world.dir.join("prf-login.json");
+
+    let registration = ceremony(
+        &world,
+        &with(
+            &[
+                "register",
+                "--rp-id",
+                RP_ID,
+                "--user",
+                "alice",
+                "--prf",
+                "vault",
+                "--prf-output",
+                at_registration.to_str().unwrap(),
+            ],
+            world.computer_args(),
+        ),
+    );
+    let created = registration.response_json();
+    assert_eq!(
+        created["clientExtensionResults"]["prf"],
+        serde_json::json!({"enabled": true})
+    );
+    let made = prf_file(&at_registration);
+    assert_eq!(made["enabled"], true);
+    let first = made["results"]["first"].as_str().unwrap().to_owned();
+    assert_eq!(b64url(&first).len(), 32);
+    assert!(!registration.response.contains(&first));
+
+    let login = ceremony(
+        &world,
+        &with(
+            &[
+                "login",
+                "--rp-id",
+                RP_ID,
+                "--prf",
+                "vault",
+                "--prf",
+                "next vault",
+                "--prf-output",
+                at_login.to_str().unwrap(),
+            ],
+            world.computer_args(),
+        ),
+    );
+    let asserted = login.response_json();
+    assert_eq!(asserted["clientExtensionResults"], serde_json::json!({}));
+    let evaluated = prf_file(&at_login);
+    assert_eq!(evaluated["results"]["first"], first.as_str());
+    let second = evaluated["results"]["second"].as_str().unwrap();
+    assert_ne!(second, first);
+    assert!(!login.response.contains(second));
+}
+
+#[test]
+fn prf_without_an_output_file_or_with_three_inputs_is_bad_input() {
+    let world = World::start("prf-bad");
+    for args in [
+        vec!["login", "--rp-id", RP_ID, "--prf", "a"],
+        vec![
+            "login",
+            "--rp-id",
+            RP_ID,
+            "--prf",
+            "a",
+            "--prf",
+            "b",
+            "--prf",
+            "c",
+            "--prf-output",
+            "/nonexistent/prf.json",
+        ],
+    ] {
+        let args = with(&args, world.computer_args());
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let air = world.air_dir();
+        let mut cable = Cable::spawn("computer", &args, &air_env(&air));
+        let status = cable.wait(std::time::Duration::from_secs(30));
+        assert_eq!(status.code(), Some(2), "{args:?}: {}", cable.stderr());
+        assert!(cable.stderr().contains("--prf"), "{}", cable.stderr());
+    }
+}

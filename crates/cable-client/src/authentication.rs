@@ -12,6 +12,7 @@ use crate::error::ClientError;
 use crate::registration::{descriptor_list, uv_decision};
 use crate::webauthn::client_data::{prepare, Caller, CeremonyKind, ClientData};
 use crate::webauthn::options::{RequestOptions, UserVerification};
+use crate::webauthn::prf::{self, PrfInputs, PrfOutputs};
 use crate::webauthn::response::AuthenticationResponse;
 
 /// An authentication whose options were validated and whose client data was built.
@@ -90,6 +91,9 @@ impl PreparedAuthentication {
         origin: &str,
         caller: Caller<'_>,
     ) -> Result<Self, ClientError> {
+        if let Some(prf) = &options.extensions.prf {
+            prf.check_for_authentication(&options.allow_credentials)?;
+        }
         let (rp_id, client_data) = prepare(
             CeremonyKind::Get,
             &options.challenge,
@@ -145,9 +149,22 @@ impl PreparedAuthentication {
                 descriptor_list(&self.options.allow_credentials),
             );
         }
+        if let Some(prf) = self.prf_request(info) {
+            params.insert(
+                Value::Unsigned(4),
+                Value::map([(Value::Text("prf".into()), prf.ctap_input())]),
+            );
+        }
         let mut out = vec![command::GET_ASSERTION];
         Value::Map(params).encode_into(&mut out);
         Ok(out)
+    }
+
+    /// The `prf` inputs to send: when the relying party gave some and the phone offers it.
+    fn prf_request(&self, info: &AuthenticatorInfo) -> Option<&PrfInputs> {
+        let prf = self.options.extensions.prf.as_ref()?;
+        let any = prf.eval.is_some() || !prf.eval_by_credential.is_empty();
+        (any && info.has_extension("prf")).then_some(prf)
     }
 
     /// Turns the phone's reply (`status ‖ CBOR`) into the authentication response.
@@ -202,12 +219,23 @@ impl PreparedAuthentication {
         {
             return Err(bad("user verification was required but not performed"));
         }
+        // Only results count at sign-in; a phone that was not asked gets no say.
+        let prf = match self.prf_request(info) {
+            Some(_) => prf::parse_output(map_get(&map, 8), WHAT)?.and_then(|o| {
+                o.results.map(|results| PrfOutputs {
+                    enabled: None,
+                    results: Some(results),
+                })
+            }),
+            None => None,
+        };
         Ok(AuthenticationResponse {
             credential_id,
             client_data_json: self.client_data.json().to_vec(),
             authenticator_data: auth_data.clone(),
             signature: signature.clone(),
             user_handle,
+            prf,
         })
     }
 }
@@ -387,6 +415,105 @@ mod tests {
         for garbage in [&[0u8][..], &[0, 0xa0], &[0, 0x80], &[0, 0xa1, 0x01, 0x01]] {
             assert!(auth.finish(&info, garbage).is_err());
         }
+    }
+
+    const PRF_SIGN_IN: &str = r#"{"challenge": "AAECAw", "rpId": "example.com",
+        "allowCredentials": [{"type": "public-key", "id": "AQ"}, {"type": "public-key", "id": "Ag"}],
+        "extensions": {"prf": {"eval": {"first": "AQ"},
+                               "evalByCredential": {"Ag": {"first": "Aw", "second": "BA"}}}}}"#;
+
+    /// As Chrome sends it to a phone: `eval` and `evalByCredential` (raw credential ids as
+    /// keys) with hashed salts; the phone picks, and its unsigned results come back.
+    #[test]
+    fn prf_at_sign_in_sends_both_input_kinds_and_reads_the_results() {
+        let auth = PreparedAuthentication::new(PRF_SIGN_IN, "https://example.com").unwrap();
+        let req = auth.ctap_request(&chrome_info()).unwrap();
+        let Value::Map(params) = cable_proto::cbor::decode(&req[1..]).unwrap() else {
+            unreachable!()
+        };
+        let salts = |inputs: &[&[u8]]| {
+            Value::map(
+                ["first", "second"]
+                    .iter()
+                    .zip(inputs)
+                    .map(|(k, i)| (text(k), Value::Bytes(prf::salt(i).to_vec()))),
+            )
+        };
+        let expected = Value::map([(
+            text("prf"),
+            Value::map([
+                (text("eval"), salts(&[&[1]])),
+                (
+                    text("evalByCredential"),
+                    Value::map([(Value::Bytes(vec![2]), salts(&[&[3], &[4]]))]),
+                ),
+            ]),
+        )]);
+        assert_eq!(params.get(&int(4)), Some(&expected));
+
+        let ad = auth_data("example.com", 0x05, None);
+        let Value::Map(mut map) =
+            cable_proto::cbor::decode(&reply(Some(&[2]), &ad, None)[1..]).unwrap()
+        else {
+            unreachable!()
+        };
+        map.insert(
+            int(8),
+            Value::map([(
+                text("prf"),
+                Value::map([(
+                    text("results"),
+                    Value::map([(text("first"), Value::Bytes(vec![0xb1; 32]))]),
+                )]),
+            )]),
+        );
+        let mut with_results = vec![0];
+        with_results.extend(Value::Map(map).to_bytes());
+        let resp = auth.finish(&chrome_info(), &with_results).unwrap();
+        assert_eq!(
+            resp.prf.as_ref().unwrap().to_json(),
+            serde_json::json!({"results": {
+                "first": crate::webauthn::options::b64url(&[0xb1; 32])}})
+        );
+        // Secret outputs stay out of the JSON for the server.
+        assert!(!resp
+            .to_json_string()
+            .contains(&crate::webauthn::options::b64url(&[0xb1; 32])));
+        assert_eq!(
+            resp.to_json()["clientExtensionResults"],
+            serde_json::json!({})
+        );
+        // No results from the phone: no output at all.
+        let resp = auth
+            .finish(&chrome_info(), &reply(Some(&[2]), &ad, None))
+            .unwrap();
+        assert_eq!(resp.prf, None);
+        assert_eq!(
+            resp.to_json()["clientExtensionResults"],
+            serde_json::json!({})
+        );
+    }
+
+    /// WebAuthn §10.1.4: `evalByCredential` needs an allow list (NotSupportedError) and may
+    /// only name credentials in it (SyntaxError), checked before any QR code is shown.
+    #[test]
+    fn prf_eval_by_credential_is_checked_against_the_allow_list() {
+        let no_allow = PRF_SIGN_IN.replace(
+            r#""allowCredentials": [{"type": "public-key", "id": "AQ"}, {"type": "public-key", "id": "Ag"}],"#,
+            "",
+        );
+        let err = PreparedAuthentication::new(&no_allow, "https://example.com").unwrap_err();
+        assert_eq!(err.dom_exception(), crate::DomException::NotSupportedError);
+        let stranger = PRF_SIGN_IN.replace(r#""Ag": {"#, r#""BQ": {"#);
+        let err = PreparedAuthentication::new(&stranger, "https://example.com").unwrap_err();
+        assert!(matches!(err, ClientError::BadPrfInput { .. }), "{err:?}");
+        assert_eq!(err.dom_exception(), crate::DomException::SyntaxError);
+        let empty_id = PRF_SIGN_IN.replace(r#""Ag": {"#, r#""": {"#);
+        let err = PreparedAuthentication::new(&empty_id, "https://example.com").unwrap_err();
+        assert_eq!(err.dom_exception(), crate::DomException::SyntaxError);
+        let not_b64 = PRF_SIGN_IN.replace(r#""Ag": {"#, r#""!!": {"#);
+        let err = PreparedAuthentication::new(&not_b64, "https://example.com").unwrap_err();
+        assert_eq!(err.dom_exception(), crate::DomException::SyntaxError);
     }
 
     #[test]

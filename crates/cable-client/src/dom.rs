@@ -24,7 +24,8 @@ pub enum DomException {
     NotAllowedError,
     /// makeCredential: the phone already holds a credential in `excludeCredentials`.
     InvalidStateError,
-    /// No `pubKeyCredParams` algorithm the phone supports, or none of type `public-key`.
+    /// No `pubKeyCredParams` algorithm the phone supports, or none of type `public-key`; `prf`
+    /// inputs WebAuthn does not allow in this ceremony.
     NotSupportedError,
     /// The phone cannot do what the options require (a discoverable credential, user
     /// verification).
@@ -34,6 +35,8 @@ pub enum DomException {
     SecurityError,
     /// The options are malformed (JSON, base64url, user id length, empty challenge).
     TypeError,
+    /// An extension's input is malformed (a `prf.evalByCredential` id not in the allow list).
+    SyntaxError,
     /// The caller aborted (its `AbortSignal`).
     AbortError,
     /// The phone's answer could not be understood.
@@ -50,6 +53,7 @@ impl DomException {
             DomException::ConstraintError => "ConstraintError",
             DomException::SecurityError => "SecurityError",
             DomException::TypeError => "TypeError",
+            DomException::SyntaxError => "SyntaxError",
             DomException::AbortError => "AbortError",
             DomException::UnknownError => "UnknownError",
         }
@@ -75,7 +79,10 @@ impl ClientError {
             | ClientError::RpIdIsPublicSuffix { .. }
             | ClientError::ClientDataMismatch { member: "origin" } => DomException::SecurityError,
             ClientError::ClientDataMismatch { .. } => DomException::TypeError,
-            ClientError::NoSupportedAlgorithm => DomException::NotSupportedError,
+            ClientError::NoSupportedAlgorithm | ClientError::PrfNotSupported { .. } => {
+                DomException::NotSupportedError
+            }
+            ClientError::BadPrfInput { .. } => DomException::SyntaxError,
             ClientError::Unsupported { .. } => DomException::ConstraintError,
             ClientError::Cancelled { .. } => DomException::AbortError,
             ClientError::Authenticator { status } => match *status {

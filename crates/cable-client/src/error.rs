@@ -90,6 +90,20 @@ pub enum ClientError {
     /// `pubKeyCredParams` lists no `public-key` algorithm.
     #[error("pubKeyCredParams lists no public-key credential type")]
     NoSupportedAlgorithm,
+    /// The `prf` inputs ask for what WebAuthn does not allow here (`evalByCredential` at
+    /// registration, or without an allow list).
+    #[error("the prf extension's inputs are not supported here: {why}")]
+    PrfNotSupported {
+        /// What was asked.
+        why: &'static str,
+    },
+    /// The `prf` inputs are malformed (an `evalByCredential` id that is empty or not in
+    /// `allowCredentials`).
+    #[error("the prf extension's inputs are invalid: {why}")]
+    BadPrfInput {
+        /// What is wrong.
+        why: &'static str,
+    },
     /// A request needs an authenticator feature the phone does not offer.
     #[error("the phone's authenticator does not support {what}")]
     Unsupported {
@@ -205,6 +219,8 @@ impl ClientError {
             | ClientError::BadUserId { .. }
             | ClientError::EmptyChallenge
             | ClientError::ClientDataMismatch { .. }
+            | ClientError::PrfNotSupported { .. }
+            | ClientError::BadPrfInput { .. }
             | ClientError::NoSupportedAlgorithm => true,
             // Everything else comes from the phone, the network, the radio or the person at
             // the phone, where trying again with the same input can succeed.

@@ -29,7 +29,12 @@
 //! It deliberately does not: speak PIN/UV auth protocols (hybrid phones verify the user
 //! themselves), send silent pre-flight requests or getInfo over the tunnel (getInfo comes
 //! from the post-handshake message and is answered locally), or act on extensions other than
-//! `credProps` and `credProtect` (WebAuthn lets a client ignore the rest).
+//! `credProps`, `credProtect` and `prf` (WebAuthn lets a client ignore the rest).
+//!
+//! `prf` ([`webauthn::prf`]) is spoken as Chrome speaks it to phones: hashed salts under the
+//! CTAP extension `prf`, outputs from the phone's unsigned extension outputs. The outputs are
+//! in [`RegistrationResponse::prf`] / [`AuthenticationResponse::prf`]; the response JSON for
+//! the relying party's server carries `enabled` only, never the secret outputs.
 //!
 //! Linking: with a [`LinkedPhones`] store in [`CeremonyConfig::linked_phones`] the QR code asks
 //! the phone to link (key 4), and linking data whose signature verifies is stored

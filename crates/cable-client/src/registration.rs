@@ -12,6 +12,7 @@ use crate::ctap::{decode_map, map_get_int, split_status, AuthenticatorData, Auth
 use crate::error::ClientError;
 use crate::webauthn::client_data::{prepare, Caller, CeremonyKind, ClientData};
 use crate::webauthn::options::{Attestation, CreationOptions, ResidentKey, UserVerification};
+use crate::webauthn::prf::{self, PrfOutputs};
 use crate::webauthn::response::RegistrationResponse;
 
 /// A registration whose options were validated and whose client data was built.
@@ -28,6 +29,8 @@ struct Decisions {
     rk: bool,
     uv: bool,
     cred_protect: Option<u8>,
+    /// The relying party asked for `prf` and the phone offers it.
+    prf: bool,
 }
 
 impl PreparedRegistration {
@@ -98,6 +101,9 @@ impl PreparedRegistration {
         origin: &str,
         caller: Caller<'_>,
     ) -> Result<Self, ClientError> {
+        if let Some(prf) = &options.extensions.prf {
+            prf.check_for_registration()?;
+        }
         let (rp_id, client_data) = prepare(
             CeremonyKind::Create,
             &options.challenge,
@@ -139,7 +145,7 @@ impl PreparedRegistration {
             ResidentKey::Discouraged => false,
         };
         let uv = uv_decision(self.options.user_verification, info)?;
-        let ext = self.options.extensions;
+        let ext = &self.options.extensions;
         let cred_protect = match ext.cred_protect {
             Some(level) if info.has_extension("credProtect") => Some(level),
             Some(level) if ext.enforce_cred_protect && level > 1 => {
@@ -153,6 +159,7 @@ impl PreparedRegistration {
             rk,
             uv,
             cred_protect,
+            prf: ext.prf.is_some() && info.has_extension("prf"),
         })
     }
 
@@ -206,11 +213,15 @@ impl PreparedRegistration {
         if !o.exclude_credentials.is_empty() {
             params.insert(Value::Unsigned(5), descriptor_list(&o.exclude_credentials));
         }
+        let mut extensions = BTreeMap::new();
         if let Some(level) = d.cred_protect {
-            params.insert(
-                Value::Unsigned(6),
-                Value::map([(text("credProtect"), Value::Unsigned(u64::from(level)))]),
-            );
+            extensions.insert(text("credProtect"), Value::Unsigned(u64::from(level)));
+        }
+        if let (true, Some(prf)) = (d.prf, &o.extensions.prf) {
+            extensions.insert(text("prf"), prf.ctap_input());
+        }
+        if !extensions.is_empty() {
+            params.insert(Value::Unsigned(6), Value::Map(extensions));
         }
         let mut out = vec![command::MAKE_CREDENTIAL];
         Value::Map(params).encode_into(&mut out);
@@ -247,6 +258,22 @@ impl PreparedRegistration {
         {
             return Err(bad("user verification was required but not performed"));
         }
+        // WebAuthn: `enabled` is what the authenticator said, false when it said nothing or
+        // was not asked because it does not offer the extension.
+        let prf = match &self.options.extensions.prf {
+            None => None,
+            Some(_) => {
+                let output = if d.prf {
+                    prf::parse_output(map_get(&map, 6), WHAT)?
+                } else {
+                    None
+                };
+                Some(PrfOutputs {
+                    enabled: Some(output.as_ref().and_then(|o| o.enabled) == Some(true)),
+                    results: output.and_then(|o| o.results),
+                })
+            }
+        };
         let (alg, der) = public_key_info(&attested.public_key)?;
         if !self.options.algorithms.contains(&alg) {
             return Err(bad("credential algorithm was not requested"));
@@ -271,6 +298,7 @@ impl PreparedRegistration {
             public_key_der: der,
             public_key_algorithm: alg,
             cred_props_rk: self.options.extensions.cred_props.then_some(d.rk),
+            prf,
         })
     }
 }
@@ -503,6 +531,147 @@ mod tests {
         let pt = sk.public_key().to_encoded_point(false);
         let b = pt.as_bytes();
         (b[1..33].try_into().unwrap(), b[33..65].try_into().unwrap())
+    }
+
+    const PRF_OPTIONS: &str = r#"{
+        "rp": {"id": "example.com", "name": "Example"},
+        "user": {"id": "AQID", "name": "ada", "displayName": "Ada"},
+        "challenge": "AAECAw",
+        "pubKeyCredParams": [{"type": "public-key", "alg": -7}],
+        "extensions": {"prf": {"eval": {"first": "AQ", "second": "Ag"}}}
+    }"#;
+
+    fn with_unsigned(reply: Vec<u8>, outputs: Value) -> Vec<u8> {
+        let Value::Map(mut map) = cable_proto::cbor::decode(&reply[1..]).unwrap() else {
+            unreachable!()
+        };
+        map.insert(int(6), outputs);
+        let mut out = vec![0];
+        out.extend(Value::Map(map).to_bytes());
+        out
+    }
+
+    /// `prf` at registration as Chrome asks a phone: the hashed inputs under extension `prf`,
+    /// and the phone's unsigned outputs become `clientExtensionResults.prf`.
+    #[test]
+    fn prf_at_registration_sends_salts_and_reads_the_unsigned_outputs() {
+        let reg = PreparedRegistration::new(PRF_OPTIONS, "https://example.com").unwrap();
+        let req = reg.ctap_request(&chrome_info()).unwrap();
+        let Value::Map(params) = cable_proto::cbor::decode(&req[1..]).unwrap() else {
+            unreachable!()
+        };
+        let expected = Value::map([(
+            text("prf"),
+            Value::map([(
+                text("eval"),
+                Value::map([
+                    (text("first"), Value::Bytes(prf::salt(&[1]).to_vec())),
+                    (text("second"), Value::Bytes(prf::salt(&[2]).to_vec())),
+                ]),
+            )]),
+        )]);
+        assert_eq!(params.get(&int(6)), Some(&expected));
+
+        let (x, y) = test_key();
+        let auth = auth_data("example.com", 0x45, Some((&[5, 6], cose_es256(x, y))));
+        let outputs = Value::map([(
+            text("prf"),
+            Value::map([
+                (text("enabled"), Value::Bool(true)),
+                (
+                    text("results"),
+                    Value::map([
+                        (text("first"), Value::Bytes(vec![0xa1; 32])),
+                        (text("second"), Value::Bytes(vec![0xa2; 32])),
+                    ]),
+                ),
+            ]),
+        )]);
+        let resp = reg
+            .finish(
+                &chrome_info(),
+                &with_unsigned(reply(&auth, "none"), outputs),
+            )
+            .unwrap();
+        let outputs = resp.prf.as_ref().unwrap();
+        assert_eq!(
+            outputs.to_json(),
+            serde_json::json!({"enabled": true, "results": {
+                "first": crate::webauthn::options::b64url(&[0xa1; 32]),
+                "second": crate::webauthn::options::b64url(&[0xa2; 32]),
+            }})
+        );
+        // The JSON for the server says whether PRF is enabled, never the outputs.
+        assert_eq!(
+            resp.to_json()["clientExtensionResults"],
+            serde_json::json!({"prf": {"enabled": true}})
+        );
+
+        // A phone that says nothing about prf: not enabled.
+        let silent = reg.finish(&chrome_info(), &reply(&auth, "none")).unwrap();
+        assert_eq!(
+            silent.prf,
+            Some(PrfOutputs {
+                enabled: Some(false),
+                results: None
+            })
+        );
+        // Malformed outputs are the phone's error, not silently dropped.
+        let short = Value::map([(
+            text("prf"),
+            Value::map([(
+                text("results"),
+                Value::map([(text("first"), Value::Bytes(vec![1; 16]))]),
+            )]),
+        )]);
+        assert!(matches!(
+            reg.finish(&chrome_info(), &with_unsigned(reply(&auth, "none"), short)),
+            Err(ClientError::MalformedResponse { .. })
+        ));
+    }
+
+    /// A phone without `prf` in getInfo is not asked, and the credential is reported as not
+    /// supporting it; a relying party that did not ask gets nothing either way.
+    #[test]
+    fn prf_is_only_sent_to_phones_that_offer_it() {
+        // Chrome's getInfo with its extension list emptied.
+        let mut bytes = hex::decode(CHROME_GET_INFO).unwrap();
+        let Value::Map(mut map) = cable_proto::cbor::decode(&bytes).unwrap() else {
+            unreachable!()
+        };
+        map.remove(&int(2));
+        bytes = Value::Map(map).to_bytes();
+        let no_prf = AuthenticatorInfo::parse(&bytes).unwrap();
+        let reg = PreparedRegistration::new(PRF_OPTIONS, "https://example.com").unwrap();
+        let req = reg.ctap_request(&no_prf).unwrap();
+        let Value::Map(params) = cable_proto::cbor::decode(&req[1..]).unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(params.get(&int(6)), None);
+        let (x, y) = test_key();
+        let auth = auth_data("example.com", 0x45, Some((&[5, 6], cose_es256(x, y))));
+        let resp = reg.finish(&no_prf, &reply(&auth, "none")).unwrap();
+        assert_eq!(
+            resp.to_json()["clientExtensionResults"],
+            serde_json::json!({"prf": {"enabled": false}})
+        );
+        let plain = PreparedRegistration::new(OPTIONS, "https://example.com").unwrap();
+        let resp = plain.finish(&chrome_info(), &reply(&auth, "none")).unwrap();
+        assert_eq!(resp.prf, None);
+    }
+
+    #[test]
+    fn prf_eval_by_credential_at_registration_is_not_supported() {
+        let options = PRF_OPTIONS.replace(
+            r#""eval": {"first": "AQ", "second": "Ag"}"#,
+            r#""evalByCredential": {"AQ": {"first": "AQ"}}"#,
+        );
+        let err = PreparedRegistration::new(&options, "https://example.com").unwrap_err();
+        assert!(
+            matches!(err, ClientError::PrfNotSupported { .. }),
+            "{err:?}"
+        );
+        assert_eq!(err.dom_exception(), crate::DomException::NotSupportedError);
     }
 
     #[test]

@@ -8,12 +8,12 @@ use std::sync::Mutex;
 
 use webauthn_rp::bin::{Decode, Encode};
 use webauthn_rp::request::auth::{
-    AuthenticationVerificationOptions, AuthenticatorAttachmentEnforcement,
+    AuthenticationVerificationOptions, AuthenticatorAttachmentEnforcement, PrfInput,
 };
 use webauthn_rp::request::register::{
     CredProtect, PublicKeyCredentialUserEntity, RegistrationVerificationOptions, UserHandle64,
 };
-use webauthn_rp::request::{AsciiDomain, RpId};
+use webauthn_rp::request::{AsciiDomain, ExtensionInfo, ExtensionReq, RpId};
 use webauthn_rp::response::register::{CompressedPubKey, DynamicState, StaticState};
 use webauthn_rp::{
     AggErr, AuthenticatedCredential, DiscoverableAuthentication64,
@@ -101,6 +101,27 @@ impl RelyingParty {
         user_name: &str,
         display_name: &str,
     ) -> Result<String, RpError> {
+        self.start_registration_with(user_name, display_name, false)
+    }
+
+    /// As [`Self::start_registration`], asking for a credential with the `prf` extension.
+    /// A reported `enabled` must be true. It is not required: webauthn_rp's "required"
+    /// wants `hmac-secret` in the signed authenticator data, which a hybrid phone's
+    /// unsigned `prf` output (Chrome's, and the bundled authenticator's) does not give.
+    pub fn start_registration_with_prf(
+        &self,
+        user_name: &str,
+        display_name: &str,
+    ) -> Result<String, RpError> {
+        self.start_registration_with(user_name, display_name, true)
+    }
+
+    fn start_registration_with(
+        &self,
+        user_name: &str,
+        display_name: &str,
+        prf: bool,
+    ) -> Result<String, RpError> {
         let user_id = UserHandle64::new();
         let user = PublicKeyCredentialUserEntity {
             name: user_name.try_into().map_err(AggErr::from)?,
@@ -112,6 +133,9 @@ impl RelyingParty {
         // software authenticator has no credProtect, and a conforming client must then refuse
         // (the client's own tests cover that), so this relying party does not ask for it.
         options.extensions.cred_protect = CredProtect::None;
+        if prf {
+            options.extensions.prf = Some(ExtensionInfo::AllowEnforceValue);
+        }
         let (server, client) = options.start_ceremony().map_err(AggErr::from)?;
         let json = serde_json::to_string(&client)?;
         self.state().registration = Some(server);
@@ -151,9 +175,28 @@ impl RelyingParty {
 
     /// Starts a discoverable sign-in and returns `PublicKeyCredentialRequestOptionsJSON`.
     pub fn start_authentication(&self) -> Result<String, RpError> {
-        let (server, client) = DiscoverableCredentialRequestOptions::passkey(&self.rp_id)
-            .start_ceremony()
-            .map_err(AggErr::from)?;
+        self.start_authentication_with(None)
+    }
+
+    /// As [`Self::start_authentication`], asking the client to evaluate the `prf` extension
+    /// at `first` (and `second`). The outputs stay with the client: the response must not
+    /// carry them, and this relying party refuses one that does.
+    pub fn start_authentication_with_prf(
+        &self,
+        first: &[u8],
+        second: Option<&[u8]>,
+    ) -> Result<String, RpError> {
+        self.start_authentication_with(Some(PrfInput {
+            first,
+            second,
+            ext_info: ExtensionReq::Allow,
+        }))
+    }
+
+    fn start_authentication_with(&self, prf: Option<PrfInput<'_>>) -> Result<String, RpError> {
+        let mut options = DiscoverableCredentialRequestOptions::passkey(&self.rp_id);
+        options.0.extensions.prf = prf;
+        let (server, client) = options.start_ceremony().map_err(AggErr::from)?;
         let json = serde_json::to_string(&client)?;
         self.state().authentication = Some(server);
         Ok(json)

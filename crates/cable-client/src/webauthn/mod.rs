@@ -2,4 +2,5 @@
 
 pub mod client_data;
 pub mod options;
+pub mod prf;
 pub mod response;

@@ -10,6 +10,7 @@ use base64::engine::{DecodePaddingMode, Engine};
 use serde::Deserialize;
 
 use crate::error::ClientError;
+use crate::webauthn::prf::{json::InputsJson, PrfInputs};
 
 /// base64url without padding on output, padding optional on input.
 pub(crate) const B64URL: GeneralPurpose = GeneralPurpose::new(
@@ -24,7 +25,7 @@ pub fn b64url(bytes: &[u8]) -> String {
     B64URL.encode(bytes)
 }
 
-fn b64_field(s: &str, field: &'static str) -> Result<Vec<u8>, ClientError> {
+pub(crate) fn b64_field(s: &str, field: &'static str) -> Result<Vec<u8>, ClientError> {
     B64URL
         .decode(s.as_bytes())
         .map_err(|_| ClientError::BadBase64 { field })
@@ -74,6 +75,8 @@ pub struct RequestOptions {
     pub allow_credentials: Vec<Vec<u8>>,
     /// Whether user verification is wanted.
     pub user_verification: UserVerification,
+    /// The extensions this client acts on.
+    pub extensions: AuthenticationExtensions,
 }
 
 /// `residentKey` (with the Level 1 `requireResidentKey` folded in).
@@ -113,7 +116,8 @@ pub enum Attestation {
 
 /// The registration extensions this client acts on; others are ignored (WebAuthn lets a
 /// client ignore any extension).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub struct RegistrationExtensions {
     /// `credProps`: report whether the credential is discoverable.
     pub cred_props: bool,
@@ -121,6 +125,17 @@ pub struct RegistrationExtensions {
     pub cred_protect: Option<u8>,
     /// `enforceCredentialProtectionPolicy`.
     pub enforce_cred_protect: bool,
+    /// `prf`: whether the new credential should support the PRF, and inputs to evaluate
+    /// at once if the phone can.
+    pub prf: Option<PrfInputs>,
+}
+
+/// The sign-in extensions this client acts on.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct AuthenticationExtensions {
+    /// `prf`: inputs to evaluate with the credential that signs.
+    pub prf: Option<PrfInputs>,
 }
 
 // ---- serde shapes (lenient) ----
@@ -206,6 +221,14 @@ struct ExtensionsJson {
     credential_protection_policy: Option<String>,
     #[serde(default)]
     enforce_credential_protection_policy: bool,
+    #[serde(default)]
+    prf: Option<InputsJson>,
+}
+
+#[derive(Deserialize)]
+struct RequestExtensionsJson {
+    #[serde(default)]
+    prf: Option<InputsJson>,
 }
 
 #[derive(Deserialize)]
@@ -217,6 +240,8 @@ struct RequestJson {
     #[serde(default)]
     allow_credentials: Vec<DescriptorJson>,
     user_verification: Option<String>,
+    #[serde(default)]
+    extensions: Option<RequestExtensionsJson>,
 }
 
 fn uv_from(s: Option<&str>) -> UserVerification {
@@ -287,16 +312,20 @@ impl CreationOptions {
         };
         let extensions = raw
             .extensions
-            .map(|e| RegistrationExtensions {
-                cred_props: e.cred_props,
-                cred_protect: match e.credential_protection_policy.as_deref() {
-                    Some("userVerificationOptional") => Some(1),
-                    Some("userVerificationOptionalWithCredentialIDList") => Some(2),
-                    Some("userVerificationRequired") => Some(3),
-                    _ => None,
-                },
-                enforce_cred_protect: e.enforce_credential_protection_policy,
+            .map(|e| -> Result<_, ClientError> {
+                Ok(RegistrationExtensions {
+                    cred_props: e.cred_props,
+                    cred_protect: match e.credential_protection_policy.as_deref() {
+                        Some("userVerificationOptional") => Some(1),
+                        Some("userVerificationOptionalWithCredentialIDList") => Some(2),
+                        Some("userVerificationRequired") => Some(3),
+                        _ => None,
+                    },
+                    enforce_cred_protect: e.enforce_credential_protection_policy,
+                    prf: e.prf.map(InputsJson::decode).transpose()?,
+                })
             })
+            .transpose()?
             .unwrap_or_default();
         let rp_name = raw
             .rp
@@ -335,6 +364,13 @@ impl RequestOptions {
             timeout_ms: timeout_from(raw.timeout),
             allow_credentials: descriptors(raw.allow_credentials, "allowCredentials.id")?,
             user_verification: uv_from(raw.user_verification.as_deref()),
+            extensions: AuthenticationExtensions {
+                prf: raw
+                    .extensions
+                    .and_then(|e| e.prf)
+                    .map(InputsJson::decode)
+                    .transpose()?,
+            },
         })
     }
 }

@@ -5,9 +5,11 @@
 use serde_json::{json, Map, Value as Json};
 
 use super::options::b64url;
+use super::prf::{insert_json, PrfOutputs};
 
 /// A new credential from a registration ceremony.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RegistrationResponse {
     /// The new credential's id.
     pub credential_id: Vec<u8>,
@@ -23,10 +25,13 @@ pub struct RegistrationResponse {
     pub public_key_algorithm: i64,
     /// `credProps.rk`, when the relying party asked for `credProps`.
     pub cred_props_rk: Option<bool>,
+    /// The `prf` output, when the relying party asked for `prf`.
+    pub prf: Option<PrfOutputs>,
 }
 
 /// An assertion from an authentication ceremony.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AuthenticationResponse {
     /// The id of the credential that signed.
     pub credential_id: Vec<u8>,
@@ -38,6 +43,8 @@ pub struct AuthenticationResponse {
     pub signature: Vec<u8>,
     /// The user handle, when the credential is discoverable and the phone returns it.
     pub user_handle: Option<Vec<u8>>,
+    /// The `prf` output, when the relying party asked for `prf` and the phone evaluated it.
+    pub prf: Option<PrfOutputs>,
 }
 
 impl RegistrationResponse {
@@ -68,6 +75,7 @@ impl RegistrationResponse {
         if let Some(rk) = self.cred_props_rk {
             extensions.insert("credProps".into(), json!({ "rk": rk }));
         }
+        insert_json(&mut extensions, self.prf.as_ref());
         json!({
             "id": b64url(&self.credential_id),
             "rawId": b64url(&self.credential_id),
@@ -103,13 +111,15 @@ impl AuthenticationResponse {
                 .as_deref()
                 .map_or(Json::Null, |h| b64url(h).into()),
         );
+        let mut extensions = Map::new();
+        insert_json(&mut extensions, self.prf.as_ref());
         json!({
             "id": b64url(&self.credential_id),
             "rawId": b64url(&self.credential_id),
             "type": "public-key",
             "response": response,
             "authenticatorAttachment": "cross-platform",
-            "clientExtensionResults": {},
+            "clientExtensionResults": extensions,
         })
     }
 
@@ -133,6 +143,7 @@ mod tests {
             public_key_der: Some(vec![0x30]),
             public_key_algorithm: -7,
             cred_props_rk: Some(true),
+            prf: None,
         };
         let j = r.to_json();
         assert_eq!(j["id"], "AQID");
@@ -166,6 +177,7 @@ mod tests {
             authenticator_data: vec![1],
             signature: vec![2],
             user_handle: None,
+            prf: None,
         };
         let j = a.to_json();
         assert_eq!(j["id"], "_w");
