@@ -1,10 +1,11 @@
 //! A software authenticator on passkey-authenticator (1Password passkey-rs).
 //!
 //! ES256 only, every credential resident, `none` attestation, no PIN protocols, the `prf`
-//! extension as phones offer it over hybrid; user presence and verification come from a
+//! and `largeBlob` extensions as phones offer them over hybrid; user presence and verification come from a
 //! [`UserApproval`] the embedding application answers.
 
 mod cbor_bridge;
+mod large_blob;
 mod prf_wire;
 mod store;
 
@@ -281,6 +282,21 @@ fn with_user_defaults(params: Value) -> Value {
     Value::Map(map)
 }
 
+/// Adds `extension` to getInfo's list (key 2), which passkey-authenticator fills with what
+/// it implements itself.
+fn with_extension(info: Value, extension: &str) -> Value {
+    let Value::Map(mut map) = info else {
+        return info;
+    };
+    let list = map
+        .entry(Value::Unsigned(2))
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Value::Array(list) = list {
+        list.push(Value::Text(extension.into()));
+    }
+    Value::Map(map)
+}
+
 fn encode_response<T: serde::Serialize>(response: &T) -> Result<Value, CtapStatus> {
     let value = ciborium::value::Value::serialized(response).map_err(|e| {
         tracing::error!(error = %e, "could not serialize a response");
@@ -294,7 +310,7 @@ impl Authenticator for SoftwareAuthenticator {
     async fn get_info(&self) -> Value {
         let info = self.inner.get_info().await;
         match encode_response(&*info) {
-            Ok(v) => v,
+            Ok(v) => with_extension(v, "largeBlob"),
             // getInfo is built from constants; keep the session alive with the bare minimum.
             Err(_) => Value::map([
                 (
@@ -307,7 +323,8 @@ impl Authenticator for SoftwareAuthenticator {
     }
 
     async fn make_credential(&mut self, params: Value) -> Result<Value, CtapStatus> {
-        let params = prf_wire::request_salts(with_user_defaults(params), 6)?;
+        let mut params = prf_wire::request_salts(with_user_defaults(params), 6)?;
+        let large_blob = large_blob::take_registration(&mut params)?;
         let request: make_credential::Request = decode_params(params)?;
         let client_data_hash = request.client_data_hash.to_vec();
         let response = self
@@ -316,14 +333,23 @@ impl Authenticator for SoftwareAuthenticator {
             .await
             .map_err(status_of)?;
         let response = prf_wire::response_outputs(encode_response(&response)?, 6);
-        let response = prf_wire::signed_hmac_secret(response);
+        let mut response = prf_wire::signed_hmac_secret(response);
+        if large_blob {
+            large_blob::answer_registration(&mut response);
+        }
         Ok(self_attested(response, &client_data_hash, self.store()))
     }
 
     async fn get_assertion(&mut self, params: Value) -> Result<Value, CtapStatus> {
-        let request: get_assertion::Request = decode_params(prf_wire::request_salts(params, 4)?)?;
+        let mut params = prf_wire::request_salts(params, 4)?;
+        let large_blob = large_blob::take_authentication(&mut params)?;
+        let request: get_assertion::Request = decode_params(params)?;
         let response = self.inner.get_assertion(request).await.map_err(status_of)?;
-        Ok(prf_wire::response_outputs(encode_response(&response)?, 8))
+        let mut response = prf_wire::response_outputs(encode_response(&response)?, 8);
+        if let Some(large_blob) = large_blob {
+            large_blob::answer_authentication(large_blob, &mut response, self.store())?;
+        }
+        Ok(response)
     }
 }
 
@@ -423,7 +449,7 @@ mod tests {
         let Value::Map(info) = info else { panic!() };
         assert_eq!(
             info.get(&Value::Unsigned(2)),
-            Some(&Value::Array(vec![text("prf")]))
+            Some(&Value::Array(vec![text("prf"), text("largeBlob")]))
         );
         let user = Value::map([
             (text("id"), Value::Bytes(vec![7; 16])),

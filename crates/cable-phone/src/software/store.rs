@@ -54,7 +54,33 @@ pub struct PasskeyStore {
 struct Inner {
     path: Option<PathBuf>,
     /// Newest last.
-    credentials: Vec<Passkey>,
+    credentials: Vec<Record>,
+}
+
+/// A credential and what the relying party keeps with it.
+#[derive(Clone)]
+pub(crate) struct Record {
+    passkey: Passkey,
+    /// The `largeBlob` data as the client sent it: DEFLATE bytes and the inflated size.
+    large_blob: Option<LargeBlob>,
+}
+
+impl Record {
+    fn new(passkey: Passkey) -> Self {
+        Record {
+            passkey,
+            large_blob: None,
+        }
+    }
+}
+
+/// A credential's large blob, stored compressed, as it came.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct LargeBlob {
+    /// Raw DEFLATE bytes.
+    pub(crate) compressed: Vec<u8>,
+    /// The size once inflated.
+    pub(crate) original_size: u64,
 }
 
 impl fmt::Debug for PasskeyStore {
@@ -110,6 +136,7 @@ impl PasskeyStore {
         self.lock()
             .credentials
             .iter()
+            .map(|r| &r.passkey)
             .map(|p| CredentialInfo {
                 credential_id: p.credential_id.to_vec(),
                 rp_id: p.rp_id.clone(),
@@ -130,10 +157,11 @@ impl PasskeyStore {
         use p256::ecdsa::signature::Signer;
         use passkey_crypto::coset::{iana, Label, RegisteredLabel};
         let inner = self.lock();
-        let passkey = inner
+        let passkey = &inner
             .credentials
             .iter()
-            .find(|p| p.credential_id.as_slice() == id)?;
+            .find(|r| r.passkey.credential_id.as_slice() == id)?
+            .passkey;
         if passkey.key.kty != RegisteredLabel::Assigned(iana::KeyType::EC2) {
             return None;
         }
@@ -162,12 +190,38 @@ impl PasskeyStore {
 
     fn add(&self, cred: Passkey) -> Result<(), StatusCode> {
         self.change(|all| {
-            all.retain(|p| !(p.rp_id == cred.rp_id && p.user_handle == cred.user_handle));
-            all.push(cred);
+            all.retain(|r| {
+                !(r.passkey.rp_id == cred.rp_id && r.passkey.user_handle == cred.user_handle)
+            });
+            all.push(Record::new(cred));
         })
     }
 
-    fn change(&self, apply: impl FnOnce(&mut Vec<Passkey>)) -> Result<(), StatusCode> {
+    /// The large blob of credential `id`, if it has one.
+    pub(crate) fn large_blob(&self, id: &[u8]) -> Option<LargeBlob> {
+        self.lock()
+            .credentials
+            .iter()
+            .find(|r| r.passkey.credential_id.as_slice() == id)?
+            .large_blob
+            .clone()
+    }
+
+    /// Replaces the large blob of credential `id`; false when there is no such credential.
+    pub(crate) fn set_large_blob(&self, id: &[u8], blob: LargeBlob) -> Result<bool, StatusCode> {
+        let mut found = false;
+        self.change(|all| {
+            for r in all.iter_mut() {
+                if r.passkey.credential_id.as_slice() == id {
+                    r.large_blob = Some(blob.clone());
+                    found = true;
+                }
+            }
+        })?;
+        Ok(found)
+    }
+
+    fn change(&self, apply: impl FnOnce(&mut Vec<Record>)) -> Result<(), StatusCode> {
         let mut inner = self.lock();
         let Some(path) = &inner.path else {
             apply(&mut inner.credentials);
@@ -208,6 +262,7 @@ impl CredentialStore for PasskeyStore {
         let found: Vec<Passkey> = inner
             .credentials
             .iter()
+            .map(|r| &r.passkey)
             .rev()
             .filter(|p| p.rp_id == rp_id)
             .filter(|p| match ids {
@@ -241,9 +296,9 @@ impl CredentialStore for PasskeyStore {
 
     async fn update_credential(&mut self, cred: &Passkey) -> Result<(), StatusCode> {
         self.change(|all| {
-            for p in all.iter_mut() {
-                if p.credential_id == cred.credential_id {
-                    *p = cred.clone();
+            for r in all.iter_mut() {
+                if r.passkey.credential_id == cred.credential_id {
+                    r.passkey = cred.clone();
                 }
             }
         })
@@ -283,6 +338,12 @@ struct StoredCredential {
     /// The `prf` secret used without user verification.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     prf_secret_without_uv: Option<SecretText>,
+    /// The relying party's `largeBlob` data, compressed as it came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    large_blob: Option<String>,
+    /// Its size once inflated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    large_blob_size: Option<u64>,
 }
 
 /// Text holding key material: wiped when dropped.
@@ -296,7 +357,8 @@ impl Drop for SecretText {
     }
 }
 
-fn encode_credential(p: &Passkey) -> Result<StoredCredential, StoreError> {
+fn encode_credential(r: &Record) -> Result<StoredCredential, StoreError> {
+    let p = &r.passkey;
     let key = Zeroizing::new(
         p.key
             .clone()
@@ -325,10 +387,15 @@ fn encode_credential(p: &Passkey) -> Result<StoredCredential, StoreError> {
             .as_ref()
             .and_then(|h| h.cred_without_uv.as_ref())
             .map(|secret| SecretText(URL_SAFE_NO_PAD.encode(secret))),
+        large_blob: r
+            .large_blob
+            .as_ref()
+            .map(|b| URL_SAFE_NO_PAD.encode(&b.compressed)),
+        large_blob_size: r.large_blob.as_ref().map(|b| b.original_size),
     })
 }
 
-fn decode_credential(index: usize, c: StoredCredential) -> Result<Passkey, StoreError> {
+fn decode_credential(index: usize, c: StoredCredential) -> Result<Record, StoreError> {
     let b64 = |field: &'static str, text: &str| {
         URL_SAFE_NO_PAD
             .decode(text)
@@ -339,7 +406,20 @@ fn decode_credential(index: usize, c: StoredCredential) -> Result<Passkey, Store
         index,
         field: "private_key",
     })?;
-    Ok(Passkey {
+    let large_blob = match (&c.large_blob, c.large_blob_size) {
+        (Some(data), Some(original_size)) => Some(LargeBlob {
+            compressed: b64("large_blob", data)?,
+            original_size,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(StoreError::BadCredential {
+                index,
+                field: "large_blob",
+            })
+        }
+    };
+    let passkey = Passkey {
         key,
         credential_id: b64("credential_id", &c.credential_id)?.into(),
         rp_id: c.rp_id,
@@ -368,10 +448,14 @@ fn decode_credential(index: usize, c: StoredCredential) -> Result<Passkey, Store
                 })
                 .transpose()?,
         },
+    };
+    Ok(Record {
+        passkey,
+        large_blob,
     })
 }
 
-fn decode_file(bytes: &[u8]) -> Result<Vec<Passkey>, StoreError> {
+fn decode_file(bytes: &[u8]) -> Result<Vec<Record>, StoreError> {
     let file: StoreFile = serde_json::from_slice(bytes)?;
     if file.version != FILE_VERSION {
         return Err(StoreError::UnsupportedVersion(file.version));
@@ -383,7 +467,7 @@ fn decode_file(bytes: &[u8]) -> Result<Vec<Passkey>, StoreError> {
         .collect()
 }
 
-fn read_file(path: &Path) -> Result<Vec<Passkey>, StoreError> {
+fn read_file(path: &Path) -> Result<Vec<Record>, StoreError> {
     match cable_store::read_private(path)? {
         Some(bytes) => decode_file(&bytes),
         None => Ok(Vec::new()),
@@ -393,7 +477,7 @@ fn read_file(path: &Path) -> Result<Vec<Passkey>, StoreError> {
 /// One locked read-modify-write of the file: `apply` sees what is on disk now, not what
 /// this process read earlier, so a credential another process saved meanwhile is kept.
 /// Returns the credentials as written.
-fn save(path: &Path, apply: impl FnOnce(&mut Vec<Passkey>)) -> Result<Vec<Passkey>, StoreError> {
+fn save(path: &Path, apply: impl FnOnce(&mut Vec<Record>)) -> Result<Vec<Record>, StoreError> {
     let file = cable_store::lock(path)?;
     let mut credentials = match file.read()? {
         Some(bytes) => decode_file(&bytes)?,
@@ -404,7 +488,7 @@ fn save(path: &Path, apply: impl FnOnce(&mut Vec<Passkey>)) -> Result<Vec<Passke
     Ok(credentials)
 }
 
-fn encode_file(credentials: &[Passkey]) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+fn encode_file(credentials: &[Record]) -> Result<Zeroizing<Vec<u8>>, StoreError> {
     let file = StoreFile {
         version: FILE_VERSION,
         credentials: credentials
