@@ -211,3 +211,89 @@ async fn prf_outputs_are_stable_across_ceremonies() {
     assert_ne!(first.second.as_ref(), Some(&first.first));
     assert_eq!(Some(&again.first), first.second.as_ref());
 }
+
+/// `largeBlob` end to end, as Chrome drives a phone: a credential made with support, a
+/// blob written at one sign-in and read back, inflated, at the next, with the phone's store
+/// reopened from its file in between.
+#[tokio::test]
+async fn a_large_blob_written_at_one_sign_in_is_read_at_the_next() {
+    use cable_client::webauthn::options::b64url;
+    let harness = Harness::start().await.unwrap();
+    let dir = std::env::temp_dir().join(format!("cable-e2e-large-blob-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("passkeys.json");
+    let cancel = CancellationToken::new();
+    let run = |options: String, store: PasskeyStore, register: bool| {
+        let config = harness.client_config(test_deadlines()).unwrap();
+        let cancel = cancel.clone();
+        let harness = &harness;
+        async move {
+            if register {
+                let (ceremony, _p) = Ceremony::register(config, &options, ORIGIN).unwrap();
+                let phone = harness.phone(&ceremony.qr_uri(), store);
+                let (computer, phone) =
+                    tokio::join!(ceremony.run(cancel.clone()), phone.run(cancel.clone()));
+                phone.unwrap();
+                computer.unwrap().to_json()
+            } else {
+                let (ceremony, _p) = Ceremony::authenticate(config, &options, ORIGIN).unwrap();
+                let phone = harness.phone(&ceremony.qr_uri(), store);
+                let (computer, phone) =
+                    tokio::join!(ceremony.run(cancel.clone()), phone.run(cancel.clone()));
+                phone.unwrap();
+                computer.unwrap().to_json()
+            }
+        }
+    };
+    let created = run(
+        serde_json::json!({
+            "rp": {"id": RP_ID, "name": "Example"},
+            "user": {"id": "AQID", "name": "ada", "displayName": "Ada"},
+            "challenge": "AAECAw",
+            "pubKeyCredParams": [{"type": "public-key", "alg": -7}],
+            "authenticatorSelection": {"residentKey": "required", "userVerification": "required"},
+            "extensions": {"largeBlob": {"support": "required"}}
+        })
+        .to_string(),
+        PasskeyStore::open(&path).unwrap(),
+        true,
+    )
+    .await;
+    assert_eq!(
+        created["clientExtensionResults"],
+        serde_json::json!({"largeBlob": {"supported": true}})
+    );
+    let id = created["id"].as_str().unwrap().to_owned();
+
+    let data = b"a certificate the relying party keeps with the passkey ".repeat(20);
+    let sign_in = |large_blob: serde_json::Value| {
+        serde_json::json!({
+            "challenge": "AAECAw", "rpId": RP_ID, "userVerification": "required",
+            "allowCredentials": [{"type": "public-key", "id": id}],
+            "extensions": {"largeBlob": large_blob}
+        })
+        .to_string()
+    };
+    let written = run(
+        sign_in(serde_json::json!({"write": b64url(&data)})),
+        PasskeyStore::open(&path).unwrap(),
+        false,
+    )
+    .await;
+    assert_eq!(
+        written["clientExtensionResults"],
+        serde_json::json!({"largeBlob": {"written": true}})
+    );
+    let read = run(
+        sign_in(serde_json::json!({"read": true})),
+        PasskeyStore::open(&path).unwrap(),
+        false,
+    )
+    .await;
+    assert_eq!(
+        read["clientExtensionResults"]["largeBlob"]["blob"],
+        b64url(&data)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -11,6 +11,7 @@ use crate::ctap::{decode_map, map_get_text, split_status, AuthenticatorData, Aut
 use crate::error::ClientError;
 use crate::registration::{descriptor_list, uv_decision};
 use crate::webauthn::client_data::{prepare, Caller, CeremonyKind, ClientData};
+use crate::webauthn::large_blob::{self, LargeBlobOutputs, LargeBlobRequest};
 use crate::webauthn::options::{RequestOptions, UserVerification};
 use crate::webauthn::prf::{self, PrfInputs, PrfOutputs};
 use crate::webauthn::response::AuthenticationResponse;
@@ -94,6 +95,9 @@ impl PreparedAuthentication {
         if let Some(prf) = &options.extensions.prf {
             prf.check_for_authentication(&options.allow_credentials)?;
         }
+        if let Some(request) = &options.extensions.large_blob {
+            large_blob::check_for_authentication(request, &options.allow_credentials)?;
+        }
         let (rp_id, client_data) = prepare(
             CeremonyKind::Get,
             &options.challenge,
@@ -149,11 +153,21 @@ impl PreparedAuthentication {
                 descriptor_list(&self.options.allow_credentials),
             );
         }
+        let mut extensions = BTreeMap::new();
         if let Some(prf) = self.prf_request(info) {
-            params.insert(
-                Value::Unsigned(4),
-                Value::map([(Value::Text("prf".into()), prf.ctap_input())]),
+            extensions.insert(Value::Text("prf".into()), prf.ctap_input());
+        }
+        if let Some(request) = self.large_blob_request(info) {
+            extensions.insert(
+                Value::Text("largeBlob".into()),
+                large_blob::authentication_input(request)?,
             );
+        }
+        if self.cred_blob_request(info) {
+            extensions.insert(Value::Text("credBlob".into()), Value::Bool(true));
+        }
+        if !extensions.is_empty() {
+            params.insert(Value::Unsigned(4), Value::Map(extensions));
         }
         let mut out = vec![command::GET_ASSERTION];
         Value::Map(params).encode_into(&mut out);
@@ -165,6 +179,17 @@ impl PreparedAuthentication {
         let prf = self.options.extensions.prf.as_ref()?;
         let any = prf.eval.is_some() || !prf.eval_by_credential.is_empty();
         (any && info.has_extension("prf")).then_some(prf)
+    }
+
+    /// The `largeBlob` request to send: asked for, and the phone offers the extension.
+    fn large_blob_request(&self, info: &AuthenticatorInfo) -> Option<&LargeBlobRequest> {
+        let request = self.options.extensions.large_blob.as_ref()?;
+        info.has_extension("largeBlob").then_some(request)
+    }
+
+    /// Whether `credBlob: true` is sent: `getCredBlob` asked for, and the phone offers it.
+    fn cred_blob_request(&self, info: &AuthenticatorInfo) -> bool {
+        self.options.extensions.get_cred_blob && info.has_extension("credBlob")
     }
 
     /// Turns the phone's reply (`status ‖ CBOR`) into the authentication response.
@@ -229,6 +254,30 @@ impl PreparedAuthentication {
             }),
             None => None,
         };
+        let large_blob = match (
+            &self.options.extensions.large_blob,
+            self.large_blob_request(info),
+        ) {
+            (None, _) => None,
+            (Some(_), Some(request)) => Some(large_blob::authentication_output(
+                request,
+                map_get(&map, 8),
+                WHAT,
+            )?),
+            // Not offered: nothing read, nothing written.
+            (Some(LargeBlobRequest::Read), None) => Some(LargeBlobOutputs::default()),
+            (Some(LargeBlobRequest::Write(_)), None) => Some(LargeBlobOutputs {
+                written: Some(false),
+                ..LargeBlobOutputs::default()
+            }),
+        };
+        // Chrome: an empty blob when the credential has none.
+        let cred_blob = self
+            .cred_blob_request(info)
+            .then(|| match parsed.extension("credBlob") {
+                Some(Value::Bytes(blob)) => blob.clone(),
+                _ => Vec::new(),
+            });
         Ok(AuthenticationResponse {
             credential_id,
             client_data_json: self.client_data.json().to_vec(),
@@ -236,6 +285,8 @@ impl PreparedAuthentication {
             signature: signature.clone(),
             user_handle,
             prf,
+            large_blob,
+            cred_blob,
         })
     }
 }
@@ -492,6 +543,79 @@ mod tests {
             resp.to_json()["clientExtensionResults"],
             serde_json::json!({})
         );
+    }
+
+    /// `largeBlob` write and read, and `getCredBlob`, against a phone that offers them.
+    #[test]
+    fn large_blob_and_cred_blob_at_sign_in() {
+        let info = crate::registration::tests::info_with(&["credBlob", "credProtect", "largeBlob"]);
+        let write = r#"{"challenge": "AAECAw", "rpId": "example.com",
+            "allowCredentials": [{"type": "public-key", "id": "AQ"}],
+            "extensions": {"largeBlob": {"write": "AQIDBA"}, "getCredBlob": true}}"#;
+        let auth = PreparedAuthentication::new(write, "https://example.com").unwrap();
+        let req = auth.ctap_request(&info).unwrap();
+        let Value::Map(params) = cable_proto::cbor::decode(&req[1..]).unwrap() else {
+            unreachable!()
+        };
+        let Some(Value::Map(ext)) = params.get(&int(4)) else {
+            panic!("{params:?}")
+        };
+        assert_eq!(ext.get(&text("credBlob")), Some(&Value::Bool(true)));
+        let Some(Value::Map(lb)) = ext.get(&text("largeBlob")) else {
+            panic!()
+        };
+        assert_eq!(lb.get(&text("originalSize")), Some(&Value::Unsigned(4)));
+
+        let mut ad = auth_data("example.com", 0x05 | 0x80, None);
+        ad.extend(Value::map([(text("credBlob"), Value::Bytes(vec![7, 7]))]).to_bytes());
+        let Value::Map(mut map) =
+            cable_proto::cbor::decode(&reply(Some(&[1]), &ad, None)[1..]).unwrap()
+        else {
+            unreachable!()
+        };
+        map.insert(
+            int(8),
+            Value::map([(
+                text("largeBlob"),
+                Value::map([(text("written"), Value::Bool(true))]),
+            )]),
+        );
+        let mut out = vec![0];
+        out.extend(Value::Map(map).to_bytes());
+        let resp = auth.finish(&info, &out).unwrap();
+        assert_eq!(
+            resp.to_json()["clientExtensionResults"],
+            serde_json::json!({"getCredBlob": "Bwc", "largeBlob": {"written": true}})
+        );
+        // A phone without them: nothing sent, nothing written, no blob.
+        let req = auth.ctap_request(&chrome_info()).unwrap();
+        let Value::Map(params) = cable_proto::cbor::decode(&req[1..]).unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(params.get(&int(4)), None);
+        let plain = auth_data("example.com", 0x05, None);
+        let resp = auth
+            .finish(&chrome_info(), &reply(Some(&[1]), &plain, None))
+            .unwrap();
+        assert_eq!(
+            resp.to_json()["clientExtensionResults"],
+            serde_json::json!({"largeBlob": {"written": false}})
+        );
+
+        // WebAuthn §10.1.5: a write names exactly one credential; read and write exclude
+        // each other; support belongs to registration.
+        for bad in [
+            write.replace(r#"[{"type": "public-key", "id": "AQ"}]"#, "[]"),
+            write.replace(r#""write": "AQIDBA""#, r#""write": "AQIDBA", "read": true"#),
+            write.replace(r#""write": "AQIDBA""#, r#""support": "required""#),
+        ] {
+            let err = PreparedAuthentication::new(&bad, "https://example.com").unwrap_err();
+            assert_eq!(
+                err.dom_exception(),
+                crate::DomException::NotSupportedError,
+                "{bad}"
+            );
+        }
     }
 
     /// WebAuthn §10.1.4: `evalByCredential` needs an allow list (NotSupportedError) and may

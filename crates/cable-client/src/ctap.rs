@@ -71,6 +71,9 @@ pub struct AuthenticatorInfo {
     pub transports: Vec<String>,
     /// COSE algorithm ids from key 10, if the phone lists them.
     pub algorithms: Vec<i64>,
+    /// The longest `credBlob` the authenticator stores (key 15); CTAP's floor, 32, when
+    /// it does not say.
+    pub max_cred_blob_length: Option<u64>,
     raw: Vec<u8>,
 }
 
@@ -125,6 +128,11 @@ impl AuthenticatorInfo {
                 }
             }
         }
+        let max_cred_blob_length = match map_get(&map, 15) {
+            None => None,
+            Some(Value::Unsigned(n)) => Some(*n),
+            Some(_) => return Err(bad("maxCredBlobLength is not an unsigned integer")),
+        };
         Ok(AuthenticatorInfo {
             versions,
             extensions,
@@ -132,6 +140,7 @@ impl AuthenticatorInfo {
             options,
             transports,
             algorithms,
+            max_cred_blob_length,
             raw: cbor.to_vec(),
         })
     }
@@ -174,6 +183,7 @@ pub mod flags {
 
 /// Authenticator data, checked against the RP id, with the attested credential (if any).
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct AuthenticatorData {
     /// The flag bits; see [`flags`].
     pub flags: u8,
@@ -181,6 +191,16 @@ pub struct AuthenticatorData {
     pub sign_count: u32,
     /// The new credential, present when the `ATTESTED_CREDENTIAL_DATA` flag is set.
     pub attested: Option<AttestedCredential>,
+    /// The signed extension outputs (`credBlob`, `hmac-secret`, `minPinLength`, …), by
+    /// extension id; empty when the `EXTENSION_DATA` flag is clear.
+    pub extensions: BTreeMap<Value, Value>,
+}
+
+impl AuthenticatorData {
+    /// The signed output of extension `id`, if the authenticator gave one.
+    pub fn extension(&self, id: &str) -> Option<&Value> {
+        self.extensions.get(&Value::Text(id.to_owned()))
+    }
 }
 
 /// The attested credential data inside authenticator data.
@@ -240,10 +260,16 @@ impl AuthenticatorData {
         } else {
             None
         };
-        if flags & flags::EXTENSION_DATA != 0 {
-            let (_, used) = prefix(rest, "authenticator data extensions")?;
+        let extensions = if flags & flags::EXTENSION_DATA != 0 {
+            let (extensions, used) = prefix(rest, "authenticator data extensions")?;
             rest = &rest[used..];
-        }
+            match extensions {
+                Value::Map(map) if map.keys().all(|k| matches!(k, Value::Text(_))) => map,
+                _ => return Err(bad("extensions are not a map keyed by extension id")),
+            }
+        } else {
+            BTreeMap::new()
+        };
         if !rest.is_empty() {
             return Err(bad("trailing bytes"));
         }
@@ -251,6 +277,7 @@ impl AuthenticatorData {
             flags,
             sign_count,
             attested,
+            extensions,
         })
     }
 }

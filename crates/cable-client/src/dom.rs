@@ -79,9 +79,9 @@ impl ClientError {
             | ClientError::RpIdIsPublicSuffix { .. }
             | ClientError::ClientDataMismatch { member: "origin" } => DomException::SecurityError,
             ClientError::ClientDataMismatch { .. } => DomException::TypeError,
-            ClientError::NoSupportedAlgorithm | ClientError::PrfNotSupported { .. } => {
-                DomException::NotSupportedError
-            }
+            ClientError::NoSupportedAlgorithm
+            | ClientError::PrfNotSupported { .. }
+            | ClientError::LargeBlobNotSupported { .. } => DomException::NotSupportedError,
             ClientError::BadPrfInput { .. } => DomException::SyntaxError,
             ClientError::Unsupported { .. } => DomException::ConstraintError,
             ClientError::Cancelled { .. } => DomException::AbortError,

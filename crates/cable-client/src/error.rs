@@ -104,6 +104,14 @@ pub enum ClientError {
         /// What is wrong.
         why: &'static str,
     },
+    /// The `largeBlob` inputs ask for what WebAuthn does not allow here (`read`/`write` at
+    /// registration, `support` at sign-in, both `read` and `write`, a write without exactly
+    /// one allowed credential, or more than 64 KiB).
+    #[error("the largeBlob extension's inputs are not supported here: {why}")]
+    LargeBlobNotSupported {
+        /// What was asked.
+        why: &'static str,
+    },
     /// A request needs an authenticator feature the phone does not offer.
     #[error("the phone's authenticator does not support {what}")]
     Unsupported {
@@ -221,6 +229,7 @@ impl ClientError {
             | ClientError::ClientDataMismatch { .. }
             | ClientError::PrfNotSupported { .. }
             | ClientError::BadPrfInput { .. }
+            | ClientError::LargeBlobNotSupported { .. }
             | ClientError::NoSupportedAlgorithm => true,
             // Everything else comes from the phone, the network, the radio or the person at
             // the phone, where trying again with the same input can succeed.

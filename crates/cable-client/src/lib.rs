@@ -29,7 +29,10 @@
 //! It deliberately does not: speak PIN/UV auth protocols (hybrid phones verify the user
 //! themselves), send silent pre-flight requests or getInfo over the tunnel (getInfo comes
 //! from the post-handshake message and is answered locally), or act on extensions other than
-//! `credProps`, `credProtect` and `prf` (WebAuthn lets a client ignore the rest).
+//! `credProps`, `credProtect`, `prf`, `largeBlob`, `credBlob`/`getCredBlob` and
+//! `minPinLength` (WebAuthn lets a client ignore the rest). An extension goes to the phone
+//! only when its getInfo lists it; `largeBlob` is the CTAP extension Chrome sends phones
+//! ([`webauthn::large_blob`]), with the data compressed and inflated here.
 //!
 //! `prf` ([`webauthn::prf`]) is spoken as Chrome speaks it to phones: hashed salts under the
 //! CTAP extension `prf`, outputs from the phone's unsigned extension outputs. The outputs are

@@ -11,6 +11,7 @@ use p256::pkcs8::EncodePublicKey;
 use crate::ctap::{decode_map, map_get_int, split_status, AuthenticatorData, AuthenticatorInfo};
 use crate::error::ClientError;
 use crate::webauthn::client_data::{prepare, Caller, CeremonyKind, ClientData};
+use crate::webauthn::large_blob::{self, LargeBlobOutputs, LargeBlobSupport};
 use crate::webauthn::options::{Attestation, CreationOptions, ResidentKey, UserVerification};
 use crate::webauthn::prf::{self, PrfOutputs};
 use crate::webauthn::response::RegistrationResponse;
@@ -31,6 +32,12 @@ struct Decisions {
     cred_protect: Option<u8>,
     /// The relying party asked for `prf` and the phone offers it.
     prf: bool,
+    /// `largeBlob.support`, when the phone offers the extension.
+    large_blob: Option<LargeBlobSupport>,
+    /// `credBlob` is sent: the phone offers it and the blob fits.
+    cred_blob: bool,
+    /// `minPinLength` is sent: asked for and offered.
+    min_pin_length: bool,
 }
 
 impl PreparedRegistration {
@@ -155,11 +162,28 @@ impl PreparedRegistration {
             }
             _ => None,
         };
+        let large_blob = match ext.large_blob {
+            Some(LargeBlobSupport::Required) if !info.has_extension("largeBlob") => {
+                return Err(ClientError::Unsupported {
+                    what: "the largeBlob extension",
+                })
+            }
+            support => support.filter(|_| info.has_extension("largeBlob")),
+        };
+        // CTAP: an authenticator that supports credBlob stores at least 32 bytes.
+        let cred_blob_max = info.max_cred_blob_length.unwrap_or(32).max(32);
+        let cred_blob = ext
+            .cred_blob
+            .as_ref()
+            .is_some_and(|b| info.has_extension("credBlob") && b.len() as u64 <= cred_blob_max);
         Ok(Decisions {
             rk,
             uv,
             cred_protect,
             prf: ext.prf.is_some() && info.has_extension("prf"),
+            large_blob,
+            cred_blob,
+            min_pin_length: ext.min_pin_length && info.has_extension("minPinLength"),
         })
     }
 
@@ -220,6 +244,15 @@ impl PreparedRegistration {
         if let (true, Some(prf)) = (d.prf, &o.extensions.prf) {
             extensions.insert(text("prf"), prf.ctap_input());
         }
+        if let Some(support) = d.large_blob {
+            extensions.insert(text("largeBlob"), large_blob::registration_input(support));
+        }
+        if let (true, Some(blob)) = (d.cred_blob, &o.extensions.cred_blob) {
+            extensions.insert(text("credBlob"), Value::Bytes(blob.clone()));
+        }
+        if d.min_pin_length {
+            extensions.insert(text("minPinLength"), Value::Bool(true));
+        }
         if !extensions.is_empty() {
             params.insert(Value::Unsigned(6), Value::Map(extensions));
         }
@@ -249,7 +282,7 @@ impl PreparedRegistration {
             return Err(bad("attStmt missing or not a map"));
         };
         let parsed = AuthenticatorData::parse(auth_data, &self.rp_id)?;
-        let Some(attested) = parsed.attested else {
+        let Some(attested) = parsed.attested.clone() else {
             return Err(bad("authData has no attested credential"));
         };
         if d.uv
@@ -274,6 +307,22 @@ impl PreparedRegistration {
                 })
             }
         };
+        let large_blob = match self.options.extensions.large_blob {
+            None => None,
+            Some(_) => Some(LargeBlobOutputs {
+                supported: Some(
+                    d.large_blob.is_some()
+                        && large_blob::registration_output(map_get(&map, 6), WHAT)?,
+                ),
+                ..LargeBlobOutputs::default()
+            }),
+        };
+        let cred_blob = self
+            .options
+            .extensions
+            .cred_blob
+            .as_ref()
+            .map(|_| d.cred_blob && parsed.extension("credBlob") == Some(&Value::Bool(true)));
         let (alg, der) = public_key_info(&attested.public_key)?;
         if !self.options.algorithms.contains(&alg) {
             return Err(bad("credential algorithm was not requested"));
@@ -299,6 +348,8 @@ impl PreparedRegistration {
             public_key_algorithm: alg,
             cred_props_rk: self.options.extensions.cred_props.then_some(d.rk),
             prf,
+            large_blob,
+            cred_blob,
         })
     }
 }
@@ -383,7 +434,7 @@ fn text(s: &str) -> Value {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::ctap::tests::{auth_data, cbor_kind, cose_es256, int, CHROME_GET_INFO};
     use cable_proto::CborErrorKind;
@@ -658,6 +709,114 @@ mod tests {
         let plain = PreparedRegistration::new(OPTIONS, "https://example.com").unwrap();
         let resp = plain.finish(&chrome_info(), &reply(&auth, "none")).unwrap();
         assert_eq!(resp.prf, None);
+    }
+
+    /// A getInfo listing the extensions that security keys and some platforms offer.
+    pub(crate) fn info_with(extensions: &[&str]) -> AuthenticatorInfo {
+        let info = Value::map([
+            (
+                int(1),
+                Value::Array(vec![text("FIDO_2_0"), text("FIDO_2_1")]),
+            ),
+            (
+                int(2),
+                Value::Array(extensions.iter().map(|e| text(e)).collect()),
+            ),
+            (int(3), Value::Bytes(vec![0; 16])),
+            (
+                int(4),
+                Value::map([
+                    (text("rk"), Value::Bool(true)),
+                    (text("uv"), Value::Bool(true)),
+                ]),
+            ),
+            (int(15), Value::Unsigned(32)),
+        ]);
+        AuthenticatorInfo::parse(&info.to_bytes()).unwrap()
+    }
+
+    fn extension_inputs(reg: &PreparedRegistration, info: &AuthenticatorInfo) -> Option<Value> {
+        let req = reg.ctap_request(info).unwrap();
+        let Value::Map(mut params) = cable_proto::cbor::decode(&req[1..]).unwrap() else {
+            unreachable!()
+        };
+        params.remove(&int(6))
+    }
+
+    /// `largeBlob`, `credBlob` and `minPinLength` go to a phone that lists them, and only
+    /// to one: what a phone does not offer it is not sent, and "required" support fails
+    /// before anything is asked.
+    #[test]
+    fn large_blob_cred_blob_and_min_pin_length_follow_get_info() {
+        let options = PRF_OPTIONS.replace(
+            r#""prf": {"eval": {"first": "AQ", "second": "Ag"}}"#,
+            r#""largeBlob": {"support": "preferred"}, "credBlob": "AQID", "minPinLength": true"#,
+        );
+        let reg = PreparedRegistration::new(&options, "https://example.com").unwrap();
+        let all = info_with(&["credBlob", "credProtect", "largeBlob", "minPinLength"]);
+        assert_eq!(
+            extension_inputs(&reg, &all),
+            Some(Value::map([
+                (text("credBlob"), Value::Bytes(vec![1, 2, 3])),
+                (
+                    text("largeBlob"),
+                    Value::map([(text("support"), text("preferred"))])
+                ),
+                (text("minPinLength"), Value::Bool(true)),
+            ]))
+        );
+        assert_eq!(extension_inputs(&reg, &chrome_info()), None);
+
+        // The outputs: credBlob from the signed data, largeBlob from the unsigned.
+        let (x, y) = test_key();
+        let mut ad = auth_data(
+            "example.com",
+            0x45 | 0x80,
+            Some((&[5, 6], cose_es256(x, y))),
+        );
+        ad.extend(
+            Value::map([
+                (text("credBlob"), Value::Bool(true)),
+                (text("minPinLength"), Value::Unsigned(6)),
+            ])
+            .to_bytes(),
+        );
+        let outputs = Value::map([(
+            text("largeBlob"),
+            Value::map([(text("supported"), Value::Bool(true))]),
+        )]);
+        let resp = reg
+            .finish(&all, &with_unsigned(reply(&ad, "none"), outputs))
+            .unwrap();
+        assert_eq!(
+            resp.to_json()["clientExtensionResults"],
+            serde_json::json!({"credBlob": true, "largeBlob": {"supported": true}})
+        );
+        let (x, y) = test_key();
+        let plain = auth_data("example.com", 0x45, Some((&[5, 6], cose_es256(x, y))));
+        let resp = reg.finish(&chrome_info(), &reply(&plain, "none")).unwrap();
+        assert_eq!(
+            resp.to_json()["clientExtensionResults"],
+            serde_json::json!({"credBlob": false, "largeBlob": {"supported": false}})
+        );
+
+        let required = options.replace("preferred", "required");
+        let reg = PreparedRegistration::new(&required, "https://example.com").unwrap();
+        assert!(matches!(
+            reg.ctap_request(&chrome_info()),
+            Err(ClientError::Unsupported { .. })
+        ));
+        // A credBlob longer than the phone stores is not sent.
+        let long = options.replace("AQID", &crate::webauthn::options::b64url(&[9; 33]));
+        let reg = PreparedRegistration::new(&long, "https://example.com").unwrap();
+        let Some(Value::Map(sent)) = extension_inputs(&reg, &all) else {
+            panic!()
+        };
+        assert!(!sent.contains_key(&text("credBlob")));
+        // read and write belong to sign-in.
+        let read = options.replace(r#"{"support": "preferred"}"#, r#"{"read": true}"#);
+        let err = PreparedRegistration::new(&read, "https://example.com").unwrap_err();
+        assert_eq!(err.dom_exception(), crate::DomException::NotSupportedError);
     }
 
     #[test]

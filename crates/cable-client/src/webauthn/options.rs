@@ -10,6 +10,9 @@ use base64::engine::{DecodePaddingMode, Engine};
 use serde::Deserialize;
 
 use crate::error::ClientError;
+use crate::webauthn::large_blob::{
+    json::InputsJson as LargeBlobJson, LargeBlobRequest, LargeBlobSupport,
+};
 use crate::webauthn::prf::{json::InputsJson, PrfInputs};
 
 /// base64url without padding on output, padding optional on input.
@@ -128,6 +131,14 @@ pub struct RegistrationExtensions {
     /// `prf`: whether the new credential should support the PRF, and inputs to evaluate
     /// at once if the phone can.
     pub prf: Option<PrfInputs>,
+    /// `largeBlob.support`: whether the credential should be able to hold a blob.
+    pub large_blob: Option<LargeBlobSupport>,
+    /// `credBlob`: a few bytes (32 on most authenticators) to store with the credential,
+    /// read back with `getCredBlob`.
+    pub cred_blob: Option<Vec<u8>>,
+    /// `minPinLength`: ask the authenticator to report its minimum PIN length in the signed
+    /// authenticator data (for relying parties that enforce one).
+    pub min_pin_length: bool,
 }
 
 /// The sign-in extensions this client acts on.
@@ -136,6 +147,10 @@ pub struct RegistrationExtensions {
 pub struct AuthenticationExtensions {
     /// `prf`: inputs to evaluate with the credential that signs.
     pub prf: Option<PrfInputs>,
+    /// `largeBlob`: read the credential's blob, or write it.
+    pub large_blob: Option<LargeBlobRequest>,
+    /// `getCredBlob`: return the `credBlob` stored at registration.
+    pub get_cred_blob: bool,
 }
 
 // ---- serde shapes (lenient) ----
@@ -223,12 +238,23 @@ struct ExtensionsJson {
     enforce_credential_protection_policy: bool,
     #[serde(default)]
     prf: Option<InputsJson>,
+    #[serde(default)]
+    large_blob: Option<LargeBlobJson>,
+    #[serde(default)]
+    cred_blob: Option<String>,
+    #[serde(default)]
+    min_pin_length: bool,
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct RequestExtensionsJson {
     #[serde(default)]
     prf: Option<InputsJson>,
+    #[serde(default)]
+    large_blob: Option<LargeBlobJson>,
+    #[serde(default)]
+    get_cred_blob: bool,
 }
 
 #[derive(Deserialize)]
@@ -323,6 +349,15 @@ impl CreationOptions {
                     },
                     enforce_cred_protect: e.enforce_credential_protection_policy,
                     prf: e.prf.map(InputsJson::decode).transpose()?,
+                    large_blob: e
+                        .large_blob
+                        .map(LargeBlobJson::for_registration)
+                        .transpose()?,
+                    cred_blob: e
+                        .cred_blob
+                        .map(|b| b64_field(&b, "extensions.credBlob"))
+                        .transpose()?,
+                    min_pin_length: e.min_pin_length,
                 })
             })
             .transpose()?
@@ -364,12 +399,17 @@ impl RequestOptions {
             timeout_ms: timeout_from(raw.timeout),
             allow_credentials: descriptors(raw.allow_credentials, "allowCredentials.id")?,
             user_verification: uv_from(raw.user_verification.as_deref()),
-            extensions: AuthenticationExtensions {
-                prf: raw
-                    .extensions
-                    .and_then(|e| e.prf)
-                    .map(InputsJson::decode)
-                    .transpose()?,
+            extensions: match raw.extensions {
+                None => AuthenticationExtensions::default(),
+                Some(e) => AuthenticationExtensions {
+                    prf: e.prf.map(InputsJson::decode).transpose()?,
+                    large_blob: e
+                        .large_blob
+                        .map(LargeBlobJson::for_authentication)
+                        .transpose()?
+                        .flatten(),
+                    get_cred_blob: e.get_cred_blob,
+                },
             },
         })
     }

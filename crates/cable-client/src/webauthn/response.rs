@@ -4,6 +4,7 @@
 
 use serde_json::{json, Map, Value as Json};
 
+use super::large_blob::LargeBlobOutputs;
 use super::options::b64url;
 use super::prf::{insert_json, PrfOutputs};
 
@@ -27,6 +28,10 @@ pub struct RegistrationResponse {
     pub cred_props_rk: Option<bool>,
     /// The `prf` output, when the relying party asked for `prf`.
     pub prf: Option<PrfOutputs>,
+    /// The `largeBlob` output (`supported`), when the relying party asked for `largeBlob`.
+    pub large_blob: Option<LargeBlobOutputs>,
+    /// The `credBlob` output (whether it was stored), when the relying party gave one.
+    pub cred_blob: Option<bool>,
 }
 
 /// An assertion from an authentication ceremony.
@@ -45,6 +50,11 @@ pub struct AuthenticationResponse {
     pub user_handle: Option<Vec<u8>>,
     /// The `prf` output, when the relying party asked for `prf` and the phone evaluated it.
     pub prf: Option<PrfOutputs>,
+    /// The `largeBlob` output (`blob` or `written`), when the relying party asked for it.
+    pub large_blob: Option<LargeBlobOutputs>,
+    /// The `getCredBlob` output, when asked for and the phone offers `credBlob` (empty when
+    /// the credential has none).
+    pub cred_blob: Option<Vec<u8>>,
 }
 
 impl RegistrationResponse {
@@ -76,6 +86,12 @@ impl RegistrationResponse {
             extensions.insert("credProps".into(), json!({ "rk": rk }));
         }
         insert_json(&mut extensions, self.prf.as_ref());
+        if let Some(large_blob) = &self.large_blob {
+            extensions.insert("largeBlob".into(), large_blob.to_json());
+        }
+        if let Some(stored) = self.cred_blob {
+            extensions.insert("credBlob".into(), stored.into());
+        }
         json!({
             "id": b64url(&self.credential_id),
             "rawId": b64url(&self.credential_id),
@@ -113,6 +129,12 @@ impl AuthenticationResponse {
         );
         let mut extensions = Map::new();
         insert_json(&mut extensions, self.prf.as_ref());
+        if let Some(large_blob) = &self.large_blob {
+            extensions.insert("largeBlob".into(), large_blob.to_json());
+        }
+        if let Some(blob) = &self.cred_blob {
+            extensions.insert("getCredBlob".into(), b64url(blob).into());
+        }
         json!({
             "id": b64url(&self.credential_id),
             "rawId": b64url(&self.credential_id),
@@ -144,6 +166,8 @@ mod tests {
             public_key_algorithm: -7,
             cred_props_rk: Some(true),
             prf: None,
+            large_blob: None,
+            cred_blob: None,
         };
         let j = r.to_json();
         assert_eq!(j["id"], "AQID");
@@ -178,6 +202,8 @@ mod tests {
             signature: vec![2],
             user_handle: None,
             prf: None,
+            large_blob: None,
+            cred_blob: None,
         };
         let j = a.to_json();
         assert_eq!(j["id"], "_w");
