@@ -711,12 +711,8 @@ async fn contact(
         id,
         armed: true,
     };
-    let message = cable_proto::push::PushPayload {
-        routing_id: shared.config.routing_id,
-        tunnel_id: id,
-        client_payload,
-    }
-    .encode();
+    let message =
+        cable_proto::push::PushPayload::new(shared.config.routing_id, id, client_payload).encode();
     let pusher = Pusher {
         vapid: &contact.vapid,
         subject: &contact.vapid_subject,

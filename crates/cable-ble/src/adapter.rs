@@ -53,6 +53,7 @@ impl AdapterChoice {
 
 /// What is known about one local adapter.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AdapterReport {
     /// Platform name (`hci0` on Linux).
     pub name: String,
@@ -64,6 +65,7 @@ pub struct AdapterReport {
 
 /// The outcome of [`crate::diagnose`]: what was found and the first thing in the way of scanning.
 #[derive(Debug)]
+#[non_exhaustive]
 pub struct Diagnosis {
     /// Every adapter the Bluetooth service reported.
     pub adapters: Vec<AdapterReport>,

@@ -53,6 +53,7 @@ const BLUETOOTH_BASE_UUID: u128 = 0x0000_0000_0000_1000_8000_0080_5f9b_34fb;
 /// The service data is at least [`ADVERT_LEN`] bytes; anything after the first 20 bytes is a
 /// CTAP 2.3 suffix that is kept for the caller to interpret or ignore.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ReceivedAdvert {
     service: CableServiceUuid,
     service_data: Vec<u8>,

@@ -404,10 +404,8 @@ impl Kit {
                 .map_err(CliError::Bluetooth)?,
             PhoneBle::Print => Arc::new(cable_phone::PrintAdvertiser::stdout()),
         };
-        let deadlines = cable_phone::Deadlines {
-            await_computer: Duration::from_secs(serving.wait),
-            ..Default::default()
-        };
+        let mut deadlines = cable_phone::Deadlines::default();
+        deadlines.await_computer = Duration::from_secs(serving.wait);
         Ok(Self {
             relay,
             connector,

@@ -274,11 +274,9 @@ async fn serve(start: Start, cancel: CancellationToken) -> Result<Outcome, Sessi
             })
         }
     };
-    let deadlines = cable_phone::Deadlines {
-        await_computer: Duration::from_secs(config.await_computer_timeout_secs),
-        authenticate: Duration::from_secs(config.authenticate_timeout_secs),
-        ..cable_phone::Deadlines::default()
-    };
+    let mut deadlines = cable_phone::Deadlines::default();
+    deadlines.await_computer = Duration::from_secs(config.await_computer_timeout_secs);
+    deadlines.authenticate = Duration::from_secs(config.authenticate_timeout_secs);
     let advertiser = Arc::new(advertiser::Foreign(advertiser));
     let authenticator = Box::new(authenticator::Foreign {
         app: authenticator,

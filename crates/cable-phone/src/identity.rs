@@ -64,6 +64,7 @@ pub const DEFAULT_FILE_NAME: &str = "phone-identity.json";
 
 /// One link this phone gave a computer (no secret: the link secret is derived on demand).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct LinkRecord {
     /// The link id the computer sends back in its client payload.
     pub link_id: Vec<u8>,

@@ -209,11 +209,11 @@ mod tests {
             client_nonce: [2; 16],
             hint: RequestHint::GetAssertion,
         };
-        PushPayload {
-            routing_id: RoutingId::from_bytes([1, 2, 3]),
-            tunnel_id: TunnelId::from_bytes([4; 16]),
-            client_payload: client.to_cbor(),
-        }
+        PushPayload::new(
+            RoutingId::from_bytes([1, 2, 3]),
+            TunnelId::from_bytes([4; 16]),
+            client.to_cbor(),
+        )
         .encode()
     }
 

@@ -29,6 +29,7 @@ pub const DEFAULT_RELAY: &str = "wss://cable.ua5v.com";
 
 /// Time limits for each phase of a session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Deadlines {
     /// DNS, TCP, TLS and the upgrade for `/cable/new/`.
     pub open_tunnel: Duration,
@@ -84,6 +85,7 @@ pub enum Outcome {
 /// What the relay pushed to the phone for a contact: the tunnel it created and the
 /// computer's client payload (PROTOCOL.md §1.2, §10).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ContactRequest {
     /// The relay instance that holds the tunnel.
     pub routing_id: RoutingId,

@@ -73,6 +73,7 @@ impl Eid {
 
 /// A successfully decrypted advert.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct DecryptedAdvert {
     /// The 16-byte EID plaintext, needed to derive the PSK.
     pub plaintext: [u8; EID_LEN],

@@ -34,6 +34,15 @@ pub struct PushPayload {
 }
 
 impl PushPayload {
+    /// The payload for a tunnel at `routing_id`, carrying the computer's client payload.
+    pub fn new(routing_id: RoutingId, tunnel_id: TunnelId, client_payload: Vec<u8>) -> Self {
+        PushPayload {
+            routing_id,
+            tunnel_id,
+            client_payload,
+        }
+    }
+
     /// The canonical CBOR map.
     pub fn encode(&self) -> Vec<u8> {
         Value::map([

@@ -23,6 +23,7 @@ const FILE_VERSION: u32 = 1;
 
 /// A summary of one stored credential (no key material), for listing.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CredentialInfo {
     /// The credential id.
     pub credential_id: Vec<u8>,

@@ -38,16 +38,16 @@ pub fn qr_key(hint: RequestHint) -> QrKey {
 
 /// Short deadlines so failing tests fail fast.
 pub fn test_deadlines() -> Deadlines {
-    Deadlines {
-        open_tunnel: Duration::from_secs(5),
-        advertise: Duration::from_secs(2),
-        await_computer: Duration::from_secs(10),
-        handshake: Duration::from_secs(5),
-        await_request: Duration::from_secs(10),
-        authenticate: Duration::from_secs(10),
-        reply: Duration::from_secs(5),
-        close: Duration::from_secs(1),
-    }
+    let mut d = Deadlines::default();
+    d.open_tunnel = Duration::from_secs(5);
+    d.advertise = Duration::from_secs(2);
+    d.await_computer = Duration::from_secs(10);
+    d.handshake = Duration::from_secs(5);
+    d.await_request = Duration::from_secs(10);
+    d.authenticate = Duration::from_secs(10);
+    d.reply = Duration::from_secs(5);
+    d.close = Duration::from_secs(1);
+    d
 }
 
 pub struct Env {
