@@ -259,9 +259,10 @@ async fn a_relay_without_contacts_refuses_the_registration_with_404() {
 #[tokio::test]
 async fn an_https_only_relay_says_why_it_refuses_a_plain_endpoint() {
     let keys = ContactKeys::parse(&ContactKeys::generate_line(1, &mut OsRng)).unwrap();
-    let harness = Harness::start_with(RelayConfig {
-        contact: Some(ContactConfig::new(keys, VapidKey::generate())),
-        ..RelayConfig::default()
+    let harness = Harness::start_with({
+        let mut config = RelayConfig::default();
+        config.contact = Some(ContactConfig::new(keys, VapidKey::generate()));
+        config
     })
     .await
     .unwrap();

@@ -13,6 +13,7 @@ use crate::webpush::VapidKey;
 
 /// Limits the relay enforces. Each one has its own HTTP status or close code and metric.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Limits {
     /// Maximum lifetime of a tunnel, counted from its `new` request.
     pub tunnel_lifetime: Duration,
@@ -69,6 +70,7 @@ impl Default for Limits {
 /// `127.0.0.1:0`, routing id `000000`, no TLS, production limits except that the per-source
 /// rate limit is off (tests open many tunnels from 127.0.0.1).
 #[derive(Clone)]
+#[non_exhaustive]
 pub struct RelayConfig {
     /// Address of the WebSocket tunnel listener.
     pub listen: SocketAddr,
@@ -106,6 +108,7 @@ pub struct RelayConfig {
 /// trusted network may name its client in `forwarded_header`; from anywhere else that
 /// header is ignored. With no trusted network, the socket's peer is always the client.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct ClientAddresses {
     /// Require a PROXY protocol header on every tunnel-listener connection.
     pub proxy_protocol: bool,

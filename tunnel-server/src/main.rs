@@ -9,8 +9,8 @@ use std::time::Duration;
 
 use cable_tunnel_server::contact::ContactKeys;
 use cable_tunnel_server::{
-    Cidr, ClientAddresses, ContactConfig, ForwardedHeader, Limits, Relay, RelayConfig, RelayError,
-    RoutingId, TlsFiles, VapidKey,
+    Cidr, ContactConfig, ForwardedHeader, Relay, RelayConfig, RelayError, RoutingId, TlsFiles,
+    VapidKey,
 };
 use clap::{Parser, Subcommand, ValueEnum};
 use tracing_subscriber::filter::{LevelFilter, ParseError};
@@ -345,41 +345,40 @@ fn config(args: &Args) -> Result<RelayConfig, RelayError> {
         (None, None) => None,
         _ => return Err(RelayError::TlsIncomplete),
     };
-    Ok(RelayConfig {
-        listen: args.listen,
-        admin_listen: Some(args.admin_listen),
-        routing_id: args.routing_id,
-        tls,
-        limits: Limits {
-            tunnel_lifetime: args.tunnel_lifetime,
-            unjoined_timeout: args.unjoined_timeout,
-            max_message_size: args.max_message_size,
-            max_messages_per_direction: args.max_messages_per_direction,
-            prejoin_max_messages: args.prejoin_max_messages,
-            prejoin_max_bytes: args.prejoin_max_bytes,
-            handshake_timeout: args.handshake_timeout,
-            max_connections: args.max_connections,
-            max_pending_tunnels: args.max_pending_tunnels,
-            rate_limit_per_second: args.rate_limit_per_second,
-            rate_limit_burst: args.rate_limit_burst,
-            max_request_head: args.max_request_head,
-            close_timeout: args.close_timeout,
-        },
-        drain_timeout: args.drain_timeout,
-        listen_backlog: args.listen_backlog,
-        ws_read_buffer: args.ws_read_buffer,
-        contact: contact_config(args)?,
-        client_addresses: ClientAddresses {
-            proxy_protocol: args.proxy_protocol,
-            trusted_proxies: args.trusted_proxy.clone(),
-            forwarded_header: args.forwarded_header.into(),
-        },
-        admin_token: args
-            .admin_token_file
-            .as_deref()
-            .map(cable_tunnel_server::AdminToken::load)
-            .transpose()?,
-    })
+    // Field by field: the configuration types grow, so they cannot be built literally.
+    let mut config = RelayConfig::default();
+    config.listen = args.listen;
+    config.admin_listen = Some(args.admin_listen);
+    config.routing_id = args.routing_id;
+    config.tls = tls;
+    let limits = &mut config.limits;
+    limits.tunnel_lifetime = args.tunnel_lifetime;
+    limits.unjoined_timeout = args.unjoined_timeout;
+    limits.max_message_size = args.max_message_size;
+    limits.max_messages_per_direction = args.max_messages_per_direction;
+    limits.prejoin_max_messages = args.prejoin_max_messages;
+    limits.prejoin_max_bytes = args.prejoin_max_bytes;
+    limits.handshake_timeout = args.handshake_timeout;
+    limits.max_connections = args.max_connections;
+    limits.max_pending_tunnels = args.max_pending_tunnels;
+    limits.rate_limit_per_second = args.rate_limit_per_second;
+    limits.rate_limit_burst = args.rate_limit_burst;
+    limits.max_request_head = args.max_request_head;
+    limits.close_timeout = args.close_timeout;
+    config.drain_timeout = args.drain_timeout;
+    config.listen_backlog = args.listen_backlog;
+    config.ws_read_buffer = args.ws_read_buffer;
+    config.contact = contact_config(args)?;
+    let addresses = &mut config.client_addresses;
+    addresses.proxy_protocol = args.proxy_protocol;
+    addresses.trusted_proxies = args.trusted_proxy.clone();
+    addresses.forwarded_header = args.forwarded_header.into();
+    config.admin_token = args
+        .admin_token_file
+        .as_deref()
+        .map(cable_tunnel_server::AdminToken::load)
+        .transpose()?;
+    Ok(config)
 }
 
 fn contact_config(args: &Args) -> Result<Option<ContactConfig>, RelayError> {

@@ -138,9 +138,10 @@ async fn metrics_count_accept_failures_per_listener() {
 #[tokio::test]
 async fn metrics_need_the_bearer_token_when_one_is_set() {
     const TOKEN: &str = "5f0c8a3e9b1d47c2a6e8f0b3d5c7e9a1";
-    let relay = Relay::bind(RelayConfig {
-        admin_token: Some(cable_tunnel_server::AdminToken::new(TOKEN).unwrap()),
-        ..RelayConfig::default()
+    let relay = Relay::bind({
+        let mut config = RelayConfig::default();
+        config.admin_token = Some(cable_tunnel_server::AdminToken::new(TOKEN).unwrap());
+        config
     })
     .await
     .unwrap();

@@ -145,11 +145,9 @@ async fn relay(keys: &str, vapid: VapidKey) -> RunningRelay {
     let mut contact = ContactConfig::new(ContactKeys::parse(keys).unwrap(), vapid);
     contact.allow_insecure_push = true;
     contact.push_timeout = Duration::from_secs(2);
-    let mut config = RelayConfig {
-        routing_id: RoutingId::from_bytes([0x0a, 0x0b, 0x0c]),
-        contact: Some(contact),
-        ..RelayConfig::default()
-    };
+    let mut config = RelayConfig::default();
+    config.routing_id = RoutingId::from_bytes([0x0a, 0x0b, 0x0c]);
+    config.contact = Some(contact);
     config.limits.close_timeout = Duration::from_millis(200);
     Relay::bind(config).await.unwrap()
 }
@@ -371,9 +369,10 @@ async fn bad_registrations_get_400_with_a_reason() {
     let https_only = {
         let mut c = ContactConfig::new(ContactKeys::parse(K1).unwrap(), VapidKey::generate());
         c.allow_insecure_push = false;
-        Relay::bind(RelayConfig {
-            contact: Some(c),
-            ..RelayConfig::default()
+        Relay::bind({
+            let mut config = RelayConfig::default();
+            config.contact = Some(c);
+            config
         })
         .await
         .unwrap()

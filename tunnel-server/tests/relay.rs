@@ -28,10 +28,8 @@ async fn start(config: RelayConfig) -> RunningRelay {
 }
 
 fn cfg() -> RelayConfig {
-    let mut config = RelayConfig {
-        routing_id: RoutingId::from_bytes([0xab, 0xcd, 0xef]),
-        ..RelayConfig::default()
-    };
+    let mut config = RelayConfig::default();
+    config.routing_id = RoutingId::from_bytes([0xab, 0xcd, 0xef]);
     config.limits.close_timeout = Duration::from_millis(300);
     config
 }

@@ -46,9 +46,10 @@ async fn relays_over_tls() {
     std::fs::write(&cert_path, certified.cert.pem()).unwrap();
     std::fs::write(&key_path, certified.key_pair.serialize_pem()).unwrap();
 
-    let relay = Relay::bind(RelayConfig {
-        tls: Some(server_config_from_pem(&cert_path, &key_path).unwrap()),
-        ..RelayConfig::default()
+    let relay = Relay::bind({
+        let mut config = RelayConfig::default();
+        config.tls = Some(server_config_from_pem(&cert_path, &key_path).unwrap());
+        config
     })
     .await
     .unwrap();
@@ -142,9 +143,10 @@ async fn certificates_swap_under_a_live_relay() {
     let (old_der, old_cert, old_key) = pair("old");
     let (new_der, new_cert, new_key) = pair("new");
 
-    let relay = Relay::bind(RelayConfig {
-        tls: Some(server_config_from_pem(&old_cert, &old_key).unwrap()),
-        ..RelayConfig::default()
+    let relay = Relay::bind({
+        let mut config = RelayConfig::default();
+        config.tls = Some(server_config_from_pem(&old_cert, &old_key).unwrap());
+        config
     })
     .await
     .unwrap();

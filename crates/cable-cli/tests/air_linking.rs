@@ -148,9 +148,10 @@ fn a_listening_phone_answers_a_linked_login_without_a_qr_code() {
     let mut contact = ContactConfig::new(keys, VapidKey::generate());
     contact.allow_insecure_push = true;
     let relay = runtime
-        .block_on(Relay::bind(RelayConfig {
-            contact: Some(contact),
-            ..RelayConfig::default()
+        .block_on(Relay::bind({
+            let mut config = RelayConfig::default();
+            config.contact = Some(contact);
+            config
         }))
         .unwrap();
     let air = dir.join("air");

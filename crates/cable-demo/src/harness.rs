@@ -66,9 +66,10 @@ impl Harness {
         let keys = ContactKeys::parse(&line).map_err(HarnessError::ContactKeys)?;
         let mut contact = ContactConfig::new(keys, VapidKey::generate());
         contact.allow_insecure_push = true;
-        Self::start_with(RelayConfig {
-            contact: Some(contact),
-            ..RelayConfig::default()
+        Self::start_with({
+            let mut config = RelayConfig::default();
+            config.contact = Some(contact);
+            config
         })
         .await
     }

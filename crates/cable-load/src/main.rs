@@ -915,9 +915,10 @@ mod tests {
     /// lets one run drive several instances behind a balancer.
     #[tokio::test]
     async fn follows_the_routing_id_the_relay_announces() {
-        let relay = cable_tunnel_server::Relay::bind(cable_tunnel_server::RelayConfig {
-            routing_id: RoutingId::from_hex("0a0b0c").unwrap(),
-            ..Default::default()
+        let relay = cable_tunnel_server::Relay::bind({
+            let mut config = cable_tunnel_server::RelayConfig::default();
+            config.routing_id = RoutingId::from_hex("0a0b0c").unwrap();
+            config
         })
         .await
         .unwrap();
@@ -946,9 +947,10 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn soaks_an_in_process_relay_and_finds_it_clean() {
-        let relay = cable_tunnel_server::Relay::bind(cable_tunnel_server::RelayConfig {
-            admin_listen: Some("127.0.0.1:0".parse().unwrap()),
-            ..Default::default()
+        let relay = cable_tunnel_server::Relay::bind({
+            let mut config = cable_tunnel_server::RelayConfig::default();
+            config.admin_listen = Some("127.0.0.1:0".parse().unwrap());
+            config
         })
         .await
         .unwrap();
@@ -1015,9 +1017,10 @@ mod tests {
             cable_tunnel_server::VapidKey::generate(),
         );
         contact.allow_insecure_push = true;
-        let relay = cable_tunnel_server::Relay::bind(cable_tunnel_server::RelayConfig {
-            contact: Some(contact),
-            ..Default::default()
+        let relay = cable_tunnel_server::Relay::bind({
+            let mut config = cable_tunnel_server::RelayConfig::default();
+            config.contact = Some(contact);
+            config
         })
         .await
         .unwrap();

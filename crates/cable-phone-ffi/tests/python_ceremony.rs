@@ -194,9 +194,10 @@ impl World {
         // The manager's push endpoint is plain HTTP on 127.0.0.1.
         contact.allow_insecure_push = true;
         let relay = runtime
-            .block_on(Relay::bind(RelayConfig {
-                contact: Some(contact),
-                ..RelayConfig::default()
+            .block_on(Relay::bind({
+                let mut config = RelayConfig::default();
+                config.contact = Some(contact);
+                config
             }))
             .unwrap();
         World {

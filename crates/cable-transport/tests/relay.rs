@@ -14,9 +14,10 @@ fn soon() -> Instant {
 }
 
 async fn relay(routing_id: RoutingId) -> (cable_tunnel_server::RunningRelay, RelayUrl) {
-    let relay = Relay::bind(RelayConfig {
-        routing_id,
-        ..RelayConfig::default()
+    let relay = Relay::bind({
+        let mut config = RelayConfig::default();
+        config.routing_id = routing_id;
+        config
     })
     .await
     .unwrap();
