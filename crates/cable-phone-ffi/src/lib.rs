@@ -20,6 +20,8 @@
 
 mod advertiser;
 mod authenticator;
+#[cfg(target_os = "linux")]
+mod bluez;
 mod error;
 mod identity;
 mod progress;
@@ -28,6 +30,8 @@ mod session;
 
 pub use advertiser::{Advertiser, AdvertiserError};
 pub use authenticator::{Authenticator, AuthenticatorError};
+#[cfg(target_os = "linux")]
+pub use bluez::bluez_advertiser;
 pub use error::{Phase, SessionError};
 pub use identity::{IdentityError, LinkedComputer, PhoneIdentity};
 pub use progress::{ProgressEvent, ProgressListener, RequestKind};

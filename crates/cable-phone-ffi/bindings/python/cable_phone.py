@@ -525,6 +525,8 @@ def _uniffi_check_contract_api_version(lib):
         raise InternalError("UniFFI contract version mismatch: try cleaning and rebuilding your project")
 
 def _uniffi_check_api_checksums(lib):
+    if lib.uniffi_cable_phone_ffi_checksum_func_bluez_advertiser() != 48802:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_cable_phone_ffi_checksum_method_advertiser_start() != 3623:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_cable_phone_ffi_checksum_method_advertiser_stop() != 252:
@@ -594,6 +596,9 @@ _UniffiLib.ffi_cable_phone_ffi_rustbuffer_reserve.restype = _UniffiRustBuffer
 _UniffiLib.ffi_cable_phone_ffi_uniffi_contract_version.argtypes = (
 )
 _UniffiLib.ffi_cable_phone_ffi_uniffi_contract_version.restype = ctypes.c_uint32
+_UniffiLib.uniffi_cable_phone_ffi_checksum_func_bluez_advertiser.argtypes = (
+)
+_UniffiLib.uniffi_cable_phone_ffi_checksum_func_bluez_advertiser.restype = ctypes.c_uint16
 _UniffiLib.uniffi_cable_phone_ffi_checksum_method_advertiser_start.argtypes = (
 )
 _UniffiLib.uniffi_cable_phone_ffi_checksum_method_advertiser_start.restype = ctypes.c_uint16
@@ -654,6 +659,11 @@ _UniffiLib.uniffi_cable_phone_ffi_checksum_constructor_phonesession_from_qr_link
 _UniffiLib.uniffi_cable_phone_ffi_checksum_method_progresslistener_on_progress.argtypes = (
 )
 _UniffiLib.uniffi_cable_phone_ffi_checksum_method_progresslistener_on_progress.restype = ctypes.c_uint16
+_UniffiLib.uniffi_cable_phone_ffi_fn_func_bluez_advertiser.argtypes = (
+    _UniffiRustBuffer,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_func_bluez_advertiser.restype = ctypes.c_uint64
 _UniffiLib.uniffi_cable_phone_ffi_fn_method_advertiser_start.argtypes = (
     ctypes.c_uint64,
     _UniffiRustBuffer,
@@ -3965,6 +3975,25 @@ class _UniffiFfiConverterOptionalTypeProgressListener(_UniffiConverterRustBuffer
             return _UniffiFfiConverterTypeProgressListener.read(buf)
         else:
             raise InternalError("Unexpected flag byte for optional type")
+def bluez_advertiser(adapter: typing.Optional[str]) -> Advertiser:
+    """
+    The bundled BlueZ advertiser on `adapter` (`hci1`, or an address; `None` picks `hci0`
+    or the first adapter), for Linux apps. Connects to BlueZ now, so that a missing
+    service, adapter or permission is reported before a session starts.
+"""
+    
+    _UniffiFfiConverterOptionalString.check_lower(adapter)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterOptionalString.lower(adapter),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterTypeAdvertiser.lift
+    _uniffi_error_converter = _UniffiFfiConverterTypeAdvertiserError
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_cable_phone_ffi_fn_func_bluez_advertiser,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
 
 __all__ = [
     "InternalError",
@@ -3978,6 +4007,7 @@ __all__ = [
     "SessionError",
     "LinkedComputer",
     "SessionConfig",
+    "bluez_advertiser",
     "AdvertiserImpl",
     "Advertiser",
     "AuthenticatorImpl",

@@ -3392,6 +3392,19 @@ fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: In
         print("uniffiFutureContinuationCallback invalid handle")
     }
 }
+/**
+ * The bundled BlueZ advertiser on `adapter` (`hci1`, or an address; `None` picks `hci0`
+ * or the first adapter), for Linux apps. Connects to BlueZ now, so that a missing
+ * service, adapter or permission is reported before a session starts.
+ */
+public func bluezAdvertiser(adapter: String?)throws  -> Advertiser  {
+    return try  FfiConverterTypeAdvertiser_lift(try rustCallWithError(FfiConverterTypeAdvertiserError_lift) {
+        uniffiCallStatus in
+    uniffi_cable_phone_ffi_fn_func_bluez_advertiser(
+        FfiConverterOptionString.lower(adapter),uniffiCallStatus
+    )
+})
+}
 
 private enum InitializationResult {
     case ok
@@ -3407,6 +3420,9 @@ private let initializationResult: InitializationResult = {
     let scaffolding_contract_version = ffi_cable_phone_ffi_uniffi_contract_version()
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
+    }
+    if (uniffi_cable_phone_ffi_checksum_func_bluez_advertiser() != 48802) {
+        return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_cable_phone_ffi_checksum_method_advertiser_start() != 3623) {
         return InitializationResult.apiChecksumMismatch

@@ -480,6 +480,11 @@ RustBuffer uniffi_cable_phone_ffi_fn_method_phonesession_run(uint64_t ptr, RustC
 uint64_t uniffi_cable_phone_ffi_fn_method_phonesession_run_async(uint64_t ptr
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_FUNC_BLUEZ_ADVERTISER
+#define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_FUNC_BLUEZ_ADVERTISER
+uint64_t uniffi_cable_phone_ffi_fn_func_bluez_advertiser(RustBuffer adapter, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_FFI_CABLE_PHONE_FFI_RUSTBUFFER_ALLOC
 #define UNIFFI_FFIDEF_FFI_CABLE_PHONE_FFI_RUSTBUFFER_ALLOC
 RustBuffer ffi_cable_phone_ffi_rustbuffer_alloc(uint64_t size, RustCallStatus *_Nonnull out_status
@@ -738,6 +743,12 @@ void ffi_cable_phone_ffi_rust_future_free_void(uint64_t handle
 #ifndef UNIFFI_FFIDEF_FFI_CABLE_PHONE_FFI_RUST_FUTURE_COMPLETE_VOID
 #define UNIFFI_FFIDEF_FFI_CABLE_PHONE_FFI_RUST_FUTURE_COMPLETE_VOID
 void ffi_cable_phone_ffi_rust_future_complete_void(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_CHECKSUM_FUNC_BLUEZ_ADVERTISER
+#define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_CHECKSUM_FUNC_BLUEZ_ADVERTISER
+uint16_t uniffi_cable_phone_ffi_checksum_func_bluez_advertiser(void
+    
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_CHECKSUM_METHOD_ADVERTISER_START

@@ -766,6 +766,8 @@ internal object IntegrityCheckingUniffiLib {
     }
 
     internal fun ensureInitialized() = Unit
+    external fun uniffi_cable_phone_ffi_checksum_func_bluez_advertiser(
+    ): Int
     external fun uniffi_cable_phone_ffi_checksum_method_advertiser_start(
     ): Int
     external fun uniffi_cable_phone_ffi_checksum_method_advertiser_stop(
@@ -895,6 +897,8 @@ internal object UniffiLib {
     ): RustBuffer.ByValue
     external fun uniffi_cable_phone_ffi_fn_method_phonesession_run_async(`ptr`: Long,
     ): Long
+    external fun uniffi_cable_phone_ffi_fn_func_bluez_advertiser(`adapter`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
     external fun ffi_cable_phone_ffi_rustbuffer_alloc(`size`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun ffi_cable_phone_ffi_rustbuffer_from_bytes(`bytes`: ForeignBytes.ByValue,uniffi_out_err: UniffiRustCallStatus, 
@@ -1014,6 +1018,9 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
+    if ((lib.uniffi_cable_phone_ffi_checksum_func_bluez_advertiser() and 0xFFFF) != 48802) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_cable_phone_ffi_checksum_method_advertiser_start() and 0xFFFF) != 3623) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -4970,5 +4977,22 @@ public object FfiConverterSequenceTypeLinkedComputer: FfiConverterRustBuffer<Lis
 
 
 
+
+        /**
+         * The bundled BlueZ advertiser on `adapter` (`hci1`, or an address; `None` picks `hci0`
+         * or the first adapter), for Linux apps. Connects to BlueZ now, so that a missing
+         * service, adapter or permission is reported before a session starts.
+         */
+    @Throws(AdvertiserException::class) fun `bluezAdvertiser`(`adapter`: kotlin.String?): Advertiser {
+            return FfiConverterTypeAdvertiser.lift(
+    uniffiRustCallWithError(AdvertiserException) { _status ->
+    UniffiLib.uniffi_cable_phone_ffi_fn_func_bluez_advertiser(
+    
+        
+        FfiConverterOptionalString.lower(`adapter`),_status)
+}
+    )
+    }
+    
 
 
