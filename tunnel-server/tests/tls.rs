@@ -209,3 +209,106 @@ async fn certificates_swap_under_a_live_relay() {
     ));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Behind a TCP balancer that passes TLS through (HAProxy `mode tcp` with `send-proxy-v2`),
+/// the PROXY header comes before the TLS handshake: the relay reads it, then terminates
+/// TLS, and the per-client rate limit keys on the address the header names.
+#[tokio::test]
+async fn a_proxy_header_before_the_tls_handshake_names_the_client() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let dir = temp_dir().join("proxied");
+    std::fs::create_dir_all(&dir).unwrap();
+    let cert_path = dir.join("cert.pem");
+    let key_path = dir.join("key.pem");
+    std::fs::write(&cert_path, certified.cert.pem()).unwrap();
+    std::fs::write(&key_path, certified.key_pair.serialize_pem()).unwrap();
+    let relay = Relay::bind({
+        let mut config = RelayConfig::default();
+        config.tls = Some(server_config_from_pem(&cert_path, &key_path).unwrap());
+        config.client_addresses.proxy_protocol = true;
+        config.client_addresses.trusted_proxies = vec!["127.0.0.1/32".parse().unwrap()];
+        // Two tunnels per client, then 429.
+        config.limits.rate_limit_per_second = 0.001;
+        config.limits.rate_limit_burst = 2;
+        config
+    })
+    .await
+    .unwrap();
+    let connector = connector(&[certified.cert.der().clone()]);
+    let port = relay.local_addr().port();
+    let next = std::sync::atomic::AtomicU32::new(1);
+    // `new` for a fresh tunnel on behalf of `client`: its status, and the socket if upgraded.
+    let new_tunnel = |client: &'static str| {
+        let connector = connector.clone();
+        let tunnel = format!(
+            "{:032x}",
+            next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        async move {
+            let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            tokio::io::AsyncWriteExt::write_all(
+                &mut tcp,
+                format!("PROXY TCP4 {client} 127.0.0.1 40000 443\r\n").as_bytes(),
+            )
+            .await
+            .unwrap();
+            let tls = connector
+                .connect(ServerName::try_from("localhost").unwrap(), tcp)
+                .await
+                .unwrap();
+            let mut req = format!("wss://localhost:{port}/cable/new/{tunnel}")
+                .into_client_request()
+                .unwrap();
+            req.headers_mut().insert(
+                "Sec-WebSocket-Protocol",
+                HeaderValue::from_static(SUBPROTOCOL),
+            );
+            match tokio_tungstenite::client_async(req, tls).await {
+                Ok((socket, response)) => (response.status().as_u16(), Some((socket, tunnel))),
+                Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+                    (response.status().as_u16(), None)
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    let (status, first) = new_tunnel("192.0.2.1").await;
+    assert_eq!(status, 101);
+    assert_eq!(new_tunnel("192.0.2.1").await.0, 101);
+    assert_eq!(new_tunnel("192.0.2.1").await.0, 429);
+    // Another client behind the same balancer has its own budget.
+    assert_eq!(new_tunnel("198.51.100.9").await.0, 101);
+
+    // And a tunnel opened that way relays.
+    let (mut phone, tunnel) = first.unwrap();
+    let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut tcp,
+        b"PROXY TCP4 203.0.113.5 127.0.0.1 40001 443\r\n",
+    )
+    .await
+    .unwrap();
+    let tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let mut req = format!("wss://localhost:{port}/cable/connect/000000/{tunnel}")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static(SUBPROTOCOL),
+    );
+    let (mut computer, _) = tokio_tungstenite::client_async(req, tls).await.unwrap();
+    phone.send(Message::binary(vec![7, 7])).await.unwrap();
+    assert_eq!(
+        computer.next().await.unwrap().unwrap(),
+        Message::binary(vec![7, 7])
+    );
+    let m = relay.metrics().encode();
+    assert!(
+        m.contains("cable_relay_client_addresses_total{source=\"proxy_protocol\"} 5"),
+        "{m}"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
