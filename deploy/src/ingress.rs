@@ -174,7 +174,7 @@ fn service_name(inst: &crate::Instance) -> Result<String, ConfigError> {
 
 /// Every instance's per-pod Service name, in order; two instances may not share one (their
 /// hosts differing only in case or port would otherwise both route to a single pod).
-fn service_names(instances: &Instances) -> Result<Vec<String>, ConfigError> {
+pub(crate) fn service_names(instances: &Instances) -> Result<Vec<String>, ConfigError> {
     let mut seen = std::collections::HashMap::new();
     instances
         .iter()
@@ -200,7 +200,11 @@ fn path(out: &mut String, prefix: &str, kind: &str, service: &str, port: u16) {
 }
 
 /// Kubernetes object names and host names: lower-case letters, digits, `-`, and (hosts) `.`.
-fn check_name(setting: &'static str, value: &str, dots: bool) -> Result<(), ConfigError> {
+pub(crate) fn check_name(
+    setting: &'static str,
+    value: &str,
+    dots: bool,
+) -> Result<(), ConfigError> {
     let ok = !value.is_empty()
         && value.len() <= 253
         && value.bytes().all(|b| {

@@ -6,7 +6,8 @@
 //! ready instance and sends `/cable/connect/<routing id>/*` to the owner; that map is what
 //! this crate generates, for nginx ([`nginx::render`]), HAProxy ([`haproxy::render_map`],
 //! [`haproxy::render_config`]) and Kubernetes (per-pod Services,
-//! [`ingress::render_pod_services`], and an Ingress, [`ingress::render`]). The static
+//! [`ingress::render_pod_services`], an Ingress, [`ingress::render`], and Gateway API
+//! HTTPRoutes, [`gateway::render`]). The static
 //! parts (nginx `location` blocks, TLS, `global`/`defaults`) live as files under `deploy/`.
 //!
 //! What it deliberately does not do: discover instances (the input is an explicit list),
@@ -16,6 +17,7 @@
 //! [`ConfigError`]. The binary `cable-lbconf` is a thin command-line front end.
 
 mod error;
+pub mod gateway;
 pub mod haproxy;
 pub mod ingress;
 mod instance;

@@ -1,10 +1,11 @@
-//! `cable-lbconf`: generates nginx, HAProxy and Kubernetes Ingress routing for a set of
+//! `cable-lbconf`: generates nginx, HAProxy, Kubernetes Ingress and Gateway API routing for a set of
 //! relay instances. See `cable-lbconf --help` and deploy/README.md.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use cable_deploy::gateway::{self, GatewayOptions};
 use cable_deploy::haproxy::{self, ClientAddress, HaproxyOptions};
 use cable_deploy::ingress::{self, IngressOptions};
 use cable_deploy::{nginx, Instances};
@@ -100,6 +101,32 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         limit_rps: u32,
     },
+    /// Kubernetes Gateway API HTTPRoutes (gateway.networking.k8s.io/v1), the same routing as
+    /// `ingress` for a cluster whose edge is a Gateway; at most 16 rules to a route, so
+    /// large fleets get several.
+    Gateway {
+        /// Public host name (the domain's `cable.…` name).
+        #[arg(long)]
+        host: String,
+        /// The Gateway to attach to.
+        #[arg(long)]
+        gateway: String,
+        /// The Gateway's namespace, if not the routes' own.
+        #[arg(long)]
+        gateway_namespace: Option<String>,
+        /// Name of the first HTTPRoute (the others add `-connect-N`).
+        #[arg(long, default_value = "cable-relay")]
+        name: String,
+        /// Service over all ready pods, for `/cable/new/`.
+        #[arg(long, default_value = "cable-relay-new")]
+        new_service: String,
+        /// Tunnel port of the Services.
+        #[arg(long, default_value_t = 8080)]
+        service_port: u16,
+        /// Request timeout of every rule, seconds (relay tunnel lifetime + margin).
+        #[arg(long, default_value_t = 130)]
+        tunnel_timeout: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -178,6 +205,27 @@ fn run(cli: Cli) -> Result<(), String> {
                 service_port,
                 tunnel_timeout_secs: tunnel_timeout,
                 limit_rps,
+            },
+        )
+        .map_err(|e| e.to_string())?,
+        Command::Gateway {
+            host,
+            gateway,
+            gateway_namespace,
+            name,
+            new_service,
+            service_port,
+            tunnel_timeout,
+        } => gateway::render(
+            &instances,
+            &GatewayOptions {
+                name,
+                host,
+                gateway,
+                gateway_namespace,
+                new_service,
+                service_port,
+                tunnel_timeout_secs: tunnel_timeout,
             },
         )
         .map_err(|e| e.to_string())?,

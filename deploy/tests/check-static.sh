@@ -36,6 +36,27 @@ for k in 1.28.0 1.37.0; do
         kubernetes/statefulset.yaml kubernetes/services.yaml kubernetes/pod-services.yaml \
         kubernetes/pdb.yaml kubernetes/ingress.yaml kubernetes/networkpolicy.yaml
 done
+# Manifests of CRD kinds (Gateway API, Prometheus Operator): no schemas offline, so they are
+# checked for being well-formed YAML with the kinds and names the docs promise.
+crd_manifests() {
+    python3 - <<'PY'
+import yaml
+expect = {
+    "kubernetes/gateway-api/httproute.yaml": ("gateway.networking.k8s.io/v1", "HTTPRoute"),
+    "kubernetes/monitoring/servicemonitor.yaml": ("monitoring.coreos.com/v1", "ServiceMonitor"),
+}
+for path, (api, kind) in expect.items():
+    docs = [d for d in yaml.safe_load_all(open(path)) if d]
+    assert docs, path
+    for d in docs:
+        assert (d["apiVersion"], d["kind"]) == (api, kind), (path, d["apiVersion"], d["kind"])
+        assert d["metadata"]["name"], path
+for path in ("kubernetes/gateway-api/kustomization.yaml", "kubernetes/monitoring/kustomization.yaml"):
+    k = yaml.safe_load(open(path))
+    assert k["kind"] == "Kustomization" and k["resources"], path
+PY
+}
+check crd-manifests crd_manifests
 check promtool promtool check rules prometheus/cable-relay-alerts.yml
 check promtool promtool test rules prometheus/cable-relay-alerts.test.yml
 

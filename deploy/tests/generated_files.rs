@@ -31,6 +31,30 @@ fn kubernetes_ingress_matches_its_instance_list() {
 }
 
 #[test]
+fn gateway_api_routes_match_their_instance_list() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kubernetes");
+    let out = Command::new(env!("CARGO_BIN_EXE_cable-lbconf"))
+        .arg("--instances")
+        .arg(dir.join("instances.txt"))
+        .args([
+            "gateway",
+            "--host",
+            "cable.wufkweyy3uaxb.com",
+            "--gateway",
+            "cable-edge",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let committed = std::fs::read_to_string(dir.join("gateway-api/httproute.yaml")).unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        committed,
+        "deploy/kubernetes/gateway-api/httproute.yaml is stale: regenerate it (command in instances.txt)"
+    );
+}
+
+#[test]
 fn kubernetes_pod_services_match_their_instance_list() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kubernetes");
     let out = Command::new(env!("CARGO_BIN_EXE_cable-lbconf"))
