@@ -56,7 +56,7 @@ for path in ("kubernetes/gateway-api/kustomization.yaml", "kubernetes/monitoring
     assert k["kind"] == "Kustomization" and k["resources"], path
 PY
 }
-check crd-manifests crd_manifests
+check python3 crd_manifests
 check promtool promtool check rules prometheus/cable-relay-alerts.yml
 check promtool promtool test rules prometheus/cable-relay-alerts.test.yml
 
