@@ -2,7 +2,9 @@
 //! WebSockets and the in-memory air; both responses verified by webauthn_rp.
 #![allow(clippy::unwrap_used)]
 
-use cable_client::{Ceremony, Progress};
+use cable_client::{
+    Ceremony, CeremonyRequest, PreparedAuthentication, PreparedRegistration, Progress,
+};
 use cable_e2e::{test_deadlines, Harness, RelyingParty};
 use cable_phone::PasskeyStore;
 use tokio_util::sync::CancellationToken;
@@ -16,6 +18,22 @@ fn drain<T>(rx: &mut tokio::sync::mpsc::UnboundedReceiver<T>) -> Vec<T> {
         out.push(p);
     }
     out
+}
+
+/// One ceremony for `request` with a phone over `store`, through the harness's relay; the
+/// computer's response.
+async fn run_ceremony<R: CeremonyRequest + 'static>(
+    harness: &Harness,
+    request: R,
+    store: PasskeyStore,
+) -> R::Response {
+    let config = harness.client_config(test_deadlines()).unwrap();
+    let (ceremony, _progress) = Ceremony::new(config, request);
+    let phone = harness.phone(&ceremony.qr_uri(), store);
+    let cancel = CancellationToken::new();
+    let (computer, phone) = tokio::join!(ceremony.run(cancel.clone()), phone.run(cancel));
+    phone.unwrap();
+    computer.unwrap()
 }
 
 #[tokio::test]
@@ -186,16 +204,8 @@ async fn prf_outputs_are_stable_across_ceremonies() {
 
     let sign_in = |first: &[u8], second: Option<&[u8]>| {
         let options = rp.start_authentication_with_prf(first, second).unwrap();
-        let config = harness.client_config(test_deadlines()).unwrap();
-        let (ceremony, _p) = Ceremony::authenticate(config, &options, ORIGIN).unwrap();
-        let phone = harness.phone(&ceremony.qr_uri(), store.clone());
-        let cancel = cancel.clone();
-        async move {
-            let (computer, phone) =
-                tokio::join!(ceremony.run(cancel.clone()), phone.run(cancel.clone()));
-            phone.unwrap();
-            computer.unwrap()
-        }
+        let request = PreparedAuthentication::new(&options, ORIGIN).unwrap();
+        run_ceremony(&harness, request, store.clone())
     };
     let signed_in = |assertion: &cable_client::AuthenticationResponse| {
         rp.finish_authentication(&assertion.to_json_string())
@@ -223,31 +233,8 @@ async fn a_large_blob_written_at_one_sign_in_is_read_at_the_next() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("passkeys.json");
-    let cancel = CancellationToken::new();
-    let run = |options: String, store: PasskeyStore, register: bool| {
-        let config = harness.client_config(test_deadlines()).unwrap();
-        let cancel = cancel.clone();
-        let harness = &harness;
-        async move {
-            if register {
-                let (ceremony, _p) = Ceremony::register(config, &options, ORIGIN).unwrap();
-                let phone = harness.phone(&ceremony.qr_uri(), store);
-                let (computer, phone) =
-                    tokio::join!(ceremony.run(cancel.clone()), phone.run(cancel.clone()));
-                phone.unwrap();
-                computer.unwrap().to_json()
-            } else {
-                let (ceremony, _p) = Ceremony::authenticate(config, &options, ORIGIN).unwrap();
-                let phone = harness.phone(&ceremony.qr_uri(), store);
-                let (computer, phone) =
-                    tokio::join!(ceremony.run(cancel.clone()), phone.run(cancel.clone()));
-                phone.unwrap();
-                computer.unwrap().to_json()
-            }
-        }
-    };
-    let created = run(
-        serde_json::json!({
+    let registration = PreparedRegistration::new(
+        &serde_json::json!({
             "rp": {"id": RP_ID, "name": "Example"},
             "user": {"id": "AQID", "name": "ada", "displayName": "Ada"},
             "challenge": "AAECAw",
@@ -256,10 +243,12 @@ async fn a_large_blob_written_at_one_sign_in_is_read_at_the_next() {
             "extensions": {"largeBlob": {"support": "required"}}
         })
         .to_string(),
-        PasskeyStore::open(&path).unwrap(),
-        true,
+        ORIGIN,
     )
-    .await;
+    .unwrap();
+    let created = run_ceremony(&harness, registration, PasskeyStore::open(&path).unwrap())
+        .await
+        .to_json();
     assert_eq!(
         created["clientExtensionResults"],
         serde_json::json!({"largeBlob": {"supported": true}})
@@ -267,30 +256,25 @@ async fn a_large_blob_written_at_one_sign_in_is_read_at_the_next() {
     let id = created["id"].as_str().unwrap().to_owned();
 
     let data = b"a certificate the relying party keeps with the passkey ".repeat(20);
-    let sign_in = |large_blob: serde_json::Value| {
-        serde_json::json!({
+    let (harness, path, id) = (&harness, &path, &id);
+    let sign_in = |large_blob: serde_json::Value| async move {
+        let options = serde_json::json!({
             "challenge": "AAECAw", "rpId": RP_ID, "userVerification": "required",
             "allowCredentials": [{"type": "public-key", "id": id}],
             "extensions": {"largeBlob": large_blob}
-        })
-        .to_string()
+        });
+        let request = PreparedAuthentication::new(&options.to_string(), ORIGIN).unwrap();
+        // Each sign-in reopens the phone's store from its file.
+        run_ceremony(harness, request, PasskeyStore::open(path).unwrap())
+            .await
+            .to_json()
     };
-    let written = run(
-        sign_in(serde_json::json!({"write": b64url(&data)})),
-        PasskeyStore::open(&path).unwrap(),
-        false,
-    )
-    .await;
+    let written = sign_in(serde_json::json!({"write": b64url(&data)})).await;
     assert_eq!(
         written["clientExtensionResults"],
         serde_json::json!({"largeBlob": {"written": true}})
     );
-    let read = run(
-        sign_in(serde_json::json!({"read": true})),
-        PasskeyStore::open(&path).unwrap(),
-        false,
-    )
-    .await;
+    let read = sign_in(serde_json::json!({"read": true})).await;
     assert_eq!(
         read["clientExtensionResults"]["largeBlob"]["blob"],
         b64url(&data)

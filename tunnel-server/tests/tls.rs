@@ -236,14 +236,10 @@ async fn a_proxy_header_before_the_tls_handshake_names_the_client() {
     .unwrap();
     let connector = connector(&[certified.cert.der().clone()]);
     let port = relay.local_addr().port();
-    let next = std::sync::atomic::AtomicU32::new(1);
-    // `new` for a fresh tunnel on behalf of `client`: its status, and the socket if upgraded.
-    let new_tunnel = |client: &'static str| {
+    // A WebSocket on `path` through a connection that starts with a PROXY header naming
+    // `client`: the upgrade's status, and the socket if upgraded.
+    let open = |client: &'static str, path: String| {
         let connector = connector.clone();
-        let tunnel = format!(
-            "{:032x}",
-            next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-        );
         async move {
             let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
             tokio::io::AsyncWriteExt::write_all(
@@ -256,7 +252,7 @@ async fn a_proxy_header_before_the_tls_handshake_names_the_client() {
                 .connect(ServerName::try_from("localhost").unwrap(), tcp)
                 .await
                 .unwrap();
-            let mut req = format!("wss://localhost:{port}/cable/new/{tunnel}")
+            let mut req = format!("wss://localhost:{port}{path}")
                 .into_client_request()
                 .unwrap();
             req.headers_mut().insert(
@@ -264,12 +260,25 @@ async fn a_proxy_header_before_the_tls_handshake_names_the_client() {
                 HeaderValue::from_static(SUBPROTOCOL),
             );
             match tokio_tungstenite::client_async(req, tls).await {
-                Ok((socket, response)) => (response.status().as_u16(), Some((socket, tunnel))),
+                Ok((socket, response)) => (response.status().as_u16(), Some(socket)),
                 Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                     (response.status().as_u16(), None)
                 }
                 Err(e) => panic!("{e}"),
             }
+        }
+    };
+    let next = std::sync::atomic::AtomicU32::new(1);
+    let new_tunnel = |client: &'static str| {
+        let tunnel = format!(
+            "{:032x}",
+            next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let path = format!("/cable/new/{tunnel}");
+        let opened = open(client, path);
+        async move {
+            let (status, socket) = opened.await;
+            (status, socket.map(|s| (s, tunnel)))
         }
     };
     let (status, first) = new_tunnel("192.0.2.1").await;
@@ -281,25 +290,8 @@ async fn a_proxy_header_before_the_tls_handshake_names_the_client() {
 
     // And a tunnel opened that way relays.
     let (mut phone, tunnel) = first.unwrap();
-    let mut tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-    tokio::io::AsyncWriteExt::write_all(
-        &mut tcp,
-        b"PROXY TCP4 203.0.113.5 127.0.0.1 40001 443\r\n",
-    )
-    .await
-    .unwrap();
-    let tls = connector
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    let mut req = format!("wss://localhost:{port}/cable/connect/000000/{tunnel}")
-        .into_client_request()
-        .unwrap();
-    req.headers_mut().insert(
-        "Sec-WebSocket-Protocol",
-        HeaderValue::from_static(SUBPROTOCOL),
-    );
-    let (mut computer, _) = tokio_tungstenite::client_async(req, tls).await.unwrap();
+    let (_, computer) = open("203.0.113.5", format!("/cable/connect/000000/{tunnel}")).await;
+    let mut computer = computer.unwrap();
     phone.send(Message::binary(vec![7, 7])).await.unwrap();
     assert_eq!(
         computer.next().await.unwrap().unwrap(),
