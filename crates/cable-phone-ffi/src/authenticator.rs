@@ -1,9 +1,13 @@
 //! The app's authenticator, seen by the session as a [`cable_phone::Authenticator`].
 
+use std::fmt;
 use std::sync::Arc;
 
 use cable_phone::CtapStatus;
 use cable_proto::cbor::{self, Value};
+
+use crate::registry::Registry;
+use crate::runtime;
 
 /// CTAP1_ERR_OTHER: what the computer gets when the app's answer cannot be sent as it is.
 const ERR_OTHER: CtapStatus = CtapStatus(0x7F);
@@ -59,6 +63,130 @@ impl From<uniffi::UnexpectedUniFFICallbackError> for AuthenticatorError {
     }
 }
 
+/// [`Authenticator`] for apps whose credential code is asynchronous: the same three
+/// requests, as coroutines (`suspend fun` in Kotlin, `async` in Swift and Python), with the
+/// same duties and answers. Hand it to a session as
+/// [`async_authenticator(app)`](async_authenticator).
+///
+/// The binding calls these from its own threads and awaits the result without blocking any
+/// of them; cancelling the session cancels the coroutine in flight. In Python the coroutine
+/// runs on the event loop given to `uniffi_set_event_loop` (the binding's threads have none
+/// of their own), so an asyncio app calls
+/// `cable_phone.uniffi_set_event_loop(asyncio.get_running_loop())` before a session starts.
+#[uniffi::export(with_foreign)]
+#[async_trait::async_trait]
+pub trait AsyncAuthenticator: Send + Sync {
+    /// As [`Authenticator::get_info`].
+    async fn get_info(&self) -> Result<Vec<u8>, AuthenticatorError>;
+
+    /// As [`Authenticator::make_credential`].
+    async fn make_credential(&self, request: Vec<u8>) -> Result<Vec<u8>, AuthenticatorError>;
+
+    /// As [`Authenticator::get_assertion`].
+    async fn get_assertion(&self, request: Vec<u8>) -> Result<Vec<u8>, AuthenticatorError>;
+}
+
+static ASYNC_ADAPTERS: Registry<AsyncAdapter> = Registry::new();
+
+/// An [`AsyncAuthenticator`] as the [`Authenticator`] the session constructors take. A
+/// session awaits the app's coroutines directly; called as a blocking [`Authenticator`]
+/// (by the app itself), it waits for the coroutine on the calling thread.
+#[uniffi::export]
+pub fn async_authenticator(app: Arc<dyn AsyncAuthenticator>) -> Arc<dyn Authenticator> {
+    let adapter = Arc::new(AsyncAdapter { app });
+    ASYNC_ADAPTERS.insert(&adapter);
+    adapter
+}
+
+struct AsyncAdapter {
+    app: Arc<dyn AsyncAuthenticator>,
+}
+
+impl fmt::Debug for AsyncAdapter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AsyncAuthenticatorAdapter")
+    }
+}
+
+impl Drop for AsyncAdapter {
+    fn drop(&mut self) {
+        ASYNC_ADAPTERS.remove(self);
+    }
+}
+
+impl AsyncAdapter {
+    /// Runs one of the app's coroutines on the binding's runtime and waits for it here.
+    fn wait<F>(
+        &self,
+        call: impl FnOnce(Arc<dyn AsyncAuthenticator>) -> F,
+    ) -> Result<Vec<u8>, AuthenticatorError>
+    where
+        F: std::future::Future<Output = Result<Vec<u8>, AuthenticatorError>> + Send + 'static,
+    {
+        runtime::wait_for(call(Arc::clone(&self.app))).unwrap_or_else(|e| {
+            Err(AuthenticatorError::Unexpected {
+                reason: e.to_string(),
+            })
+        })
+    }
+}
+
+impl Authenticator for AsyncAdapter {
+    fn get_info(&self) -> Result<Vec<u8>, AuthenticatorError> {
+        self.wait(|app| async move { app.get_info().await })
+    }
+
+    fn make_credential(&self, request: Vec<u8>) -> Result<Vec<u8>, AuthenticatorError> {
+        self.wait(|app| async move { app.make_credential(request).await })
+    }
+
+    fn get_assertion(&self, request: Vec<u8>) -> Result<Vec<u8>, AuthenticatorError> {
+        self.wait(|app| async move { app.get_assertion(request).await })
+    }
+}
+
+/// The app's authenticator as the session calls it: awaited when it is asynchronous, on the
+/// blocking pool when it blocks.
+#[derive(Clone)]
+pub(crate) enum App {
+    Blocking(Arc<dyn Authenticator>),
+    Async(Arc<dyn AsyncAuthenticator>),
+}
+
+impl App {
+    pub(crate) fn of(app: Arc<dyn Authenticator>) -> App {
+        match ASYNC_ADAPTERS.find(&app) {
+            Some(adapter) => App::Async(Arc::clone(&adapter.app)),
+            None => App::Blocking(app),
+        }
+    }
+
+    /// One call; `Err` carries why the callback did not return at all.
+    async fn call(
+        &self,
+        command: Command,
+        request: Vec<u8>,
+    ) -> Result<Result<Vec<u8>, AuthenticatorError>, String> {
+        match self {
+            App::Async(app) => Ok(match command {
+                Command::GetInfo => app.get_info().await,
+                Command::MakeCredential => app.make_credential(request).await,
+                Command::GetAssertion => app.get_assertion(request).await,
+            }),
+            App::Blocking(app) => {
+                let app = Arc::clone(app);
+                tokio::task::spawn_blocking(move || match command {
+                    Command::GetInfo => app.get_info(),
+                    Command::MakeCredential => app.make_credential(request),
+                    Command::GetAssertion => app.get_assertion(request),
+                })
+                .await
+                .map_err(|e| e.to_string())
+            }
+        }
+    }
+}
+
 /// Why the app's getInfo cannot be used; the session fails before it opens a tunnel.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum GetInfoError {
@@ -73,11 +201,11 @@ pub(crate) enum GetInfoError {
 }
 
 /// Asks the app for getInfo once and checks it is a canonical CBOR map.
-pub(crate) async fn fetch_get_info(app: &Arc<dyn Authenticator>) -> Result<Value, GetInfoError> {
-    let app = Arc::clone(app);
-    let bytes = tokio::task::spawn_blocking(move || app.get_info())
+pub(crate) async fn fetch_get_info(app: &App) -> Result<Value, GetInfoError> {
+    let bytes = app
+        .call(Command::GetInfo, Vec::new())
         .await
-        .map_err(|e| GetInfoError::Panicked(e.to_string()))??;
+        .map_err(GetInfoError::Panicked)??;
     match cbor::decode(&bytes).map_err(GetInfoError::NotCanonical)? {
         info @ Value::Map(_) => Ok(info),
         _ => Err(GetInfoError::NotAMap),
@@ -86,12 +214,13 @@ pub(crate) async fn fetch_get_info(app: &Arc<dyn Authenticator>) -> Result<Value
 
 /// The app's authenticator with the getInfo it gave at the start.
 pub(crate) struct Foreign {
-    pub(crate) app: Arc<dyn Authenticator>,
+    pub(crate) app: App,
     pub(crate) info: Value,
 }
 
 #[derive(Clone, Copy)]
 enum Command {
+    GetInfo,
     MakeCredential,
     GetAssertion,
 }
@@ -99,6 +228,7 @@ enum Command {
 impl Command {
     fn name(self) -> &'static str {
         match self {
+            Command::GetInfo => "get_info",
             Command::MakeCredential => "make_credential",
             Command::GetAssertion => "get_assertion",
         }
@@ -107,13 +237,7 @@ impl Command {
 
 impl Foreign {
     async fn call(&self, command: Command, params: Value) -> Result<Value, CtapStatus> {
-        let app = Arc::clone(&self.app);
-        let request = params.to_bytes();
-        let answer = tokio::task::spawn_blocking(move || match command {
-            Command::MakeCredential => app.make_credential(request),
-            Command::GetAssertion => app.get_assertion(request),
-        })
-        .await;
+        let answer = self.app.call(command, params.to_bytes()).await;
         let bytes = match answer {
             Ok(Ok(bytes)) => bytes,
             Ok(Err(AuthenticatorError::Status { code })) if code != 0 => {

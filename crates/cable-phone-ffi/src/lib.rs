@@ -9,10 +9,13 @@
 //! - an [`Authenticator`] that answers getInfo, makeCredential and getAssertion as CTAP2
 //!   CBOR, so credentials stay in the app's own vault and keys in its Keystore or Keychain.
 //!
-//! The binding owns its tokio runtime: callers never run one. Callbacks run on the runtime's
-//! blocking pool, so they may block for as long as the person takes (up to the session's
-//! `authenticate_timeout_secs`); an app with asynchronous code waits for it inside the
-//! callback. [`PhoneSession::run`] blocks; [`PhoneSession::run_async`] is a coroutine,
+//! The binding owns its tokio runtime: callers never run one. Blocking callbacks run on the
+//! runtime's blocking pool, so they may block for as long as the person takes (up to the
+//! session's `authenticate_timeout_secs`). An app with asynchronous code implements
+//! [`AsyncAuthenticator`] and [`AsyncAdvertiser`] instead (coroutines, `suspend fun`s,
+//! `async` functions) and passes them through [`async_authenticator`] and
+//! [`async_advertiser`]: the session awaits them without holding a thread, and cancelling it
+//! cancels the coroutine in flight. [`PhoneSession::run`] blocks; [`PhoneSession::run_async`] is a coroutine,
 //! `suspend fun` or `async` function. Progress arrives at an optional [`ProgressListener`];
 //! failures are [`SessionError`]s naming the [`Phase`] that failed.
 //!
@@ -25,11 +28,14 @@ mod bluez;
 mod error;
 mod identity;
 mod progress;
+mod registry;
 mod runtime;
 mod session;
 
-pub use advertiser::{Advertiser, AdvertiserError};
-pub use authenticator::{Authenticator, AuthenticatorError};
+pub use advertiser::{async_advertiser, Advertiser, AdvertiserError, AsyncAdvertiser};
+pub use authenticator::{
+    async_authenticator, AsyncAuthenticator, Authenticator, AuthenticatorError,
+};
 #[cfg(target_os = "linux")]
 pub use bluez::bluez_advertiser;
 pub use error::{Phase, SessionError};

@@ -1,6 +1,7 @@
 //! The binding's own tokio runtime, shared by every session of the process.
 
-use std::sync::OnceLock;
+use std::future::Future;
+use std::sync::{mpsc, OnceLock};
 
 use tokio::runtime::{Builder, Runtime};
 
@@ -24,4 +25,18 @@ pub(crate) fn get() -> Result<&'static Runtime, SessionError> {
         .map_err(|message| SessionError::Runtime {
             message: message.clone(),
         })
+}
+
+/// Runs `work` as a task on the runtime and waits for its result on this thread (an app's
+/// thread, or the runtime's blocking pool; never one of its two workers, which would stall).
+pub(crate) fn wait_for<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+) -> Result<T, SessionError> {
+    let (tx, rx) = mpsc::sync_channel(1);
+    get()?.spawn(async move {
+        let _ = tx.send(work.await);
+    });
+    rx.recv().map_err(|_| SessionError::Runtime {
+        message: "the task ended without an answer (it panicked, or the runtime stopped)".into(),
+    })
 }

@@ -265,6 +265,7 @@ async fn serve(start: Start, cancel: CancellationToken) -> Result<Outcome, Sessi
         authenticator,
         listener,
     } = start;
+    let authenticator = authenticator::App::of(authenticator);
     let info = tokio::select! {
         info = authenticator::fetch_get_info(&authenticator) => info?,
         () = cancel.cancelled() => {
@@ -277,7 +278,7 @@ async fn serve(start: Start, cancel: CancellationToken) -> Result<Outcome, Sessi
     let mut deadlines = cable_phone::Deadlines::default();
     deadlines.await_computer = Duration::from_secs(config.await_computer_timeout_secs);
     deadlines.authenticate = Duration::from_secs(config.authenticate_timeout_secs);
-    let advertiser = Arc::new(advertiser::Foreign(advertiser));
+    let advertiser = Arc::new(advertiser::Foreign::new(advertiser));
     let authenticator = Box::new(authenticator::Foreign {
         app: authenticator,
         info,

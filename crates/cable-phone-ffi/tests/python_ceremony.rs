@@ -2,7 +2,8 @@
 //! vault, keys and signatures with `cryptography`) answers real ceremonies through the
 //! generated bindings: `cable register`, then `cable login`, with the advert on the loopback
 //! air and the tunnel on a relay this test hosts on 127.0.0.1. An independent relying party
-//! issues the options and verifies both responses. Then the same with linking: the Python
+//! issues the options and verifies both responses; the sign-in runs the manager as an
+//! asyncio program, with coroutines for callbacks. Then the same with linking: the Python
 //! phone links during a QR registration, and `cable login --phone` reaches it through the
 //! relay's Web Push to the manager's own endpoint, with no QR code.
 #![allow(clippy::unwrap_used)]
@@ -375,8 +376,13 @@ fn python_credential_manager_registers_and_signs_in_through_the_relay() {
     assert_eq!(credentials[0]["rp_id"], RP_ID);
     assert_eq!(credentials[0]["user_name"], "alice");
 
-    let (asserted, outcome) =
-        world.ceremony("login", &rp.start_authentication().unwrap(), &[], &[]);
+    // The sign-in from the same manager as an asyncio program: coroutine callbacks.
+    let (asserted, outcome) = world.ceremony(
+        "login",
+        &rp.start_authentication().unwrap(),
+        &[],
+        &["--async"],
+    );
     let signed_in = rp
         .finish_authentication(&asserted)
         .unwrap_or_else(|e| panic!("the relying party refused the sign-in: {e:?}\n{asserted}"));

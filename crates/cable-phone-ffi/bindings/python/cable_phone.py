@@ -525,11 +525,25 @@ def _uniffi_check_contract_api_version(lib):
         raise InternalError("UniFFI contract version mismatch: try cleaning and rebuilding your project")
 
 def _uniffi_check_api_checksums(lib):
+    if lib.uniffi_cable_phone_ffi_checksum_func_async_advertiser() != 15983:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_cable_phone_ffi_checksum_func_async_authenticator() != 4019:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_cable_phone_ffi_checksum_func_bluez_advertiser() != 48802:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_cable_phone_ffi_checksum_method_advertiser_start() != 3623:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_cable_phone_ffi_checksum_method_advertiser_stop() != 252:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_cable_phone_ffi_checksum_method_asyncadvertiser_start() != 4607:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_cable_phone_ffi_checksum_method_asyncadvertiser_stop() != 10691:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_cable_phone_ffi_checksum_method_asyncauthenticator_get_info() != 44191:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_cable_phone_ffi_checksum_method_asyncauthenticator_make_credential() != 4341:
+        raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    if lib.uniffi_cable_phone_ffi_checksum_method_asyncauthenticator_get_assertion() != 43466:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     if lib.uniffi_cable_phone_ffi_checksum_method_authenticator_get_info() != 37732:
         raise InternalError("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
@@ -596,6 +610,12 @@ _UniffiLib.ffi_cable_phone_ffi_rustbuffer_reserve.restype = _UniffiRustBuffer
 _UniffiLib.ffi_cable_phone_ffi_uniffi_contract_version.argtypes = (
 )
 _UniffiLib.ffi_cable_phone_ffi_uniffi_contract_version.restype = ctypes.c_uint32
+_UniffiLib.uniffi_cable_phone_ffi_checksum_func_async_advertiser.argtypes = (
+)
+_UniffiLib.uniffi_cable_phone_ffi_checksum_func_async_advertiser.restype = ctypes.c_uint16
+_UniffiLib.uniffi_cable_phone_ffi_checksum_func_async_authenticator.argtypes = (
+)
+_UniffiLib.uniffi_cable_phone_ffi_checksum_func_async_authenticator.restype = ctypes.c_uint16
 _UniffiLib.uniffi_cable_phone_ffi_checksum_func_bluez_advertiser.argtypes = (
 )
 _UniffiLib.uniffi_cable_phone_ffi_checksum_func_bluez_advertiser.restype = ctypes.c_uint16
@@ -605,6 +625,21 @@ _UniffiLib.uniffi_cable_phone_ffi_checksum_method_advertiser_start.restype = cty
 _UniffiLib.uniffi_cable_phone_ffi_checksum_method_advertiser_stop.argtypes = (
 )
 _UniffiLib.uniffi_cable_phone_ffi_checksum_method_advertiser_stop.restype = ctypes.c_uint16
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_asyncadvertiser_start.argtypes = (
+)
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_asyncadvertiser_start.restype = ctypes.c_uint16
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_asyncadvertiser_stop.argtypes = (
+)
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_asyncadvertiser_stop.restype = ctypes.c_uint16
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_asyncauthenticator_get_info.argtypes = (
+)
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_asyncauthenticator_get_info.restype = ctypes.c_uint16
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_asyncauthenticator_make_credential.argtypes = (
+)
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_asyncauthenticator_make_credential.restype = ctypes.c_uint16
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_asyncauthenticator_get_assertion.argtypes = (
+)
+_UniffiLib.uniffi_cable_phone_ffi_checksum_method_asyncauthenticator_get_assertion.restype = ctypes.c_uint16
 _UniffiLib.uniffi_cable_phone_ffi_checksum_method_authenticator_get_info.argtypes = (
 )
 _UniffiLib.uniffi_cable_phone_ffi_checksum_method_authenticator_get_info.restype = ctypes.c_uint16
@@ -659,6 +694,16 @@ _UniffiLib.uniffi_cable_phone_ffi_checksum_constructor_phonesession_from_qr_link
 _UniffiLib.uniffi_cable_phone_ffi_checksum_method_progresslistener_on_progress.argtypes = (
 )
 _UniffiLib.uniffi_cable_phone_ffi_checksum_method_progresslistener_on_progress.restype = ctypes.c_uint16
+_UniffiLib.uniffi_cable_phone_ffi_fn_func_async_advertiser.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_func_async_advertiser.restype = ctypes.c_uint64
+_UniffiLib.uniffi_cable_phone_ffi_fn_func_async_authenticator.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_func_async_authenticator.restype = ctypes.c_uint64
 _UniffiLib.uniffi_cable_phone_ffi_fn_func_bluez_advertiser.argtypes = (
     _UniffiRustBuffer,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -675,6 +720,29 @@ _UniffiLib.uniffi_cable_phone_ffi_fn_method_advertiser_stop.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_cable_phone_ffi_fn_method_advertiser_stop.restype = None
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_asyncadvertiser_start.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_asyncadvertiser_start.restype = ctypes.c_uint64
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_asyncadvertiser_stop.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_asyncadvertiser_stop.restype = ctypes.c_uint64
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_asyncauthenticator_get_info.argtypes = (
+    ctypes.c_uint64,
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_asyncauthenticator_get_info.restype = ctypes.c_uint64
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_asyncauthenticator_make_credential.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_asyncauthenticator_make_credential.restype = ctypes.c_uint64
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_asyncauthenticator_get_assertion.argtypes = (
+    ctypes.c_uint64,
+    _UniffiRustBuffer,
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_method_asyncauthenticator_get_assertion.restype = ctypes.c_uint64
 _UniffiLib.uniffi_cable_phone_ffi_fn_method_authenticator_get_info.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -797,6 +865,26 @@ _UniffiLib.uniffi_cable_phone_ffi_fn_free_advertiser.argtypes = (
     ctypes.POINTER(_UniffiRustCallStatus),
 )
 _UniffiLib.uniffi_cable_phone_ffi_fn_free_advertiser.restype = None
+_UniffiLib.uniffi_cable_phone_ffi_fn_clone_asyncadvertiser.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_clone_asyncadvertiser.restype = ctypes.c_uint64
+_UniffiLib.uniffi_cable_phone_ffi_fn_free_asyncadvertiser.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_free_asyncadvertiser.restype = None
+_UniffiLib.uniffi_cable_phone_ffi_fn_clone_asyncauthenticator.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_clone_asyncauthenticator.restype = ctypes.c_uint64
+_UniffiLib.uniffi_cable_phone_ffi_fn_free_asyncauthenticator.argtypes = (
+    ctypes.c_uint64,
+    ctypes.POINTER(_UniffiRustCallStatus),
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_free_asyncauthenticator.restype = None
 _UniffiLib.uniffi_cable_phone_ffi_fn_clone_authenticator.argtypes = (
     ctypes.c_uint64,
     ctypes.POINTER(_UniffiRustCallStatus),
@@ -858,6 +946,67 @@ _UniffiLib.uniffi_cable_phone_ffi_fn_init_callback_vtable_advertiser.argtypes = 
     ctypes.POINTER(_UniffiVTableCallbackInterfaceCablePhoneAdvertiser),
 )
 _UniffiLib.uniffi_cable_phone_ffi_fn_init_callback_vtable_advertiser.restype = None
+class _UniffiForeignFutureResultVoid(ctypes.Structure):
+    _fields_ = [
+        ("call_status", _UniffiRustCallStatus),
+    ]
+_UNIFFI_FOREIGN_FUTURE_COMPLETEVOID = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiForeignFutureResultVoid,
+)
+_UNIFFI_FOREIGN_FUTURE_DROPPED_CALLBACK = ctypes.CFUNCTYPE(None,ctypes.c_uint64,
+)
+class _UniffiForeignFutureDroppedCallbackStruct(ctypes.Structure):
+    _fields_ = [
+        ("handle", ctypes.c_uint64),
+        ("free", _UNIFFI_FOREIGN_FUTURE_DROPPED_CALLBACK),
+    ]
+_UNIFFI_CALLBACK_INTERFACE_CABLE_PHONE_ASYNC_ADVERTISER_METHOD0 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,_UNIFFI_FOREIGN_FUTURE_COMPLETEVOID,ctypes.c_uint64,ctypes.POINTER(_UniffiForeignFutureDroppedCallbackStruct),
+)
+_UNIFFI_CALLBACK_INTERFACE_CABLE_PHONE_ASYNC_ADVERTISER_METHOD1 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UNIFFI_FOREIGN_FUTURE_COMPLETEVOID,ctypes.c_uint64,ctypes.POINTER(_UniffiForeignFutureDroppedCallbackStruct),
+)
+_UNIFFI_CALLBACK_INTERFACE_CLONE_CABLE_PHONE_ASYNC_ADVERTISER = ctypes.CFUNCTYPE(ctypes.c_uint64,ctypes.c_uint64,
+)
+_UNIFFI_CALLBACK_INTERFACE_FREE_CABLE_PHONE_ASYNC_ADVERTISER = ctypes.CFUNCTYPE(None,ctypes.c_uint64,
+)
+class _UniffiVTableCallbackInterfaceCablePhoneAsyncAdvertiser(ctypes.Structure):
+    _fields_ = [
+        ("uniffi_free", _UNIFFI_CALLBACK_INTERFACE_FREE_CABLE_PHONE_ASYNC_ADVERTISER),
+        ("uniffi_clone", _UNIFFI_CALLBACK_INTERFACE_CLONE_CABLE_PHONE_ASYNC_ADVERTISER),
+        ("start", _UNIFFI_CALLBACK_INTERFACE_CABLE_PHONE_ASYNC_ADVERTISER_METHOD0),
+        ("stop", _UNIFFI_CALLBACK_INTERFACE_CABLE_PHONE_ASYNC_ADVERTISER_METHOD1),
+    ]
+_UniffiLib.uniffi_cable_phone_ffi_fn_init_callback_vtable_asyncadvertiser.argtypes = (
+    ctypes.POINTER(_UniffiVTableCallbackInterfaceCablePhoneAsyncAdvertiser),
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_init_callback_vtable_asyncadvertiser.restype = None
+class _UniffiForeignFutureResultRustBuffer(ctypes.Structure):
+    _fields_ = [
+        ("return_value", _UniffiRustBuffer),
+        ("call_status", _UniffiRustCallStatus),
+    ]
+_UNIFFI_FOREIGN_FUTURE_COMPLETERUST_BUFFER = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiForeignFutureResultRustBuffer,
+)
+_UNIFFI_CALLBACK_INTERFACE_CABLE_PHONE_ASYNC_AUTHENTICATOR_METHOD0 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UNIFFI_FOREIGN_FUTURE_COMPLETERUST_BUFFER,ctypes.c_uint64,ctypes.POINTER(_UniffiForeignFutureDroppedCallbackStruct),
+)
+_UNIFFI_CALLBACK_INTERFACE_CABLE_PHONE_ASYNC_AUTHENTICATOR_METHOD1 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,_UNIFFI_FOREIGN_FUTURE_COMPLETERUST_BUFFER,ctypes.c_uint64,ctypes.POINTER(_UniffiForeignFutureDroppedCallbackStruct),
+)
+_UNIFFI_CALLBACK_INTERFACE_CABLE_PHONE_ASYNC_AUTHENTICATOR_METHOD2 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,_UniffiRustBuffer,_UNIFFI_FOREIGN_FUTURE_COMPLETERUST_BUFFER,ctypes.c_uint64,ctypes.POINTER(_UniffiForeignFutureDroppedCallbackStruct),
+)
+_UNIFFI_CALLBACK_INTERFACE_CLONE_CABLE_PHONE_ASYNC_AUTHENTICATOR = ctypes.CFUNCTYPE(ctypes.c_uint64,ctypes.c_uint64,
+)
+_UNIFFI_CALLBACK_INTERFACE_FREE_CABLE_PHONE_ASYNC_AUTHENTICATOR = ctypes.CFUNCTYPE(None,ctypes.c_uint64,
+)
+class _UniffiVTableCallbackInterfaceCablePhoneAsyncAuthenticator(ctypes.Structure):
+    _fields_ = [
+        ("uniffi_free", _UNIFFI_CALLBACK_INTERFACE_FREE_CABLE_PHONE_ASYNC_AUTHENTICATOR),
+        ("uniffi_clone", _UNIFFI_CALLBACK_INTERFACE_CLONE_CABLE_PHONE_ASYNC_AUTHENTICATOR),
+        ("get_info", _UNIFFI_CALLBACK_INTERFACE_CABLE_PHONE_ASYNC_AUTHENTICATOR_METHOD0),
+        ("make_credential", _UNIFFI_CALLBACK_INTERFACE_CABLE_PHONE_ASYNC_AUTHENTICATOR_METHOD1),
+        ("get_assertion", _UNIFFI_CALLBACK_INTERFACE_CABLE_PHONE_ASYNC_AUTHENTICATOR_METHOD2),
+    ]
+_UniffiLib.uniffi_cable_phone_ffi_fn_init_callback_vtable_asyncauthenticator.argtypes = (
+    ctypes.POINTER(_UniffiVTableCallbackInterfaceCablePhoneAsyncAuthenticator),
+)
+_UniffiLib.uniffi_cable_phone_ffi_fn_init_callback_vtable_asyncauthenticator.restype = None
 _UNIFFI_CALLBACK_INTERFACE_CABLE_PHONE_AUTHENTICATOR_METHOD0 = ctypes.CFUNCTYPE(None,ctypes.c_uint64,ctypes.POINTER(_UniffiRustBuffer),
     ctypes.POINTER(_UniffiRustCallStatus),
 )
@@ -1197,6 +1346,68 @@ async def _uniffi_rust_call_async(rust_future, ffi_poll, ffi_complete, ffi_free,
         )
     finally:
         ffi_free(rust_future)
+def _uniffi_trait_interface_call_async(make_call, uniffi_out_dropped_callback, handle_success, handle_error):
+    async def make_call_and_call_callback():
+        # Note: it's important we call either `handle_success` or `handle_error` exactly once.  Each
+        # call consumes an Arc reference, which means there should be no possibility of a double
+        # call.  The following code is structured so that will will never call both `handle_success`
+        # and `handle_error`, even in the face of weird exceptions.
+        #
+        # In extreme circumstances we may not call either, for example if we fail to make the ctypes
+        # call to `handle_success`.  This means we will leak the Arc reference, which is better than
+        # double-freeing it.
+        try:
+            call_result = await make_call()
+        except Exception as e:
+            print("UniFFI: Unhandled exception in trait interface call", file=sys.stderr)
+            traceback.print_exc(file=sys.stderr)
+            handle_error(
+                _UniffiRustCallStatus.CALL_UNEXPECTED_ERROR,
+                _UniffiFfiConverterString.lower(repr(e)),
+            )
+        else:
+            handle_success(call_result)
+    eventloop = _uniffi_get_event_loop()
+    task = asyncio.run_coroutine_threadsafe(make_call_and_call_callback(), eventloop)
+    handle = _UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.insert((eventloop, task))
+    uniffi_out_dropped_callback[0] = _UniffiForeignFutureDroppedCallbackStruct(handle, _uniffi_future_dropped_callback)
+
+def _uniffi_trait_interface_call_async_with_error(make_call, uniffi_out_dropped_callback, handle_success, handle_error, error_type, lower_error):
+    async def make_call_and_call_callback():
+        # See the note in _uniffi_trait_interface_call_async for details on `handle_success` and
+        # `handle_error`.
+        try:
+            try:
+                call_result = await make_call()
+            except error_type as e:
+                handle_error(
+                    _UniffiRustCallStatus.CALL_ERROR,
+                    lower_error(e),
+                )
+            else:
+                handle_success(call_result)
+        except Exception as e:
+            print("UniFFI: Unhandled exception in trait interface call", file=sys.stderr)
+            traceback.print_exc(file=sys.stderr)
+            handle_error(
+                _UniffiRustCallStatus.CALL_UNEXPECTED_ERROR,
+                _UniffiFfiConverterString.lower(repr(e)),
+            )
+    eventloop = _uniffi_get_event_loop()
+    task = asyncio.run_coroutine_threadsafe(make_call_and_call_callback(), eventloop)
+    handle = _UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.insert((eventloop, task))
+    uniffi_out_dropped_callback[0] = _UniffiForeignFutureDroppedCallbackStruct(handle, _uniffi_future_dropped_callback)
+
+_UNIFFI_FOREIGN_FUTURE_HANDLE_MAP = _UniffiHandleMap()
+
+@_UNIFFI_FOREIGN_FUTURE_DROPPED_CALLBACK
+def _uniffi_future_dropped_callback(handle):
+    (eventloop, task) = _UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.remove(handle)
+    eventloop.call_soon(_uniffi_cancel_task, task)
+
+def _uniffi_cancel_task(task):
+    if not task.done():
+        task.cancel()
 
 # Public interface members begin here.
 
@@ -2977,6 +3188,536 @@ class _UniffiFfiConverterTypeAdvertiser:
         buf.write_u64(cls.lower(value))
 
 
+class AsyncAdvertiser():
+    """
+    [`Advertiser`] for apps whose Bluetooth code is asynchronous (Android's
+    `AdvertiseCallback` wrapped in a `suspendCancellableCoroutine`, Python's `asyncio`): the
+    same start and stop, as coroutines. Hand it to a session as
+    [`async_advertiser(app)`](async_advertiser); the notes on [`AsyncAuthenticator`]
+    (Python's event loop, cancellation) apply.
+
+    [`AsyncAuthenticator`]: crate::AsyncAuthenticator
+"""
+    
+    async def start(self, service_data: bytes) -> None:
+        """
+        As [`Advertiser::start`].
+"""
+        raise NotImplementedError
+    async def stop(self, ) -> None:
+        """
+        As [`Advertiser::stop`].
+"""
+        raise NotImplementedError
+
+class AsyncAdvertiserImpl(AsyncAdvertiser):
+    """
+    [`Advertiser`] for apps whose Bluetooth code is asynchronous (Android's
+    `AdvertiseCallback` wrapped in a `suspendCancellableCoroutine`, Python's `asyncio`): the
+    same start and stop, as coroutines. Hand it to a session as
+    [`async_advertiser(app)`](async_advertiser); the notes on [`AsyncAuthenticator`]
+    (Python's event loop, cancellation) apply.
+
+    [`AsyncAuthenticator`]: crate::AsyncAuthenticator
+"""
+    
+    _handle: ctypes.c_uint64
+    
+    def __init__(self, *args, **kwargs):
+        raise ValueError("This class has no default constructor")
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_cable_phone_ffi_fn_free_asyncadvertiser, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_cable_phone_ffi_fn_clone_asyncadvertiser, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    async def start(self, service_data: bytes) -> None:
+        """
+        As [`Advertiser::start`].
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(service_data)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(service_data),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = _UniffiFfiConverterTypeAdvertiserError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_cable_phone_ffi_fn_method_asyncadvertiser_start(*_uniffi_lowered_args),
+            _UniffiLib.ffi_cable_phone_ffi_rust_future_poll_void,
+            _UniffiLib.ffi_cable_phone_ffi_rust_future_complete_void,
+            _UniffiLib.ffi_cable_phone_ffi_rust_future_free_void,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+    async def stop(self, ) -> None:
+        """
+        As [`Advertiser::stop`].
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = lambda val: None
+        _uniffi_error_converter = None
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_cable_phone_ffi_fn_method_asyncadvertiser_stop(*_uniffi_lowered_args),
+            _UniffiLib.ffi_cable_phone_ffi_rust_future_poll_void,
+            _UniffiLib.ffi_cable_phone_ffi_rust_future_complete_void,
+            _UniffiLib.ffi_cable_phone_ffi_rust_future_free_void,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+
+
+
+
+# Put all the bits inside a class to keep the top-level namespace clean
+class _UniffiTraitImplAsyncAdvertiserImpl:
+    # For each method, generate a callback function to pass to Rust
+
+    @_UNIFFI_CALLBACK_INTERFACE_CABLE_PHONE_ASYNC_ADVERTISER_METHOD0
+    def start(
+            uniffi_handle,
+            service_data,
+            uniffi_future_callback,
+            uniffi_callback_data,
+            uniffi_out_dropped_callback,
+        ):
+        uniffi_obj = _UniffiFfiConverterTypeAsyncAdvertiser._handle_map.get(uniffi_handle)
+        def make_call():
+            uniffi_args = (_UniffiFfiConverterBytes.lift(service_data), )
+            uniffi_method = uniffi_obj.start
+            return uniffi_method(*uniffi_args)
+        def handle_success(return_value):
+            uniffi_future_callback(
+                uniffi_callback_data,
+                _UniffiForeignFutureResultVoid(
+                    _UniffiRustCallStatus.default()
+                )
+            )
+
+        def handle_error(status_code, rust_buffer):
+            uniffi_future_callback(
+                uniffi_callback_data,
+                _UniffiForeignFutureResultVoid(
+                    _UniffiRustCallStatus(status_code, rust_buffer),
+                )
+            )
+        _uniffi_trait_interface_call_async_with_error(
+            make_call,
+            uniffi_out_dropped_callback,
+            handle_success,
+            handle_error,
+            AdvertiserError,
+            _UniffiFfiConverterTypeAdvertiserError.lower,
+        )
+
+    @_UNIFFI_CALLBACK_INTERFACE_CABLE_PHONE_ASYNC_ADVERTISER_METHOD1
+    def stop(
+            uniffi_handle,
+            uniffi_future_callback,
+            uniffi_callback_data,
+            uniffi_out_dropped_callback,
+        ):
+        uniffi_obj = _UniffiFfiConverterTypeAsyncAdvertiser._handle_map.get(uniffi_handle)
+        def make_call():
+            uniffi_args = ()
+            uniffi_method = uniffi_obj.stop
+            return uniffi_method(*uniffi_args)
+        def handle_success(return_value):
+            uniffi_future_callback(
+                uniffi_callback_data,
+                _UniffiForeignFutureResultVoid(
+                    _UniffiRustCallStatus.default()
+                )
+            )
+
+        def handle_error(status_code, rust_buffer):
+            uniffi_future_callback(
+                uniffi_callback_data,
+                _UniffiForeignFutureResultVoid(
+                    _UniffiRustCallStatus(status_code, rust_buffer),
+                )
+            )
+        _uniffi_trait_interface_call_async(make_call, uniffi_out_dropped_callback, handle_success, handle_error)
+
+    @_UNIFFI_CALLBACK_INTERFACE_FREE_CABLE_PHONE_ASYNC_ADVERTISER
+    def _uniffi_free(uniffi_handle):
+        _UniffiFfiConverterTypeAsyncAdvertiser._handle_map.remove(uniffi_handle)
+
+    @_UNIFFI_CALLBACK_INTERFACE_CLONE_CABLE_PHONE_ASYNC_ADVERTISER
+    def _uniffi_clone(uniffi_handle):
+        return _UniffiFfiConverterTypeAsyncAdvertiser._handle_map.clone(uniffi_handle)
+
+    # Generate the FFI VTable.  This has a field for each callback interface method.
+    _uniffi_vtable = _UniffiVTableCallbackInterfaceCablePhoneAsyncAdvertiser(
+        _uniffi_free,
+        _uniffi_clone,
+        start,
+        stop,
+    )
+    # Send Rust a pointer to the VTable.  Note: this means we need to keep the struct alive forever,
+    # or else bad things will happen when Rust tries to access it.
+    _UniffiLib.uniffi_cable_phone_ffi_fn_init_callback_vtable_asyncadvertiser(ctypes.byref(_uniffi_vtable))
+
+class _UniffiFfiConverterTypeAsyncAdvertiser:
+    _handle_map = _UniffiHandleMap()
+
+    @staticmethod
+    def lift(value: int):
+        if (value & 1) == 0:
+            # Rust-generated handle, construct a new class that uses the handle to implement the
+            # interface
+            return AsyncAdvertiserImpl._uniffi_make_instance(value)
+        else:
+            # Python-generated handle, get the object from the handle map
+            return _UniffiFfiConverterTypeAsyncAdvertiser._handle_map.remove(value)
+
+    @staticmethod
+    def check_lower(value: AsyncAdvertiser):
+        if not isinstance(value, AsyncAdvertiser):
+            raise TypeError("Expected AsyncAdvertiser subclass, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: AsyncAdvertiser):
+         if isinstance(value, AsyncAdvertiserImpl):
+            # Rust-implementated object.  Clone the handle and return it
+            return value._uniffi_clone_handle()
+         else:
+            # Python-implementated object, generate a new vtable handle and return that.
+            return _UniffiFfiConverterTypeAsyncAdvertiser._handle_map.insert(value)
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer):
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: AsyncAdvertiser, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
+
+
+class AsyncAuthenticator():
+    """
+    [`Authenticator`] for apps whose credential code is asynchronous: the same three
+    requests, as coroutines (`suspend fun` in Kotlin, `async` in Swift and Python), with the
+    same duties and answers. Hand it to a session as
+    [`async_authenticator(app)`](async_authenticator).
+
+    The binding calls these from its own threads and awaits the result without blocking any
+    of them; cancelling the session cancels the coroutine in flight. In Python the coroutine
+    runs on the event loop given to `uniffi_set_event_loop` (the binding's threads have none
+    of their own), so an asyncio app calls
+    `cable_phone.uniffi_set_event_loop(asyncio.get_running_loop())` before a session starts.
+"""
+    
+    async def get_info(self, ) -> bytes:
+        """
+        As [`Authenticator::get_info`].
+"""
+        raise NotImplementedError
+    async def make_credential(self, request: bytes) -> bytes:
+        """
+        As [`Authenticator::make_credential`].
+"""
+        raise NotImplementedError
+    async def get_assertion(self, request: bytes) -> bytes:
+        """
+        As [`Authenticator::get_assertion`].
+"""
+        raise NotImplementedError
+
+class AsyncAuthenticatorImpl(AsyncAuthenticator):
+    """
+    [`Authenticator`] for apps whose credential code is asynchronous: the same three
+    requests, as coroutines (`suspend fun` in Kotlin, `async` in Swift and Python), with the
+    same duties and answers. Hand it to a session as
+    [`async_authenticator(app)`](async_authenticator).
+
+    The binding calls these from its own threads and awaits the result without blocking any
+    of them; cancelling the session cancels the coroutine in flight. In Python the coroutine
+    runs on the event loop given to `uniffi_set_event_loop` (the binding's threads have none
+    of their own), so an asyncio app calls
+    `cable_phone.uniffi_set_event_loop(asyncio.get_running_loop())` before a session starts.
+"""
+    
+    _handle: ctypes.c_uint64
+    
+    def __init__(self, *args, **kwargs):
+        raise ValueError("This class has no default constructor")
+
+    def __del__(self):
+        # In case of partial initialization of instances.
+        handle = getattr(self, "_handle", None)
+        if handle is not None:
+            _uniffi_rust_call(_UniffiLib.uniffi_cable_phone_ffi_fn_free_asyncauthenticator, handle)
+
+    def _uniffi_clone_handle(self):
+        return _uniffi_rust_call(_UniffiLib.uniffi_cable_phone_ffi_fn_clone_asyncauthenticator, self._handle)
+
+    # Used by alternative constructors or any methods which return this type.
+    @classmethod
+    def _uniffi_make_instance(cls, handle):
+        # Lightly yucky way to bypass the usual __init__ logic
+        # and just create a new instance with the required handle.
+        inst = cls.__new__(cls)
+        inst._handle = handle
+        return inst
+    async def get_info(self, ) -> bytes:
+        """
+        As [`Authenticator::get_info`].
+"""
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBytes.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeAuthenticatorError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_cable_phone_ffi_fn_method_asyncauthenticator_get_info(*_uniffi_lowered_args),
+            _UniffiLib.ffi_cable_phone_ffi_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_cable_phone_ffi_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_cable_phone_ffi_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+    async def make_credential(self, request: bytes) -> bytes:
+        """
+        As [`Authenticator::make_credential`].
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(request)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(request),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBytes.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeAuthenticatorError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_cable_phone_ffi_fn_method_asyncauthenticator_make_credential(*_uniffi_lowered_args),
+            _UniffiLib.ffi_cable_phone_ffi_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_cable_phone_ffi_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_cable_phone_ffi_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+    async def get_assertion(self, request: bytes) -> bytes:
+        """
+        As [`Authenticator::get_assertion`].
+"""
+        
+        _UniffiFfiConverterBytes.check_lower(request)
+        _uniffi_lowered_args = (
+            self._uniffi_clone_handle(),
+            _UniffiFfiConverterBytes.lower(request),
+        )
+        _uniffi_lift_return = _UniffiFfiConverterBytes.lift
+        _uniffi_error_converter = _UniffiFfiConverterTypeAuthenticatorError
+        return await _uniffi_rust_call_async(
+            _UniffiLib.uniffi_cable_phone_ffi_fn_method_asyncauthenticator_get_assertion(*_uniffi_lowered_args),
+            _UniffiLib.ffi_cable_phone_ffi_rust_future_poll_rust_buffer,
+            _UniffiLib.ffi_cable_phone_ffi_rust_future_complete_rust_buffer,
+            _UniffiLib.ffi_cable_phone_ffi_rust_future_free_rust_buffer,
+            _uniffi_lift_return,
+            _uniffi_error_converter,
+        )
+
+
+
+
+# Put all the bits inside a class to keep the top-level namespace clean
+class _UniffiTraitImplAsyncAuthenticatorImpl:
+    # For each method, generate a callback function to pass to Rust
+
+    @_UNIFFI_CALLBACK_INTERFACE_CABLE_PHONE_ASYNC_AUTHENTICATOR_METHOD0
+    def get_info(
+            uniffi_handle,
+            uniffi_future_callback,
+            uniffi_callback_data,
+            uniffi_out_dropped_callback,
+        ):
+        uniffi_obj = _UniffiFfiConverterTypeAsyncAuthenticator._handle_map.get(uniffi_handle)
+        def make_call():
+            uniffi_args = ()
+            uniffi_method = uniffi_obj.get_info
+            return uniffi_method(*uniffi_args)
+        def handle_success(return_value):
+            uniffi_future_callback(
+                uniffi_callback_data,
+                _UniffiForeignFutureResultRustBuffer(
+                    _UniffiFfiConverterBytes.lower(return_value),
+                    _UniffiRustCallStatus.default()
+                )
+            )
+
+        def handle_error(status_code, rust_buffer):
+            uniffi_future_callback(
+                uniffi_callback_data,
+                _UniffiForeignFutureResultRustBuffer(
+                    _UniffiRustBuffer.default(),
+                    _UniffiRustCallStatus(status_code, rust_buffer),
+                )
+            )
+        _uniffi_trait_interface_call_async_with_error(
+            make_call,
+            uniffi_out_dropped_callback,
+            handle_success,
+            handle_error,
+            AuthenticatorError,
+            _UniffiFfiConverterTypeAuthenticatorError.lower,
+        )
+
+    @_UNIFFI_CALLBACK_INTERFACE_CABLE_PHONE_ASYNC_AUTHENTICATOR_METHOD1
+    def make_credential(
+            uniffi_handle,
+            request,
+            uniffi_future_callback,
+            uniffi_callback_data,
+            uniffi_out_dropped_callback,
+        ):
+        uniffi_obj = _UniffiFfiConverterTypeAsyncAuthenticator._handle_map.get(uniffi_handle)
+        def make_call():
+            uniffi_args = (_UniffiFfiConverterBytes.lift(request), )
+            uniffi_method = uniffi_obj.make_credential
+            return uniffi_method(*uniffi_args)
+        def handle_success(return_value):
+            uniffi_future_callback(
+                uniffi_callback_data,
+                _UniffiForeignFutureResultRustBuffer(
+                    _UniffiFfiConverterBytes.lower(return_value),
+                    _UniffiRustCallStatus.default()
+                )
+            )
+
+        def handle_error(status_code, rust_buffer):
+            uniffi_future_callback(
+                uniffi_callback_data,
+                _UniffiForeignFutureResultRustBuffer(
+                    _UniffiRustBuffer.default(),
+                    _UniffiRustCallStatus(status_code, rust_buffer),
+                )
+            )
+        _uniffi_trait_interface_call_async_with_error(
+            make_call,
+            uniffi_out_dropped_callback,
+            handle_success,
+            handle_error,
+            AuthenticatorError,
+            _UniffiFfiConverterTypeAuthenticatorError.lower,
+        )
+
+    @_UNIFFI_CALLBACK_INTERFACE_CABLE_PHONE_ASYNC_AUTHENTICATOR_METHOD2
+    def get_assertion(
+            uniffi_handle,
+            request,
+            uniffi_future_callback,
+            uniffi_callback_data,
+            uniffi_out_dropped_callback,
+        ):
+        uniffi_obj = _UniffiFfiConverterTypeAsyncAuthenticator._handle_map.get(uniffi_handle)
+        def make_call():
+            uniffi_args = (_UniffiFfiConverterBytes.lift(request), )
+            uniffi_method = uniffi_obj.get_assertion
+            return uniffi_method(*uniffi_args)
+        def handle_success(return_value):
+            uniffi_future_callback(
+                uniffi_callback_data,
+                _UniffiForeignFutureResultRustBuffer(
+                    _UniffiFfiConverterBytes.lower(return_value),
+                    _UniffiRustCallStatus.default()
+                )
+            )
+
+        def handle_error(status_code, rust_buffer):
+            uniffi_future_callback(
+                uniffi_callback_data,
+                _UniffiForeignFutureResultRustBuffer(
+                    _UniffiRustBuffer.default(),
+                    _UniffiRustCallStatus(status_code, rust_buffer),
+                )
+            )
+        _uniffi_trait_interface_call_async_with_error(
+            make_call,
+            uniffi_out_dropped_callback,
+            handle_success,
+            handle_error,
+            AuthenticatorError,
+            _UniffiFfiConverterTypeAuthenticatorError.lower,
+        )
+
+    @_UNIFFI_CALLBACK_INTERFACE_FREE_CABLE_PHONE_ASYNC_AUTHENTICATOR
+    def _uniffi_free(uniffi_handle):
+        _UniffiFfiConverterTypeAsyncAuthenticator._handle_map.remove(uniffi_handle)
+
+    @_UNIFFI_CALLBACK_INTERFACE_CLONE_CABLE_PHONE_ASYNC_AUTHENTICATOR
+    def _uniffi_clone(uniffi_handle):
+        return _UniffiFfiConverterTypeAsyncAuthenticator._handle_map.clone(uniffi_handle)
+
+    # Generate the FFI VTable.  This has a field for each callback interface method.
+    _uniffi_vtable = _UniffiVTableCallbackInterfaceCablePhoneAsyncAuthenticator(
+        _uniffi_free,
+        _uniffi_clone,
+        get_info,
+        make_credential,
+        get_assertion,
+    )
+    # Send Rust a pointer to the VTable.  Note: this means we need to keep the struct alive forever,
+    # or else bad things will happen when Rust tries to access it.
+    _UniffiLib.uniffi_cable_phone_ffi_fn_init_callback_vtable_asyncauthenticator(ctypes.byref(_uniffi_vtable))
+
+class _UniffiFfiConverterTypeAsyncAuthenticator:
+    _handle_map = _UniffiHandleMap()
+
+    @staticmethod
+    def lift(value: int):
+        if (value & 1) == 0:
+            # Rust-generated handle, construct a new class that uses the handle to implement the
+            # interface
+            return AsyncAuthenticatorImpl._uniffi_make_instance(value)
+        else:
+            # Python-generated handle, get the object from the handle map
+            return _UniffiFfiConverterTypeAsyncAuthenticator._handle_map.remove(value)
+
+    @staticmethod
+    def check_lower(value: AsyncAuthenticator):
+        if not isinstance(value, AsyncAuthenticator):
+            raise TypeError("Expected AsyncAuthenticator subclass, {} found".format(type(value).__name__))
+
+    @staticmethod
+    def lower(value: AsyncAuthenticator):
+         if isinstance(value, AsyncAuthenticatorImpl):
+            # Rust-implementated object.  Clone the handle and return it
+            return value._uniffi_clone_handle()
+         else:
+            # Python-implementated object, generate a new vtable handle and return that.
+            return _UniffiFfiConverterTypeAsyncAuthenticator._handle_map.insert(value)
+
+    @classmethod
+    def read(cls, buf: _UniffiRustBuffer):
+        ptr = buf.read_u64()
+        if ptr == 0:
+            raise InternalError("Raw handle value was null")
+        return cls.lift(ptr)
+
+    @classmethod
+    def write(cls, value: AsyncAuthenticator, buf: _UniffiRustBuffer):
+        buf.write_u64(cls.lower(value))
+
+
 class Authenticator():
     """
     Answers the computer's CTAP2 requests from the app's own credentials.
@@ -3975,6 +4716,44 @@ class _UniffiFfiConverterOptionalTypeProgressListener(_UniffiConverterRustBuffer
             return _UniffiFfiConverterTypeProgressListener.read(buf)
         else:
             raise InternalError("Unexpected flag byte for optional type")
+def async_advertiser(app: AsyncAdvertiser) -> Advertiser:
+    """
+    An [`AsyncAdvertiser`] as the [`Advertiser`] the session constructors take. A session
+    awaits the app's coroutines directly; called as a blocking [`Advertiser`] (by the app
+    itself), it waits for the coroutine on the calling thread.
+"""
+    
+    _UniffiFfiConverterTypeAsyncAdvertiser.check_lower(app)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterTypeAsyncAdvertiser.lower(app),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterTypeAdvertiser.lift
+    _uniffi_error_converter = None
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_cable_phone_ffi_fn_func_async_advertiser,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
+def async_authenticator(app: AsyncAuthenticator) -> Authenticator:
+    """
+    An [`AsyncAuthenticator`] as the [`Authenticator`] the session constructors take. A
+    session awaits the app's coroutines directly; called as a blocking [`Authenticator`]
+    (by the app itself), it waits for the coroutine on the calling thread.
+"""
+    
+    _UniffiFfiConverterTypeAsyncAuthenticator.check_lower(app)
+    _uniffi_lowered_args = (
+        _UniffiFfiConverterTypeAsyncAuthenticator.lower(app),
+    )
+    _uniffi_lift_return = _UniffiFfiConverterTypeAuthenticator.lift
+    _uniffi_error_converter = None
+    _uniffi_ffi_result = _uniffi_rust_call_with_error(
+        _uniffi_error_converter,
+        _UniffiLib.uniffi_cable_phone_ffi_fn_func_async_authenticator,
+        *_uniffi_lowered_args,
+    )
+    return _uniffi_lift_return(_uniffi_ffi_result)
 def bluez_advertiser(adapter: typing.Optional[str]) -> Advertiser:
     """
     The bundled BlueZ advertiser on `adapter` (`hci1`, or an address; `None` picks `hci0`
@@ -4007,9 +4786,15 @@ __all__ = [
     "SessionError",
     "LinkedComputer",
     "SessionConfig",
+    "async_advertiser",
+    "async_authenticator",
     "bluez_advertiser",
     "AdvertiserImpl",
     "Advertiser",
+    "AsyncAdvertiserImpl",
+    "AsyncAdvertiser",
+    "AsyncAuthenticatorImpl",
+    "AsyncAuthenticator",
     "AuthenticatorImpl",
     "Authenticator",
     "PhoneIdentity",

@@ -871,6 +871,701 @@ public func FfiConverterTypeAdvertiser_lower(_ value: Advertiser) -> UInt64 {
 
 
 /**
+ * [`Advertiser`] for apps whose Bluetooth code is asynchronous (Android's
+ * `AdvertiseCallback` wrapped in a `suspendCancellableCoroutine`, Python's `asyncio`): the
+ * same start and stop, as coroutines. Hand it to a session as
+ * [`async_advertiser(app)`](async_advertiser); the notes on [`AsyncAuthenticator`]
+ * (Python's event loop, cancellation) apply.
+ *
+ * [`AsyncAuthenticator`]: crate::AsyncAuthenticator
+ */
+public protocol AsyncAdvertiser: AnyObject, Sendable {
+    
+    /**
+     * As [`Advertiser::start`].
+     */
+    func start(serviceData: Data) async throws 
+    
+    /**
+     * As [`Advertiser::stop`].
+     */
+    func stop() async 
+    
+}
+/**
+ * [`Advertiser`] for apps whose Bluetooth code is asynchronous (Android's
+ * `AdvertiseCallback` wrapped in a `suspendCancellableCoroutine`, Python's `asyncio`): the
+ * same start and stop, as coroutines. Hand it to a session as
+ * [`async_advertiser(app)`](async_advertiser); the notes on [`AsyncAuthenticator`]
+ * (Python's event loop, cancellation) apply.
+ *
+ * [`AsyncAuthenticator`]: crate::AsyncAuthenticator
+ */
+open class AsyncAdvertiserImpl: AsyncAdvertiser, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_cable_phone_ffi_fn_clone_asyncadvertiser(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_cable_phone_ffi_fn_free_asyncadvertiser(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * As [`Advertiser::start`].
+     */
+open func start(serviceData: Data)async throws   {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_cable_phone_ffi_fn_method_asyncadvertiser_start(
+                        self.uniffiCloneHandle(),FfiConverterData.lower(serviceData)
+                )
+            },
+            pollFunc: ffi_cable_phone_ffi_rust_future_poll_void,
+            completeFunc: ffi_cable_phone_ffi_rust_future_complete_void,
+            freeFunc: ffi_cable_phone_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: FfiConverterTypeAdvertiserError_lift
+        )
+}
+    
+    /**
+     * As [`Advertiser::stop`].
+     */
+open func stop()async   {
+    return
+        try!  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_cable_phone_ffi_fn_method_asyncadvertiser_stop(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_cable_phone_ffi_rust_future_poll_void,
+            completeFunc: ffi_cable_phone_ffi_rust_future_complete_void,
+            freeFunc: ffi_cable_phone_ffi_rust_future_free_void,
+            liftFunc: { $0 },
+            errorHandler: nil
+            
+        )
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceAsyncAdvertiser {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceAsyncAdvertiser = UniffiVTableCallbackInterfaceAsyncAdvertiser(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeAsyncAdvertiser.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface AsyncAdvertiser: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeAsyncAdvertiser.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface AsyncAdvertiser: handle missing in uniffiClone")
+            }
+        },
+        start: { (
+            uniffiHandle: UInt64,
+            serviceData: RustBuffer,
+            uniffiFutureCallback: @escaping UniffiForeignFutureCompleteVoid,
+            uniffiCallbackData: UInt64,
+            uniffiOutDroppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+        ) in
+            let makeCall = {
+                () async throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeAsyncAdvertiser.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try await uniffiObj.start(
+                     serviceData: try FfiConverterData.lift(serviceData)
+                )
+            }
+
+            let uniffiHandleSuccess = { (returnValue: ()) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultVoid(
+                        callStatus: RustCallStatus()
+                    )
+                )
+            }
+            let uniffiHandleError = { (statusCode, errorBuf) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultVoid(
+                        callStatus: RustCallStatus(code: statusCode, errorBuf: errorBuf)
+                    )
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall: makeCall,
+                handleSuccess: uniffiHandleSuccess,
+                handleError: uniffiHandleError,
+                lowerError: FfiConverterTypeAdvertiserError_lower,
+                droppedCallback: uniffiOutDroppedCallback
+            )
+        },
+        stop: { (
+            uniffiHandle: UInt64,
+            uniffiFutureCallback: @escaping UniffiForeignFutureCompleteVoid,
+            uniffiCallbackData: UInt64,
+            uniffiOutDroppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+        ) in
+            let makeCall = {
+                () async throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeAsyncAdvertiser.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return await uniffiObj.stop(
+                )
+            }
+
+            let uniffiHandleSuccess = { (returnValue: ()) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultVoid(
+                        callStatus: RustCallStatus()
+                    )
+                )
+            }
+            let uniffiHandleError = { (statusCode, errorBuf) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultVoid(
+                        callStatus: RustCallStatus(code: statusCode, errorBuf: errorBuf)
+                    )
+                )
+            }
+            uniffiTraitInterfaceCallAsync(
+                makeCall: makeCall,
+                handleSuccess: uniffiHandleSuccess,
+                handleError: uniffiHandleError,
+                droppedCallback: uniffiOutDroppedCallback
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceAsyncAdvertiser> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceAsyncAdvertiser>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitAsyncAdvertiser() {
+    uniffi_cable_phone_ffi_fn_init_callback_vtable_asyncadvertiser(UniffiCallbackInterfaceAsyncAdvertiser.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAsyncAdvertiser: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<AsyncAdvertiser>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = AsyncAdvertiser
+
+    public static func lift(_ handle: UInt64) throws -> AsyncAdvertiser {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return AsyncAdvertiserImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: AsyncAdvertiser) -> UInt64 {
+         if let rustImpl = value as? AsyncAdvertiserImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AsyncAdvertiser {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: AsyncAdvertiser, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAsyncAdvertiser_lift(_ handle: UInt64) throws -> AsyncAdvertiser {
+    return try FfiConverterTypeAsyncAdvertiser.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAsyncAdvertiser_lower(_ value: AsyncAdvertiser) -> UInt64 {
+    return FfiConverterTypeAsyncAdvertiser.lower(value)
+}
+
+
+
+
+
+
+/**
+ * [`Authenticator`] for apps whose credential code is asynchronous: the same three
+ * requests, as coroutines (`suspend fun` in Kotlin, `async` in Swift and Python), with the
+ * same duties and answers. Hand it to a session as
+ * [`async_authenticator(app)`](async_authenticator).
+ *
+ * The binding calls these from its own threads and awaits the result without blocking any
+ * of them; cancelling the session cancels the coroutine in flight. In Python the coroutine
+ * runs on the event loop given to `uniffi_set_event_loop` (the binding's threads have none
+ * of their own), so an asyncio app calls
+ * `cable_phone.uniffi_set_event_loop(asyncio.get_running_loop())` before a session starts.
+ */
+public protocol AsyncAuthenticator: AnyObject, Sendable {
+    
+    /**
+     * As [`Authenticator::get_info`].
+     */
+    func getInfo() async throws  -> Data
+    
+    /**
+     * As [`Authenticator::make_credential`].
+     */
+    func makeCredential(request: Data) async throws  -> Data
+    
+    /**
+     * As [`Authenticator::get_assertion`].
+     */
+    func getAssertion(request: Data) async throws  -> Data
+    
+}
+/**
+ * [`Authenticator`] for apps whose credential code is asynchronous: the same three
+ * requests, as coroutines (`suspend fun` in Kotlin, `async` in Swift and Python), with the
+ * same duties and answers. Hand it to a session as
+ * [`async_authenticator(app)`](async_authenticator).
+ *
+ * The binding calls these from its own threads and awaits the result without blocking any
+ * of them; cancelling the session cancels the coroutine in flight. In Python the coroutine
+ * runs on the event loop given to `uniffi_set_event_loop` (the binding's threads have none
+ * of their own), so an asyncio app calls
+ * `cable_phone.uniffi_set_event_loop(asyncio.get_running_loop())` before a session starts.
+ */
+open class AsyncAuthenticatorImpl: AsyncAuthenticator, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_cable_phone_ffi_fn_clone_asyncauthenticator(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_cable_phone_ffi_fn_free_asyncauthenticator(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * As [`Authenticator::get_info`].
+     */
+open func getInfo()async throws  -> Data  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_cable_phone_ffi_fn_method_asyncauthenticator_get_info(
+                        self.uniffiCloneHandle()
+                )
+            },
+            pollFunc: ffi_cable_phone_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_cable_phone_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_cable_phone_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterData.lift,
+            errorHandler: FfiConverterTypeAuthenticatorError_lift
+        )
+}
+    
+    /**
+     * As [`Authenticator::make_credential`].
+     */
+open func makeCredential(request: Data)async throws  -> Data  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_cable_phone_ffi_fn_method_asyncauthenticator_make_credential(
+                        self.uniffiCloneHandle(),FfiConverterData.lower(request)
+                )
+            },
+            pollFunc: ffi_cable_phone_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_cable_phone_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_cable_phone_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterData.lift,
+            errorHandler: FfiConverterTypeAuthenticatorError_lift
+        )
+}
+    
+    /**
+     * As [`Authenticator::get_assertion`].
+     */
+open func getAssertion(request: Data)async throws  -> Data  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_cable_phone_ffi_fn_method_asyncauthenticator_get_assertion(
+                        self.uniffiCloneHandle(),FfiConverterData.lower(request)
+                )
+            },
+            pollFunc: ffi_cable_phone_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_cable_phone_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_cable_phone_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterData.lift,
+            errorHandler: FfiConverterTypeAuthenticatorError_lift
+        )
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceAsyncAuthenticator {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceAsyncAuthenticator = UniffiVTableCallbackInterfaceAsyncAuthenticator(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeAsyncAuthenticator.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface AsyncAuthenticator: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeAsyncAuthenticator.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface AsyncAuthenticator: handle missing in uniffiClone")
+            }
+        },
+        getInfo: { (
+            uniffiHandle: UInt64,
+            uniffiFutureCallback: @escaping UniffiForeignFutureCompleteRustBuffer,
+            uniffiCallbackData: UInt64,
+            uniffiOutDroppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+        ) in
+            let makeCall = {
+                () async throws -> Data in
+                guard let uniffiObj = try? FfiConverterTypeAsyncAuthenticator.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try await uniffiObj.getInfo(
+                )
+            }
+
+            let uniffiHandleSuccess = { (returnValue: Data) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: FfiConverterData.lower(returnValue),
+                        callStatus: RustCallStatus()
+                    )
+                )
+            }
+            let uniffiHandleError = { (statusCode, errorBuf) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: RustBuffer.empty(),
+                        callStatus: RustCallStatus(code: statusCode, errorBuf: errorBuf)
+                    )
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall: makeCall,
+                handleSuccess: uniffiHandleSuccess,
+                handleError: uniffiHandleError,
+                lowerError: FfiConverterTypeAuthenticatorError_lower,
+                droppedCallback: uniffiOutDroppedCallback
+            )
+        },
+        makeCredential: { (
+            uniffiHandle: UInt64,
+            request: RustBuffer,
+            uniffiFutureCallback: @escaping UniffiForeignFutureCompleteRustBuffer,
+            uniffiCallbackData: UInt64,
+            uniffiOutDroppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+        ) in
+            let makeCall = {
+                () async throws -> Data in
+                guard let uniffiObj = try? FfiConverterTypeAsyncAuthenticator.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try await uniffiObj.makeCredential(
+                     request: try FfiConverterData.lift(request)
+                )
+            }
+
+            let uniffiHandleSuccess = { (returnValue: Data) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: FfiConverterData.lower(returnValue),
+                        callStatus: RustCallStatus()
+                    )
+                )
+            }
+            let uniffiHandleError = { (statusCode, errorBuf) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: RustBuffer.empty(),
+                        callStatus: RustCallStatus(code: statusCode, errorBuf: errorBuf)
+                    )
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall: makeCall,
+                handleSuccess: uniffiHandleSuccess,
+                handleError: uniffiHandleError,
+                lowerError: FfiConverterTypeAuthenticatorError_lower,
+                droppedCallback: uniffiOutDroppedCallback
+            )
+        },
+        getAssertion: { (
+            uniffiHandle: UInt64,
+            request: RustBuffer,
+            uniffiFutureCallback: @escaping UniffiForeignFutureCompleteRustBuffer,
+            uniffiCallbackData: UInt64,
+            uniffiOutDroppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+        ) in
+            let makeCall = {
+                () async throws -> Data in
+                guard let uniffiObj = try? FfiConverterTypeAsyncAuthenticator.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try await uniffiObj.getAssertion(
+                     request: try FfiConverterData.lift(request)
+                )
+            }
+
+            let uniffiHandleSuccess = { (returnValue: Data) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: FfiConverterData.lower(returnValue),
+                        callStatus: RustCallStatus()
+                    )
+                )
+            }
+            let uniffiHandleError = { (statusCode, errorBuf) in
+                uniffiFutureCallback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer(
+                        returnValue: RustBuffer.empty(),
+                        callStatus: RustCallStatus(code: statusCode, errorBuf: errorBuf)
+                    )
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall: makeCall,
+                handleSuccess: uniffiHandleSuccess,
+                handleError: uniffiHandleError,
+                lowerError: FfiConverterTypeAuthenticatorError_lower,
+                droppedCallback: uniffiOutDroppedCallback
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceAsyncAuthenticator> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceAsyncAuthenticator>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitAsyncAuthenticator() {
+    uniffi_cable_phone_ffi_fn_init_callback_vtable_asyncauthenticator(UniffiCallbackInterfaceAsyncAuthenticator.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeAsyncAuthenticator: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<AsyncAuthenticator>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = AsyncAuthenticator
+
+    public static func lift(_ handle: UInt64) throws -> AsyncAuthenticator {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return AsyncAuthenticatorImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: AsyncAuthenticator) -> UInt64 {
+         if let rustImpl = value as? AsyncAuthenticatorImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> AsyncAuthenticator {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: AsyncAuthenticator, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAsyncAuthenticator_lift(_ handle: UInt64) throws -> AsyncAuthenticator {
+    return try FfiConverterTypeAsyncAuthenticator.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeAsyncAuthenticator_lower(_ value: AsyncAuthenticator) -> UInt64 {
+    return FfiConverterTypeAsyncAuthenticator.lower(value)
+}
+
+
+
+
+
+
+/**
  * Answers the computer's CTAP2 requests from the app's own credentials.
  *
  * Requests and responses are CTAP2 CBOR without the command or status byte: a request is
@@ -3392,6 +4087,122 @@ fileprivate func uniffiFutureContinuationCallback(handle: UInt64, pollResult: In
         print("uniffiFutureContinuationCallback invalid handle")
     }
 }
+private func uniffiTraitInterfaceCallAsync<T>(
+    makeCall: @escaping () async throws -> T,
+    handleSuccess: @escaping (T) -> (),
+    handleError: @escaping (Int8, RustBuffer) -> (),
+    droppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+) {
+    let task = Task {
+        // Note: it's important we call either `handleSuccess` or `handleError` exactly once.  Each
+        // call consumes an Arc reference, which means there should be no possibility of a double
+        // call.  The following code is structured so that will will never call both `handleSuccess`
+        // and `handleError`, even in the face of weird errors.
+        //
+        // On platforms that need extra machinery to make C-ABI calls, like JNA or ctypes, it's
+        // possible that we fail to make either call.  However, it doesn't seem like this is
+        // possible on Swift since swift can just make the C call directly.
+        var callResult: T
+        do {
+            callResult = try await makeCall()
+        } catch {
+            handleError(CALL_UNEXPECTED_ERROR, FfiConverterString.lower(String(describing: error)))
+            return
+        }
+        handleSuccess(callResult)
+    }
+    let handle = UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.insert(obj: task)
+    droppedCallback.pointee = UniffiForeignFutureDroppedCallbackStruct(
+        handle: handle,
+        free: uniffiForeignFutureDroppedCallback
+    )
+}
+
+private func uniffiTraitInterfaceCallAsyncWithError<T, E>(
+    makeCall: @escaping () async throws -> T,
+    handleSuccess: @escaping (T) -> (),
+    handleError: @escaping (Int8, RustBuffer) -> (),
+    lowerError: @escaping (E) -> RustBuffer,
+    droppedCallback: UnsafeMutablePointer<UniffiForeignFutureDroppedCallbackStruct>
+) {
+    let task = Task {
+        // See the note in uniffiTraitInterfaceCallAsync for details on `handleSuccess` and
+        // `handleError`.
+        var callResult: T
+        do {
+            callResult = try await makeCall()
+        } catch let error as E {
+            handleError(CALL_ERROR, lowerError(error))
+            return
+        } catch {
+            handleError(CALL_UNEXPECTED_ERROR, FfiConverterString.lower(String(describing: error)))
+            return
+        }
+        handleSuccess(callResult)
+    }
+    let handle = UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.insert(obj: task)
+    droppedCallback.pointee = UniffiForeignFutureDroppedCallbackStruct(
+        handle: handle,
+        free: uniffiForeignFutureDroppedCallback
+    )
+}
+
+// Borrow the callback handle map implementation to store foreign future handles
+// TODO: consolidate the handle-map code (https://github.com/mozilla/uniffi-rs/pull/1823)
+fileprivate let UNIFFI_FOREIGN_FUTURE_HANDLE_MAP = UniffiHandleMap<UniffiForeignFutureTask>()
+
+// Protocol for tasks that handle foreign futures.
+//
+// Defining a protocol allows all tasks to be stored in the same handle map.  This can't be done
+// with the task object itself, since has generic parameters.
+fileprivate protocol UniffiForeignFutureTask {
+    func cancel()
+}
+
+extension Task: UniffiForeignFutureTask {}
+
+private func uniffiForeignFutureDroppedCallback(handle: UInt64) {
+    do {
+        let task = try UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.remove(handle: handle)
+        // Set the cancellation flag on the task.  If it's still running, the code can check the
+        // cancellation flag or call `Task.checkCancellation()`.  If the task has completed, this is
+        // a no-op.
+        task.cancel()
+    } catch {
+        print("uniffiForeignFutureDroppedCallback: handle missing from handlemap")
+    }
+}
+
+// For testing
+public func uniffiForeignFutureHandleCountCablePhone() -> Int {
+    UNIFFI_FOREIGN_FUTURE_HANDLE_MAP.count
+}
+/**
+ * An [`AsyncAdvertiser`] as the [`Advertiser`] the session constructors take. A session
+ * awaits the app's coroutines directly; called as a blocking [`Advertiser`] (by the app
+ * itself), it waits for the coroutine on the calling thread.
+ */
+public func asyncAdvertiser(app: AsyncAdvertiser) -> Advertiser  {
+    return try!  FfiConverterTypeAdvertiser_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_cable_phone_ffi_fn_func_async_advertiser(
+        FfiConverterTypeAsyncAdvertiser_lower(app),uniffiCallStatus
+    )
+})
+}
+/**
+ * An [`AsyncAuthenticator`] as the [`Authenticator`] the session constructors take. A
+ * session awaits the app's coroutines directly; called as a blocking [`Authenticator`]
+ * (by the app itself), it waits for the coroutine on the calling thread.
+ */
+public func asyncAuthenticator(app: AsyncAuthenticator) -> Authenticator  {
+    return try!  FfiConverterTypeAuthenticator_lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_cable_phone_ffi_fn_func_async_authenticator(
+        FfiConverterTypeAsyncAuthenticator_lower(app),uniffiCallStatus
+    )
+})
+}
 /**
  * The bundled BlueZ advertiser on `adapter` (`hci1`, or an address; `None` picks `hci0`
  * or the first adapter), for Linux apps. Connects to BlueZ now, so that a missing
@@ -3421,6 +4232,12 @@ private let initializationResult: InitializationResult = {
     if bindings_contract_version != scaffolding_contract_version {
         return InitializationResult.contractVersionMismatch
     }
+    if (uniffi_cable_phone_ffi_checksum_func_async_advertiser() != 15983) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_cable_phone_ffi_checksum_func_async_authenticator() != 4019) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_cable_phone_ffi_checksum_func_bluez_advertiser() != 48802) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -3428,6 +4245,21 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_cable_phone_ffi_checksum_method_advertiser_stop() != 252) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_cable_phone_ffi_checksum_method_asyncadvertiser_start() != 4607) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_cable_phone_ffi_checksum_method_asyncadvertiser_stop() != 10691) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_cable_phone_ffi_checksum_method_asyncauthenticator_get_info() != 44191) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_cable_phone_ffi_checksum_method_asyncauthenticator_make_credential() != 4341) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_cable_phone_ffi_checksum_method_asyncauthenticator_get_assertion() != 43466) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_cable_phone_ffi_checksum_method_authenticator_get_info() != 37732) {
@@ -3486,6 +4318,8 @@ private let initializationResult: InitializationResult = {
     }
 
     uniffiCallbackInitAdvertiser()
+    uniffiCallbackInitAsyncAdvertiser()
+    uniffiCallbackInitAsyncAuthenticator()
     uniffiCallbackInitAuthenticator()
     uniffiCallbackInitProgressListener()
     return InitializationResult.ok

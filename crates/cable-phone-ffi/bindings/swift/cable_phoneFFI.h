@@ -257,6 +257,36 @@ typedef void (*UniffiCallbackInterfaceAdvertiserMethod1)(uint64_t, void* _Nonnul
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_ASYNC_ADVERTISER_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_ASYNC_ADVERTISER_METHOD0
+typedef void (*UniffiCallbackInterfaceAsyncAdvertiserMethod0)(uint64_t, RustBuffer, UniffiForeignFutureCompleteVoid _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_ASYNC_ADVERTISER_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_ASYNC_ADVERTISER_METHOD1
+typedef void (*UniffiCallbackInterfaceAsyncAdvertiserMethod1)(uint64_t, UniffiForeignFutureCompleteVoid _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_ASYNC_AUTHENTICATOR_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_ASYNC_AUTHENTICATOR_METHOD0
+typedef void (*UniffiCallbackInterfaceAsyncAuthenticatorMethod0)(uint64_t, UniffiForeignFutureCompleteRustBuffer _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_ASYNC_AUTHENTICATOR_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_ASYNC_AUTHENTICATOR_METHOD1
+typedef void (*UniffiCallbackInterfaceAsyncAuthenticatorMethod1)(uint64_t, RustBuffer, UniffiForeignFutureCompleteRustBuffer _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_ASYNC_AUTHENTICATOR_METHOD2
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_ASYNC_AUTHENTICATOR_METHOD2
+typedef void (*UniffiCallbackInterfaceAsyncAuthenticatorMethod2)(uint64_t, RustBuffer, UniffiForeignFutureCompleteRustBuffer _Nonnull, uint64_t, UniffiForeignFutureDroppedCallbackStruct* _Nonnull
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_AUTHENTICATOR_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_AUTHENTICATOR_METHOD0
 typedef void (*UniffiCallbackInterfaceAuthenticatorMethod0)(uint64_t, RustBuffer* _Nonnull, 
@@ -293,6 +323,27 @@ typedef struct UniffiVTableCallbackInterfaceAdvertiser {
     UniffiCallbackInterfaceAdvertiserMethod0 _Nonnull start;
     UniffiCallbackInterfaceAdvertiserMethod1 _Nonnull stop;
 } UniffiVTableCallbackInterfaceAdvertiser;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_ASYNC_ADVERTISER
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_ASYNC_ADVERTISER
+typedef struct UniffiVTableCallbackInterfaceAsyncAdvertiser {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceAsyncAdvertiserMethod0 _Nonnull start;
+    UniffiCallbackInterfaceAsyncAdvertiserMethod1 _Nonnull stop;
+} UniffiVTableCallbackInterfaceAsyncAdvertiser;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_ASYNC_AUTHENTICATOR
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_ASYNC_AUTHENTICATOR
+typedef struct UniffiVTableCallbackInterfaceAsyncAuthenticator {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceAsyncAuthenticatorMethod0 _Nonnull getInfo;
+    UniffiCallbackInterfaceAsyncAuthenticatorMethod1 _Nonnull makeCredential;
+    UniffiCallbackInterfaceAsyncAuthenticatorMethod2 _Nonnull getAssertion;
+} UniffiVTableCallbackInterfaceAsyncAuthenticator;
 
 #endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_AUTHENTICATOR
@@ -338,6 +389,61 @@ void uniffi_cable_phone_ffi_fn_method_advertiser_start(uint64_t ptr, RustBuffer 
 #ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_METHOD_ADVERTISER_STOP
 #define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_METHOD_ADVERTISER_STOP
 void uniffi_cable_phone_ffi_fn_method_advertiser_stop(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_CLONE_ASYNCADVERTISER
+#define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_CLONE_ASYNCADVERTISER
+uint64_t uniffi_cable_phone_ffi_fn_clone_asyncadvertiser(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_FREE_ASYNCADVERTISER
+#define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_FREE_ASYNCADVERTISER
+void uniffi_cable_phone_ffi_fn_free_asyncadvertiser(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_INIT_CALLBACK_VTABLE_ASYNCADVERTISER
+#define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_INIT_CALLBACK_VTABLE_ASYNCADVERTISER
+void uniffi_cable_phone_ffi_fn_init_callback_vtable_asyncadvertiser(const UniffiVTableCallbackInterfaceAsyncAdvertiser* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_METHOD_ASYNCADVERTISER_START
+#define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_METHOD_ASYNCADVERTISER_START
+uint64_t uniffi_cable_phone_ffi_fn_method_asyncadvertiser_start(uint64_t ptr, RustBuffer service_data
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_METHOD_ASYNCADVERTISER_STOP
+#define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_METHOD_ASYNCADVERTISER_STOP
+uint64_t uniffi_cable_phone_ffi_fn_method_asyncadvertiser_stop(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_CLONE_ASYNCAUTHENTICATOR
+#define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_CLONE_ASYNCAUTHENTICATOR
+uint64_t uniffi_cable_phone_ffi_fn_clone_asyncauthenticator(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_FREE_ASYNCAUTHENTICATOR
+#define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_FREE_ASYNCAUTHENTICATOR
+void uniffi_cable_phone_ffi_fn_free_asyncauthenticator(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_INIT_CALLBACK_VTABLE_ASYNCAUTHENTICATOR
+#define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_INIT_CALLBACK_VTABLE_ASYNCAUTHENTICATOR
+void uniffi_cable_phone_ffi_fn_init_callback_vtable_asyncauthenticator(const UniffiVTableCallbackInterfaceAsyncAuthenticator* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_METHOD_ASYNCAUTHENTICATOR_GET_INFO
+#define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_METHOD_ASYNCAUTHENTICATOR_GET_INFO
+uint64_t uniffi_cable_phone_ffi_fn_method_asyncauthenticator_get_info(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_METHOD_ASYNCAUTHENTICATOR_MAKE_CREDENTIAL
+#define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_METHOD_ASYNCAUTHENTICATOR_MAKE_CREDENTIAL
+uint64_t uniffi_cable_phone_ffi_fn_method_asyncauthenticator_make_credential(uint64_t ptr, RustBuffer request
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_METHOD_ASYNCAUTHENTICATOR_GET_ASSERTION
+#define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_METHOD_ASYNCAUTHENTICATOR_GET_ASSERTION
+uint64_t uniffi_cable_phone_ffi_fn_method_asyncauthenticator_get_assertion(uint64_t ptr, RustBuffer request
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_CLONE_AUTHENTICATOR
@@ -478,6 +584,16 @@ RustBuffer uniffi_cable_phone_ffi_fn_method_phonesession_run(uint64_t ptr, RustC
 #ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_METHOD_PHONESESSION_RUN_ASYNC
 #define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_METHOD_PHONESESSION_RUN_ASYNC
 uint64_t uniffi_cable_phone_ffi_fn_method_phonesession_run_async(uint64_t ptr
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_FUNC_ASYNC_ADVERTISER
+#define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_FUNC_ASYNC_ADVERTISER
+uint64_t uniffi_cable_phone_ffi_fn_func_async_advertiser(uint64_t app, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_FUNC_ASYNC_AUTHENTICATOR
+#define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_FUNC_ASYNC_AUTHENTICATOR
+uint64_t uniffi_cable_phone_ffi_fn_func_async_authenticator(uint64_t app, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_FN_FUNC_BLUEZ_ADVERTISER
@@ -745,6 +861,18 @@ void ffi_cable_phone_ffi_rust_future_free_void(uint64_t handle
 void ffi_cable_phone_ffi_rust_future_complete_void(uint64_t handle, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_CHECKSUM_FUNC_ASYNC_ADVERTISER
+#define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_CHECKSUM_FUNC_ASYNC_ADVERTISER
+uint16_t uniffi_cable_phone_ffi_checksum_func_async_advertiser(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_CHECKSUM_FUNC_ASYNC_AUTHENTICATOR
+#define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_CHECKSUM_FUNC_ASYNC_AUTHENTICATOR
+uint16_t uniffi_cable_phone_ffi_checksum_func_async_authenticator(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_CHECKSUM_FUNC_BLUEZ_ADVERTISER
 #define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_CHECKSUM_FUNC_BLUEZ_ADVERTISER
 uint16_t uniffi_cable_phone_ffi_checksum_func_bluez_advertiser(void
@@ -760,6 +888,36 @@ uint16_t uniffi_cable_phone_ffi_checksum_method_advertiser_start(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_CHECKSUM_METHOD_ADVERTISER_STOP
 #define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_CHECKSUM_METHOD_ADVERTISER_STOP
 uint16_t uniffi_cable_phone_ffi_checksum_method_advertiser_stop(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_CHECKSUM_METHOD_ASYNCADVERTISER_START
+#define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_CHECKSUM_METHOD_ASYNCADVERTISER_START
+uint16_t uniffi_cable_phone_ffi_checksum_method_asyncadvertiser_start(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_CHECKSUM_METHOD_ASYNCADVERTISER_STOP
+#define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_CHECKSUM_METHOD_ASYNCADVERTISER_STOP
+uint16_t uniffi_cable_phone_ffi_checksum_method_asyncadvertiser_stop(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_CHECKSUM_METHOD_ASYNCAUTHENTICATOR_GET_INFO
+#define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_CHECKSUM_METHOD_ASYNCAUTHENTICATOR_GET_INFO
+uint16_t uniffi_cable_phone_ffi_checksum_method_asyncauthenticator_get_info(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_CHECKSUM_METHOD_ASYNCAUTHENTICATOR_MAKE_CREDENTIAL
+#define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_CHECKSUM_METHOD_ASYNCAUTHENTICATOR_MAKE_CREDENTIAL
+uint16_t uniffi_cable_phone_ffi_checksum_method_asyncauthenticator_make_credential(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_CHECKSUM_METHOD_ASYNCAUTHENTICATOR_GET_ASSERTION
+#define UNIFFI_FFIDEF_UNIFFI_CABLE_PHONE_FFI_CHECKSUM_METHOD_ASYNCAUTHENTICATOR_GET_ASSERTION
+uint16_t uniffi_cable_phone_ffi_checksum_method_asyncauthenticator_get_assertion(void
     
 );
 #endif

@@ -15,6 +15,10 @@ With `--identity FILE` the phone has a long-term identity and offers the compute
 127.0.0.1, standing in for the app's push service) with the relay, waits for a linked
 computer to contact it, and answers that computer without any QR code.
 
+With `--async` the manager is an asyncio program: its authenticator and advertiser are
+coroutines (`cable_phone.AsyncAuthenticator`, `cable_phone.AsyncAdvertiser`) that the binding
+awaits on the program's event loop, and the session runs as `await session.run_async()`.
+
 Every request is approved without asking anybody (the `--yes` of a demo): a real manager
 verifies its user (biometrics, device PIN) before it answers, and says "uv" only then.
 Exits 0 when a request was answered with success, 1 otherwise; one JSON line on stdout
@@ -22,6 +26,7 @@ says what happened.
 """
 
 import argparse
+import asyncio
 import base64
 import hashlib
 import http.server
@@ -294,6 +299,58 @@ class AirAdvertiser(cable_phone.Advertiser):
             pass
 
 
+class AsyncPasskeyManager(cable_phone.AsyncAuthenticator):
+    """The same manager for an asyncio program: the vault and the signatures (file I/O and
+    CPU) run in a worker thread, so the event loop stays free for the app's UI meanwhile."""
+
+    def __init__(self, manager):
+        self.manager = manager
+
+    async def get_info(self):
+        return self.manager.get_info()
+
+    async def make_credential(self, request):
+        return await asyncio.to_thread(self.manager.make_credential, request)
+
+    async def get_assertion(self, request):
+        return await asyncio.to_thread(self.manager.get_assertion, request)
+
+
+class AsyncAirAdvertiser(cable_phone.AsyncAdvertiser):
+    """The loopback-air advert from an asyncio program: refreshed by a task on the event
+    loop instead of a thread."""
+
+    def __init__(self, directory):
+        self.air = AirAdvertiser(directory)
+        self.refresh = None
+
+    async def start(self, service_data):
+        line = f"{CABLE_SERVICE_UUID} {bytes(service_data).hex()}\n"
+        try:
+            os.makedirs(self.air.directory, exist_ok=True)
+            self.air._write(line)
+        except OSError as e:
+            raise cable_phone.AdvertiserError.Failed(reason=f"{self.air.directory}: {e}")
+
+        async def refresh():
+            while True:
+                await asyncio.sleep(1.0)
+                try:
+                    self.air._write(line)
+                except OSError:
+                    pass  # as in AirAdvertiser
+        self.refresh = asyncio.get_running_loop().create_task(refresh())
+
+    async def stop(self):
+        if self.refresh is not None:
+            self.refresh.cancel()
+            self.refresh = None
+        try:
+            os.unlink(self.air.path)
+        except FileNotFoundError:
+            pass
+
+
 class Narrator(cable_phone.ProgressListener):
     """Progress on stderr, as a phone's UI would show it."""
 
@@ -332,9 +389,16 @@ class PushEndpoint:
         return f"http://127.0.0.1:{self.server.server_address[1]}/push"
 
 
-def serve(session):
+def serve(session, use_async=False):
     try:
-        outcome = session.run()
+        if use_async:
+            async def run():
+                # The binding calls the coroutines from its own threads: they run here.
+                cable_phone.uniffi_set_event_loop(asyncio.get_running_loop())
+                return await session.run_async()
+            outcome = asyncio.run(run())
+        else:
+            outcome = session.run()
     except cable_phone.SessionError as e:
         phase = getattr(e, "phase", None)
         print(json.dumps({"error": type(e).__name__, "phase": phase.name if phase else None,
@@ -361,6 +425,8 @@ def main():
     parser.add_argument("--computer-name", help="what to call the computer a QR code links")
     parser.add_argument("--listen", action="store_true",
                         help="wait for one linked computer to contact this phone")
+    parser.add_argument("--async", dest="use_async", action="store_true",
+                        help="run as an asyncio program with coroutine callbacks")
     args = parser.parse_args()
     if (args.qr is None) != args.listen or (args.listen and not args.identity):
         parser.error("give a QR code, or --listen with --identity")
@@ -371,6 +437,9 @@ def main():
         await_computer_timeout_secs=args.wait,
         authenticate_timeout_secs=args.wait)
     advertiser = AirAdvertiser(args.air)
+    if args.use_async:
+        manager = cable_phone.async_authenticator(AsyncPasskeyManager(manager))
+        advertiser = cable_phone.async_advertiser(AsyncAirAdvertiser(args.air))
     try:
         identity = cable_phone.PhoneIdentity.open(args.identity) if args.identity else None
         if identity and args.name:
@@ -383,7 +452,7 @@ def main():
             else:
                 session = cable_phone.PhoneSession.from_qr(
                     args.qr, config, advertiser, manager, Narrator())
-            return serve(session)
+            return serve(session, args.use_async)
 
         endpoint = PushEndpoint()
         identity.register_for_contacts(args.relay, endpoint.url)
@@ -396,7 +465,7 @@ def main():
             return 1
         session = cable_phone.PhoneSession.from_push(
             body, config, identity, advertiser, manager, Narrator())
-        return serve(session)
+        return serve(session, args.use_async)
     except (cable_phone.SessionError, cable_phone.IdentityError) as e:
         print(json.dumps({"error": type(e).__name__, "message": str(e)}))
         return 1

@@ -663,6 +663,21 @@ internal interface UniffiCallbackInterfaceAdvertiserMethod0 : com.sun.jna.Callba
 internal interface UniffiCallbackInterfaceAdvertiserMethod1 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: Pointer,uniffiCallStatus: UniffiRustCallStatus,)
 }
+internal interface UniffiCallbackInterfaceAsyncAdvertiserMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`serviceData`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteVoid,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
+}
+internal interface UniffiCallbackInterfaceAsyncAdvertiserMethod1 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`uniffiFutureCallback`: UniffiForeignFutureCompleteVoid,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
+}
+internal interface UniffiCallbackInterfaceAsyncAuthenticatorMethod0 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
+}
+internal interface UniffiCallbackInterfaceAsyncAuthenticatorMethod1 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`request`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
+}
+internal interface UniffiCallbackInterfaceAsyncAuthenticatorMethod2 : com.sun.jna.Callback {
+    fun callback(`uniffiHandle`: Long,`request`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,)
+}
 internal interface UniffiCallbackInterfaceAuthenticatorMethod0 : com.sun.jna.Callback {
     fun callback(`uniffiHandle`: Long,`uniffiOutReturn`: RustBuffer,uniffiCallStatus: UniffiRustCallStatus,)
 }
@@ -694,6 +709,53 @@ internal open class UniffiVTableCallbackInterfaceAdvertiser(
         `uniffiClone` = other.`uniffiClone`
         `start` = other.`start`
         `stop` = other.`stop`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "start", "stop")
+internal open class UniffiVTableCallbackInterfaceAsyncAdvertiser(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `start`: UniffiCallbackInterfaceAsyncAdvertiserMethod0? = null,
+    @JvmField internal var `stop`: UniffiCallbackInterfaceAsyncAdvertiserMethod1? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `start`: UniffiCallbackInterfaceAsyncAdvertiserMethod0? = null,
+        `stop`: UniffiCallbackInterfaceAsyncAdvertiserMethod1? = null,
+    ): UniffiVTableCallbackInterfaceAsyncAdvertiser(`uniffiFree`,`uniffiClone`,`start`,`stop`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceAsyncAdvertiser) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `start` = other.`start`
+        `stop` = other.`stop`
+    }
+
+}
+@Structure.FieldOrder("uniffiFree", "uniffiClone", "getInfo", "makeCredential", "getAssertion")
+internal open class UniffiVTableCallbackInterfaceAsyncAuthenticator(
+    @JvmField internal var `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+    @JvmField internal var `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+    @JvmField internal var `getInfo`: UniffiCallbackInterfaceAsyncAuthenticatorMethod0? = null,
+    @JvmField internal var `makeCredential`: UniffiCallbackInterfaceAsyncAuthenticatorMethod1? = null,
+    @JvmField internal var `getAssertion`: UniffiCallbackInterfaceAsyncAuthenticatorMethod2? = null,
+) : Structure() {
+    class UniffiByValue(
+        `uniffiFree`: UniffiCallbackInterfaceFree? = null,
+        `uniffiClone`: UniffiCallbackInterfaceClone? = null,
+        `getInfo`: UniffiCallbackInterfaceAsyncAuthenticatorMethod0? = null,
+        `makeCredential`: UniffiCallbackInterfaceAsyncAuthenticatorMethod1? = null,
+        `getAssertion`: UniffiCallbackInterfaceAsyncAuthenticatorMethod2? = null,
+    ): UniffiVTableCallbackInterfaceAsyncAuthenticator(`uniffiFree`,`uniffiClone`,`getInfo`,`makeCredential`,`getAssertion`,), Structure.ByValue
+
+   internal fun uniffiSetValue(other: UniffiVTableCallbackInterfaceAsyncAuthenticator) {
+        `uniffiFree` = other.`uniffiFree`
+        `uniffiClone` = other.`uniffiClone`
+        `getInfo` = other.`getInfo`
+        `makeCredential` = other.`makeCredential`
+        `getAssertion` = other.`getAssertion`
     }
 
 }
@@ -766,11 +828,25 @@ internal object IntegrityCheckingUniffiLib {
     }
 
     internal fun ensureInitialized() = Unit
+    external fun uniffi_cable_phone_ffi_checksum_func_async_advertiser(
+    ): Int
+    external fun uniffi_cable_phone_ffi_checksum_func_async_authenticator(
+    ): Int
     external fun uniffi_cable_phone_ffi_checksum_func_bluez_advertiser(
     ): Int
     external fun uniffi_cable_phone_ffi_checksum_method_advertiser_start(
     ): Int
     external fun uniffi_cable_phone_ffi_checksum_method_advertiser_stop(
+    ): Int
+    external fun uniffi_cable_phone_ffi_checksum_method_asyncadvertiser_start(
+    ): Int
+    external fun uniffi_cable_phone_ffi_checksum_method_asyncadvertiser_stop(
+    ): Int
+    external fun uniffi_cable_phone_ffi_checksum_method_asyncauthenticator_get_info(
+    ): Int
+    external fun uniffi_cable_phone_ffi_checksum_method_asyncauthenticator_make_credential(
+    ): Int
+    external fun uniffi_cable_phone_ffi_checksum_method_asyncauthenticator_get_assertion(
     ): Int
     external fun uniffi_cable_phone_ffi_checksum_method_authenticator_get_info(
     ): Int
@@ -825,6 +901,8 @@ internal object UniffiLib {
     init {
         Native.register(UniffiLib::class.java, findLibraryName(componentName = "cable_phone"))
         uniffiCallbackInterfaceAdvertiser.register(this)
+        uniffiCallbackInterfaceAsyncAdvertiser.register(this)
+        uniffiCallbackInterfaceAsyncAuthenticator.register(this)
         uniffiCallbackInterfaceAuthenticator.register(this)
         uniffiCallbackInterfaceProgressListener.register(this)
         
@@ -841,6 +919,28 @@ internal object UniffiLib {
     ): Unit
     external fun uniffi_cable_phone_ffi_fn_method_advertiser_stop(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Unit
+    external fun uniffi_cable_phone_ffi_fn_clone_asyncadvertiser(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_cable_phone_ffi_fn_free_asyncadvertiser(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_cable_phone_ffi_fn_init_callback_vtable_asyncadvertiser(`vtable`: UniffiVTableCallbackInterfaceAsyncAdvertiser,
+    ): Unit
+    external fun uniffi_cable_phone_ffi_fn_method_asyncadvertiser_start(`ptr`: Long,`serviceData`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_cable_phone_ffi_fn_method_asyncadvertiser_stop(`ptr`: Long,
+    ): Long
+    external fun uniffi_cable_phone_ffi_fn_clone_asyncauthenticator(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_cable_phone_ffi_fn_free_asyncauthenticator(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Unit
+    external fun uniffi_cable_phone_ffi_fn_init_callback_vtable_asyncauthenticator(`vtable`: UniffiVTableCallbackInterfaceAsyncAuthenticator,
+    ): Unit
+    external fun uniffi_cable_phone_ffi_fn_method_asyncauthenticator_get_info(`ptr`: Long,
+    ): Long
+    external fun uniffi_cable_phone_ffi_fn_method_asyncauthenticator_make_credential(`ptr`: Long,`request`: RustBuffer.ByValue,
+    ): Long
+    external fun uniffi_cable_phone_ffi_fn_method_asyncauthenticator_get_assertion(`ptr`: Long,`request`: RustBuffer.ByValue,
+    ): Long
     external fun uniffi_cable_phone_ffi_fn_clone_authenticator(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_cable_phone_ffi_fn_free_authenticator(`handle`: Long,uniffi_out_err: UniffiRustCallStatus, 
@@ -896,6 +996,10 @@ internal object UniffiLib {
     external fun uniffi_cable_phone_ffi_fn_method_phonesession_run(`ptr`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): RustBuffer.ByValue
     external fun uniffi_cable_phone_ffi_fn_method_phonesession_run_async(`ptr`: Long,
+    ): Long
+    external fun uniffi_cable_phone_ffi_fn_func_async_advertiser(`app`: Long,uniffi_out_err: UniffiRustCallStatus, 
+    ): Long
+    external fun uniffi_cable_phone_ffi_fn_func_async_authenticator(`app`: Long,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
     external fun uniffi_cable_phone_ffi_fn_func_bluez_advertiser(`adapter`: RustBuffer.ByValue,uniffi_out_err: UniffiRustCallStatus, 
     ): Long
@@ -1018,6 +1122,12 @@ private fun uniffiCheckContractApiVersion(lib: IntegrityCheckingUniffiLib) {
 }
 @Suppress("UNUSED_PARAMETER")
 private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
+    if ((lib.uniffi_cable_phone_ffi_checksum_func_async_advertiser() and 0xFFFF) != 15983) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_cable_phone_ffi_checksum_func_async_authenticator() and 0xFFFF) != 4019) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
     if ((lib.uniffi_cable_phone_ffi_checksum_func_bluez_advertiser() and 0xFFFF) != 48802) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
@@ -1025,6 +1135,21 @@ private fun uniffiCheckApiChecksums(lib: IntegrityCheckingUniffiLib) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_cable_phone_ffi_checksum_method_advertiser_stop() and 0xFFFF) != 252) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_cable_phone_ffi_checksum_method_asyncadvertiser_start() and 0xFFFF) != 4607) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_cable_phone_ffi_checksum_method_asyncadvertiser_stop() and 0xFFFF) != 10691) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_cable_phone_ffi_checksum_method_asyncauthenticator_get_info() and 0xFFFF) != 44191) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_cable_phone_ffi_checksum_method_asyncauthenticator_make_credential() and 0xFFFF) != 4341) {
+        throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
+    }
+    if ((lib.uniffi_cable_phone_ffi_checksum_method_asyncauthenticator_get_assertion() and 0xFFFF) != 43466) {
         throw RuntimeException("UniFFI API checksum mismatch: try cleaning and rebuilding your project")
     }
     if ((lib.uniffi_cable_phone_ffi_checksum_method_authenticator_get_info() and 0xFFFF) != 37732) {
@@ -1134,6 +1259,95 @@ internal suspend fun<T, F, E: kotlin.Exception> uniffiRustCallAsync(
         freeFunc(rustFuture)
     }
 }
+internal inline fun<T> uniffiTraitInterfaceCallAsync(
+    crossinline makeCall: suspend () -> T,
+    crossinline handleSuccess: (T) -> Unit,
+    crossinline handleError: (UniffiRustCallStatus.ByValue) -> Unit,
+    uniffiOutDroppedCallback: UniffiForeignFutureDroppedCallbackStruct,
+) {
+    // Using `GlobalScope` is labeled as a "delicate API" and generally discouraged in Kotlin programs, since it breaks structured concurrency.
+    // However, our parent task is a Rust future, so we're going to need to break structure concurrency in any case.
+    //
+    // Uniffi does its best to support structured concurrency across the FFI.
+    // If the Rust future is dropped, `uniffiForeignFutureDroppedCallbackImpl` is called, which will cancel the Kotlin coroutine if it's still running.
+    @OptIn(DelicateCoroutinesApi::class)
+    val job = GlobalScope.launch coroutineBlock@ {
+        // Note: it's important we call either `handleSuccess` or `handleError` exactly once.  Each
+        // call consumes an Arc reference, which means there should be no possibility of a double
+        // call.  The following code is structured so that will will never call both `handleSuccess`
+        // and `handleError`, even in the face of weird exceptions.
+        //
+        // In extreme circumstances we may not call either, for example if we fail to make the JNA
+        // call to `handleSuccess`.  This means we will leak the Arc reference, which is better than
+        // double-freeing it.
+        val callResult = try {
+            makeCall()
+        } catch(e: kotlin.Exception) {
+            handleError(
+                UniffiRustCallStatus.create(
+                    UNIFFI_CALL_UNEXPECTED_ERROR,
+                    FfiConverterString.lower(e.toString()),
+                )
+            )
+            return@coroutineBlock
+        }
+        handleSuccess(callResult)
+    }
+    val handle = uniffiForeignFutureHandleMap.insert(job)
+    uniffiOutDroppedCallback.uniffiSetValue(UniffiForeignFutureDroppedCallbackStruct(handle, uniffiForeignFutureDroppedCallbackImpl))
+}
+
+internal inline fun<T, reified E: Throwable> uniffiTraitInterfaceCallAsyncWithError(
+    crossinline makeCall: suspend () -> T,
+    crossinline handleSuccess: (T) -> Unit,
+    crossinline handleError: (UniffiRustCallStatus.ByValue) -> Unit,
+    crossinline lowerError: (E) -> RustBuffer.ByValue,
+    uniffiOutDroppedCallback: UniffiForeignFutureDroppedCallbackStruct,
+) {
+    // See uniffiTraitInterfaceCallAsync for details on `DelicateCoroutinesApi`
+    @OptIn(DelicateCoroutinesApi::class)
+    val job = GlobalScope.launch coroutineBlock@ {
+        // See the note in uniffiTraitInterfaceCallAsync for details on `handleSuccess` and
+        // `handleError`.
+        val callResult = try {
+            makeCall()
+        } catch(e: kotlin.Exception) {
+            if (e is E) {
+                handleError(
+                    UniffiRustCallStatus.create(
+                        UNIFFI_CALL_ERROR,
+                        lowerError(e),
+                    )
+                )
+            } else {
+                handleError(
+                    UniffiRustCallStatus.create(
+                        UNIFFI_CALL_UNEXPECTED_ERROR,
+                        FfiConverterString.lower(e.toString()),
+                    )
+                )
+            }
+            return@coroutineBlock
+        }
+        handleSuccess(callResult)
+    }
+    val handle = uniffiForeignFutureHandleMap.insert(job)
+    uniffiOutDroppedCallback.uniffiSetValue(UniffiForeignFutureDroppedCallbackStruct(handle, uniffiForeignFutureDroppedCallbackImpl))
+}
+
+internal val uniffiForeignFutureHandleMap = UniffiHandleMap<Job>()
+
+internal object uniffiForeignFutureDroppedCallbackImpl: UniffiForeignFutureDroppedCallback {
+    override fun callback(handle: Long) {
+        val job = uniffiForeignFutureHandleMap.remove(handle)
+        if (!job.isCompleted) {
+            job.cancel()
+        }
+    }
+}
+
+// For testing
+public fun uniffiForeignFutureHandleCount() = uniffiForeignFutureHandleMap.size
 
 // Public interface members begin here.
 
@@ -1856,6 +2070,931 @@ public object FfiConverterTypeAdvertiser: FfiConverter<Advertiser, Long> {
     override fun allocationSize(value: Advertiser) = 8UL
 
     override fun write(value: Advertiser, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * [`Advertiser`] for apps whose Bluetooth code is asynchronous (Android's
+ * `AdvertiseCallback` wrapped in a `suspendCancellableCoroutine`, Python's `asyncio`): the
+ * same start and stop, as coroutines. Hand it to a session as
+ * [`async_advertiser(app)`](async_advertiser); the notes on [`AsyncAuthenticator`]
+ * (Python's event loop, cancellation) apply.
+ *
+ * [`AsyncAuthenticator`]: crate::AsyncAuthenticator
+ */
+public interface AsyncAdvertiser {
+    
+    /**
+     * As [`Advertiser::start`].
+     */
+    suspend fun `start`(`serviceData`: kotlin.ByteArray)
+    
+    /**
+     * As [`Advertiser::stop`].
+     */
+    suspend fun `stop`()
+    
+    companion object
+}
+
+/**
+ * [`Advertiser`] for apps whose Bluetooth code is asynchronous (Android's
+ * `AdvertiseCallback` wrapped in a `suspendCancellableCoroutine`, Python's `asyncio`): the
+ * same start and stop, as coroutines. Hand it to a session as
+ * [`async_advertiser(app)`](async_advertiser); the notes on [`AsyncAuthenticator`]
+ * (Python's event loop, cancellation) apply.
+ *
+ * [`AsyncAuthenticator`]: crate::AsyncAuthenticator
+ */
+open class AsyncAdvertiserImpl: Disposable, AutoCloseable, AsyncAdvertiser
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_cable_phone_ffi_fn_free_asyncadvertiser(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_cable_phone_ffi_fn_clone_asyncadvertiser(handle, status)
+        }
+    }
+
+    
+    /**
+     * As [`Advertiser::start`].
+     */
+    @Throws(AdvertiserException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `start`(`serviceData`: kotlin.ByteArray) {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_cable_phone_ffi_fn_method_asyncadvertiser_start(
+                uniffiHandle,
+                
+        FfiConverterByteArray.lower(`serviceData`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_cable_phone_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_cable_phone_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_cable_phone_ffi_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        AdvertiserException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * As [`Advertiser::stop`].
+     */
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `stop`() {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_cable_phone_ffi_fn_method_asyncadvertiser_stop(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_cable_phone_ffi_rust_future_poll_void(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_cable_phone_ffi_rust_future_complete_void(future, continuation) },
+        { future -> UniffiLib.ffi_cable_phone_ffi_rust_future_free_void(future) },
+        // lift function
+        { },
+        
+        // Error FFI converter
+        UniffiNullRustCallStatusErrorHandler,
+    )
+    }
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceAsyncAdvertiser {
+    internal object `start`: UniffiCallbackInterfaceAsyncAdvertiserMethod0 {
+        override fun callback(`uniffiHandle`: Long,`serviceData`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteVoid,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,) {
+            val uniffiObj = FfiConverterTypeAsyncAdvertiser.handleMap.get(uniffiHandle)
+            val makeCall = suspend { ->
+                uniffiObj.`start`(
+                    FfiConverterByteArray.lift(`serviceData`),
+                )
+            }
+            val uniffiHandleSuccess = { _: Unit ->
+                val uniffiResult = UniffiForeignFutureResultVoid.UniffiByValue(
+                    UniffiRustCallStatus.ByValue()
+                )
+                uniffiResult.write()
+                uniffiFutureCallback.callback(uniffiCallbackData, uniffiResult)
+            }
+            val uniffiHandleError = { callStatus: UniffiRustCallStatus.ByValue ->
+                uniffiFutureCallback.callback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultVoid.UniffiByValue(
+                        callStatus,
+                    ),
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall,
+                uniffiHandleSuccess,
+                uniffiHandleError,
+                { e: AdvertiserException -> FfiConverterTypeAdvertiserError.lower(e) },
+                uniffiOutDroppedCallback
+            )
+        }
+    }
+    internal object `stop`: UniffiCallbackInterfaceAsyncAdvertiserMethod1 {
+        override fun callback(`uniffiHandle`: Long,`uniffiFutureCallback`: UniffiForeignFutureCompleteVoid,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,) {
+            val uniffiObj = FfiConverterTypeAsyncAdvertiser.handleMap.get(uniffiHandle)
+            val makeCall = suspend { ->
+                uniffiObj.`stop`(
+                )
+            }
+            val uniffiHandleSuccess = { _: Unit ->
+                val uniffiResult = UniffiForeignFutureResultVoid.UniffiByValue(
+                    UniffiRustCallStatus.ByValue()
+                )
+                uniffiResult.write()
+                uniffiFutureCallback.callback(uniffiCallbackData, uniffiResult)
+            }
+            val uniffiHandleError = { callStatus: UniffiRustCallStatus.ByValue ->
+                uniffiFutureCallback.callback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultVoid.UniffiByValue(
+                        callStatus,
+                    ),
+                )
+            }
+            uniffiTraitInterfaceCallAsync(
+                makeCall,
+                uniffiHandleSuccess,
+                uniffiHandleError,
+                uniffiOutDroppedCallback
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeAsyncAdvertiser.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeAsyncAdvertiser.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceAsyncAdvertiser.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `start`,
+        `stop`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_cable_phone_ffi_fn_init_callback_vtable_asyncadvertiser(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAsyncAdvertiser: FfiConverter<AsyncAdvertiser, Long> {
+    internal val handleMap = UniffiHandleMap<AsyncAdvertiser>()
+
+    override fun lower(value: AsyncAdvertiser): Long {
+        if (value is AsyncAdvertiserImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): AsyncAdvertiser {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return AsyncAdvertiserImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): AsyncAdvertiser {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: AsyncAdvertiser) = 8UL
+
+    override fun write(value: AsyncAdvertiser, buf: ByteBuffer) {
+        buf.putLong(lower(value))
+    }
+}
+
+
+// This template implements a class for working with a Rust struct via a handle
+// to the live Rust struct on the other side of the FFI.
+//
+// There's some subtlety here, because we have to be careful not to operate on a Rust
+// struct after it has been dropped, and because we must expose a public API for freeing
+// theq Kotlin wrapper object in lieu of reliable finalizers. The core requirements are:
+//
+//   * Each instance holds an opaque handle to the underlying Rust struct.
+//     Method calls need to read this handle from the object's state and pass it in to
+//     the Rust FFI.
+//
+//   * When an instance is no longer needed, its handle should be passed to a
+//     special destructor function provided by the Rust FFI, which will drop the
+//     underlying Rust struct.
+//
+//   * Given an instance, calling code is expected to call the special
+//     `destroy` method in order to free it after use, either by calling it explicitly
+//     or by using a higher-level helper like the `use` method. Failing to do so risks
+//     leaking the underlying Rust struct.
+//
+//   * We can't assume that calling code will do the right thing, and must be prepared
+//     to handle Kotlin method calls executing concurrently with or even after a call to
+//     `destroy`, and to handle multiple (possibly concurrent!) calls to `destroy`.
+//
+//   * We must never allow Rust code to operate on the underlying Rust struct after
+//     the destructor has been called, and must never call the destructor more than once.
+//     Doing so may trigger memory unsafety.
+//
+//   * To mitigate many of the risks of leaking memory and use-after-free unsafety, a `Cleaner`
+//     is implemented to call the destructor when the Kotlin object becomes unreachable.
+//     This is done in a background thread. This is not a panacea, and client code should be aware that
+//      1. the thread may starve if some there are objects that have poorly performing
+//     `drop` methods or do significant work in their `drop` methods.
+//      2. the thread is shared across the whole library. This can be tuned by using `android_cleaner = true`,
+//         or `android = true` in the [`kotlin` section of the `uniffi.toml` file](https://mozilla.github.io/uniffi-rs/kotlin/configuration.html).
+//
+// If we try to implement this with mutual exclusion on access to the handle, there is the
+// possibility of a race between a method call and a concurrent call to `destroy`:
+//
+//    * Thread A starts a method call, reads the value of the handle, but is interrupted
+//      before it can pass the handle over the FFI to Rust.
+//    * Thread B calls `destroy` and frees the underlying Rust struct.
+//    * Thread A resumes, passing the already-read handle value to Rust and triggering
+//      a use-after-free.
+//
+// One possible solution would be to use a `ReadWriteLock`, with each method call taking
+// a read lock (and thus allowed to run concurrently) and the special `destroy` method
+// taking a write lock (and thus blocking on live method calls). However, we aim not to
+// generate methods with any hidden blocking semantics, and a `destroy` method that might
+// block if called incorrectly seems to meet that bar.
+//
+// So, we achieve our goals by giving each instance an associated `AtomicLong` counter to track
+// the number of in-flight method calls, and an `AtomicBoolean` flag to indicate whether `destroy`
+// has been called. These are updated according to the following rules:
+//
+//    * The initial value of the counter is 1, indicating a live object with no in-flight calls.
+//      The initial value for the flag is false.
+//
+//    * At the start of each method call, we atomically check the counter.
+//      If it is 0 then the underlying Rust struct has already been destroyed and the call is aborted.
+//      If it is nonzero them we atomically increment it by 1 and proceed with the method call.
+//
+//    * At the end of each method call, we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+//    * When `destroy` is called, we atomically flip the flag from false to true.
+//      If the flag was already true we silently fail.
+//      Otherwise we atomically decrement and check the counter.
+//      If it has reached zero then we destroy the underlying Rust struct.
+//
+// Astute readers may observe that this all sounds very similar to the way that Rust's `Arc<T>` works,
+// and indeed it is, with the addition of a flag to guard against multiple calls to `destroy`.
+//
+// The overall effect is that the underlying Rust struct is destroyed only when `destroy` has been
+// called *and* all in-flight method calls have completed, avoiding violating any of the expectations
+// of the underlying Rust code.
+//
+// This makes a cleaner a better alternative to _not_ calling `destroy()` as
+// and when the object is finished with, but the abstraction is not perfect: if the Rust object's `drop`
+// method is slow, and/or there are many objects to cleanup, and it's on a low end Android device, then the cleaner
+// thread may be starved, and the app will leak memory.
+//
+// In this case, `destroy`ing manually may be a better solution.
+//
+// The cleaner can live side by side with the manual calling of `destroy`. In the order of responsiveness, uniffi objects
+// with Rust peers are reclaimed:
+//
+// 1. By calling the `destroy` method of the object, which calls `rustObject.free()`. If that doesn't happen:
+// 2. When the object becomes unreachable, AND the Cleaner thread gets to call `rustObject.free()`. If the thread is starved then:
+// 3. The memory is reclaimed when the process terminates.
+//
+// [1] https://stackoverflow.com/questions/24376768/can-java-finalize-an-object-when-it-is-still-in-scope/24380219
+//
+
+
+/**
+ * [`Authenticator`] for apps whose credential code is asynchronous: the same three
+ * requests, as coroutines (`suspend fun` in Kotlin, `async` in Swift and Python), with the
+ * same duties and answers. Hand it to a session as
+ * [`async_authenticator(app)`](async_authenticator).
+ *
+ * The binding calls these from its own threads and awaits the result without blocking any
+ * of them; cancelling the session cancels the coroutine in flight. In Python the coroutine
+ * runs on the event loop given to `uniffi_set_event_loop` (the binding's threads have none
+ * of their own), so an asyncio app calls
+ * `cable_phone.uniffi_set_event_loop(asyncio.get_running_loop())` before a session starts.
+ */
+public interface AsyncAuthenticator {
+    
+    /**
+     * As [`Authenticator::get_info`].
+     */
+    suspend fun `getInfo`(): kotlin.ByteArray
+    
+    /**
+     * As [`Authenticator::make_credential`].
+     */
+    suspend fun `makeCredential`(`request`: kotlin.ByteArray): kotlin.ByteArray
+    
+    /**
+     * As [`Authenticator::get_assertion`].
+     */
+    suspend fun `getAssertion`(`request`: kotlin.ByteArray): kotlin.ByteArray
+    
+    companion object
+}
+
+/**
+ * [`Authenticator`] for apps whose credential code is asynchronous: the same three
+ * requests, as coroutines (`suspend fun` in Kotlin, `async` in Swift and Python), with the
+ * same duties and answers. Hand it to a session as
+ * [`async_authenticator(app)`](async_authenticator).
+ *
+ * The binding calls these from its own threads and awaits the result without blocking any
+ * of them; cancelling the session cancels the coroutine in flight. In Python the coroutine
+ * runs on the event loop given to `uniffi_set_event_loop` (the binding's threads have none
+ * of their own), so an asyncio app calls
+ * `cable_phone.uniffi_set_event_loop(asyncio.get_running_loop())` before a session starts.
+ */
+open class AsyncAuthenticatorImpl: Disposable, AutoCloseable, AsyncAuthenticator
+{
+
+    @Suppress("UNUSED_PARAMETER")
+    /**
+     * @suppress
+     */
+    constructor(withHandle: UniffiWithHandle, handle: Long) {
+        this.handle = handle
+        this.cleanable = UniffiLib.CLEANER.register(this, UniffiCleanAction(handle))
+    }
+
+    /**
+     * @suppress
+     *
+     * This constructor can be used to instantiate a fake object. Only used for tests. Any
+     * attempt to actually use an object constructed this way will fail as there is no
+     * connected Rust object.
+     */
+    @Suppress("UNUSED_PARAMETER")
+    constructor(noHandle: NoHandle) {
+        this.handle = 0
+        this.cleanable = null
+    }
+
+    protected val handle: Long
+    protected val cleanable: UniffiCleaner.Cleanable?
+
+    private val wasDestroyed = AtomicBoolean(false)
+    private val callCounter = AtomicLong(1)
+
+    /**
+     * Whether the current object has been destroyed and its reference is gone in the Rust side.
+     */
+    val uniffiIsDestroyed: Boolean get() = wasDestroyed.get()
+
+    override fun destroy() {
+        // Only allow a single call to this method.
+        // TODO: maybe we should log a warning if called more than once?
+        if (this.wasDestroyed.compareAndSet(false, true)) {
+            // This decrement always matches the initial count of 1 given at creation time.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    @Synchronized
+    override fun close() {
+        this.destroy()
+    }
+
+    internal inline fun <R> callWithHandle(block: (handle: Long) -> R): R {
+        // Check and increment the call counter, to keep the object alive.
+        // This needs a compare-and-set retry loop in case of concurrent updates.
+        do {
+            val c = this.callCounter.get()
+            if (c == 0L) {
+                throw IllegalStateException("${this.javaClass.simpleName} object has already been destroyed")
+            }
+            if (c == Long.MAX_VALUE) {
+                throw IllegalStateException("${this.javaClass.simpleName} call counter would overflow")
+            }
+        } while (! this.callCounter.compareAndSet(c, c + 1L))
+        // Now we can safely do the method call without the handle being freed concurrently.
+        try {
+            return block(this.uniffiCloneHandle())
+        } finally {
+            // This decrement always matches the increment we performed above.
+            if (this.callCounter.decrementAndGet() == 0L) {
+                cleanable?.clean()
+            }
+        }
+    }
+
+    // Use a static inner class instead of a closure so as not to accidentally
+    // capture `this` as part of the cleanable's action.
+    private class UniffiCleanAction(private val handle: Long) : Runnable {
+        override fun run() {
+            if (handle == 0.toLong()) {
+                // Fake object created with `NoHandle`, don't try to free.
+                return;
+            }
+            uniffiRustCall { status ->
+                UniffiLib.uniffi_cable_phone_ffi_fn_free_asyncauthenticator(handle, status)
+            }
+        }
+    }
+
+    /**
+     * @suppress
+     */
+    fun uniffiCloneHandle(): Long {
+        if (handle == 0.toLong()) {
+            throw InternalException("uniffiCloneHandle() called on NoHandle object");
+        }
+        return uniffiRustCall() { status ->
+            UniffiLib.uniffi_cable_phone_ffi_fn_clone_asyncauthenticator(handle, status)
+        }
+    }
+
+    
+    /**
+     * As [`Authenticator::get_info`].
+     */
+    @Throws(AuthenticatorException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `getInfo`() : kotlin.ByteArray {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_cable_phone_ffi_fn_method_asyncauthenticator_get_info(
+                uniffiHandle,
+                
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_cable_phone_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_cable_phone_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_cable_phone_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterByteArray.lift(it) },
+        // Error FFI converter
+        AuthenticatorException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * As [`Authenticator::make_credential`].
+     */
+    @Throws(AuthenticatorException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `makeCredential`(`request`: kotlin.ByteArray) : kotlin.ByteArray {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_cable_phone_ffi_fn_method_asyncauthenticator_make_credential(
+                uniffiHandle,
+                
+        FfiConverterByteArray.lower(`request`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_cable_phone_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_cable_phone_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_cable_phone_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterByteArray.lift(it) },
+        // Error FFI converter
+        AuthenticatorException.ErrorHandler,
+    )
+    }
+
+    
+    /**
+     * As [`Authenticator::get_assertion`].
+     */
+    @Throws(AuthenticatorException::class)
+    @Suppress("ASSIGNED_BUT_NEVER_ACCESSED_VARIABLE")
+    override suspend fun `getAssertion`(`request`: kotlin.ByteArray) : kotlin.ByteArray {
+        return uniffiRustCallAsync(
+        callWithHandle { uniffiHandle ->
+            UniffiLib.uniffi_cable_phone_ffi_fn_method_asyncauthenticator_get_assertion(
+                uniffiHandle,
+                
+        FfiConverterByteArray.lower(`request`),
+            )
+        },
+        { future, callback, continuation -> UniffiLib.ffi_cable_phone_ffi_rust_future_poll_rust_buffer(future, callback, continuation) },
+        { future, continuation -> UniffiLib.ffi_cable_phone_ffi_rust_future_complete_rust_buffer(future, continuation) },
+        { future -> UniffiLib.ffi_cable_phone_ffi_rust_future_free_rust_buffer(future) },
+        // lift function
+        { FfiConverterByteArray.lift(it) },
+        // Error FFI converter
+        AuthenticatorException.ErrorHandler,
+    )
+    }
+
+    
+
+    
+
+
+    
+    
+    /**
+     * @suppress
+     */
+    companion object
+    
+}
+
+
+
+// Put the implementation in an object so we don't pollute the top-level namespace
+internal object uniffiCallbackInterfaceAsyncAuthenticator {
+    internal object `getInfo`: UniffiCallbackInterfaceAsyncAuthenticatorMethod0 {
+        override fun callback(`uniffiHandle`: Long,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,) {
+            val uniffiObj = FfiConverterTypeAsyncAuthenticator.handleMap.get(uniffiHandle)
+            val makeCall = suspend { ->
+                uniffiObj.`getInfo`(
+                )
+            }
+            val uniffiHandleSuccess = { returnValue: kotlin.ByteArray ->
+                val uniffiResult = UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                    FfiConverterByteArray.lower(returnValue),
+                    UniffiRustCallStatus.ByValue()
+                )
+                uniffiResult.write()
+                uniffiFutureCallback.callback(uniffiCallbackData, uniffiResult)
+            }
+            val uniffiHandleError = { callStatus: UniffiRustCallStatus.ByValue ->
+                uniffiFutureCallback.callback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                        RustBuffer.ByValue(),
+                        callStatus,
+                    ),
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall,
+                uniffiHandleSuccess,
+                uniffiHandleError,
+                { e: AuthenticatorException -> FfiConverterTypeAuthenticatorError.lower(e) },
+                uniffiOutDroppedCallback
+            )
+        }
+    }
+    internal object `makeCredential`: UniffiCallbackInterfaceAsyncAuthenticatorMethod1 {
+        override fun callback(`uniffiHandle`: Long,`request`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,) {
+            val uniffiObj = FfiConverterTypeAsyncAuthenticator.handleMap.get(uniffiHandle)
+            val makeCall = suspend { ->
+                uniffiObj.`makeCredential`(
+                    FfiConverterByteArray.lift(`request`),
+                )
+            }
+            val uniffiHandleSuccess = { returnValue: kotlin.ByteArray ->
+                val uniffiResult = UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                    FfiConverterByteArray.lower(returnValue),
+                    UniffiRustCallStatus.ByValue()
+                )
+                uniffiResult.write()
+                uniffiFutureCallback.callback(uniffiCallbackData, uniffiResult)
+            }
+            val uniffiHandleError = { callStatus: UniffiRustCallStatus.ByValue ->
+                uniffiFutureCallback.callback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                        RustBuffer.ByValue(),
+                        callStatus,
+                    ),
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall,
+                uniffiHandleSuccess,
+                uniffiHandleError,
+                { e: AuthenticatorException -> FfiConverterTypeAuthenticatorError.lower(e) },
+                uniffiOutDroppedCallback
+            )
+        }
+    }
+    internal object `getAssertion`: UniffiCallbackInterfaceAsyncAuthenticatorMethod2 {
+        override fun callback(`uniffiHandle`: Long,`request`: RustBuffer.ByValue,`uniffiFutureCallback`: UniffiForeignFutureCompleteRustBuffer,`uniffiCallbackData`: Long,`uniffiOutDroppedCallback`: UniffiForeignFutureDroppedCallbackStruct,) {
+            val uniffiObj = FfiConverterTypeAsyncAuthenticator.handleMap.get(uniffiHandle)
+            val makeCall = suspend { ->
+                uniffiObj.`getAssertion`(
+                    FfiConverterByteArray.lift(`request`),
+                )
+            }
+            val uniffiHandleSuccess = { returnValue: kotlin.ByteArray ->
+                val uniffiResult = UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                    FfiConverterByteArray.lower(returnValue),
+                    UniffiRustCallStatus.ByValue()
+                )
+                uniffiResult.write()
+                uniffiFutureCallback.callback(uniffiCallbackData, uniffiResult)
+            }
+            val uniffiHandleError = { callStatus: UniffiRustCallStatus.ByValue ->
+                uniffiFutureCallback.callback(
+                    uniffiCallbackData,
+                    UniffiForeignFutureResultRustBuffer.UniffiByValue(
+                        RustBuffer.ByValue(),
+                        callStatus,
+                    ),
+                )
+            }
+            uniffiTraitInterfaceCallAsyncWithError(
+                makeCall,
+                uniffiHandleSuccess,
+                uniffiHandleError,
+                { e: AuthenticatorException -> FfiConverterTypeAuthenticatorError.lower(e) },
+                uniffiOutDroppedCallback
+            )
+        }
+    }
+
+    internal object uniffiFree: UniffiCallbackInterfaceFree {
+        override fun callback(handle: Long) {
+            FfiConverterTypeAsyncAuthenticator.handleMap.remove(handle)
+        }
+    }
+
+    internal object uniffiClone: UniffiCallbackInterfaceClone {
+        override fun callback(handle: Long): Long {
+            return FfiConverterTypeAsyncAuthenticator.handleMap.clone(handle)
+        }
+    }
+
+    internal var vtable = UniffiVTableCallbackInterfaceAsyncAuthenticator.UniffiByValue(
+        uniffiFree,
+        uniffiClone,
+        `getInfo`,
+        `makeCredential`,
+        `getAssertion`,
+    )
+
+    // Registers the foreign callback with the Rust side.
+    // This method is generated for each callback interface.
+    internal fun register(lib: UniffiLib) {
+        lib.uniffi_cable_phone_ffi_fn_init_callback_vtable_asyncauthenticator(vtable)
+    }
+}
+
+/**
+ * @suppress
+ */
+public object FfiConverterTypeAsyncAuthenticator: FfiConverter<AsyncAuthenticator, Long> {
+    internal val handleMap = UniffiHandleMap<AsyncAuthenticator>()
+
+    override fun lower(value: AsyncAuthenticator): Long {
+        if (value is AsyncAuthenticatorImpl) {
+             // Rust-implemented object.  Clone the handle and return it
+            return value.uniffiCloneHandle()
+         } else {
+            // Kotlin object, generate a new vtable handle and return that.
+            return handleMap.insert(value)
+         }
+    }
+
+    override fun lift(value: Long): AsyncAuthenticator {
+        if ((value and 1.toLong()) == 0.toLong()) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return AsyncAuthenticatorImpl(UniffiWithHandle, value)
+        } else {
+            // Kotlin-generated handle, get the object from the handle map
+            return handleMap.remove(value)
+        }
+    }
+
+    override fun read(buf: ByteBuffer): AsyncAuthenticator {
+        return lift(buf.getLong())
+    }
+
+    override fun allocationSize(value: AsyncAuthenticator) = 8UL
+
+    override fun write(value: AsyncAuthenticator, buf: ByteBuffer) {
         buf.putLong(lower(value))
     }
 }
@@ -4977,6 +6116,38 @@ public object FfiConverterSequenceTypeLinkedComputer: FfiConverterRustBuffer<Lis
 
 
 
+
+        /**
+         * An [`AsyncAdvertiser`] as the [`Advertiser`] the session constructors take. A session
+         * awaits the app's coroutines directly; called as a blocking [`Advertiser`] (by the app
+         * itself), it waits for the coroutine on the calling thread.
+         */ fun `asyncAdvertiser`(`app`: AsyncAdvertiser): Advertiser {
+            return FfiConverterTypeAdvertiser.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_cable_phone_ffi_fn_func_async_advertiser(
+    
+        
+        FfiConverterTypeAsyncAdvertiser.lower(`app`),_status)
+}
+    )
+    }
+    
+
+        /**
+         * An [`AsyncAuthenticator`] as the [`Authenticator`] the session constructors take. A
+         * session awaits the app's coroutines directly; called as a blocking [`Authenticator`]
+         * (by the app itself), it waits for the coroutine on the calling thread.
+         */ fun `asyncAuthenticator`(`app`: AsyncAuthenticator): Authenticator {
+            return FfiConverterTypeAuthenticator.lift(
+    uniffiRustCall() { _status ->
+    UniffiLib.uniffi_cable_phone_ffi_fn_func_async_authenticator(
+    
+        
+        FfiConverterTypeAsyncAuthenticator.lower(`app`),_status)
+}
+    )
+    }
+    
 
         /**
          * The bundled BlueZ advertiser on `adapter` (`hci1`, or an address; `None` picks `hci0`
