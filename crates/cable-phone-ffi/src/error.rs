@@ -50,100 +50,102 @@ impl From<cable_phone::Phase> for Phase {
     }
 }
 
-/// Why a session failed. Every case but the first three names the [`Phase`]; `message` is
-/// a sentence for logs and people (it never holds the QR secret or key material).
+/// Why a session failed. Every case but the first three names the [`Phase`]; `reason` is
+/// a sentence for logs and people (it never holds the QR secret or key material). The field
+/// is not called `message`: in Kotlin that would clash with `Throwable.message` and the
+/// bindings would not compile.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
 pub enum SessionError {
     /// The configuration cannot be used (e.g. a relay URL that is not `ws://` or `wss://`).
-    #[error("invalid configuration: {message}")]
+    #[error("invalid configuration: {reason}")]
     InvalidConfig {
         /// What is wrong.
-        message: String,
+        reason: String,
     },
     /// `run` or `run_async` was called a second time; a session serves one ceremony.
     #[error("this session has already run")]
     AlreadyRun,
     /// The binding could not start its runtime, or `run` was called on one of the binding's
     /// own threads (from inside a callback).
-    #[error("{message}")]
+    #[error("{reason}")]
     Runtime {
         /// What went wrong.
-        message: String,
+        reason: String,
     },
     /// The scanned text is not a usable caBLE QR code (malformed, stale, or asking for
     /// something this phone does not offer).
-    #[error("{message}")]
+    #[error("{reason}")]
     InvalidQr {
         /// Always [`Phase::ParseQr`].
         phase: Phase,
         /// What is wrong with it.
-        message: String,
+        reason: String,
     },
     /// A push message that is not a contact for this phone (another subscription's keys,
     /// tampered, not a contact), or from a computer this phone no longer links to.
-    #[error("{message}")]
+    #[error("{reason}")]
     InvalidContact {
         /// Always [`Phase::Contact`].
         phase: Phase,
         /// What is wrong with it.
-        message: String,
+        reason: String,
     },
     /// The app's authenticator gave a getInfo that cannot be sent.
-    #[error("{message}")]
+    #[error("{reason}")]
     Authenticator {
         /// Always [`Phase::PostHandshake`].
         phase: Phase,
         /// What is wrong with it.
-        message: String,
+        reason: String,
     },
     /// The app's advertiser could not start.
-    #[error("{message}")]
+    #[error("{reason}")]
     Advertise {
         /// Always [`Phase::Advertise`].
         phase: Phase,
         /// The advertiser's reason.
-        message: String,
+        reason: String,
     },
     /// The relay could not be reached or the tunnel broke.
-    #[error("{message}")]
+    #[error("{reason}")]
     Network {
         /// Where it happened.
         phase: Phase,
         /// What the transport reported.
-        message: String,
+        reason: String,
     },
     /// The computer's messages did not authenticate or could not be read (a wrong QR code,
     /// tampering, or a computer speaking something else).
-    #[error("{message}")]
+    #[error("{reason}")]
     Protocol {
         /// Where it happened.
         phase: Phase,
         /// What failed.
-        message: String,
+        reason: String,
     },
     /// The computer left before the request was answered.
-    #[error("{message}")]
+    #[error("{reason}")]
     ComputerLeft {
         /// Where it happened.
         phase: Phase,
         /// A sentence saying so.
-        message: String,
+        reason: String,
     },
     /// The phase's deadline passed (often: no computer scanned for the advert).
-    #[error("{message}")]
+    #[error("{reason}")]
     TimedOut {
         /// The phase that ran out of time.
         phase: Phase,
         /// A sentence saying so.
-        message: String,
+        reason: String,
     },
     /// The app called [`cancel`](crate::PhoneSession::cancel).
-    #[error("{message}")]
+    #[error("{reason}")]
     Cancelled {
         /// The phase that was running.
         phase: Phase,
         /// A sentence saying so.
-        message: String,
+        reason: String,
     },
 }
 
@@ -162,24 +164,24 @@ pub(crate) fn chain(error: &dyn StdError) -> String {
 impl From<PhoneError> for SessionError {
     fn from(error: PhoneError) -> Self {
         let phase = Phase::from(error.phase());
-        let message = chain(&error);
+        let reason = chain(&error);
         match error {
             PhoneError::InvalidQr(_)
             | PhoneError::StaleQr { .. }
             | PhoneError::DigitalCredentialRequest { .. } => {
-                SessionError::InvalidQr { phase, message }
+                SessionError::InvalidQr { phase, reason }
             }
             PhoneError::BadContact(_) | PhoneError::UnknownLink => {
-                SessionError::InvalidContact { phase, message }
+                SessionError::InvalidContact { phase, reason }
             }
-            PhoneError::BadGetInfo(_) => SessionError::Authenticator { phase, message },
-            PhoneError::NoDomainId { .. } => SessionError::InvalidConfig { message },
-            PhoneError::Advertise(_) => SessionError::Advertise { phase, message },
-            PhoneError::Transport { .. } => SessionError::Network { phase, message },
-            PhoneError::Timeout { .. } => SessionError::TimedOut { phase, message },
-            PhoneError::Cancelled { .. } => SessionError::Cancelled { phase, message },
-            PhoneError::ComputerLeft { .. } => SessionError::ComputerLeft { phase, message },
-            _ => SessionError::Protocol { phase, message },
+            PhoneError::BadGetInfo(_) => SessionError::Authenticator { phase, reason },
+            PhoneError::NoDomainId { .. } => SessionError::InvalidConfig { reason },
+            PhoneError::Advertise(_) => SessionError::Advertise { phase, reason },
+            PhoneError::Transport { .. } => SessionError::Network { phase, reason },
+            PhoneError::Timeout { .. } => SessionError::TimedOut { phase, reason },
+            PhoneError::Cancelled { .. } => SessionError::Cancelled { phase, reason },
+            PhoneError::ComputerLeft { .. } => SessionError::ComputerLeft { phase, reason },
+            _ => SessionError::Protocol { phase, reason },
         }
     }
 }
@@ -188,7 +190,7 @@ impl From<GetInfoError> for SessionError {
     fn from(error: GetInfoError) -> Self {
         SessionError::Authenticator {
             phase: Phase::PostHandshake,
-            message: chain(&error),
+            reason: chain(&error),
         }
     }
 }

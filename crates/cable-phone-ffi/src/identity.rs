@@ -18,29 +18,29 @@ const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
 pub enum IdentityError {
     /// The identity file cannot be used: unreadable, malformed, readable by other users, a
     /// symbolic link, or not writable.
-    #[error("{message}")]
+    #[error("{reason}")]
     Storage {
         /// What is wrong, naming the file.
-        message: String,
+        reason: String,
     },
     /// An argument cannot be used (a relay or push endpoint URL, a name).
-    #[error("{message}")]
+    #[error("{reason}")]
     InvalidArgument {
         /// What is wrong.
-        message: String,
+        reason: String,
     },
     /// The relay could not be reached or refused the registration.
-    #[error("{message}")]
+    #[error("{reason}")]
     Network {
         /// What the transport reported.
-        message: String,
+        reason: String,
     },
     /// The binding's runtime could not start, or a blocking call was made on one of its
     /// threads.
-    #[error("{message}")]
+    #[error("{reason}")]
     Runtime {
         /// What went wrong.
-        message: String,
+        reason: String,
     },
 }
 
@@ -48,10 +48,10 @@ impl From<cable_phone::IdentityError> for IdentityError {
     fn from(error: cable_phone::IdentityError) -> Self {
         match error {
             cable_phone::IdentityError::BadName { .. } => IdentityError::InvalidArgument {
-                message: crate::error::chain(&error),
+                reason: crate::error::chain(&error),
             },
             _ => IdentityError::Storage {
-                message: crate::error::chain(&error),
+                reason: crate::error::chain(&error),
             },
         }
     }
@@ -60,7 +60,7 @@ impl From<cable_phone::IdentityError> for IdentityError {
 impl From<SessionError> for IdentityError {
     fn from(error: SessionError) -> Self {
         IdentityError::Runtime {
-            message: error.to_string(),
+            reason: error.to_string(),
         }
     }
 }
@@ -122,7 +122,7 @@ impl PhoneIdentity {
             .push_keys()
             .subscription_json(&push_endpoint)
             .map_err(|e| IdentityError::InvalidArgument {
-                message: crate::error::chain(&e),
+                reason: crate::error::chain(&e),
             })
     }
 
@@ -136,15 +136,14 @@ impl PhoneIdentity {
     ) -> Result<(), IdentityError> {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(IdentityError::Runtime {
-                message: "register_for_contacts() was called on one of the binding's threads"
-                    .into(),
+                reason: "register_for_contacts() was called on one of the binding's threads".into(),
             });
         }
         let relay = RelayUrl::parse(&relay_url).map_err(|e| IdentityError::InvalidArgument {
-            message: format!("relay_url {relay_url:?}: {e}"),
+            reason: format!("relay_url {relay_url:?}: {e}"),
         })?;
         let connector = Connector::new().map_err(|e| IdentityError::Network {
-            message: crate::error::chain(&e),
+            reason: crate::error::chain(&e),
         })?;
         let deadline = cable_transport::Instant::now() + REGISTER_TIMEOUT;
         runtime::get()?
@@ -158,11 +157,11 @@ impl PhoneIdentity {
             .map(|_| ())
             .map_err(|e| match e {
                 cable_phone::PushError::BadEndpoint(_) => IdentityError::InvalidArgument {
-                    message: crate::error::chain(&e),
+                    reason: crate::error::chain(&e),
                 },
                 cable_phone::PushError::Identity(e) => e.into(),
                 other => IdentityError::Network {
-                    message: crate::error::chain(&other),
+                    reason: crate::error::chain(&other),
                 },
             })
     }

@@ -22,8 +22,8 @@ pub(crate) fn get() -> Result<&'static Runtime, SessionError> {
                 .map_err(|e| format!("cannot start the binding's runtime: {e}"))
         })
         .as_ref()
-        .map_err(|message| SessionError::Runtime {
-            message: message.clone(),
+        .map_err(|reason| SessionError::Runtime {
+            reason: reason.clone(),
         })
 }
 
@@ -37,6 +37,6 @@ pub(crate) fn wait_for<T: Send + 'static>(
         let _ = tx.send(work.await);
     });
     rx.recv().map_err(|_| SessionError::Runtime {
-        message: "the task ended without an answer (it panicked, or the runtime stopped)".into(),
+        reason: "the task ended without an answer (it panicked, or the runtime stopped)".into(),
     })
 }

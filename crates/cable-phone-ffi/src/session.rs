@@ -165,7 +165,7 @@ impl PhoneSession {
     pub fn run(&self) -> Result<Outcome, SessionError> {
         if tokio::runtime::Handle::try_current().is_ok() {
             return Err(SessionError::Runtime {
-                message: "run() was called on one of the binding's threads; call it from the \
+                reason: "run() was called on one of the binding's threads; call it from the \
                           app's own thread, or use run_async"
                     .into(),
             });
@@ -185,7 +185,7 @@ impl PhoneSession {
             .spawn(serve(start, cancel))
             .await
             .map_err(|e| SessionError::Runtime {
-                message: format!("the session task ended abnormally: {e}"),
+                reason: format!("the session task ended abnormally: {e}"),
             })?
     }
 
@@ -210,7 +210,7 @@ fn advert_domain_id(
     cable_proto::domain::find_domain_id(relay.host())
         .map(Some)
         .ok_or_else(|| SessionError::InvalidConfig {
-            message: format!(
+            reason: format!(
                 "the relay host {} has no caBLE domain id, so a computer could not find it from \
                  the advert: serve the relay at an assigned or hashed host name \
                  (`cable-tunnel-server domain find`), or set domain_id",
@@ -229,7 +229,7 @@ impl PhoneSession {
     ) -> Result<Arc<Self>, SessionError> {
         let relay =
             RelayUrl::parse(&config.relay_url).map_err(|e| SessionError::InvalidConfig {
-                message: format!("relay_url {:?}: {e}", config.relay_url),
+                reason: format!("relay_url {:?}: {e}", config.relay_url),
             })?;
         let domain_id = advert_domain_id(&relay, config.domain_id)?;
         Ok(Arc::new(PhoneSession {
@@ -271,7 +271,7 @@ async fn serve(start: Start, cancel: CancellationToken) -> Result<Outcome, Sessi
         () = cancel.cancelled() => {
             return Err(SessionError::Cancelled {
                 phase: crate::Phase::PostHandshake,
-                message: "cancelled while asking the authenticator for getInfo".into(),
+                reason: "cancelled while asking the authenticator for getInfo".into(),
             })
         }
     };
@@ -303,7 +303,7 @@ async fn serve(start: Start, cancel: CancellationToken) -> Result<Outcome, Sessi
                     .open(&body)
                     .map_err(|e| SessionError::InvalidContact {
                         phase: crate::Phase::Contact,
-                        message: crate::error::chain(&e),
+                        reason: crate::error::chain(&e),
                     })?;
             cable_phone::PhoneSession::contact(request, identity, advertiser, authenticator)
         }

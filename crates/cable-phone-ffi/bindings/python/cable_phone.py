@@ -1883,11 +1883,11 @@ class IdentityError:  # type: ignore
         symbolic link, or not writable.
 """
         
-        def __init__(self, message):
+        def __init__(self, reason):
             super().__init__(", ".join([
-                "message={!r}".format(message),
+                "reason={!r}".format(reason),
             ]))
-            self.message = message
+            self.reason = reason
 
         def __repr__(self):
             return "IdentityError.Storage({})".format(str(self))
@@ -1897,11 +1897,11 @@ class IdentityError:  # type: ignore
         An argument cannot be used (a relay or push endpoint URL, a name).
 """
         
-        def __init__(self, message):
+        def __init__(self, reason):
             super().__init__(", ".join([
-                "message={!r}".format(message),
+                "reason={!r}".format(reason),
             ]))
-            self.message = message
+            self.reason = reason
 
         def __repr__(self):
             return "IdentityError.InvalidArgument({})".format(str(self))
@@ -1911,11 +1911,11 @@ class IdentityError:  # type: ignore
         The relay could not be reached or refused the registration.
 """
         
-        def __init__(self, message):
+        def __init__(self, reason):
             super().__init__(", ".join([
-                "message={!r}".format(message),
+                "reason={!r}".format(reason),
             ]))
-            self.message = message
+            self.reason = reason
 
         def __repr__(self):
             return "IdentityError.Network({})".format(str(self))
@@ -1926,11 +1926,11 @@ class IdentityError:  # type: ignore
         threads.
 """
         
-        def __init__(self, message):
+        def __init__(self, reason):
             super().__init__(", ".join([
-                "message={!r}".format(message),
+                "reason={!r}".format(reason),
             ]))
-            self.message = message
+            self.reason = reason
 
         def __repr__(self):
             return "IdentityError.Runtime({})".format(str(self))
@@ -1965,32 +1965,32 @@ class _UniffiFfiConverterTypeIdentityError(_UniffiConverterRustBuffer):
     @staticmethod
     def check_lower(value):
         if isinstance(value, IdentityError.Storage):
-            _UniffiFfiConverterString.check_lower(value.message)
+            _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, IdentityError.InvalidArgument):
-            _UniffiFfiConverterString.check_lower(value.message)
+            _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, IdentityError.Network):
-            _UniffiFfiConverterString.check_lower(value.message)
+            _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, IdentityError.Runtime):
-            _UniffiFfiConverterString.check_lower(value.message)
+            _UniffiFfiConverterString.check_lower(value.reason)
             return
 
     @staticmethod
     def write(value, buf):
         if isinstance(value, IdentityError.Storage):
             buf.write_i32(1)
-            _UniffiFfiConverterString.write(value.message, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, IdentityError.InvalidArgument):
             buf.write_i32(2)
-            _UniffiFfiConverterString.write(value.message, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, IdentityError.Network):
             buf.write_i32(3)
-            _UniffiFfiConverterString.write(value.message, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, IdentityError.Runtime):
             buf.write_i32(4)
-            _UniffiFfiConverterString.write(value.message, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
 
 
 
@@ -2631,8 +2631,10 @@ class _UniffiFfiConverterTypeProgressEvent(_UniffiConverterRustBuffer):
 # namespace.
 class SessionError(Exception):
     """
-    Why a session failed. Every case but the first three names the [`Phase`]; `message` is
-    a sentence for logs and people (it never holds the QR secret or key material).
+    Why a session failed. Every case but the first three names the [`Phase`]; `reason` is
+    a sentence for logs and people (it never holds the QR secret or key material). The field
+    is not called `message`: in Kotlin that would clash with `Throwable.message` and the
+    bindings would not compile.
 """
     pass
 
@@ -2640,8 +2642,10 @@ _UniffiTempSessionError = SessionError
 
 class SessionError:  # type: ignore
     """
-    Why a session failed. Every case but the first three names the [`Phase`]; `message` is
-    a sentence for logs and people (it never holds the QR secret or key material).
+    Why a session failed. Every case but the first three names the [`Phase`]; `reason` is
+    a sentence for logs and people (it never holds the QR secret or key material). The field
+    is not called `message`: in Kotlin that would clash with `Throwable.message` and the
+    bindings would not compile.
 """
     
     class InvalidConfig(_UniffiTempSessionError):
@@ -2649,11 +2653,11 @@ class SessionError:  # type: ignore
         The configuration cannot be used (e.g. a relay URL that is not `ws://` or `wss://`).
 """
         
-        def __init__(self, message):
+        def __init__(self, reason):
             super().__init__(", ".join([
-                "message={!r}".format(message),
+                "reason={!r}".format(reason),
             ]))
-            self.message = message
+            self.reason = reason
 
         def __repr__(self):
             return "SessionError.InvalidConfig({})".format(str(self))
@@ -2675,11 +2679,11 @@ class SessionError:  # type: ignore
         own threads (from inside a callback).
 """
         
-        def __init__(self, message):
+        def __init__(self, reason):
             super().__init__(", ".join([
-                "message={!r}".format(message),
+                "reason={!r}".format(reason),
             ]))
-            self.message = message
+            self.reason = reason
 
         def __repr__(self):
             return "SessionError.Runtime({})".format(str(self))
@@ -2690,13 +2694,13 @@ class SessionError:  # type: ignore
         something this phone does not offer).
 """
         
-        def __init__(self, phase, message):
+        def __init__(self, phase, reason):
             super().__init__(", ".join([
                 "phase={!r}".format(phase),
-                "message={!r}".format(message),
+                "reason={!r}".format(reason),
             ]))
             self.phase = phase
-            self.message = message
+            self.reason = reason
 
         def __repr__(self):
             return "SessionError.InvalidQr({})".format(str(self))
@@ -2707,13 +2711,13 @@ class SessionError:  # type: ignore
         tampered, not a contact), or from a computer this phone no longer links to.
 """
         
-        def __init__(self, phase, message):
+        def __init__(self, phase, reason):
             super().__init__(", ".join([
                 "phase={!r}".format(phase),
-                "message={!r}".format(message),
+                "reason={!r}".format(reason),
             ]))
             self.phase = phase
-            self.message = message
+            self.reason = reason
 
         def __repr__(self):
             return "SessionError.InvalidContact({})".format(str(self))
@@ -2723,13 +2727,13 @@ class SessionError:  # type: ignore
         The app's authenticator gave a getInfo that cannot be sent.
 """
         
-        def __init__(self, phase, message):
+        def __init__(self, phase, reason):
             super().__init__(", ".join([
                 "phase={!r}".format(phase),
-                "message={!r}".format(message),
+                "reason={!r}".format(reason),
             ]))
             self.phase = phase
-            self.message = message
+            self.reason = reason
 
         def __repr__(self):
             return "SessionError.Authenticator({})".format(str(self))
@@ -2739,13 +2743,13 @@ class SessionError:  # type: ignore
         The app's advertiser could not start.
 """
         
-        def __init__(self, phase, message):
+        def __init__(self, phase, reason):
             super().__init__(", ".join([
                 "phase={!r}".format(phase),
-                "message={!r}".format(message),
+                "reason={!r}".format(reason),
             ]))
             self.phase = phase
-            self.message = message
+            self.reason = reason
 
         def __repr__(self):
             return "SessionError.Advertise({})".format(str(self))
@@ -2755,13 +2759,13 @@ class SessionError:  # type: ignore
         The relay could not be reached or the tunnel broke.
 """
         
-        def __init__(self, phase, message):
+        def __init__(self, phase, reason):
             super().__init__(", ".join([
                 "phase={!r}".format(phase),
-                "message={!r}".format(message),
+                "reason={!r}".format(reason),
             ]))
             self.phase = phase
-            self.message = message
+            self.reason = reason
 
         def __repr__(self):
             return "SessionError.Network({})".format(str(self))
@@ -2772,13 +2776,13 @@ class SessionError:  # type: ignore
         tampering, or a computer speaking something else).
 """
         
-        def __init__(self, phase, message):
+        def __init__(self, phase, reason):
             super().__init__(", ".join([
                 "phase={!r}".format(phase),
-                "message={!r}".format(message),
+                "reason={!r}".format(reason),
             ]))
             self.phase = phase
-            self.message = message
+            self.reason = reason
 
         def __repr__(self):
             return "SessionError.Protocol({})".format(str(self))
@@ -2788,13 +2792,13 @@ class SessionError:  # type: ignore
         The computer left before the request was answered.
 """
         
-        def __init__(self, phase, message):
+        def __init__(self, phase, reason):
             super().__init__(", ".join([
                 "phase={!r}".format(phase),
-                "message={!r}".format(message),
+                "reason={!r}".format(reason),
             ]))
             self.phase = phase
-            self.message = message
+            self.reason = reason
 
         def __repr__(self):
             return "SessionError.ComputerLeft({})".format(str(self))
@@ -2804,13 +2808,13 @@ class SessionError:  # type: ignore
         The phase's deadline passed (often: no computer scanned for the advert).
 """
         
-        def __init__(self, phase, message):
+        def __init__(self, phase, reason):
             super().__init__(", ".join([
                 "phase={!r}".format(phase),
-                "message={!r}".format(message),
+                "reason={!r}".format(reason),
             ]))
             self.phase = phase
-            self.message = message
+            self.reason = reason
 
         def __repr__(self):
             return "SessionError.TimedOut({})".format(str(self))
@@ -2820,13 +2824,13 @@ class SessionError:  # type: ignore
         The app called [`cancel`](crate::PhoneSession::cancel).
 """
         
-        def __init__(self, phase, message):
+        def __init__(self, phase, reason):
             super().__init__(", ".join([
                 "phase={!r}".format(phase),
-                "message={!r}".format(message),
+                "reason={!r}".format(reason),
             ]))
             self.phase = phase
-            self.message = message
+            self.reason = reason
 
         def __repr__(self):
             return "SessionError.Cancelled({})".format(str(self))
@@ -2901,96 +2905,96 @@ class _UniffiFfiConverterTypeSessionError(_UniffiConverterRustBuffer):
     @staticmethod
     def check_lower(value):
         if isinstance(value, SessionError.InvalidConfig):
-            _UniffiFfiConverterString.check_lower(value.message)
+            _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, SessionError.AlreadyRun):
             return
         if isinstance(value, SessionError.Runtime):
-            _UniffiFfiConverterString.check_lower(value.message)
+            _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, SessionError.InvalidQr):
             _UniffiFfiConverterTypePhase.check_lower(value.phase)
-            _UniffiFfiConverterString.check_lower(value.message)
+            _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, SessionError.InvalidContact):
             _UniffiFfiConverterTypePhase.check_lower(value.phase)
-            _UniffiFfiConverterString.check_lower(value.message)
+            _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, SessionError.Authenticator):
             _UniffiFfiConverterTypePhase.check_lower(value.phase)
-            _UniffiFfiConverterString.check_lower(value.message)
+            _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, SessionError.Advertise):
             _UniffiFfiConverterTypePhase.check_lower(value.phase)
-            _UniffiFfiConverterString.check_lower(value.message)
+            _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, SessionError.Network):
             _UniffiFfiConverterTypePhase.check_lower(value.phase)
-            _UniffiFfiConverterString.check_lower(value.message)
+            _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, SessionError.Protocol):
             _UniffiFfiConverterTypePhase.check_lower(value.phase)
-            _UniffiFfiConverterString.check_lower(value.message)
+            _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, SessionError.ComputerLeft):
             _UniffiFfiConverterTypePhase.check_lower(value.phase)
-            _UniffiFfiConverterString.check_lower(value.message)
+            _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, SessionError.TimedOut):
             _UniffiFfiConverterTypePhase.check_lower(value.phase)
-            _UniffiFfiConverterString.check_lower(value.message)
+            _UniffiFfiConverterString.check_lower(value.reason)
             return
         if isinstance(value, SessionError.Cancelled):
             _UniffiFfiConverterTypePhase.check_lower(value.phase)
-            _UniffiFfiConverterString.check_lower(value.message)
+            _UniffiFfiConverterString.check_lower(value.reason)
             return
 
     @staticmethod
     def write(value, buf):
         if isinstance(value, SessionError.InvalidConfig):
             buf.write_i32(1)
-            _UniffiFfiConverterString.write(value.message, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, SessionError.AlreadyRun):
             buf.write_i32(2)
         if isinstance(value, SessionError.Runtime):
             buf.write_i32(3)
-            _UniffiFfiConverterString.write(value.message, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, SessionError.InvalidQr):
             buf.write_i32(4)
             _UniffiFfiConverterTypePhase.write(value.phase, buf)
-            _UniffiFfiConverterString.write(value.message, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, SessionError.InvalidContact):
             buf.write_i32(5)
             _UniffiFfiConverterTypePhase.write(value.phase, buf)
-            _UniffiFfiConverterString.write(value.message, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, SessionError.Authenticator):
             buf.write_i32(6)
             _UniffiFfiConverterTypePhase.write(value.phase, buf)
-            _UniffiFfiConverterString.write(value.message, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, SessionError.Advertise):
             buf.write_i32(7)
             _UniffiFfiConverterTypePhase.write(value.phase, buf)
-            _UniffiFfiConverterString.write(value.message, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, SessionError.Network):
             buf.write_i32(8)
             _UniffiFfiConverterTypePhase.write(value.phase, buf)
-            _UniffiFfiConverterString.write(value.message, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, SessionError.Protocol):
             buf.write_i32(9)
             _UniffiFfiConverterTypePhase.write(value.phase, buf)
-            _UniffiFfiConverterString.write(value.message, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, SessionError.ComputerLeft):
             buf.write_i32(10)
             _UniffiFfiConverterTypePhase.write(value.phase, buf)
-            _UniffiFfiConverterString.write(value.message, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, SessionError.TimedOut):
             buf.write_i32(11)
             _UniffiFfiConverterTypePhase.write(value.phase, buf)
-            _UniffiFfiConverterString.write(value.message, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
         if isinstance(value, SessionError.Cancelled):
             buf.write_i32(12)
             _UniffiFfiConverterTypePhase.write(value.phase, buf)
-            _UniffiFfiConverterString.write(value.message, buf)
+            _UniffiFfiConverterString.write(value.reason, buf)
 
 
 class Advertiser():

@@ -3007,7 +3007,7 @@ enum IdentityError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError 
     case Storage(
         /**
          * What is wrong, naming the file.
-         */message: String
+         */reason: String
     )
     /**
      * An argument cannot be used (a relay or push endpoint URL, a name).
@@ -3015,7 +3015,7 @@ enum IdentityError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError 
     case InvalidArgument(
         /**
          * What is wrong.
-         */message: String
+         */reason: String
     )
     /**
      * The relay could not be reached or refused the registration.
@@ -3023,7 +3023,7 @@ enum IdentityError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError 
     case Network(
         /**
          * What the transport reported.
-         */message: String
+         */reason: String
     )
     /**
      * The binding's runtime could not start, or a blocking call was made on one of its
@@ -3032,7 +3032,7 @@ enum IdentityError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError 
     case Runtime(
         /**
          * What went wrong.
-         */message: String
+         */reason: String
     )
 
     
@@ -3064,16 +3064,16 @@ public struct FfiConverterTypeIdentityError: FfiConverterRustBuffer {
 
         
         case 1: return .Storage(
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 2: return .InvalidArgument(
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 3: return .Network(
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 4: return .Runtime(
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
 
          default: throw UniffiInternalError.unexpectedEnumCase
@@ -3087,24 +3087,24 @@ public struct FfiConverterTypeIdentityError: FfiConverterRustBuffer {
 
         
         
-        case let .Storage(message):
+        case let .Storage(reason):
             writeInt(&buf, Int32(1))
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
-        case let .InvalidArgument(message):
+        case let .InvalidArgument(reason):
             writeInt(&buf, Int32(2))
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Network(message):
+        case let .Network(reason):
             writeInt(&buf, Int32(3))
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Runtime(message):
+        case let .Runtime(reason):
             writeInt(&buf, Int32(4))
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         }
     }
@@ -3594,8 +3594,10 @@ public func FfiConverterTypeRequestKind_lower(_ value: RequestKind) -> RustBuffe
 
 
 /**
- * Why a session failed. Every case but the first three names the [`Phase`]; `message` is
- * a sentence for logs and people (it never holds the QR secret or key material).
+ * Why a session failed. Every case but the first three names the [`Phase`]; `reason` is
+ * a sentence for logs and people (it never holds the QR secret or key material). The field
+ * is not called `message`: in Kotlin that would clash with `Throwable.message` and the
+ * bindings would not compile.
  */
 public 
 enum SessionError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
@@ -3608,7 +3610,7 @@ enum SessionError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case InvalidConfig(
         /**
          * What is wrong.
-         */message: String
+         */reason: String
     )
     /**
      * `run` or `run_async` was called a second time; a session serves one ceremony.
@@ -3621,7 +3623,7 @@ enum SessionError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
     case Runtime(
         /**
          * What went wrong.
-         */message: String
+         */reason: String
     )
     /**
      * The scanned text is not a usable caBLE QR code (malformed, stale, or asking for
@@ -3633,7 +3635,7 @@ enum SessionError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */phase: Phase, 
         /**
          * What is wrong with it.
-         */message: String
+         */reason: String
     )
     /**
      * A push message that is not a contact for this phone (another subscription's keys,
@@ -3645,7 +3647,7 @@ enum SessionError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */phase: Phase, 
         /**
          * What is wrong with it.
-         */message: String
+         */reason: String
     )
     /**
      * The app's authenticator gave a getInfo that cannot be sent.
@@ -3656,7 +3658,7 @@ enum SessionError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */phase: Phase, 
         /**
          * What is wrong with it.
-         */message: String
+         */reason: String
     )
     /**
      * The app's advertiser could not start.
@@ -3667,7 +3669,7 @@ enum SessionError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */phase: Phase, 
         /**
          * The advertiser's reason.
-         */message: String
+         */reason: String
     )
     /**
      * The relay could not be reached or the tunnel broke.
@@ -3678,7 +3680,7 @@ enum SessionError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */phase: Phase, 
         /**
          * What the transport reported.
-         */message: String
+         */reason: String
     )
     /**
      * The computer's messages did not authenticate or could not be read (a wrong QR code,
@@ -3690,7 +3692,7 @@ enum SessionError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */phase: Phase, 
         /**
          * What failed.
-         */message: String
+         */reason: String
     )
     /**
      * The computer left before the request was answered.
@@ -3701,7 +3703,7 @@ enum SessionError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */phase: Phase, 
         /**
          * A sentence saying so.
-         */message: String
+         */reason: String
     )
     /**
      * The phase's deadline passed (often: no computer scanned for the advert).
@@ -3712,7 +3714,7 @@ enum SessionError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */phase: Phase, 
         /**
          * A sentence saying so.
-         */message: String
+         */reason: String
     )
     /**
      * The app called [`cancel`](crate::PhoneSession::cancel).
@@ -3723,7 +3725,7 @@ enum SessionError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */phase: Phase, 
         /**
          * A sentence saying so.
-         */message: String
+         */reason: String
     )
 
     
@@ -3755,47 +3757,47 @@ public struct FfiConverterTypeSessionError: FfiConverterRustBuffer {
 
         
         case 1: return .InvalidConfig(
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 2: return .AlreadyRun
         case 3: return .Runtime(
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 4: return .InvalidQr(
             phase: try FfiConverterTypePhase.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 5: return .InvalidContact(
             phase: try FfiConverterTypePhase.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 6: return .Authenticator(
             phase: try FfiConverterTypePhase.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 7: return .Advertise(
             phase: try FfiConverterTypePhase.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 8: return .Network(
             phase: try FfiConverterTypePhase.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 9: return .Protocol(
             phase: try FfiConverterTypePhase.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 10: return .ComputerLeft(
             phase: try FfiConverterTypePhase.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 11: return .TimedOut(
             phase: try FfiConverterTypePhase.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
         case 12: return .Cancelled(
             phase: try FfiConverterTypePhase.read(from: &buf), 
-            message: try FfiConverterString.read(from: &buf)
+            reason: try FfiConverterString.read(from: &buf)
             )
 
          default: throw UniffiInternalError.unexpectedEnumCase
@@ -3809,72 +3811,72 @@ public struct FfiConverterTypeSessionError: FfiConverterRustBuffer {
 
         
         
-        case let .InvalidConfig(message):
+        case let .InvalidConfig(reason):
             writeInt(&buf, Int32(1))
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
         case .AlreadyRun:
             writeInt(&buf, Int32(2))
         
         
-        case let .Runtime(message):
+        case let .Runtime(reason):
             writeInt(&buf, Int32(3))
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
-        case let .InvalidQr(phase,message):
+        case let .InvalidQr(phase,reason):
             writeInt(&buf, Int32(4))
             FfiConverterTypePhase.write(phase, into: &buf)
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
-        case let .InvalidContact(phase,message):
+        case let .InvalidContact(phase,reason):
             writeInt(&buf, Int32(5))
             FfiConverterTypePhase.write(phase, into: &buf)
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Authenticator(phase,message):
+        case let .Authenticator(phase,reason):
             writeInt(&buf, Int32(6))
             FfiConverterTypePhase.write(phase, into: &buf)
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Advertise(phase,message):
+        case let .Advertise(phase,reason):
             writeInt(&buf, Int32(7))
             FfiConverterTypePhase.write(phase, into: &buf)
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Network(phase,message):
+        case let .Network(phase,reason):
             writeInt(&buf, Int32(8))
             FfiConverterTypePhase.write(phase, into: &buf)
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Protocol(phase,message):
+        case let .Protocol(phase,reason):
             writeInt(&buf, Int32(9))
             FfiConverterTypePhase.write(phase, into: &buf)
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
-        case let .ComputerLeft(phase,message):
+        case let .ComputerLeft(phase,reason):
             writeInt(&buf, Int32(10))
             FfiConverterTypePhase.write(phase, into: &buf)
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
-        case let .TimedOut(phase,message):
+        case let .TimedOut(phase,reason):
             writeInt(&buf, Int32(11))
             FfiConverterTypePhase.write(phase, into: &buf)
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         
-        case let .Cancelled(phase,message):
+        case let .Cancelled(phase,reason):
             writeInt(&buf, Int32(12))
             FfiConverterTypePhase.write(phase, into: &buf)
-            FfiConverterString.write(message, into: &buf)
+            FfiConverterString.write(reason, into: &buf)
             
         }
     }

@@ -85,7 +85,7 @@ async def main():
         await asyncio.wait_for(session.run_async(), 10)
         raise AssertionError("a non-canonical getInfo was accepted")
     except cp.SessionError.Authenticator as e:
-        assert "canonical" in e.message, e.message
+        assert "canonical" in e.reason, e.reason
     assert bad.loop_thread_calls == 1
 
     # A good getInfo, then the QR code is read: the async path reaches the next phase.

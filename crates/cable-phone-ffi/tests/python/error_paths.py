@@ -42,7 +42,7 @@ try:
         Advertiser(), Authenticator(b"\xa0"), None)
     raise AssertionError("an http:// relay was accepted")
 except cp.SessionError.InvalidConfig as e:
-    assert "scheme" in e.message, e.message
+    assert "scheme" in e.reason, e.reason
 
 try:
     cp.PhoneSession.from_qr(
@@ -50,7 +50,7 @@ try:
         Advertiser(), Authenticator(b"\xa0"), None)
     raise AssertionError("a relay no advert can name was accepted")
 except cp.SessionError.InvalidConfig as e:
-    assert "domain id" in e.message, e.message
+    assert "domain id" in e.reason, e.reason
 
 # An assigned name, and any host with the domain id given, are fine.
 cp.PhoneSession.from_qr(
@@ -69,7 +69,7 @@ try:
     raise AssertionError("a non-canonical getInfo was accepted")
 except cp.SessionError.Authenticator as e:
     assert e.phase == cp.Phase.POST_HANDSHAKE, e.phase
-    assert "canonical" in e.message, e.message
+    assert "canonical" in e.reason, e.reason
 assert advertiser.started == 0
 
 try:
@@ -100,12 +100,12 @@ with tempfile.TemporaryDirectory() as home:
         raise AssertionError("a push message for another phone was accepted")
     except cp.SessionError.InvalidContact as e:
         assert e.phase == cp.Phase.CONTACT, e.phase
-        assert "decrypt" in e.message, e.message
+        assert "decrypt" in e.reason, e.reason
     assert advertiser.started == 0
     try:
         identity.register_for_contacts("ws://127.0.0.1:9", "ftp://push.example")
         raise AssertionError("a non-HTTP push endpoint was accepted")
     except cp.IdentityError.InvalidArgument as e:
-        assert "push endpoint" in e.message, e.message
+        assert "push endpoint" in e.reason, e.reason
 
 print("ok")

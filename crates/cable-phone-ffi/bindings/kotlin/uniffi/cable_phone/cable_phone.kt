@@ -4942,10 +4942,10 @@ sealed class IdentityException: kotlin.Exception() {
         /**
          * What is wrong, naming the file.
          */
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : IdentityException() {
         override val message
-            get() = "message=${ `message` }"
+            get() = "reason=${ `reason` }"
     }
     
     /**
@@ -4956,10 +4956,10 @@ sealed class IdentityException: kotlin.Exception() {
         /**
          * What is wrong.
          */
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : IdentityException() {
         override val message
-            get() = "message=${ `message` }"
+            get() = "reason=${ `reason` }"
     }
     
     /**
@@ -4970,10 +4970,10 @@ sealed class IdentityException: kotlin.Exception() {
         /**
          * What the transport reported.
          */
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : IdentityException() {
         override val message
-            get() = "message=${ `message` }"
+            get() = "reason=${ `reason` }"
     }
     
     /**
@@ -4985,10 +4985,10 @@ sealed class IdentityException: kotlin.Exception() {
         /**
          * What went wrong.
          */
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : IdentityException() {
         override val message
-            get() = "message=${ `message` }"
+            get() = "reason=${ `reason` }"
     }
     
 
@@ -5031,22 +5031,22 @@ public object FfiConverterTypeIdentityError : FfiConverterRustBuffer<IdentityExc
             is IdentityException.Storage -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is IdentityException.InvalidArgument -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is IdentityException.Network -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is IdentityException.Runtime -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
         }
     }
@@ -5055,22 +5055,22 @@ public object FfiConverterTypeIdentityError : FfiConverterRustBuffer<IdentityExc
         when(value) {
             is IdentityException.Storage -> {
                 buf.putInt(1)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is IdentityException.InvalidArgument -> {
                 buf.putInt(2)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is IdentityException.Network -> {
                 buf.putInt(3)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is IdentityException.Runtime -> {
                 buf.putInt(4)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
@@ -5491,8 +5491,10 @@ public object FfiConverterTypeRequestKind: FfiConverterRustBuffer<RequestKind> {
 
 
 /**
- * Why a session failed. Every case but the first three names the [`Phase`]; `message` is
- * a sentence for logs and people (it never holds the QR secret or key material).
+ * Why a session failed. Every case but the first three names the [`Phase`]; `reason` is
+ * a sentence for logs and people (it never holds the QR secret or key material). The field
+ * is not called `message`: in Kotlin that would clash with `Throwable.message` and the
+ * bindings would not compile.
  */
 sealed class SessionException: kotlin.Exception() {
     
@@ -5504,10 +5506,10 @@ sealed class SessionException: kotlin.Exception() {
         /**
          * What is wrong.
          */
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : SessionException() {
         override val message
-            get() = "message=${ `message` }"
+            get() = "reason=${ `reason` }"
     }
     
     /**
@@ -5528,10 +5530,10 @@ sealed class SessionException: kotlin.Exception() {
         /**
          * What went wrong.
          */
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : SessionException() {
         override val message
-            get() = "message=${ `message` }"
+            get() = "reason=${ `reason` }"
     }
     
     /**
@@ -5548,10 +5550,10 @@ sealed class SessionException: kotlin.Exception() {
         /**
          * What is wrong with it.
          */
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : SessionException() {
         override val message
-            get() = "phase=${ `phase` }, message=${ `message` }"
+            get() = "phase=${ `phase` }, reason=${ `reason` }"
     }
     
     /**
@@ -5568,10 +5570,10 @@ sealed class SessionException: kotlin.Exception() {
         /**
          * What is wrong with it.
          */
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : SessionException() {
         override val message
-            get() = "phase=${ `phase` }, message=${ `message` }"
+            get() = "phase=${ `phase` }, reason=${ `reason` }"
     }
     
     /**
@@ -5587,10 +5589,10 @@ sealed class SessionException: kotlin.Exception() {
         /**
          * What is wrong with it.
          */
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : SessionException() {
         override val message
-            get() = "phase=${ `phase` }, message=${ `message` }"
+            get() = "phase=${ `phase` }, reason=${ `reason` }"
     }
     
     /**
@@ -5606,10 +5608,10 @@ sealed class SessionException: kotlin.Exception() {
         /**
          * The advertiser's reason.
          */
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : SessionException() {
         override val message
-            get() = "phase=${ `phase` }, message=${ `message` }"
+            get() = "phase=${ `phase` }, reason=${ `reason` }"
     }
     
     /**
@@ -5625,10 +5627,10 @@ sealed class SessionException: kotlin.Exception() {
         /**
          * What the transport reported.
          */
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : SessionException() {
         override val message
-            get() = "phase=${ `phase` }, message=${ `message` }"
+            get() = "phase=${ `phase` }, reason=${ `reason` }"
     }
     
     /**
@@ -5645,10 +5647,10 @@ sealed class SessionException: kotlin.Exception() {
         /**
          * What failed.
          */
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : SessionException() {
         override val message
-            get() = "phase=${ `phase` }, message=${ `message` }"
+            get() = "phase=${ `phase` }, reason=${ `reason` }"
     }
     
     /**
@@ -5664,10 +5666,10 @@ sealed class SessionException: kotlin.Exception() {
         /**
          * A sentence saying so.
          */
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : SessionException() {
         override val message
-            get() = "phase=${ `phase` }, message=${ `message` }"
+            get() = "phase=${ `phase` }, reason=${ `reason` }"
     }
     
     /**
@@ -5683,10 +5685,10 @@ sealed class SessionException: kotlin.Exception() {
         /**
          * A sentence saying so.
          */
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : SessionException() {
         override val message
-            get() = "phase=${ `phase` }, message=${ `message` }"
+            get() = "phase=${ `phase` }, reason=${ `reason` }"
     }
     
     /**
@@ -5702,10 +5704,10 @@ sealed class SessionException: kotlin.Exception() {
         /**
          * A sentence saying so.
          */
-        val `message`: kotlin.String
+        val `reason`: kotlin.String
         ) : SessionException() {
         override val message
-            get() = "phase=${ `phase` }, message=${ `message` }"
+            get() = "phase=${ `phase` }, reason=${ `reason` }"
     }
     
 
@@ -5779,7 +5781,7 @@ public object FfiConverterTypeSessionError : FfiConverterRustBuffer<SessionExcep
             is SessionException.InvalidConfig -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is SessionException.AlreadyRun -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
@@ -5788,61 +5790,61 @@ public object FfiConverterTypeSessionError : FfiConverterRustBuffer<SessionExcep
             is SessionException.Runtime -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is SessionException.InvalidQr -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterTypePhase.allocationSize(value.`phase`)
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is SessionException.InvalidContact -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterTypePhase.allocationSize(value.`phase`)
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is SessionException.Authenticator -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterTypePhase.allocationSize(value.`phase`)
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is SessionException.Advertise -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterTypePhase.allocationSize(value.`phase`)
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is SessionException.Network -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterTypePhase.allocationSize(value.`phase`)
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is SessionException.Protocol -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterTypePhase.allocationSize(value.`phase`)
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is SessionException.ComputerLeft -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterTypePhase.allocationSize(value.`phase`)
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is SessionException.TimedOut -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterTypePhase.allocationSize(value.`phase`)
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
             is SessionException.Cancelled -> (
                 // Add the size for the Int that specifies the variant plus the size needed for all fields
                 4UL
                 + FfiConverterTypePhase.allocationSize(value.`phase`)
-                + FfiConverterString.allocationSize(value.`message`)
+                + FfiConverterString.allocationSize(value.`reason`)
             )
         }
     }
@@ -5851,7 +5853,7 @@ public object FfiConverterTypeSessionError : FfiConverterRustBuffer<SessionExcep
         when(value) {
             is SessionException.InvalidConfig -> {
                 buf.putInt(1)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is SessionException.AlreadyRun -> {
@@ -5860,61 +5862,61 @@ public object FfiConverterTypeSessionError : FfiConverterRustBuffer<SessionExcep
             }
             is SessionException.Runtime -> {
                 buf.putInt(3)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is SessionException.InvalidQr -> {
                 buf.putInt(4)
                 FfiConverterTypePhase.write(value.`phase`, buf)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is SessionException.InvalidContact -> {
                 buf.putInt(5)
                 FfiConverterTypePhase.write(value.`phase`, buf)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is SessionException.Authenticator -> {
                 buf.putInt(6)
                 FfiConverterTypePhase.write(value.`phase`, buf)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is SessionException.Advertise -> {
                 buf.putInt(7)
                 FfiConverterTypePhase.write(value.`phase`, buf)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is SessionException.Network -> {
                 buf.putInt(8)
                 FfiConverterTypePhase.write(value.`phase`, buf)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is SessionException.Protocol -> {
                 buf.putInt(9)
                 FfiConverterTypePhase.write(value.`phase`, buf)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is SessionException.ComputerLeft -> {
                 buf.putInt(10)
                 FfiConverterTypePhase.write(value.`phase`, buf)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is SessionException.TimedOut -> {
                 buf.putInt(11)
                 FfiConverterTypePhase.write(value.`phase`, buf)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
             is SessionException.Cancelled -> {
                 buf.putInt(12)
                 FfiConverterTypePhase.write(value.`phase`, buf)
-                FfiConverterString.write(value.`message`, buf)
+                FfiConverterString.write(value.`reason`, buf)
                 Unit
             }
         }.let { /* this makes the `when` an expression, which ensures it is exhaustive */ }
