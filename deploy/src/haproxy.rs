@@ -64,9 +64,7 @@ pub fn render_map(instances: &Instances) -> String {
 
 /// The frontend and backends. Fails if a free-form setting could break out of its line.
 pub fn render_config(instances: &Instances, opts: &HaproxyOptions) -> Result<String, ConfigError> {
-    for bind in &opts.binds {
-        check_line("bind", bind)?;
-    }
+    check_binds(opts)?;
     check_line("map file", &opts.map_file)?;
     let path_ok = opts
         .map_file
@@ -85,34 +83,7 @@ pub fn render_config(instances: &Instances, opts: &HaproxyOptions) -> Result<Str
          # Load after the main configuration: haproxy -f haproxy.cfg -f <this file>.\n",
         instances.len()
     );
-    // HAProxy lower-cases header names; give the routing-id header back its usual spelling
-    // for clients that compare names case-sensitively.
-    out.push_str("global\n    h1-case-adjust x-cable-routing-id X-caBLE-Routing-ID\n\n");
-    out.push_str("frontend cable\n    mode http\n");
-    for bind in &opts.binds {
-        let _ = writeln!(out, "    bind {bind}");
-    }
-    out.push_str(
-        "    option h1-case-adjust-bogus-client\n\
-         \x20   # No request line in the log: paths carry tunnel ids.\n\
-         \x20   log-format \"%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %tsc %ac/%fc/%bc/%sc/%rc\"\n\
-         \x20   timeout client 30s\n\
-         \x20   timeout http-request 10s\n\
-         \x20   timeout client-fin 5s\n",
-    );
-    if opts.client_address == ClientAddress::XForwardedFor {
-        // Appended after whatever the client sent: the relay reads the rightmost entry.
-        out.push_str("    option forwardfor\n");
-    }
-    if opts.rate_limit_per_10s > 0 {
-        let _ = writeln!(
-            out,
-            "    stick-table type ipv6 size 1m expire 30s store http_req_rate(10s)\n\
-             \x20   http-request track-sc0 src\n\
-             \x20   http-request deny deny_status 429 if {{ sc_http_req_rate(0) gt {} }}",
-            opts.rate_limit_per_10s
-        );
-    }
+    frontend_head(&mut out, opts);
     let _ = writeln!(
         out,
         "    acl cable_new path_reg -i ^/cable/new/[0-9a-f]{{32}}$\n\
@@ -131,14 +102,7 @@ pub fn render_config(instances: &Instances, opts: &HaproxyOptions) -> Result<Str
         map = opts.map_file,
         register = cable_proto::domain::PUSH_REGISTER_PATH,
     );
-    let backend_common = format!(
-        "    mode http\n\
-         \x20   timeout connect 2s\n\
-         \x20   timeout server 30s\n\
-         \x20   timeout tunnel {}s\n\
-         \x20   default-server inter 2s fall 2 rise 2\n",
-        opts.tunnel_timeout_secs
-    );
+    let backend_common = backend_common(opts);
     out.push_str("# Any ready instance; readiness (/readyz) turns 503 while an instance drains.\n");
     any_ready_backend(&mut out, "cable_new", &backend_common, 3, instances, opts);
     out.push_str(
@@ -211,11 +175,64 @@ fn any_ready_backend(
 /// `send-proxy-v2` for the tunnel connections only: health checks go to the admin port
 /// (`check port`), which HAProxy then sends without a PROXY header, as the admin listener
 /// expects.
-fn send_proxy(opts: &HaproxyOptions) -> &'static str {
+pub(crate) fn send_proxy(opts: &HaproxyOptions) -> &'static str {
     match opts.client_address {
         ClientAddress::ProxyProtocol => " send-proxy-v2",
         ClientAddress::XForwardedFor | ClientAddress::None => "",
     }
+}
+
+/// Every `bind` line must stay one line.
+pub(crate) fn check_binds(opts: &HaproxyOptions) -> Result<(), ConfigError> {
+    for bind in &opts.binds {
+        check_line("bind", bind)?;
+    }
+    Ok(())
+}
+
+/// The `global` case fix for the routing-id header, and the `frontend` up to its routing:
+/// binds, logging without paths, client timeouts, `X-Forwarded-For`, the edge rate limit.
+pub(crate) fn frontend_head(out: &mut String, opts: &HaproxyOptions) {
+    // HAProxy lower-cases header names; give the routing-id header back its usual spelling
+    // for clients that compare names case-sensitively.
+    out.push_str("global\n    h1-case-adjust x-cable-routing-id X-caBLE-Routing-ID\n\n");
+    out.push_str("frontend cable\n    mode http\n");
+    for bind in &opts.binds {
+        let _ = writeln!(out, "    bind {bind}");
+    }
+    out.push_str(
+        "    option h1-case-adjust-bogus-client\n\
+         \x20   # No request line in the log: paths carry tunnel ids.\n\
+         \x20   log-format \"%ci:%cp [%tr] %ft %b/%s %TR/%Tw/%Tc/%Tr/%Ta %ST %B %tsc %ac/%fc/%bc/%sc/%rc\"\n\
+         \x20   timeout client 30s\n\
+         \x20   timeout http-request 10s\n\
+         \x20   timeout client-fin 5s\n",
+    );
+    if opts.client_address == ClientAddress::XForwardedFor {
+        // Appended after whatever the client sent: the relay reads the rightmost entry.
+        out.push_str("    option forwardfor\n");
+    }
+    if opts.rate_limit_per_10s > 0 {
+        let _ = writeln!(
+            out,
+            "    stick-table type ipv6 size 1m expire 30s store http_req_rate(10s)\n\
+             \x20   http-request track-sc0 src\n\
+             \x20   http-request deny deny_status 429 if {{ sc_http_req_rate(0) gt {} }}",
+            opts.rate_limit_per_10s
+        );
+    }
+}
+
+/// Settings every backend shares.
+pub(crate) fn backend_common(opts: &HaproxyOptions) -> String {
+    format!(
+        "    mode http\n\
+         \x20   timeout connect 2s\n\
+         \x20   timeout server 30s\n\
+         \x20   timeout tunnel {}s\n\
+         \x20   default-server inter 2s fall 2 rise 2\n",
+        opts.tunnel_timeout_secs
+    )
 }
 
 fn server_line(inst: &crate::Instance) -> String {

@@ -10,12 +10,17 @@
 //! HTTPRoutes, [`gateway::render`]). The static
 //! parts (nginx `location` blocks, TLS, `global`/`defaults`) live as files under `deploy/`.
 //!
-//! What it deliberately does not do: discover instances (the input is an explicit list),
-//! reload the balancer, or touch the relay itself.
+//! Or, for relays in a StatefulSet whose routing ids carry the pod ordinal, routing by rule
+//! ([`by_ordinal`]): the balancer derives the owner's DNS name from the routing id, so its
+//! configuration is generated once and the relays scale without it.
+//!
+//! What it deliberately does not do: discover instances itself (the input is an explicit
+//! list, or DNS at the balancer), reload the balancer, or touch the relay itself.
 //!
 //! Central types: [`Instances`] (a validated list of [`Instance`]s), [`RoutingId`], and
 //! [`ConfigError`]. The binary `cable-lbconf` is a thin command-line front end.
 
+pub mod by_ordinal;
 mod error;
 pub mod gateway;
 pub mod haproxy;

@@ -1,10 +1,11 @@
 //! `cable-lbconf`: generates nginx, HAProxy, Kubernetes Ingress and Gateway API routing for a set of
-//! relay instances. See `cable-lbconf --help` and deploy/README.md.
+//! relay instances, or routing by rule that serves any number of them. See `cable-lbconf --help` and deploy/README.md.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use cable_deploy::by_ordinal::{self, OrdinalRouting};
 use cable_deploy::gateway::{self, GatewayOptions};
 use cable_deploy::haproxy::{self, ClientAddress, HaproxyOptions};
 use cable_deploy::ingress::{self, IngressOptions};
@@ -12,7 +13,9 @@ use cable_deploy::{nginx, Instances};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 /// Generate load-balancer routing for caBLE tunnel relays from a list of
-/// `ROUTING_ID=HOST:PORT [admin=PORT]` entries (one instance owns one routing id).
+/// `ROUTING_ID=HOST:PORT [admin=PORT]` entries (one instance owns one routing id), or, with
+/// the `*-by-ordinal` commands, routing by rule for relays in a StatefulSet, generated once
+/// for any number of them.
 #[derive(Debug, Parser)]
 #[command(name = "cable-lbconf", version)]
 struct Cli {
@@ -25,8 +28,9 @@ struct Cli {
     command: Command,
 }
 
+/// The instance list; every command but the `*-by-ordinal` ones needs it.
 #[derive(Debug, Args)]
-#[group(required = true, multiple = false)]
+#[group(multiple = false)]
 struct Input {
     /// File with one `ROUTING_ID=HOST:PORT [admin=PORT]` per line (`#` comments); `-` reads
     /// standard input.
@@ -37,8 +41,77 @@ struct Input {
     instance: Vec<String>,
 }
 
+/// Where a relay's routing id leads, for routing by rule.
+#[derive(Debug, Args)]
+struct RoutingArgs {
+    /// The relays' CABLE_RELAY_ROUTING_ID_PREFIX (1-5 decimal digits): pod N owns the
+    /// routing id made of it and N zero-padded to six digits in all.
+    #[arg(long, default_value = "1")]
+    routing_id_prefix: String,
+    /// DNS name of one relay pod, `{ordinal}` where its ordinal goes (a StatefulSet's
+    /// headless Service gives `<pod>.<service>.<namespace>.svc.cluster.local`).
+    #[arg(long, value_name = "TEMPLATE")]
+    pod_host: String,
+    /// DNS name listing every ready relay, for new tunnels, contacts and registrations.
+    #[arg(long, value_name = "HOST")]
+    new_host: String,
+    /// The relays' tunnel port.
+    #[arg(long, default_value_t = 8080)]
+    port: u16,
+    /// DNS server, `address` or `address:port` (in Kubernetes the cluster DNS Service's
+    /// ClusterIP); repeat for more. `resolv.conf` (HAProxy only) takes the name servers of
+    /// the balancer's /etc/resolv.conf: in a pod, the cluster DNS.
+    #[arg(long, required = true, value_name = "ADDRESS")]
+    resolver: Vec<String>,
+    /// Seconds a DNS answer is used: how soon an added or removed relay is seen.
+    #[arg(long, default_value_t = 5, value_name = "SECONDS")]
+    dns_valid: u32,
+}
+
+impl From<RoutingArgs> for OrdinalRouting {
+    fn from(args: RoutingArgs) -> Self {
+        OrdinalRouting {
+            prefix: args.routing_id_prefix,
+            pod_host_template: args.pod_host,
+            new_host: args.new_host,
+            port: args.port,
+            resolvers: args.resolver,
+            dns_valid_secs: args.dns_valid,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// nginx `http`-level include that routes by rule (use with
+    /// deploy/nginx/cable-locations.conf): joins go to the pod whose ordinal the routing id
+    /// carries, resolved by DNS when they come. Generated once: scaling the relays changes
+    /// nothing in it. Takes no instance list.
+    NginxByOrdinal {
+        #[command(flatten)]
+        routing: RoutingArgs,
+    },
+    /// HAProxy frontend and backends that route by rule, as `nginx-by-ordinal` does (load
+    /// with a second `-f` after your haproxy.cfg). Takes no instance list.
+    HaproxyByOrdinal {
+        #[command(flatten)]
+        routing: RoutingArgs,
+        /// Frontend `bind` line(s), e.g. `:443 ssl crt /etc/haproxy/certs/cable.pem alpn http/1.1`.
+        #[arg(long, required = true)]
+        bind: Vec<String>,
+        /// Most relays at once (the slots HAProxy fills from the new-tunnel DNS name).
+        #[arg(long, default_value_t = 64)]
+        max_instances: u32,
+        /// Idle limit of an upgraded connection, seconds (relay tunnel lifetime + margin).
+        #[arg(long, default_value_t = 130)]
+        tunnel_timeout: u32,
+        /// Requests per source address per 10 s before the edge answers 429; 0 = off.
+        #[arg(long, default_value_t = 200)]
+        rate_limit_per_10s: u32,
+        /// How the relays learn each client's address, as for `haproxy`.
+        #[arg(long, value_enum, default_value_t = ClientAddressArg::ProxyProtocol)]
+        client_address: ClientAddressArg,
+    },
     /// nginx `http`-level include: upstreams and the routing-id map (use with
     /// deploy/nginx/cable-locations.conf).
     Nginx,
@@ -159,10 +232,41 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<(), String> {
-    let instances = read_instances(&cli.input)?;
+    let by_ordinal = matches!(
+        cli.command,
+        Command::NginxByOrdinal { .. } | Command::HaproxyByOrdinal { .. }
+    );
+    if by_ordinal && (cli.input.instances.is_some() || !cli.input.instance.is_empty()) {
+        return Err(
+            "the *-by-ordinal commands route by rule and take no --instances or --instance".into(),
+        );
+    }
+    let instances = || read_instances(&cli.input);
     let text = match cli.command {
-        Command::Nginx => nginx::render(&instances),
-        Command::HaproxyMap => haproxy::render_map(&instances),
+        Command::NginxByOrdinal { routing } => {
+            by_ordinal::render_nginx(&routing.into()).map_err(|e| e.to_string())?
+        }
+        Command::HaproxyByOrdinal {
+            routing,
+            bind,
+            max_instances,
+            tunnel_timeout,
+            rate_limit_per_10s,
+            client_address,
+        } => by_ordinal::render_haproxy(
+            &routing.into(),
+            &HaproxyOptions {
+                binds: bind,
+                tunnel_timeout_secs: tunnel_timeout,
+                rate_limit_per_10s,
+                client_address: client_address.into(),
+                ..HaproxyOptions::default()
+            },
+            max_instances,
+        )
+        .map_err(|e| e.to_string())?,
+        Command::Nginx => nginx::render(&instances()?),
+        Command::HaproxyMap => haproxy::render_map(&instances()?),
         Command::Haproxy {
             bind,
             map_file,
@@ -170,7 +274,7 @@ fn run(cli: Cli) -> Result<(), String> {
             rate_limit_per_10s,
             client_address,
         } => haproxy::render_config(
-            &instances,
+            &instances()?,
             &HaproxyOptions {
                 binds: bind,
                 map_file,
@@ -183,7 +287,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Command::PodServices {
             app_label,
             service_port,
-        } => ingress::render_pod_services(&instances, &app_label, service_port)
+        } => ingress::render_pod_services(&instances()?, &app_label, service_port)
             .map_err(|e| e.to_string())?,
         Command::Ingress {
             host,
@@ -195,7 +299,7 @@ fn run(cli: Cli) -> Result<(), String> {
             tunnel_timeout,
             limit_rps,
         } => ingress::render(
-            &instances,
+            &instances()?,
             &IngressOptions {
                 name,
                 host,
@@ -217,7 +321,7 @@ fn run(cli: Cli) -> Result<(), String> {
             service_port,
             tunnel_timeout,
         } => gateway::render(
-            &instances,
+            &instances()?,
             &GatewayOptions {
                 name,
                 host,
@@ -250,6 +354,9 @@ fn read_instances(input: &Input) -> Result<Instances, String> {
             };
             result.map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             Instances::parse(&text).map_err(|e| format!("{}: {e}", path.display()))
+        }
+        None if input.instance.is_empty() => {
+            Err("give the relays with --instances FILE or --instance SPEC".into())
         }
         None => Instances::from_specs(&input.instance).map_err(|e| format!("--instance: {e}")),
     }

@@ -32,7 +32,10 @@ pub fn render(instances: &Instances) -> String {
             map_key(&inst.routing_id)
         );
     }
-    out.push_str("}\n\n# /cable/connect/<routing id>/: only the instance that owns the tunnel.\n");
+    out.push_str(
+        "}\nmap $host $cable_new_upstream {\n    default cable_new;\n}\n\n\
+         # /cable/connect/<routing id>/: only the instance that owns the tunnel.\n",
+    );
     for inst in instances.iter() {
         let _ = writeln!(
             out,

