@@ -23,6 +23,10 @@ pub struct Limits {
     pub max_message_size: usize,
     /// Maximum number of messages relayed in each direction of one tunnel.
     pub max_messages_per_direction: u32,
+    /// Maximum number of bytes relayed in each direction of one tunnel.
+    pub max_bytes_per_direction: u64,
+    /// How long a joined tunnel may relay nothing in either direction.
+    pub idle_timeout: Duration,
     /// Maximum number of messages a phone may send before its computer joins.
     pub prejoin_max_messages: usize,
     /// Maximum total bytes a phone may send before its computer joins.
@@ -51,6 +55,13 @@ impl Default for Limits {
             unjoined_timeout: Duration::from_secs(60),
             max_message_size: 16 * 1024,
             max_messages_per_direction: 1024,
+            // A ceremony moves a few KiB each way (a largeBlob write a few more); a tunnel
+            // used to carry other traffic runs into this long before its lifetime ends.
+            max_bytes_per_direction: 1024 * 1024,
+            // Between the computer's request and the phone's answer a person unlocks the
+            // phone and confirms: well under a minute. Google's relay ends whole tunnels
+            // about then.
+            idle_timeout: Duration::from_secs(60),
             prejoin_max_messages: 16,
             prejoin_max_bytes: 32 * 1024,
             handshake_timeout: Duration::from_secs(10),

@@ -104,6 +104,16 @@ struct Args {
     #[arg(long, env = "CABLE_RELAY_MAX_MESSAGES", default_value_t = 1024)]
     max_messages_per_direction: u32,
 
+    /// Maximum bytes relayed per direction per tunnel; a message beyond it closes the tunnel
+    /// with 1008. A ceremony moves a few KiB; this keeps tunnels from carrying other traffic.
+    #[arg(long, env = "CABLE_RELAY_MAX_BYTES", default_value_t = 1024 * 1024)]
+    max_bytes_per_direction: u64,
+
+    /// How long a joined tunnel may relay nothing either way; then both sides are closed
+    /// with 1008. Covers a person confirming on the phone between request and answer.
+    #[arg(long, env = "CABLE_RELAY_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    idle_timeout: Duration,
+
     /// Messages a phone may send before its computer joins (buffered, then delivered first);
     /// one more closes the phone with 1008.
     #[arg(long, env = "CABLE_RELAY_PREJOIN_MAX_MESSAGES", default_value_t = 16)]
@@ -356,6 +366,8 @@ fn config(args: &Args) -> Result<RelayConfig, RelayError> {
     limits.unjoined_timeout = args.unjoined_timeout;
     limits.max_message_size = args.max_message_size;
     limits.max_messages_per_direction = args.max_messages_per_direction;
+    limits.max_bytes_per_direction = args.max_bytes_per_direction;
+    limits.idle_timeout = args.idle_timeout;
     limits.prejoin_max_messages = args.prejoin_max_messages;
     limits.prejoin_max_bytes = args.prejoin_max_bytes;
     limits.handshake_timeout = args.handshake_timeout;

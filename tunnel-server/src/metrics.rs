@@ -307,6 +307,10 @@ pub enum CloseReason {
     MessageTooBig,
     /// A direction exceeded its message count limit.
     MessageLimit,
+    /// A direction exceeded its byte limit.
+    ByteLimit,
+    /// Nothing was relayed for the idle timeout.
+    IdleTimeout,
     /// The phone sent more than allowed before the computer joined.
     PrejoinBufferFull,
     /// The tunnel lifetime ran out.
@@ -322,13 +326,15 @@ pub enum CloseReason {
 }
 
 impl CloseReason {
-    const ALL: [CloseReason; 12] = [
+    const ALL: [CloseReason; 14] = [
         Self::PeerClosed,
         Self::PeerDisconnected,
         Self::LeftBeforeJoin,
         Self::TextFrame,
         Self::MessageTooBig,
         Self::MessageLimit,
+        Self::ByteLimit,
+        Self::IdleTimeout,
         Self::PrejoinBufferFull,
         Self::LifetimeExceeded,
         Self::UnjoinedExpired,
@@ -346,6 +352,8 @@ impl CloseReason {
             Self::TextFrame => "text_frame",
             Self::MessageTooBig => "message_too_big",
             Self::MessageLimit => "message_limit",
+            Self::ByteLimit => "byte_limit",
+            Self::IdleTimeout => "idle_timeout",
             Self::PrejoinBufferFull => "prejoin_buffer_full",
             Self::LifetimeExceeded => "lifetime_exceeded",
             Self::UnjoinedExpired => "unjoined_expired",

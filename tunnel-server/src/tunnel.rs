@@ -7,7 +7,7 @@
 //! and back-pressure is per direction (a blocked writer stops reading only its own source).
 
 use std::collections::VecDeque;
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -43,8 +43,17 @@ enum End {
     TooBig(Side),
     Protocol(Side),
     MessageLimit,
+    ByteLimit,
+    Idle,
     Lifetime,
     Shutdown,
+}
+
+/// What one direction of a tunnel may carry.
+#[derive(Debug, Clone, Copy)]
+struct Caps {
+    messages: u32,
+    bytes: u64,
 }
 
 /// Per-direction relay state.
@@ -214,30 +223,53 @@ async fn relay(
     tally: &mut Tally,
 ) -> CloseReason {
     let limits = &shared.config.limits;
-    let max_messages = limits.max_messages_per_direction;
+    let caps = Caps {
+        messages: limits.max_messages_per_direction,
+        bytes: limits.max_bytes_per_direction,
+    };
     let metrics = &shared.metrics;
+    let idle_timeout = limits.idle_timeout;
+    let mut last_activity = Instant::now();
+    let mut idle = Box::pin(tokio::time::sleep(idle_timeout));
     let end = {
         let relay = poll_fn(|cx| {
+            let seen = (up.messages, down.messages);
             if let Poll::Ready(end) = pump(
                 cx,
                 &mut phone.ws,
                 &mut computer.ws,
                 &mut up,
                 Side::New,
-                max_messages,
+                caps,
                 |len| metrics.relayed(Direction::NewToConnect, len),
             ) {
                 return Poll::Ready(end);
             }
-            pump(
+            if let Poll::Ready(end) = pump(
                 cx,
                 &mut computer.ws,
                 &mut phone.ws,
                 &mut down,
                 Side::Connect,
-                max_messages,
+                caps,
                 |len| metrics.relayed(Direction::ConnectToNew, len),
-            )
+            ) {
+                return Poll::Ready(end);
+            }
+            // A message either way restarts the idle clock. The timer itself is moved only
+            // when it fires early (after traffic), not on every message: a busy tunnel costs
+            // a clock read per batch, not a timer-wheel update.
+            if (up.messages, down.messages) != seen {
+                last_activity = Instant::now();
+            }
+            while idle.as_mut().poll(cx).is_ready() {
+                let deadline = last_activity + idle_timeout;
+                if deadline <= Instant::now() {
+                    return Poll::Ready(End::Idle);
+                }
+                idle.as_mut().reset(deadline);
+            }
+            Poll::Pending
         });
         tokio::select! {
             biased;
@@ -309,6 +341,8 @@ fn close_plan(end: End) -> (CloseReason, Option<CloseFrame>, Option<CloseFrame>)
             frame(CloseCode::Size, "peer sent a message too big"),
         ),
         End::MessageLimit => both(CloseReason::MessageLimit, policy("message limit reached")),
+        End::ByteLimit => both(CloseReason::ByteLimit, policy("byte limit reached")),
+        End::Idle => both(CloseReason::IdleTimeout, policy("tunnel idle")),
         End::Lifetime => both(
             CloseReason::LifetimeExceeded,
             policy("tunnel lifetime exceeded"),
@@ -359,7 +393,7 @@ fn pump(
     dst: &mut Ws,
     flow: &mut Flow,
     side: Side,
-    max_messages: u32,
+    caps: Caps,
     mut count: impl FnMut(usize),
 ) -> Poll<End> {
     let dst_side = match side {
@@ -392,8 +426,11 @@ fn pump(
         }
         match src.poll_next_unpin(cx) {
             Poll::Ready(Some(Ok(Message::Binary(b)))) => {
-                if flow.messages >= max_messages {
+                if flow.messages >= caps.messages {
                     return Poll::Ready(End::MessageLimit);
+                }
+                if flow.bytes + b.len() as u64 > caps.bytes {
+                    return Poll::Ready(End::ByteLimit);
                 }
                 flow.messages += 1;
                 flow.bytes += b.len() as u64;

@@ -525,6 +525,63 @@ async fn message_count_per_direction_is_limited() {
 }
 
 #[tokio::test]
+async fn bytes_per_direction_are_limited() {
+    let mut config = cfg();
+    config.limits.max_bytes_per_direction = 1000;
+    let relay = start(config).await;
+    let (mut phone, mut computer) = pair(&relay, T1).await;
+    // Up to the cap exactly, in each direction on its own.
+    phone.send(Message::binary(vec![1u8; 600])).await.unwrap();
+    assert_eq!(recv_binary(&mut computer).await.len(), 600);
+    computer
+        .send(Message::binary(vec![2u8; 1000]))
+        .await
+        .unwrap();
+    assert_eq!(recv_binary(&mut phone).await.len(), 1000);
+    phone.send(Message::binary(vec![1u8; 400])).await.unwrap();
+    assert_eq!(recv_binary(&mut computer).await.len(), 400);
+    // One byte more closes both sides.
+    phone.send(Message::binary(vec![1u8])).await.unwrap();
+    assert_eq!(
+        expect_close(&mut phone).await,
+        (1008, "byte limit reached".into())
+    );
+    assert_eq!(expect_close(&mut computer).await.0, 1008);
+    eventually(|| relay.metrics().closes(CloseReason::ByteLimit) == 1).await;
+}
+
+#[tokio::test]
+async fn idle_tunnel_is_closed_and_traffic_keeps_it_open() {
+    let mut config = cfg();
+    config.limits.idle_timeout = Duration::from_secs(1);
+    let relay = start(config).await;
+    let (mut phone, mut computer) = pair(&relay, T1).await;
+    // Messages every 100 ms, either way, for well past the idle timeout.
+    let started = tokio::time::Instant::now();
+    for i in 0..16u8 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        if i % 2 == 0 {
+            phone.send(Message::binary(vec![i])).await.unwrap();
+            assert_eq!(recv_binary(&mut computer).await, vec![i]);
+        } else {
+            computer.send(Message::binary(vec![i])).await.unwrap();
+            assert_eq!(recv_binary(&mut phone).await, vec![i]);
+        }
+    }
+    assert!(started.elapsed() > Duration::from_millis(1500));
+    // Then silence.
+    let silent = tokio::time::Instant::now();
+    assert_eq!(expect_close(&mut phone).await, (1008, "tunnel idle".into()));
+    assert_eq!(expect_close(&mut computer).await.0, 1008);
+    assert!(
+        silent.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        silent.elapsed()
+    );
+    eventually(|| relay.metrics().closes(CloseReason::IdleTimeout) == 1).await;
+}
+
+#[tokio::test]
 async fn tunnel_lifetime_is_enforced() {
     let mut config = cfg();
     config.limits.tunnel_lifetime = Duration::from_millis(300);
