@@ -106,6 +106,13 @@ impl OrdinalRouting {
             .then(|| format!("{}{:0width$}", self.prefix, ordinal, width = self.width()))
     }
 
+    /// The pod host template's text before and after [`ORDINAL`].
+    fn pod_host_parts(&self) -> (&str, &str) {
+        self.pod_host_template
+            .split_once(ORDINAL)
+            .unwrap_or_default()
+    }
+
     /// The pod's DNS name for `ordinal`.
     pub fn pod_host(&self, ordinal: u32) -> String {
         self.pod_host_template
@@ -134,10 +141,7 @@ pub fn render_nginx(routing: &OrdinalRouting) -> Result<String, ConfigError> {
             got: RESOLV_CONF.to_owned(),
         });
     }
-    let (before, after) = routing
-        .pod_host_template
-        .split_once(ORDINAL)
-        .unwrap_or_default();
+    let (before, after) = routing.pod_host_parts();
     let width = routing.width();
     let mut out = String::new();
     let _ = writeln!(
@@ -192,10 +196,7 @@ pub fn render_haproxy(
             got: max_instances.to_string(),
         });
     }
-    let (before, after) = routing
-        .pod_host_template
-        .split_once(ORDINAL)
-        .unwrap_or_default();
+    let (before, after) = routing.pod_host_parts();
     let first_id = routing.routing_id(0).unwrap_or_default();
     let mut out = String::new();
     let _ = writeln!(

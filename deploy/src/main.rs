@@ -81,6 +81,39 @@ impl From<RoutingArgs> for OrdinalRouting {
     }
 }
 
+/// The HAProxy frontend's edge settings, shared by both ways of routing.
+#[derive(Debug, Args)]
+struct HaproxyEdge {
+    /// Frontend `bind` line(s), e.g. `:443 ssl crt /etc/haproxy/certs/cable.pem alpn http/1.1`.
+    #[arg(long, required = true)]
+    bind: Vec<String>,
+    /// Idle limit of an upgraded connection, seconds (relay tunnel lifetime + margin).
+    #[arg(long, default_value_t = 130)]
+    tunnel_timeout: u32,
+    /// Requests per source address per 10 s before the edge answers 429; 0 = off.
+    #[arg(long, default_value_t = 200)]
+    rate_limit_per_10s: u32,
+    /// How the relays learn each client's address (for their per-client rate limit):
+    /// `proxy-protocol` adds `send-proxy-v2` to every server (relays: `--proxy-protocol
+    /// --trusted-proxy <HAProxy address>`), `x-forwarded-for` adds `option forwardfor`
+    /// (relays: `--trusted-proxy <HAProxy address>`), `none` neither.
+    #[arg(long, value_enum, default_value_t = ClientAddressArg::ProxyProtocol)]
+    client_address: ClientAddressArg,
+}
+
+impl HaproxyEdge {
+    fn options(self, map_file: Option<String>) -> HaproxyOptions {
+        let defaults = HaproxyOptions::default();
+        HaproxyOptions {
+            binds: self.bind,
+            map_file: map_file.unwrap_or(defaults.map_file),
+            tunnel_timeout_secs: self.tunnel_timeout,
+            rate_limit_per_10s: self.rate_limit_per_10s,
+            client_address: self.client_address.into(),
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// nginx `http`-level include that routes by rule (use with
@@ -96,21 +129,11 @@ enum Command {
     HaproxyByOrdinal {
         #[command(flatten)]
         routing: RoutingArgs,
-        /// Frontend `bind` line(s), e.g. `:443 ssl crt /etc/haproxy/certs/cable.pem alpn http/1.1`.
-        #[arg(long, required = true)]
-        bind: Vec<String>,
+        #[command(flatten)]
+        edge: HaproxyEdge,
         /// Most relays at once (the slots HAProxy fills from the new-tunnel DNS name).
         #[arg(long, default_value_t = 64)]
         max_instances: u32,
-        /// Idle limit of an upgraded connection, seconds (relay tunnel lifetime + margin).
-        #[arg(long, default_value_t = 130)]
-        tunnel_timeout: u32,
-        /// Requests per source address per 10 s before the edge answers 429; 0 = off.
-        #[arg(long, default_value_t = 200)]
-        rate_limit_per_10s: u32,
-        /// How the relays learn each client's address, as for `haproxy`.
-        #[arg(long, value_enum, default_value_t = ClientAddressArg::ProxyProtocol)]
-        client_address: ClientAddressArg,
     },
     /// nginx `http`-level include: upstreams and the routing-id map (use with
     /// deploy/nginx/cable-locations.conf).
@@ -119,24 +142,11 @@ enum Command {
     HaproxyMap,
     /// HAProxy frontend and backends (load with a second `-f` after your haproxy.cfg).
     Haproxy {
-        /// Frontend `bind` line(s), e.g. `:443 ssl crt /etc/haproxy/certs/cable.pem alpn http/1.1`.
-        #[arg(long, required = true)]
-        bind: Vec<String>,
+        #[command(flatten)]
+        edge: HaproxyEdge,
         /// Absolute path where the map from `haproxy-map` is installed.
         #[arg(long, default_value = "/etc/haproxy/cable-routing.map")]
         map_file: String,
-        /// Idle limit of an upgraded connection, seconds (relay tunnel lifetime + margin).
-        #[arg(long, default_value_t = 130)]
-        tunnel_timeout: u32,
-        /// Requests per source address per 10 s before the edge answers 429; 0 = off.
-        #[arg(long, default_value_t = 200)]
-        rate_limit_per_10s: u32,
-        /// How the relays learn each client's address (for their per-client rate limit):
-        /// `proxy-protocol` adds `send-proxy-v2` to every server (relays: `--proxy-protocol
-        /// --trusted-proxy <HAProxy address>`), `x-forwarded-for` adds `option forwardfor`
-        /// (relays: `--trusted-proxy <HAProxy address>`), `none` neither.
-        #[arg(long, value_enum, default_value_t = ClientAddressArg::ProxyProtocol)]
-        client_address: ClientAddressArg,
     },
     /// Kubernetes Services, one per relay pod (each instance's host is its pod's name).
     PodServices {
@@ -248,42 +258,16 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Command::HaproxyByOrdinal {
             routing,
-            bind,
+            edge,
             max_instances,
-            tunnel_timeout,
-            rate_limit_per_10s,
-            client_address,
-        } => by_ordinal::render_haproxy(
-            &routing.into(),
-            &HaproxyOptions {
-                binds: bind,
-                tunnel_timeout_secs: tunnel_timeout,
-                rate_limit_per_10s,
-                client_address: client_address.into(),
-                ..HaproxyOptions::default()
-            },
-            max_instances,
-        )
-        .map_err(|e| e.to_string())?,
+        } => by_ordinal::render_haproxy(&routing.into(), &edge.options(None), max_instances)
+            .map_err(|e| e.to_string())?,
         Command::Nginx => nginx::render(&instances()?),
         Command::HaproxyMap => haproxy::render_map(&instances()?),
-        Command::Haproxy {
-            bind,
-            map_file,
-            tunnel_timeout,
-            rate_limit_per_10s,
-            client_address,
-        } => haproxy::render_config(
-            &instances()?,
-            &HaproxyOptions {
-                binds: bind,
-                map_file,
-                tunnel_timeout_secs: tunnel_timeout,
-                rate_limit_per_10s,
-                client_address: client_address.into(),
-            },
-        )
-        .map_err(|e| e.to_string())?,
+        Command::Haproxy { edge, map_file } => {
+            haproxy::render_config(&instances()?, &edge.options(Some(map_file)))
+                .map_err(|e| e.to_string())?
+        }
         Command::PodServices {
             app_label,
             service_port,
