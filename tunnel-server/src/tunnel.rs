@@ -230,7 +230,12 @@ async fn relay(
     let metrics = &shared.metrics;
     let idle_timeout = limits.idle_timeout;
     let mut last_activity = Instant::now();
-    let mut idle = Box::pin(tokio::time::sleep(idle_timeout));
+    // One timer for both the lifetime and the idle timeout, set to whichever comes first (a
+    // second timer would cost every tunnel its memory), boxed so that the relay phase's own
+    // allocation stays in its size class.
+    let mut timer = Box::pin(tokio::time::sleep_until(
+        lifetime_deadline.min(last_activity + idle_timeout),
+    ));
     let end = {
         let relay = poll_fn(|cx| {
             let seen = (up.messages, down.messages);
@@ -262,19 +267,22 @@ async fn relay(
             if (up.messages, down.messages) != seen {
                 last_activity = Instant::now();
             }
-            while idle.as_mut().poll(cx).is_ready() {
-                let deadline = last_activity + idle_timeout;
-                if deadline <= Instant::now() {
+            while timer.as_mut().poll(cx).is_ready() {
+                let now = Instant::now();
+                if now >= lifetime_deadline {
+                    return Poll::Ready(End::Lifetime);
+                }
+                let idle_deadline = last_activity + idle_timeout;
+                if now >= idle_deadline {
                     return Poll::Ready(End::Idle);
                 }
-                idle.as_mut().reset(deadline);
+                timer.as_mut().reset(idle_deadline.min(lifetime_deadline));
             }
             Poll::Pending
         });
         tokio::select! {
             biased;
             end = relay => end,
-            () = tokio::time::sleep_until(lifetime_deadline) => End::Lifetime,
             _ = stop.wait_for(|p| *p == Phase::Stopping) => End::Shutdown,
         }
     };
