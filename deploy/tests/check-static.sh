@@ -29,6 +29,7 @@ check() {
 check hadolint hadolint Dockerfile
 check shellcheck shellcheck docker/entrypoint.sh tests/run-multi-instance.sh tests/check-static.sh bench/lb-bench.sh \
     tests/image-podman.sh ../crates/cable-phone-ffi/tests/kotlin/run.sh ../crates/cable-phone-ffi/tests/swift/run.sh \
+    ../crates/cable-phone-ffi/tests/library.sh \
     ../tunnel-server/bench/*.sh ../fuzz/run-all.sh ../.ci/run ../.ci/install-system-packages \
     ../tests/vm/*.sh ../tests/vm/init
 # Both overlays build with kubectl's kustomize, and what they build validates.

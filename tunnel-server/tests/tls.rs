@@ -1,6 +1,7 @@
 //! In-process TLS (rustls from PEM files) with a real WebSocket client.
 #![allow(clippy::unwrap_used)]
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use cable_tunnel_server::{server_config_from_pem, Relay, RelayConfig, RelayError, SUBPROTOCOL};
@@ -10,6 +11,7 @@ use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::WebSocketStream;
 
 fn temp_dir() -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!(
@@ -37,14 +39,49 @@ fn connector(roots: &[rustls::pki_types::CertificateDer<'static>]) -> tokio_rust
     tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
-#[tokio::test]
-async fn relays_over_tls() {
+/// A self-signed certificate for `localhost`, written as PEM into `dir`: the certificate
+/// and its certificate and key paths.
+fn localhost_pem(dir: &Path) -> (rcgen::CertifiedKey, PathBuf, PathBuf) {
     let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let dir = temp_dir();
     let cert_path = dir.join("cert.pem");
     let key_path = dir.join("key.pem");
     std::fs::write(&cert_path, certified.cert.pem()).unwrap();
     std::fs::write(&key_path, certified.key_pair.serialize_pem()).unwrap();
+    (certified, cert_path, key_path)
+}
+
+/// TLS to `localhost` over `tcp`, then a WebSocket upgrade on `path` offering the caBLE
+/// subprotocol.
+async fn upgrade(
+    connector: &tokio_rustls::TlsConnector,
+    tcp: TcpStream,
+    port: u16,
+    path: &str,
+) -> Result<
+    (
+        WebSocketStream<tokio_rustls::client::TlsStream<TcpStream>>,
+        tokio_tungstenite::tungstenite::handshake::client::Response,
+    ),
+    tokio_tungstenite::tungstenite::Error,
+> {
+    let tls = connector
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let mut req = format!("wss://localhost:{port}{path}")
+        .into_client_request()
+        .unwrap();
+    req.headers_mut().insert(
+        "Sec-WebSocket-Protocol",
+        HeaderValue::from_static(SUBPROTOCOL),
+    );
+    tokio_tungstenite::client_async(req, tls).await
+}
+
+#[tokio::test]
+async fn relays_over_tls() {
+    let dir = temp_dir();
+    let (certified, cert_path, key_path) = localhost_pem(&dir);
 
     let relay = Relay::bind({
         let mut config = RelayConfig::default();
@@ -62,18 +99,7 @@ async fn relays_over_tls() {
         let connector = connector.clone();
         async move {
             let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-            let tls = connector
-                .connect(ServerName::try_from("localhost").unwrap(), tcp)
-                .await
-                .unwrap();
-            let mut req = format!("wss://localhost:{port}{path}")
-                .into_client_request()
-                .unwrap();
-            req.headers_mut().insert(
-                "Sec-WebSocket-Protocol",
-                HeaderValue::from_static(SUBPROTOCOL),
-            );
-            tokio_tungstenite::client_async(req, tls).await.unwrap()
+            upgrade(&connector, tcp, port, &path).await.unwrap()
         }
     };
     let tunnel = "0123456789ABCDEF0123456789ABCDEF";
@@ -215,13 +241,9 @@ async fn certificates_swap_under_a_live_relay() {
 /// TLS, and the per-client rate limit keys on the address the header names.
 #[tokio::test]
 async fn a_proxy_header_before_the_tls_handshake_names_the_client() {
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let dir = temp_dir().join("proxied");
     std::fs::create_dir_all(&dir).unwrap();
-    let cert_path = dir.join("cert.pem");
-    let key_path = dir.join("key.pem");
-    std::fs::write(&cert_path, certified.cert.pem()).unwrap();
-    std::fs::write(&key_path, certified.key_pair.serialize_pem()).unwrap();
+    let (certified, cert_path, key_path) = localhost_pem(&dir);
     let relay = Relay::bind({
         let mut config = RelayConfig::default();
         config.tls = Some(server_config_from_pem(&cert_path, &key_path).unwrap());
@@ -248,18 +270,7 @@ async fn a_proxy_header_before_the_tls_handshake_names_the_client() {
             )
             .await
             .unwrap();
-            let tls = connector
-                .connect(ServerName::try_from("localhost").unwrap(), tcp)
-                .await
-                .unwrap();
-            let mut req = format!("wss://localhost:{port}{path}")
-                .into_client_request()
-                .unwrap();
-            req.headers_mut().insert(
-                "Sec-WebSocket-Protocol",
-                HeaderValue::from_static(SUBPROTOCOL),
-            );
-            match tokio_tungstenite::client_async(req, tls).await {
+            match upgrade(&connector, tcp, port, &path).await {
                 Ok((socket, response)) => (response.status().as_u16(), Some(socket)),
                 Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
                     (response.status().as_u16(), None)

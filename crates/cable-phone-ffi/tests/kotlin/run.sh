@@ -29,15 +29,7 @@ for jar in ${classpath//:/ }; do
     [ -f "$jar" ] || { echo "missing $jar: run .ci/install-system-packages" >&2; exit 1; }
 done
 
-# CABLE_FFI_LIB: a library already built (CI passes the one its test run made; building
-# here with another package selection would recompile much of the workspace).
-if [ -n "${CABLE_FFI_LIB:-}" ]; then
-    lib="$CABLE_FFI_LIB"
-else
-    cargo build --locked -p cable-phone-ffi --lib
-    lib="$root/target/debug/libcable_phone_ffi.so"
-fi
-[ -f "$lib" ] || { echo "no library at $lib" >&2; exit 1; }
+lib="$("$crate/tests/library.sh")"
 rm -rf "$out" && mkdir -p "$out"
 "$KOTLINC" -nowarn -cp "$classpath" -d "$out/check.jar" \
     "$crate/bindings/kotlin/uniffi/cable_phone/cable_phone.kt" "$crate"/tests/kotlin/*.kt

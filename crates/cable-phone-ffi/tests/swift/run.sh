@@ -31,15 +31,7 @@ if [ ! -x "$toolchain/usr/bin/swiftc" ]; then
 fi
 [ "${1:-}" = --prepare ] && exit 0
 
-# CABLE_FFI_LIB: a library already built (CI passes the one its test run made; building
-# here with another package selection would recompile much of the workspace).
-if [ -n "${CABLE_FFI_LIB:-}" ]; then
-    lib="$CABLE_FFI_LIB"
-else
-    cargo build --locked -p cable-phone-ffi --lib
-    lib="$root/target/debug/libcable_phone_ffi.so"
-fi
-[ -f "$lib" ] || { echo "no library at $lib" >&2; exit 1; }
+lib="$("$crate/tests/library.sh")"
 work="$toolchain/check"
 rm -rf "$work" && mkdir -p "$work"
 cp "$crate"/bindings/swift/cable_phone.swift "$crate"/bindings/swift/cable_phoneFFI.h \
