@@ -48,11 +48,7 @@ fn on_runtime<T: Send + 'static>(
     what: &str,
     work: impl Future<Output = Result<T, BleError>> + Send + 'static,
 ) -> Result<T, AdvertiserError> {
-    let runtime = runtime::get().map_err(|e| failed(e.to_string()))?;
-    let (tx, rx) = mpsc::sync_channel(1);
-    runtime.spawn(async move {
-        let _ = tx.send(work.await);
-    });
+    let rx = runtime::spawn_for_answer(work).map_err(|e| failed(e.to_string()))?;
     match rx.recv_timeout(WAIT) {
         Ok(result) => result.map_err(|e| failed(crate::error::chain(&e))),
         Err(mpsc::RecvTimeoutError::Timeout) => Err(failed(format!(

@@ -27,16 +27,27 @@ pub(crate) fn get() -> Result<&'static Runtime, SessionError> {
         })
 }
 
-/// Runs `work` as a task on the runtime and waits for its result on this thread (an app's
-/// thread, or the runtime's blocking pool; never one of its two workers, which would stall).
-pub(crate) fn wait_for<T: Send + 'static>(
+/// Runs `work` as a task on the runtime; its result arrives on the receiver, to be waited
+/// for on an app's thread or the runtime's blocking pool (never on one of its two workers,
+/// which would stall).
+pub(crate) fn spawn_for_answer<T: Send + 'static>(
     work: impl Future<Output = T> + Send + 'static,
-) -> Result<T, SessionError> {
+) -> Result<mpsc::Receiver<T>, SessionError> {
     let (tx, rx) = mpsc::sync_channel(1);
     get()?.spawn(async move {
         let _ = tx.send(work.await);
     });
-    rx.recv().map_err(|_| SessionError::Runtime {
-        reason: "the task ended without an answer (it panicked, or the runtime stopped)".into(),
-    })
+    Ok(rx)
+}
+
+/// [`spawn_for_answer`], waiting for the answer however long it takes.
+pub(crate) fn wait_for<T: Send + 'static>(
+    work: impl Future<Output = T> + Send + 'static,
+) -> Result<T, SessionError> {
+    spawn_for_answer(work)?
+        .recv()
+        .map_err(|_| SessionError::Runtime {
+            reason: "the task ended without an answer (it panicked, or the runtime stopped)"
+                .into(),
+        })
 }
