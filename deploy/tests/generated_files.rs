@@ -6,69 +6,74 @@
 use std::path::Path;
 use std::process::Command;
 
+/// Runs `cable-lbconf args` and checks its output is the committed file at `committed`
+/// (relative to deploy/kubernetes); `stale` says how to regenerate it.
+fn assert_generated(args: &[&str], committed: &str, stale: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cable-lbconf"))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kubernetes");
+    let committed_text = std::fs::read_to_string(dir.join(committed)).unwrap();
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        committed_text,
+        "deploy/kubernetes/{committed} is stale: regenerate it ({stale})"
+    );
+}
+
+/// `--instances` naming deploy/kubernetes/instances.txt.
+fn instance_list() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("kubernetes/instances.txt")
+        .display()
+        .to_string()
+}
+
 #[test]
 fn kubernetes_ingress_matches_its_instance_list() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kubernetes");
-    let out = Command::new(env!("CARGO_BIN_EXE_cable-lbconf"))
-        .arg("--instances")
-        .arg(dir.join("instances.txt"))
-        .args([
+    let list = instance_list();
+    assert_generated(
+        &[
+            "--instances",
+            &list,
             "ingress",
             "--host",
             "cable.wufkweyy3uaxb.com",
             "--tls-secret",
             "cable-relay-tls",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let committed = std::fs::read_to_string(dir.join("ingress.yaml")).unwrap();
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        committed,
-        "deploy/kubernetes/ingress.yaml is stale: regenerate it (command in instances.txt)"
+        ],
+        "ingress.yaml",
+        "command in instances.txt",
     );
 }
 
 #[test]
 fn gateway_api_routes_match_their_instance_list() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kubernetes");
-    let out = Command::new(env!("CARGO_BIN_EXE_cable-lbconf"))
-        .arg("--instances")
-        .arg(dir.join("instances.txt"))
-        .args([
+    let list = instance_list();
+    assert_generated(
+        &[
+            "--instances",
+            &list,
             "gateway",
             "--host",
             "cable.wufkweyy3uaxb.com",
             "--gateway",
             "cable-edge",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let committed = std::fs::read_to_string(dir.join("gateway-api/httproute.yaml")).unwrap();
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        committed,
-        "deploy/kubernetes/gateway-api/httproute.yaml is stale: regenerate it (command in instances.txt)"
+        ],
+        "gateway-api/httproute.yaml",
+        "command in instances.txt",
     );
 }
 
 #[test]
 fn kubernetes_pod_services_match_their_instance_list() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kubernetes");
-    let out = Command::new(env!("CARGO_BIN_EXE_cable-lbconf"))
-        .arg("--instances")
-        .arg(dir.join("instances.txt"))
-        .arg("pod-services")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let committed = std::fs::read_to_string(dir.join("pod-services.yaml")).unwrap();
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        committed,
-        "deploy/kubernetes/pod-services.yaml is stale: regenerate it (command in instances.txt)"
+    let list = instance_list();
+    assert_generated(
+        &["--instances", &list, "pod-services"],
+        "pod-services.yaml",
+        "command in instances.txt",
     );
 }
 
@@ -125,13 +130,15 @@ fn autoscaled_balancer_is_generated_for_its_namespace_and_replica_limit() {
         .lines()
         .find_map(|l| l.trim().strip_prefix("maxReplicas: "))
         .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_cable-lbconf"))
-        .args([
+    let pod_host = format!("cable-relay-{{ordinal}}.cable-relay.{namespace}.svc.cluster.local");
+    let new_host = format!("cable-relay-new.{namespace}.svc.cluster.local");
+    assert_generated(
+        &[
             "haproxy-by-ordinal",
             "--pod-host",
-            &format!("cable-relay-{{ordinal}}.cable-relay.{namespace}.svc.cluster.local"),
+            &pod_host,
             "--new-host",
-            &format!("cable-relay-new.{namespace}.svc.cluster.local"),
+            &new_host,
             "--resolver",
             "resolv.conf",
             "--bind",
@@ -140,15 +147,9 @@ fn autoscaled_balancer_is_generated_for_its_namespace_and_replica_limit() {
             "x-forwarded-for",
             "--max-instances",
             max_replicas,
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{out:?}");
-    let committed = std::fs::read_to_string(dir.join("cable.cfg")).unwrap();
-    assert_eq!(
-        String::from_utf8(out.stdout).unwrap(),
-        committed,
-        "deploy/kubernetes/autoscaled/cable.cfg is stale: regenerate it (command in its kustomization.yaml)"
+        ],
+        "autoscaled/cable.cfg",
+        "command in its kustomization.yaml",
     );
     assert!(
         kustomization.contains(&format!("--max-instances {max_replicas}")),

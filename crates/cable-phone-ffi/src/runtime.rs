@@ -47,7 +47,6 @@ pub(crate) fn wait_for<T: Send + 'static>(
     spawn_for_answer(work)?
         .recv()
         .map_err(|_| SessionError::Runtime {
-            reason: "the task ended without an answer (it panicked, or the runtime stopped)"
-                .into(),
+            reason: "the task ended without an answer (it panicked, or the runtime stopped)".into(),
         })
 }
